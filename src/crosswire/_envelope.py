@@ -1,0 +1,337 @@
+"""The event envelope (spec/envelope.md): CloudEvents 1.0 attributes plus typed
+crosswire extensions, encoded as MessagePack (binary) or CloudEvents JSON (structured).
+
+``Event`` is a msgspec ``Struct``: decoding validates every limit in C, and the
+encoding is canonical (fixed key order, defaults omitted), so Python, Go and Rust
+produce the same bytes for the same event.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import time as _time
+from datetime import datetime, timezone
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+
+from ._exceptions import EnvelopeDecodeError
+
+__all__ = [
+    "Event",
+    "decode_event",
+    "encode_event",
+    "event_from_json",
+    "event_to_json",
+    "new_event_id",
+]
+
+T = TypeVar("T")
+
+MAX_DATA = 16 * 1024 * 1024
+MAX_EXTENSIONS = 32
+MAX_EXTENSION_VALUE = 4096
+
+_Str256 = Annotated[str, msgspec.Meta(max_length=256)]
+_Str1024 = Annotated[str, msgspec.Meta(max_length=1024)]
+_Required256 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_Required1024 = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+
+#: Attribute keys of the envelope; user extensions may not reuse them.
+RESERVED_NAMES = frozenset(
+    {
+        "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+        "dataschema", "data", "data_base64", "cwversion", "correlationid", "causationid",
+        "traceparent", "tracestate", "partitionkey", "idempotencykey", "deadline",
+        "attempt", "extensions",
+    }
+)
+_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+
+ExtensionValue = str | int | bool | bytes
+
+
+class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=True):
+    """One event: CloudEvents attributes, crosswire extensions, opaque ``data``.
+
+    Build one with :meth:`Event.new`; a handler receives one with ``payload`` set to
+    ``data`` decoded into the handler's annotated type (``Event[Order]``).
+    Not thread-safe to mutate; the node never mutates an event after submit.
+    """
+
+    specversion: Literal["1.0"]
+    id: _Required256
+    source: _Required1024
+    type: _Required256
+    subject: _Str1024 | None = None
+    time: Annotated[str, msgspec.Meta(max_length=64, pattern=_TIME_PATTERN)] | None = None
+    datacontenttype: _Str256 | None = None
+    dataschema: _Str1024 | None = None
+    data: Annotated[bytes, msgspec.Meta(max_length=MAX_DATA)] | None = None
+    cwversion: Literal[1] = 1
+    correlationid: _Str256 | None = None
+    causationid: _Str256 | None = None
+    traceparent: Annotated[str, msgspec.Meta(pattern=_TRACEPARENT_PATTERN)] | None = None
+    tracestate: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    partitionkey: _Str256 | None = None
+    idempotencykey: _Str256 | None = None
+    deadline: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+    extensions: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_EXTENSIONS)] = {}
+
+    def __post_init__(self) -> None:
+        if self.extensions:
+            self.extensions = _check_extensions(self.extensions)
+
+    @classmethod
+    def new(
+        cls,
+        type: str,
+        data: bytes | None = None,
+        *,
+        source: str = "crosswire",
+        id: str | None = None,
+        subject: str | None = None,
+        datacontenttype: str | None = None,
+        key: str | None = None,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        idempotencykey: str | None = None,
+        traceparent: str | None = None,
+        extensions: dict[str, ExtensionValue] | None = None,
+        stamp_time: bool = True,
+    ) -> Event[Any]:
+        """A new event with a fresh id and the current time.
+
+        :raises ValueError: for an invalid extension name or value.
+        """
+        return cls(
+            specversion="1.0",
+            id=id or new_event_id(),
+            source=source,
+            type=type,
+            subject=subject,
+            time=_now_rfc3339() if stamp_time else None,
+            datacontenttype=datacontenttype,
+            data=data,
+            correlationid=correlationid,
+            causationid=causationid,
+            traceparent=traceparent,
+            partitionkey=key,
+            idempotencykey=idempotencykey,
+            extensions=extensions or {},
+        )
+
+    @property
+    def key(self) -> str | None:
+        """The order key (``partitionkey``)."""
+        return self.partitionkey
+
+    @property
+    def dedup_key(self) -> str:
+        """What deduplication keys on: the idempotency key, else the id."""
+        return self.idempotencykey or self.id
+
+    @property
+    def payload(self) -> T:
+        """``data`` decoded into the handler's annotated type.
+
+        :raises AttributeError: outside a handler (nothing decoded it yet).
+        """
+        try:
+            return self.__dict__["_payload"]  # type: ignore[no-any-return]
+        except KeyError:
+            raise AttributeError("payload is set when the event reaches a typed handler") from None
+
+    def with_payload(self, payload: Any) -> Event[Any]:
+        """Attach the decoded payload (used by the dispatcher); returns ``self``."""
+        self.__dict__["_payload"] = payload
+        return self
+
+
+def new_event_id() -> str:
+    """A random 128-bit id, as 32 hex characters."""
+    return os.urandom(16).hex()
+
+
+def _now_rfc3339() -> str:
+    now = _time.time()
+    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check_extensions(ext: dict[str, Any]) -> dict[str, Any]:
+    for name, value in ext.items():
+        if not isinstance(name, str) or not _EXTENSION_NAME.match(name) or name in RESERVED_NAMES:
+            raise EnvelopeDecodeError(
+                "invalid_extension_name",
+                f"extension name {name!r} must be 1-20 of a-z0-9 and not an attribute name",
+            )
+        if isinstance(value, (str, bytes)):
+            size = len(value.encode()) if isinstance(value, str) else len(value)
+            if size > MAX_EXTENSION_VALUE:
+                raise EnvelopeDecodeError(
+                    "too_large", f"extension {name!r} is {size} bytes > {MAX_EXTENSION_VALUE}"
+                )
+        elif isinstance(value, bool) or (isinstance(value, int) and -(2**63) <= value < 2**63):
+            pass
+        else:
+            raise EnvelopeDecodeError(
+                "wrong_type",
+                f"extension {name!r} must be str, int, bool or bytes, got {type(value).__name__}",
+            )
+    keys = list(ext)
+    ordered = sorted(keys, key=str.encode)
+    if keys != ordered:
+        ext = {k: ext[k] for k in ordered}
+    return ext
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Event[Any]] = msgspec.msgpack.Decoder(Event)
+
+
+def encode_event(event: Event[Any]) -> bytes:
+    """The canonical MessagePack bytes of ``event``."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | memoryview) -> Event[Any]:
+    """Decode and validate an envelope.
+
+    :raises EnvelopeDecodeError: ``.code`` says what was wrong (spec/envelope.md).
+    """
+    try:
+        return _decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise _classify(exc) from None
+    except EnvelopeDecodeError:
+        raise
+
+
+def _classify(exc: Exception) -> EnvelopeDecodeError:
+    """Map a msgspec error onto the spec's closed set of decode codes."""
+    msg = str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return EnvelopeDecodeError("invalid_value", f"invalid UTF-8: {msg}")
+    if not isinstance(exc, msgspec.ValidationError):
+        if "truncated" in msg:
+            return EnvelopeDecodeError("truncated", msg)
+        if "utf-8" in msg.lower():
+            return EnvelopeDecodeError("invalid_value", msg)
+        return EnvelopeDecodeError("malformed", msg)
+    if " - at `" not in msg and msg.startswith("Expected `object`"):
+        return EnvelopeDecodeError("malformed", f"top level must be a map: {msg}")
+    if msg.startswith("Object missing required field") or "of length >= 1" in msg:
+        return EnvelopeDecodeError("missing_field", msg)
+    if "of length <=" in msg:
+        return EnvelopeDecodeError("too_large", msg)
+    if "$.cwversion" in msg:
+        return EnvelopeDecodeError("unsupported_version", msg)
+    if msg.startswith("Expected `") and ", got `" in msg:
+        return EnvelopeDecodeError("wrong_type", msg)
+    return EnvelopeDecodeError("invalid_value", msg)
+
+
+# --- CloudEvents structured JSON form -------------------------------------------------
+
+_ATTRIBUTE_ORDER = (
+    "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+    "dataschema",
+)
+_EXTENSION_ORDER = (
+    "cwversion", "correlationid", "causationid", "traceparent", "tracestate",
+    "partitionkey", "idempotencykey", "deadline", "attempt",
+)
+_json_encoder = msgspec.json.Encoder()
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def event_to_dict(event: Event[Any]) -> dict[str, Any]:
+    """The CloudEvents JSON form as a dict (attributes and extensions flattened)."""
+    out: dict[str, Any] = {}
+    for name in _ATTRIBUTE_ORDER:
+        value = getattr(event, name)
+        if value is not None:
+            out[name] = value
+    for name in _EXTENSION_ORDER:
+        value = getattr(event, name)
+        if value is not None and not (name in ("cwversion", "attempt") and value == 1):
+            out[name] = value
+    for name, value in event.extensions.items():
+        out[name] = base64.b64encode(value).decode() if isinstance(value, bytes) else value
+    if event.data is not None:
+        if _is_json_type(event.datacontenttype):
+            try:
+                out["data"] = msgspec.json.decode(event.data)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                out["data_base64"] = base64.b64encode(event.data).decode()
+        else:
+            out["data_base64"] = base64.b64encode(event.data).decode()
+    return out
+
+
+def event_to_json(event: Event[Any]) -> bytes:
+    """The CloudEvents structured JSON form (``application/cloudevents+json``)."""
+    return _json_encoder.encode(event_to_dict(event))
+
+
+def event_from_dict(obj: dict[str, Any]) -> Event[Any]:
+    """Read the CloudEvents JSON form.
+
+    :raises EnvelopeDecodeError: as for :func:`decode_event`.
+    """
+    if not isinstance(obj, dict):
+        raise EnvelopeDecodeError("malformed", "a CloudEvent in JSON must be an object")
+    fields: dict[str, Any] = {}
+    extensions: dict[str, Any] = {}
+    for name, value in obj.items():
+        if name == "data":
+            if isinstance(value, str) and not _is_json_type(obj.get("datacontenttype")):
+                fields["data"] = value.encode()
+            else:
+                fields["data"] = msgspec.json.encode(value)
+        elif name == "data_base64":
+            if not isinstance(value, str):
+                raise EnvelopeDecodeError("wrong_type", "data_base64 must be a string")
+            try:
+                fields["data"] = base64.b64decode(value, validate=True)
+            except ValueError as exc:
+                raise EnvelopeDecodeError("invalid_value", f"data_base64: {exc}") from None
+        elif name in RESERVED_NAMES:
+            fields[name] = value
+        else:
+            if value is None:
+                continue
+            if isinstance(value, float) or not isinstance(value, (str, int, bool)):
+                raise EnvelopeDecodeError(
+                    "wrong_type", f"extension {name!r} must be a string, integer or boolean"
+                )
+            extensions[name] = value
+    if extensions:
+        fields["extensions"] = extensions
+    try:
+        return msgspec.convert(fields, Event)
+    except msgspec.ValidationError as exc:
+        raise _classify(exc) from None
+
+
+def event_from_json(data: bytes | str) -> Event[Any]:
+    """Parse the CloudEvents structured JSON form.
+
+    :raises EnvelopeDecodeError: for invalid JSON (``malformed``) or an invalid event.
+    """
+    try:
+        obj = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise EnvelopeDecodeError("malformed", f"invalid JSON: {exc}") from None
+    return event_from_dict(obj)
