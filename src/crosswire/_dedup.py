@@ -1,0 +1,86 @@
+"""Deduplication: the idempotency-store protocol and its bounded in-memory store.
+
+The dedup middleware keys on ``event.dedup_key`` (idempotency key, else id) scoped by
+binding. A key moves ``absent → running(lease) → done(ttl)``; a failed attempt
+releases it (``running → absent``) so the retry runs again. A claim whose lease ran
+out (its node died) can be taken over.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+__all__ = ["Claim", "IdempotencyStore", "MemoryIdempotencyStore"]
+
+
+class Claim(enum.Enum):
+    """Result of :meth:`IdempotencyStore.claim`."""
+
+    NEW = "new"
+    """The caller owns the key now and must run the handler, then complete or release."""
+    DONE = "done"
+    """Already handled successfully within the TTL: ack without running."""
+    BUSY = "busy"
+    """Another attempt holds a live lease on the key: wait, then claim again."""
+
+
+class IdempotencyStore(Protocol):
+    """Atomic claims on keys. Implementations must be safe under concurrent claims
+    from many tasks (and, for distributed stores, many nodes)."""
+
+    async def claim(self, key: str, *, lease: float) -> Claim:
+        """Take ``key`` for ``lease`` seconds if it is absent or its lease expired."""
+        ...
+
+    async def complete(self, key: str) -> None:
+        """Mark ``key`` done; it stays done for the store's TTL."""
+        ...
+
+    async def release(self, key: str) -> None:
+        """Give ``key`` up after a failed attempt, so a retry can claim it."""
+        ...
+
+
+class MemoryIdempotencyStore:
+    """A bounded, TTL'd store for one process.
+
+    ``max_keys`` bounds memory: the oldest entries are evicted first (an evicted
+    *done* key can run again — size it above the events handled per ``ttl``).
+    Not thread-safe; use from one event loop.
+    """
+
+    def __init__(self, *, ttl: float = 3600.0, max_keys: int = 100_000) -> None:
+        if ttl <= 0 or max_keys <= 0:
+            raise ValueError("ttl and max_keys must be positive")
+        self.ttl = ttl
+        self.max_keys = max_keys
+        # key -> (done, expires_at)
+        self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+
+    async def claim(self, key: str, *, lease: float) -> Claim:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] > now:
+            return Claim.DONE if entry[0] else Claim.BUSY
+        self._set(key, False, now + lease)
+        return Claim.NEW
+
+    async def complete(self, key: str) -> None:
+        self._set(key, True, time.monotonic() + self.ttl)
+
+    async def release(self, key: str) -> None:
+        entry = self._entries.get(key)
+        if entry is not None and not entry[0]:
+            del self._entries[key]
+
+    def _set(self, key: str, done: bool, expires: float) -> None:
+        self._entries[key] = (done, expires)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_keys:
+            self._entries.popitem(last=False)
+
+    def statistics(self) -> dict[str, int]:
+        return {"keys": len(self._entries), "max_keys": self.max_keys}
