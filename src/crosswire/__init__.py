@@ -1,5 +1,20 @@
-"""crosswire: compose asynchronous event handlers across Python, Go and Rust."""
+"""crosswire: compose asynchronous event handlers across Python, Go and Rust.
 
+The public API is what ``__all__`` lists; everything in ``crosswire._*`` modules is
+private and may change.
+"""
+
+from ._app import App as App
+from ._breaker import Breaker as Breaker
+from ._breaker import BreakerState as BreakerState
+from ._deadletter import AttemptRecord as AttemptRecord
+from ._deadletter import DeadLetter as DeadLetter
+from ._deadletter import DeadLetterStore as DeadLetterStore
+from ._deadletter import MemoryDeadLetterStore as MemoryDeadLetterStore
+from ._deadletter import ReplayRecord as ReplayRecord
+from ._dedup import Claim as Claim
+from ._dedup import IdempotencyStore as IdempotencyStore
+from ._dedup import MemoryIdempotencyStore as MemoryIdempotencyStore
 from ._envelope import Event as Event
 from ._envelope import decode_event as decode_event
 from ._envelope import encode_event as encode_event
@@ -18,5 +33,38 @@ from ._exceptions import FrameDecodeError as FrameDecodeError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import TransportError as TransportError
 from ._exceptions import VersionMismatchError as VersionMismatchError
+from ._lifecycle import State as State
+from ._memory import MemoryTransport as MemoryTransport
+from ._node import DrainReport as DrainReport
+from ._node import Node as Node
+from ._retry import Retry as Retry
+from ._retry import RetryPolicy as RetryPolicy
+from ._signals import Fail as Fail
+from ._signals import Reject as Reject
+from ._signals import RetryLater as RetryLater
+from ._transport import Delivery as Delivery
+from ._transport import Features as Features
+from ._transport import Subscription as Subscription
+from ._transport import Transport as Transport
+
+
+def __getattr__(name: str) -> object:
+    # The JetStream transport pulls in nats-py; import it only when asked for.
+    if name == "JetStreamTransport":
+        from ._jetstream import JetStreamTransport
+
+        return JetStreamTransport
+    raise AttributeError(f"module 'crosswire' has no attribute {name!r}")
+
+
+__all__ = [
+    "App", "AttemptRecord", "BackpressureError", "Breaker", "BreakerState", "Claim", "ClosedError",
+    "ConfigurationError", "CrosswireError", "DeadLetter", "DeadLetterStore", "DecodeError", "Delivery",
+    "DrainReport", "DrainTimeoutError", "EnvelopeDecodeError", "ErrorCode", "ErrorInfo", "Event", "Fail",
+    "Features", "FrameDecodeError", "IdempotencyStore", "JetStreamTransport", "MemoryDeadLetterStore",
+    "MemoryIdempotencyStore", "MemoryTransport", "Node", "ProtocolError", "Reject", "ReplayRecord", "Retry",
+    "RetryLater", "RetryPolicy", "State", "Subscription", "Transport", "TransportError",
+    "VersionMismatchError", "decode_event", "encode_event", "event_from_json", "event_to_json",
+]
 
 __version__ = "0.1.0"

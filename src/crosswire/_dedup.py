@@ -8,12 +8,18 @@ out (its node died) can be taken over.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Protocol
 
-__all__ = ["Claim", "IdempotencyStore", "MemoryIdempotencyStore"]
+from ._errorinfo import ErrorCode, ErrorInfo
+from ._types import Attempt, Handler, Outcome
+
+__all__ = ["Claim", "Dedup", "IdempotencyStore", "MemoryIdempotencyStore"]
 
 
 class Claim(enum.Enum):
@@ -84,3 +90,67 @@ class MemoryIdempotencyStore:
 
     def statistics(self) -> dict[str, int]:
         return {"keys": len(self._entries), "max_keys": self.max_keys}
+
+
+class Dedup:
+    """The dedup policy: run each (binding, dedup key) to success at most once.
+
+    A key already done is acknowledged without running the handler; a concurrent
+    duplicate waits until the first attempt completes (then it is skipped) or fails
+    (then it runs). ``lease`` bounds how long a crashed holder blocks the key.
+    """
+
+    def __init__(self, store: IdempotencyStore, *, lease: float = 60.0) -> None:
+        if lease <= 0:
+            raise ValueError("lease must be > 0")
+        self.store = store
+        self.lease = lease
+        self.skipped = 0
+
+    def __call__(self, inner: Handler) -> Handler:
+        store, lease = self.store, self.lease
+
+        async def deduplicated(attempt: Attempt) -> Outcome:
+            key = f"{attempt.binding}\x1f{attempt.event.dedup_key}"
+            pause = 0.005
+            try:
+                while True:
+                    claim = await store.claim(key, lease=lease)
+                    if claim is Claim.NEW:
+                        break
+                    if claim is Claim.DONE:
+                        self.skipped += 1
+                        return Outcome(skipped=True)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 0.5)
+            except Exception as exc:  # the store itself failed: retry the event later
+                return Outcome(error=_store_error(exc))
+            try:
+                outcome = await inner(attempt)
+            except BaseException:
+                await _quietly(store.release(key))
+                raise
+            try:
+                if outcome.error is None:
+                    await store.complete(key)
+                else:
+                    await store.release(key)
+            except Exception as exc:
+                if outcome.error is None:
+                    # the handler ran; the marker failed. The event will be retried and may run
+                    # again: say so rather than pretend it is done.
+                    return Outcome(error=_store_error(exc))
+            return outcome
+
+        return deduplicated
+
+
+def _store_error(exc: Exception) -> ErrorInfo:
+    return ErrorInfo.of(
+        ErrorCode.UNAVAILABLE, f"idempotency store failed: {type(exc).__name__}: {exc}", runtime="node"
+    )
+
+
+async def _quietly(aw: Awaitable[None]) -> None:
+    with contextlib.suppress(Exception):
+        await aw

@@ -1,0 +1,122 @@
+"""The dispatcher: runs deliveries of one binding with bounded concurrency and
+per-key order, on long-lived worker tasks (no task per event on the hot path).
+
+Items with the same key run one at a time, in the order they were put; items with
+different keys (or no key) run in parallel up to ``concurrency``. ``put`` blocks
+while ``capacity`` items are queued — that is the backpressure towards the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["Dispatcher"]
+
+T = TypeVar("T")
+
+
+class Dispatcher(Generic[T]):
+    """Run ``process(item)`` for every item put, ``concurrency`` at a time.
+
+    ``process`` must not raise (it owns its errors); if it does, the error is logged
+    by the caller-supplied ``on_error`` and the worker task carries on.
+    """
+
+    def __init__(
+        self,
+        process: Callable[[T], Awaitable[None]],
+        key: Callable[[T], str | None],
+        *,
+        concurrency: int,
+        capacity: int,
+        on_error: Callable[[T, BaseException], None],
+        name: str = "dispatcher",
+    ) -> None:
+        if concurrency < 1 or capacity < 1:
+            raise ValueError("concurrency and capacity must be >= 1")
+        self._process = process
+        self._key = key
+        self._on_error = on_error
+        self._queue: asyncio.Queue[T] = asyncio.Queue(capacity)
+        self._waiting: dict[str, deque[T]] = {}  # keys being processed -> their backlog
+        self._concurrency = concurrency
+        self._tasks: list[asyncio.Task[None]] = []
+        self._name = name
+        self.running = 0
+        self.processed = 0
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._work(), name=f"{self._name}-{i}")
+                for i in range(self._concurrency)
+            ]
+
+    async def put(self, item: T) -> None:
+        """Queue ``item``; waits while the queue is full."""
+        await self._queue.put(item)
+
+    @property
+    def depth(self) -> int:
+        """Items queued or waiting behind their key, not yet running."""
+        return self._queue.qsize() + sum(len(d) for d in self._waiting.values())
+
+    def drain_queued(self) -> list[T]:
+        """Remove and return every item not yet running (used when a drain times out)."""
+        items: list[T] = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        for backlog in self._waiting.values():
+            items.extend(backlog)
+            backlog.clear()
+        return items
+
+    async def stop(self) -> None:
+        """Cancel the worker tasks (running items see CancelledError) and wait for them."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            key = self._key(item)
+            if key is not None:
+                backlog = self._waiting.get(key)
+                if backlog is not None:  # another task runs this key: queue behind it
+                    backlog.append(item)
+                    continue
+                backlog = self._waiting[key] = deque()
+                try:
+                    await self._run(item)
+                    while backlog:
+                        await self._run(backlog.popleft())
+                finally:
+                    del self._waiting[key]
+            else:
+                await self._run(item)
+
+    async def _run(self, item: T) -> None:
+        self.running += 1
+        try:
+            await self._process(item)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._on_error(item, exc)
+        finally:
+            self.running -= 1
+            self.processed += 1
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "queued": self.depth,
+            "running": self.running,
+            "processed": self.processed,
+            "concurrency": self._concurrency,
+            "capacity": self._queue.maxsize,
+        }
