@@ -204,11 +204,8 @@ class JetStreamDelivery:
         await self._settle(_ACK)
 
     async def retry(self, after: float) -> None:
-        if after > 0:
-            body = _NAK + b" " + json.dumps({"delay": int(after * 1_000_000_000)}).encode()
-        else:
-            body = _NAK
-        await self._settle(body)
+        delay = {"delay": int(after * 1_000_000_000)}
+        await self._settle(_NAK + b" " + json.dumps(delay).encode() if after > 0 else _NAK)
 
     async def terminate(self) -> None:
         await self._settle(_TERM)
@@ -450,9 +447,7 @@ class JetStreamTransport:
             "connect_timeout": connect_timeout,
             "name": name,
         }
-        self._server: EmbeddedServer | None = (
-            EmbeddedServer(data_dir, fsync=fsync) if url is None else None
-        )
+        self._server: EmbeddedServer | None = EmbeddedServer(data_dir, fsync=fsync) if url is None else None
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: set[JetStreamSubscription] = set()
@@ -602,7 +597,7 @@ class JetStreamTransport:
         try:
             for subject, body, headers in prepared:
                 futures.append(await js.publish_async(subject, body, headers=headers))
-            done, pending = await asyncio.wait(futures, timeout=self.publish_timeout)
+            _, pending = await asyncio.wait(futures, timeout=self.publish_timeout)
         except Exception as exc:
             for fut in futures:
                 fut.cancel()
@@ -616,9 +611,9 @@ class JetStreamTransport:
                 + (f" (last error: {self._last_error})" if self._last_error else "")
             )
         for fut in futures:
-            exc = fut.exception()
-            if exc is not None:
-                raise TransportError(f"publish to stream {self.stream} failed: {exc!r}") from exc
+            failure = fut.exception()
+            if failure is not None:
+                raise TransportError(f"publish to stream {self.stream} failed: {failure!r}") from failure
         self.published += len(futures)
 
     # -- subscribe -------------------------------------------------------------------
@@ -673,7 +668,9 @@ class JetStreamTransport:
 
     # -- stores on the same connection --------------------------------------------
 
-    def idempotency_store(self, *, bucket: str | None = None, ttl: float = 3600.0) -> JetStreamIdempotencyStore:
+    def idempotency_store(
+        self, *, bucket: str | None = None, ttl: float = 3600.0
+    ) -> JetStreamIdempotencyStore:
         """A :class:`~crosswire._jetstream_kv.JetStreamIdempotencyStore` on this connection."""
         from ._jetstream_kv import JetStreamIdempotencyStore
 
@@ -702,6 +699,7 @@ async def ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
 
     :raises TransportError: the broker refused.
     """
+    assert config.name is not None
     try:
         try:
             await js.stream_info(config.name)

@@ -1,0 +1,180 @@
+"""Dead letters in a JetStream stream, shared by every node of a cluster.
+
+Layout (``stream="CROSSWIRE"``, ``subject_prefix="cw"``)::
+
+    stream CROSSWIRE_DLQ   subjects cwdlq.>   file storage, max_msgs_per_subject = 1
+      cwdlq.<binding-token>.<letter-token>   one message per dead letter: the
+                                             DeadLetter struct as MessagePack
+
+Tokens are hashes of the binding name and of the letter id (subjects allow few
+characters). One message per subject means putting a letter again (a replay record
+added, the same event dead-lettered again) replaces it. ``put`` returns once
+JetStream stored the letter, so the node may then terminate the delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.js import api
+
+from ._deadletter import DeadLetter
+from ._exceptions import DecodeError, TransportError
+
+if TYPE_CHECKING:
+    from ._jetstream import JetStreamTransport
+
+__all__ = ["JetStreamDeadLetterStore"]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[DeadLetter] = msgspec.msgpack.Decoder(DeadLetter)
+_Errors = (nats.errors.Error, asyncio.TimeoutError)
+
+
+def _token(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:40]
+
+
+class JetStreamDeadLetterStore:
+    """:class:`~crosswire._deadletter.DeadLetterStore` on the stream ``<stream>_DLQ``.
+
+    :param transport: a :class:`~crosswire.JetStreamTransport`; the store uses its
+        connection, stream name and subject prefix (started on first use if needed).
+    :param max_age: how long letters are kept (seconds; ``None``: until purged).
+
+    Safe for concurrent use from many tasks of one event loop, and across nodes.
+    """
+
+    def __init__(self, transport: JetStreamTransport, *, max_age: float | None = None) -> None:
+        self._transport = transport
+        self.stream = f"{transport.stream}_DLQ"
+        self.prefix = f"{transport.subject_prefix}dlq"
+        self.max_age = max_age
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    def subject(self, binding: str, letter_id: str) -> str:
+        return f"{self.prefix}.{_token(binding)}.{_token(letter_id)}"
+
+    async def _js(self) -> Any:
+        if not self._ready:
+            async with self._lock:
+                if not self._ready:
+                    from ._jetstream import ensure_stream
+
+                    await self._transport.start()
+                    await ensure_stream(
+                        self._transport.jetstream,
+                        api.StreamConfig(
+                            name=self.stream,
+                            subjects=[f"{self.prefix}.>"],
+                            storage=api.StorageType.FILE,
+                            retention=api.RetentionPolicy.LIMITS,
+                            max_msgs_per_subject=1,
+                            max_age=self.max_age,
+                            num_replicas=self._transport.replicas,
+                        ),
+                    )
+                    self._ready = True
+        return self._transport.jetstream
+
+    async def put(self, letter: DeadLetter) -> None:
+        """Store (or replace) ``letter``; returns once JetStream stored it.
+
+        :raises TransportError: not stored.
+        """
+        js = await self._js()
+        try:
+            await js.publish(
+                self.subject(letter.binding, letter.id), _encoder.encode(letter), stream=self.stream
+            )
+        except _Errors as exc:
+            raise TransportError(f"cannot store dead letter {letter.id!r} in {self.stream}: {exc!r}") from exc
+
+    async def get(self, letter_id: str) -> DeadLetter | None:
+        """The letter with ``letter_id``, or ``None``.
+
+        :raises TransportError: the broker did not answer.
+        :raises DecodeError: the stored record is not a dead letter.
+        """
+        found = await self._find(letter_id)
+        return found[1] if found is not None else None
+
+    async def _find(self, letter_id: str) -> tuple[int, DeadLetter] | None:
+        js = await self._js()
+        try:
+            msg = await js.get_msg(
+                self.stream, seq=1, next=True, subject=f"{self.prefix}.*.{_token(letter_id)}"
+            )
+        except nats.js.errors.NotFoundError:
+            return None
+        except _Errors as exc:
+            raise TransportError(f"cannot read dead letter {letter_id!r}: {exc!r}") from exc
+        return msg.seq, _decode(msg.data, msg.seq)
+
+    async def list(
+        self, *, binding: str | None = None, type: str | None = None, limit: int = 1000
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest (``dead_at``) first, filtered by binding and event type.
+
+        :raises TransportError: the broker did not answer.
+        """
+        js = await self._js()
+        subject = f"{self.prefix}.{_token(binding)}.*" if binding is not None else f"{self.prefix}.>"
+        letters: list[DeadLetter] = []
+        seq = 1
+        while True:
+            try:
+                msg = await js.get_msg(self.stream, seq=seq, next=True, subject=subject)
+            except nats.js.errors.NotFoundError:
+                break
+            except _Errors as exc:
+                raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
+            seq = msg.seq + 1
+            letter = _decode(msg.data, msg.seq)
+            if (binding is None or letter.binding == binding) and (type is None or letter.event_type == type):
+                letters.append(letter)
+        # Stream order is put order; a re-put moves a letter to the end, so sort.
+        letters.sort(key=lambda d: d.dead_at)
+        return letters[:limit]
+
+    async def purge(self, letter_ids: Sequence[str] | None = None) -> int:
+        """Delete the given letters (all when ``None``); returns how many were deleted.
+
+        :raises TransportError: the broker did not answer.
+        """
+        js = await self._js()
+        try:
+            if letter_ids is None:
+                reply = await self._transport.connection.request(
+                    f"$JS.API.STREAM.PURGE.{self.stream}", b"{}", timeout=self._transport.publish_timeout
+                )
+                answer = msgspec.json.decode(reply.data)
+                if "error" in answer:
+                    raise TransportError(f"cannot purge {self.stream}: {answer['error'].get('description')}")
+                return int(answer.get("purged", 0))
+            deleted = 0
+            for letter_id in letter_ids:
+                found = await self._find(letter_id)
+                if found is not None:
+                    try:
+                        await js.delete_msg(self.stream, found[0])
+                        deleted += 1
+                    except nats.js.errors.NotFoundError:
+                        pass  # deleted concurrently
+            return deleted
+        except _Errors as exc:
+            raise TransportError(f"cannot purge dead letters in {self.stream}: {exc!r}") from exc
+
+
+def _decode(data: bytes | None, seq: int) -> DeadLetter:
+    try:
+        return _decoder.decode(data or b"")
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"dead letter at sequence {seq} is not a valid record: {exc}") from exc
