@@ -1,0 +1,78 @@
+# crosswire — the two commands: `make demo` and `make test`.
+# Everything they need is installed here, from the package registries: nothing by hand.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+GO     ?= go
+CARGO  ?= cargo
+
+GO_TESTWORKER   := sdk/go/bin/crosswire-testworker
+GO_PRICING      := examples/orders/go-pricing/bin/go-pricing
+RUST_TARGET     := $(CURDIR)/sdk/rust/target
+RUST_TESTWORKER := $(RUST_TARGET)/release/examples/testworker
+RUST_FRAUD      := $(RUST_TARGET)/release/rust-fraud
+
+export CROSSWIRE_GO_TESTWORKER   := $(CURDIR)/$(GO_TESTWORKER)
+export CROSSWIRE_RUST_TESTWORKER := $(RUST_TESTWORKER)
+
+.PHONY: help demo test test-python test-go test-rust lint build build-go build-rust soak bench vectors clean
+
+help:
+	@echo "make demo   - build the Go and Rust workers and run the three-runtime order pipeline"
+	@echo "make test   - lint and run every suite: Python, Go, Rust, spec vectors, conformance, end-to-end"
+	@echo "make soak   - long fault loops and stress runs (not part of make test)"
+	@echo "make bench  - run the benchmarks (quick mode) and print their JSON lines"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+build-go:
+	cd sdk/go && $(GO) build -o bin/crosswire-testworker ./cmd/crosswire-testworker
+	cd examples/orders/go-pricing && $(GO) build -o bin/go-pricing .
+
+build-rust:
+	cd sdk/rust && $(CARGO) build --release --quiet --example testworker
+	cd examples/orders/rust-fraud && CARGO_TARGET_DIR=$(RUST_TARGET) $(CARGO) build --release --quiet
+
+build: $(STAMP) build-go build-rust
+
+demo: build
+	$(PY) examples/orders/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples tools
+	$(VENV)/bin/mypy
+	cd sdk/go && $(GO) vet ./...
+	cd examples/orders/go-pricing && $(GO) vet ./...
+	cd sdk/rust && $(CARGO) clippy --quiet --all-targets -- -D warnings
+
+test-go:
+	cd sdk/go && $(GO) test -count=1 ./...
+
+test-rust:
+	cd sdk/rust && $(CARGO) test --quiet
+
+test-python: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+test: build lint test-go test-rust test-python
+
+soak: build
+	$(VENV)/bin/pytest -q -m soak -p no:cacheprovider -o addopts=""
+
+bench: build
+	$(PY) bench/envelope.py --quick
+	$(PY) bench/dispatch.py --quick
+	$(PY) bench/boundary.py --quick
+	$(PY) bench/jetstream.py --quick
+
+vectors: $(STAMP)
+	$(PY) tools/gen_vectors.py
+
+clean:
+	rm -rf $(VENV) sdk/go/bin examples/orders/go-pricing/bin sdk/rust/target .crosswire
