@@ -1,0 +1,276 @@
+"""One worker-protocol connection over asyncio Unix streams (spec/protocol.md).
+
+Both sides use it: the node (one per worker session) and the Python worker SDK.
+The codec lives in :mod:`crosswire._frames`; this module owns the socket:
+
+- **Reading**: bytes are read in chunks into one buffer and every complete frame in it
+  is decoded at once. A header whose length exceeds ``max_frame`` is refused as soon
+  as its 4 bytes have arrived, before anything of that size is read or allocated.
+- **Writing**: :meth:`WorkerConnection.send` only queues encoded bytes; one writer task
+  writes everything queued since its last turn in one ``write`` and one ``drain``, so
+  frames produced in the same loop iteration are coalesced.
+- **Heartbeats**: once started, a ``heartbeat`` is sent whenever nothing else went out
+  for half an interval, and a peer heard from for 3 intervals is declared dead.
+- **Protocol violations** send an ``error`` frame naming what was wrong, then close.
+
+Not thread-safe: use from the event loop that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from ._exceptions import ClosedError, FrameDecodeError, ProtocolError
+from ._frames import (
+    DEFAULT_MAX_FRAME,
+    ErrorFrame,
+    Frame,
+    Heartbeat,
+    UnknownFrame,
+    decode_frame,
+    encode_frame,
+)
+
+__all__ = ["ConnectionClosedError", "WorkerConnection", "frame_kind"]
+
+_log = logging.getLogger("crosswire.worker")
+
+_READ_CHUNK = 256 * 1024
+#: Missed intervals after which the peer is declared dead (spec/protocol.md).
+MISSED_HEARTBEATS = 3
+
+
+def frame_kind(frame: object) -> str:
+    """The wire name (``t``) of a decoded frame, for messages."""
+    if isinstance(frame, UnknownFrame):
+        return frame.t
+    tag = getattr(getattr(type(frame), "__struct_config__", None), "tag", None)
+    return str(tag) if tag else type(frame).__name__
+
+
+class ConnectionClosedError(ClosedError):
+    """The connection is closed; ``reason`` says why (peer closed, violation, silence)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WorkerConnection:
+    """One side of a worker session.
+
+    :param max_frame: the largest frame this side accepts (checked on every header).
+    :param label: names the peer in log lines and error messages.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        label: str = "peer",
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.max_frame = max_frame
+        #: The largest frame the peer accepts; set from the handshake.
+        self.peer_max_frame = DEFAULT_MAX_FRAME
+        self.label = label
+        self._buf = bytearray()
+        self._pending: list[Frame | UnknownFrame] = []
+        self._pending_error: ProtocolError | None = None
+        self._out: list[bytes] = []
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        now = time.monotonic()
+        self.last_received = now
+        self.last_sent = now
+        self.frames_received = 0
+        self.frames_sent = 0
+        self.writes = 0
+        self._tasks.append(asyncio.create_task(self._write_loop()))
+
+    # --- state ----------------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.done()
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._closed.result() if self._closed.done() else None
+
+    async def wait_closed(self) -> str:
+        """Wait until the connection is closed; returns the reason."""
+        return await asyncio.shield(self._closed)
+
+    # --- reading --------------------------------------------------------------------
+
+    async def read(self) -> list[Frame | UnknownFrame]:
+        """The next batch of complete frames (at least one).
+
+        :raises ProtocolError: the peer sent a bad frame; an ``error`` frame was sent and
+            the connection closed.
+        :raises ConnectionClosedError: the connection is closed (by either side).
+        """
+        while True:
+            if self._pending:
+                frames, self._pending = self._pending, []
+                return frames
+            if self._pending_error is not None:
+                raise self._pending_error
+            if self._closed.done():
+                raise ConnectionClosedError(self._closed.result())
+            try:
+                chunk = await self._reader.read(_READ_CHUNK)
+            except (ConnectionError, OSError) as exc:
+                self.abort(f"connection to {self.label} lost: {exc}")
+                continue
+            if not chunk:
+                if self._buf:
+                    self.abort(
+                        f"{self.label} closed the connection in the middle of a frame "
+                        f"({len(self._buf)} bytes of an incomplete frame buffered)"
+                    )
+                else:
+                    self.abort(f"{self.label} closed the connection")
+                continue
+            self.last_received = time.monotonic()
+            self._buf += chunk
+            self._parse()
+
+    def _parse(self) -> None:
+        buf = self._buf
+        pos = 0
+        view = memoryview(buf)
+        try:
+            while True:
+                try:
+                    decoded = decode_frame(view[pos:], self.max_frame)
+                except FrameDecodeError as exc:
+                    message = (
+                        exc.message
+                        if exc.outcome == "too_large"
+                        else f"{exc.outcome} frame from {self.label}: {exc.message}"
+                    )
+                    self._pending_error = ProtocolError(message)
+                    self.fail(message)
+                    return
+                if decoded is None:
+                    break
+                frame, used = decoded
+                self._pending.append(frame)
+                pos += used
+        finally:
+            view.release()
+        self.frames_received += len(self._pending)
+        if pos:
+            # a fresh buffer for the (usually short) rest: never resize an exported buffer
+            self._buf = buf[pos:]
+
+    # --- writing --------------------------------------------------------------------
+
+    def send(self, frame: Frame) -> None:
+        """Queue one frame; the writer task sends it with everything else queued.
+
+        :raises ConnectionClosedError: the connection is closed.
+        """
+        self.send_bytes(encode_frame(frame))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Queue an already encoded frame (header included)."""
+        if self._closed.done():
+            raise ConnectionClosedError(self._closed.result())
+        self._out.append(data)
+        self.frames_sent += 1
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                if not self._out:
+                    continue
+                data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+                self._out.clear()
+                self._writer.write(data)
+                self.writes += 1
+                self.last_sent = time.monotonic()
+                await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self.abort(f"writing to {self.label} failed: {exc}")
+
+    async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until everything queued so far was handed to the socket."""
+        deadline = time.monotonic() + timeout
+        while (self._out or self._wakeup.is_set()) and not self._closed.done():
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0)
+        if not self._closed.done():
+            with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._writer.drain(), max(0.0, deadline - time.monotonic()))
+
+    # --- heartbeats -----------------------------------------------------------------
+
+    def start_heartbeats(self, interval: float) -> None:
+        """Send heartbeats every ``interval`` s of quiet; close after 3 silent intervals."""
+        self.last_received = time.monotonic()
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(interval)))
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        tick = interval / 2
+        beat = encode_frame(Heartbeat())
+        while not self._closed.done():
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            silent = now - self.last_received
+            if silent >= MISSED_HEARTBEATS * interval:
+                self.abort(
+                    f"{self.label} missed {MISSED_HEARTBEATS} heartbeats: nothing heard for "
+                    f"{silent:.2f} s (interval {interval:g} s)"
+                )
+                return
+            if now - self.last_sent >= tick and not self._out:
+                with contextlib.suppress(ConnectionClosedError):
+                    self.send_bytes(beat)
+
+    # --- closing --------------------------------------------------------------------
+
+    def fail(self, message: str) -> None:
+        """A protocol violation: send an ``error`` frame naming it (best effort), close."""
+        if self._closed.done():
+            return
+        _log.warning("protocol error with %s: %s", self.label, message)
+        with contextlib.suppress(Exception):
+            # written directly: the transport flushes its buffer before it closes
+            self._writer.write(encode_frame(ErrorFrame(message=message[:4096])))
+        self.abort(message)
+
+    def abort(self, reason: str) -> None:
+        """Close now (queued frames not yet written are dropped); idempotent."""
+        if self._closed.done():
+            return
+        self._closed.set_result(reason)
+        self._out.clear()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+    async def close(self, reason: str = "closed", *, flush_timeout: float = 2.0) -> None:
+        """Flush what is queued (bounded by ``flush_timeout``), then close."""
+        if not self._closed.done():
+            await self.flush(flush_timeout)
+        self.abort(reason)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer.wait_closed(), flush_timeout)

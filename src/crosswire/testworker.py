@@ -1,0 +1,96 @@
+"""The Python conformance worker (spec/conformance-worker.md).
+
+``python -m crosswire.testworker [--name N] [--max-in-flight N] [--protocol-version V]...
+[--max-frame BYTES]`` — connects to ``$CROSSWIRE_SOCKET`` and handles the ``test.*``
+event types exactly as the Go and Rust conformance workers do. Built only on the public
+worker SDK (:mod:`crosswire.worker`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import msgspec
+
+from ._envelope import Event
+from ._errorinfo import ErrorCode
+from ._frames import DEFAULT_MAX_FRAME, PROTOCOL_VERSIONS
+from .worker import Context, Permanent, Retryable, Worker
+
+__all__ = ["build", "main"]
+
+
+def _payload(event: Event[Any]) -> dict[str, Any]:
+    if not event.data:
+        return {}
+    try:
+        value = msgspec.msgpack.decode(event.data)
+    except msgspec.DecodeError as exc:
+        raise Permanent(ErrorCode.INVALID_ARGUMENT, f"payload is not MessagePack: {exc}") from None
+    if not isinstance(value, dict):
+        raise Permanent(ErrorCode.INVALID_ARGUMENT, "payload must be a MessagePack map")
+    return value
+
+
+def _int(payload: dict[str, Any], key: str, default: int) -> int:
+    value = payload.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Permanent(ErrorCode.INVALID_ARGUMENT, f"payload {key!r} must be an integer")
+    return value
+
+
+def build(name: str, *, max_in_flight: int, versions: list[int], max_frame: int) -> Worker:
+    """The conformance worker with its handlers registered."""
+    w = Worker(name, max_in_flight=max_in_flight, versions=versions, max_frame=max_frame)
+
+    @w.handler("test.echo")
+    async def echo(ctx: Context, event: Event[Any]) -> None:
+        return None
+
+    @w.handler("test.fail_transient")
+    async def fail_transient(ctx: Context, event: Event[Any]) -> None:
+        fail_until = _int(_payload(event), "fail_until", 3)
+        if event.attempt < fail_until:
+            raise Retryable(
+                ErrorCode.UNAVAILABLE, f"transient failure on attempt {event.attempt}", after=0.01
+            )
+
+    @w.handler("test.fail_permanent")
+    async def fail_permanent(ctx: Context, event: Event[Any]) -> None:
+        raise Permanent(ErrorCode.INVALID_ARGUMENT, "permanent failure requested")
+
+    @w.handler("test.sleep")
+    async def sleep(ctx: Context, event: Event[Any]) -> None:
+        await asyncio.sleep(_int(_payload(event), "ms", 500) / 1000)
+
+    @w.handler("test.emit")
+    async def emit(ctx: Context, event: Event[Any]) -> None:
+        ctx.emit("test.emitted", event.data, datacontenttype=event.datacontenttype)
+
+    @w.handler("test.panic")
+    async def panic(ctx: Context, event: Event[Any]) -> None:
+        raise RuntimeError("panic requested by test.panic")
+
+    return w
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m crosswire.testworker", description=__doc__)
+    parser.add_argument("--name", default="testworker-python")
+    parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--protocol-version", type=int, action="append", dest="versions")
+    parser.add_argument("--max-frame", type=int, default=DEFAULT_MAX_FRAME)
+    args = parser.parse_args(argv)
+    worker = build(
+        args.name,
+        max_in_flight=args.max_in_flight,
+        versions=args.versions or list(PROTOCOL_VERSIONS),
+        max_frame=args.max_frame,
+    )
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+"""The Python worker SDK: handle events in a separate process, for a crosswire node.
+
+::
+
+    from crosswire.worker import Worker, Context, Retryable, Permanent
+
+    w = Worker("enricher", max_in_flight=32)
+
+    @w.handler("order.created")
+    async def enrich(ctx: Context, event: crosswire.Event) -> None:
+        ctx.emit("order.enriched", event.data, datacontenttype="application/msgpack")
+
+    w.run()   # connects to $CROSSWIRE_SOCKET; SIGTERM drains
+
+Like the Go and Rust SDKs it is thin: the codec, the handshake, lifecycle, heartbeats,
+flow control and handler dispatch (spec/protocol.md). Retries, backoff, breakers,
+dedup and dead letters are decided by the node.
+
+How a handler's attempt ends:
+
+- returns → ok, with the events it emitted;
+- raises :class:`Retryable` / :class:`Permanent` (or any :class:`crosswire._signals.Fail`)
+  → that error envelope;
+- the delivery deadline passes → ``timeout``;
+- raises anything else → ``handler_error`` (retryable), and the worker keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import msgspec
+
+from ._envelope import Event, _now_rfc3339, decode_event, encode_event, new_event_id
+from ._errorinfo import ErrorCode, ErrorInfo
+from ._exceptions import ClosedError, ConfigurationError, CrosswireError, EnvelopeDecodeError, ProtocolError
+from ._frames import (
+    DEFAULT_MAX_FRAME,
+    MIN_MAX_FRAME,
+    PROTOCOL_VERSIONS,
+    Deliver,
+    Drain,
+    Drained,
+    ErrorFrame,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Init,
+    Ready,
+    Reject,
+    Result,
+    UnknownFrame,
+    Welcome,
+    encode_frame,
+)
+from ._signals import Fail
+from ._worker_conn import WorkerConnection, frame_kind
+
+__all__ = ["Context", "Permanent", "Retryable", "Worker", "WorkerHandler"]
+
+RUNTIME = "python"
+SDK = "crosswire-python/0.1.0"
+
+
+def _code(code: ErrorCode | str) -> ErrorCode:
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        known = ", ".join(c.value for c in ErrorCode)
+        raise ValueError(f"unknown error code {code!r} (known: {known})") from None
+
+
+class Retryable(Fail):
+    """End the attempt with a retryable error; the node retries no sooner than ``after`` s."""
+
+    def __init__(
+        self,
+        code: ErrorCode | str = ErrorCode.UNAVAILABLE,
+        message: str = "",
+        *,
+        after: float | None = None,
+        details: dict[str, str] | None = None,
+    ) -> None:
+        if after is not None and after < 0:
+            raise ValueError("after must be >= 0")
+        super().__init__(_code(code), message, retryable=True, retry_after=after, details=details)
+
+
+class Permanent(Fail):
+    """End the attempt with an error the node never retries (it is dead-lettered)."""
+
+    def __init__(
+        self,
+        code: ErrorCode | str = ErrorCode.INVALID_ARGUMENT,
+        message: str = "",
+        *,
+        details: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(_code(code), message, retryable=False, details=details)
+
+
+class Context:
+    """What a handler knows about its delivery, and where it emits follow-up events."""
+
+    def __init__(self, worker: str, delivery_id: int, event: Event[Any], deadline_ms: int) -> None:
+        self.worker = worker
+        self.delivery_id = delivery_id
+        self.event = event
+        #: Unix seconds the attempt must finish by, or None.
+        self.deadline: float | None = deadline_ms / 1000 if deadline_ms else None
+        self.emitted: list[Event[Any]] = []
+
+    @property
+    def attempt(self) -> int:
+        return self.event.attempt
+
+    @property
+    def traceparent(self) -> str | None:
+        return self.event.traceparent
+
+    @property
+    def tracestate(self) -> str | None:
+        return self.event.tracestate
+
+    def emit(
+        self,
+        event: Event[Any] | str,
+        data: bytes | None = None,
+        *,
+        datacontenttype: str | None = None,
+        subject: str | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> Event[Any]:
+        """Emit a follow-up event, submitted by the node once this attempt is acked.
+
+        Pass an event type (and ``data``) or a whole :class:`crosswire.Event`. Fields the
+        handler left unset are filled per spec/conformance-worker.md: a fresh ``id``,
+        ``source`` = the worker name (also replacing ``Event.new``'s default
+        ``"crosswire"``), ``correlationid`` = the incoming one or its ``id``,
+        ``causationid`` = the incoming ``id``, the incoming ``traceparent``/``tracestate``
+        and ``partitionkey``, ``time`` = now.
+        """
+        incoming = self.event
+        if isinstance(event, str):
+            out: Event[Any] = Event(
+                specversion="1.0", id=new_event_id(), source=self.worker, type=event,
+                subject=subject, datacontenttype=datacontenttype, data=data,
+                extensions=extensions or {},
+            )
+        else:
+            out = event
+        changes: dict[str, Any] = {}
+        if out.source == "crosswire":
+            changes["source"] = self.worker
+        if out.correlationid is None:
+            changes["correlationid"] = incoming.correlationid or incoming.id
+        if out.causationid is None:
+            changes["causationid"] = incoming.id
+        for name in ("traceparent", "tracestate", "partitionkey"):
+            if getattr(out, name) is None and getattr(incoming, name) is not None:
+                changes[name] = getattr(incoming, name)
+        if out.time is None:
+            changes["time"] = _now_rfc3339()
+        if changes:
+            out = msgspec.structs.replace(out, **changes)
+        self.emitted.append(out)
+        return out
+
+
+WorkerHandler = Callable[[Context, Event[Any]], Awaitable[None]]
+H = TypeVar("H", bound=WorkerHandler)
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS-style: ``*`` matches one token, a final ``>`` one or more."""
+    pat = pattern.split(".")
+    sub = subject.split(".")
+    for i, token in enumerate(pat):
+        if token == ">" and i == len(pat) - 1:
+            return len(sub) > i
+        if i >= len(sub) or (token != "*" and token != sub[i]):
+            return False
+    return len(pat) == len(sub)
+
+
+class Worker:
+    """A worker process: register handlers, then :meth:`run`.
+
+    :param name: must match the worker name configured on the node.
+    :param max_in_flight: deliveries handled at once (the credit given to the node).
+    :param max_frame: the largest frame accepted from the node.
+    :param versions: protocol versions offered in ``hello``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_in_flight: int = 64,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        versions: Iterable[int] = PROTOCOL_VERSIONS,
+    ) -> None:
+        if not name:
+            raise ConfigurationError("a worker needs a name")
+        if max_in_flight < 1:
+            raise ConfigurationError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        if max_frame < MIN_MAX_FRAME:
+            raise ConfigurationError(f"max_frame must be >= {MIN_MAX_FRAME}, got {max_frame}")
+        self.name = name
+        self.max_in_flight = max_in_flight
+        self.max_frame = max_frame
+        self.versions = list(versions)
+        self._handlers: dict[str, WorkerHandler] = {}
+        self._warmup: Callable[[], Awaitable[None]] | None = None
+        self._conn: WorkerConnection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._draining = False
+        self._drained_sent = False
+        self._self_drain = False
+
+    # --- registration ---------------------------------------------------------------
+
+    def handler(self, event_type: str) -> Callable[[H], H]:
+        """Register an ``async (ctx, event) -> None`` for ``event_type`` (wildcards allowed).
+
+        :raises ConfigurationError: not a coroutine function, or the type is taken.
+        """
+
+        def register(fn: H) -> H:
+            is_async = inspect.iscoroutinefunction(fn)  # kept apart: it would narrow `fn`
+            if not is_async:
+                raise ConfigurationError(f"handler for {event_type!r} must be an async function")
+            if event_type in self._handlers:
+                raise ConfigurationError(f"a handler for {event_type!r} is already registered")
+            self._handlers[event_type] = fn
+            return fn
+
+        return register
+
+    def warmup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Register the warm-up hook run between ``init`` and ``ready``."""
+        self._warmup = fn
+        return fn
+
+    def _lookup(self, event_type: str) -> WorkerHandler | None:
+        fn = self._handlers.get(event_type)
+        if fn is not None:
+            return fn
+        for pattern, candidate in self._handlers.items():
+            if ("*" in pattern or ">" in pattern) and _matches(pattern, event_type):
+                return candidate
+        return None
+
+    # --- running --------------------------------------------------------------------
+
+    def run(self, socket_path: str | None = None) -> None:
+        """Serve until drained; on a protocol error print ``crosswire: <reason>`` and exit 1."""
+        try:
+            asyncio.run(self.serve(socket_path))
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+        except (CrosswireError, OSError) as exc:
+            print(f"crosswire: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    async def serve(self, socket_path: str | None = None) -> None:
+        """Connect, handshake, and handle deliveries until a clean goodbye.
+
+        :raises ProtocolError: rejected, a bad frame, or the node went away uncleanly.
+        :raises ConfigurationError: no socket path and ``CROSSWIRE_SOCKET`` unset, or no handlers.
+        """
+        path = socket_path or os.environ.get("CROSSWIRE_SOCKET")
+        if not path:
+            raise ConfigurationError("CROSSWIRE_SOCKET is not set: start this worker from a crosswire node")
+        if not self._handlers:
+            raise ConfigurationError(f"worker {self.name!r} has no handlers")
+        reader, writer = await asyncio.open_unix_connection(path, limit=2**16)
+        conn = WorkerConnection(reader, writer, max_frame=self.max_frame, label="node")
+        self._conn = conn
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        try:
+            await self._session(conn)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
+            for task in list(self._tasks):
+                task.cancel()
+            conn.abort("worker stopped")
+
+    async def _session(self, conn: WorkerConnection) -> None:
+        conn.send(Hello(
+            versions=self.versions, name=self.name, runtime=RUNTIME, types=list(self._handlers),
+            max_in_flight=self.max_in_flight, max_frame=self.max_frame, pid=os.getpid(), sdk=SDK,
+        ))
+        frames = await self._read(conn)
+        first = frames.pop(0)
+        if isinstance(first, Reject):
+            raise ProtocolError(f"rejected by node: {first.reason}")
+        if not isinstance(first, Welcome):
+            message = f"expected welcome or reject, got {frame_kind(first)!r}"
+            conn.fail(message)
+            raise ProtocolError(message)
+        conn.peer_max_frame = first.max_frame
+        conn.start_heartbeats(max(first.heartbeat_ms, 1) / 1000)
+        while True:
+            for frame in frames:
+                if await self._on_frame(conn, frame):
+                    return
+            frames = await self._read(conn)
+
+    async def _read(self, conn: WorkerConnection) -> list[Any]:
+        try:
+            return await conn.read()
+        except ClosedError as exc:
+            if self._drained_sent:
+                return [Goodbye(reason="closed after drain")]
+            raise ProtocolError(f"connection to the node lost: {exc}") from None
+
+    async def _on_frame(self, conn: WorkerConnection, frame: Any) -> bool:
+        """Handle one frame; True when the session ended cleanly."""
+        if isinstance(frame, Deliver):
+            self._start_delivery(conn, frame)
+        elif isinstance(frame, Heartbeat | UnknownFrame):
+            pass
+        elif isinstance(frame, Init):
+            if self._warmup is not None:
+                try:
+                    await self._warmup()
+                except Exception as exc:
+                    message = f"warm-up failed: {type(exc).__name__}: {exc}"
+                    conn.fail(message)
+                    raise ProtocolError(message) from exc
+            conn.send(_READY)
+        elif isinstance(frame, Drain):
+            self._draining = True
+            self._maybe_drained(conn)
+        elif isinstance(frame, Goodbye):
+            await conn.close("goodbye")
+            return True
+        elif isinstance(frame, ErrorFrame):
+            raise ProtocolError(f"node reported a protocol error: {frame.message}")
+        else:
+            message = f"unexpected {frame_kind(frame)!r} frame from the node"
+            conn.fail(message)
+            raise ProtocolError(message)
+        return False
+
+    def _on_sigterm(self) -> None:
+        self._draining = True
+        self._self_drain = True
+        if self._conn is not None:
+            self._maybe_drained(self._conn)
+
+    def _maybe_drained(self, conn: WorkerConnection) -> None:
+        if not self._draining or self._tasks or self._drained_sent:
+            return
+        self._drained_sent = True
+        with contextlib.suppress(ClosedError):
+            conn.send(_DRAINED)
+            if self._self_drain:
+                conn.send(Goodbye(reason="SIGTERM"))
+                asyncio.get_running_loop().create_task(conn.close("drained after SIGTERM"))
+
+    # --- deliveries -----------------------------------------------------------------
+
+    def _start_delivery(self, conn: WorkerConnection, deliver: Deliver) -> None:
+        if len(self._tasks) >= self.max_in_flight:
+            message = f"node exceeded max_in_flight {self.max_in_flight} (delivery {deliver.id})"
+            conn.fail(message)
+            raise ProtocolError(message)
+        task = asyncio.create_task(self._deliver(conn, deliver))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, conn: WorkerConnection, deliver: Deliver) -> None:
+        start_ns = time.time_ns()
+        t0 = time.perf_counter_ns()
+        emitted: list[Event[Any]] = []
+        if self._draining:
+            error: ErrorInfo | None = ErrorInfo.of(
+                ErrorCode.CANCELLED, f"worker {self.name!r} is draining", runtime=RUNTIME
+            )
+        else:
+            error, emitted = await self._run_handler(deliver)
+        duration_ns = time.perf_counter_ns() - t0
+        result = Result(
+            id=deliver.id, ok=error is None, error=error, start_ns=start_ns, duration_ns=duration_ns,
+            emitted=[encode_event(e) for e in emitted],
+        )
+        data = encode_frame(result)
+        if len(data) - 4 > conn.peer_max_frame:
+            result = Result(
+                id=deliver.id, ok=False, start_ns=start_ns, duration_ns=duration_ns,
+                error=ErrorInfo.of(
+                    ErrorCode.RESOURCE_EXHAUSTED,
+                    f"result is {len(data) - 4} bytes > the node's max_frame {conn.peer_max_frame}",
+                    runtime=RUNTIME,
+                ),
+            )
+            data = encode_frame(result)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)  # before _maybe_drained counts what is left
+        with contextlib.suppress(ClosedError):
+            conn.send_bytes(data)
+        self._maybe_drained(conn)
+
+    async def _run_handler(self, deliver: Deliver) -> tuple[ErrorInfo | None, list[Event[Any]]]:
+        try:
+            event = decode_event(deliver.envelope)
+        except EnvelopeDecodeError as exc:
+            return ErrorInfo.of(ErrorCode.INVALID_ARGUMENT, f"envelope did not decode: {exc}"), []
+        fn = self._lookup(event.type)
+        if fn is None:
+            return ErrorInfo.of(
+                ErrorCode.UNIMPLEMENTED, f"worker {self.name!r} has no handler for {event.type!r}"
+            ), []
+        ctx = Context(self.name, deliver.id, event, deliver.deadline)
+        remaining = None
+        if deliver.deadline:
+            remaining = deliver.deadline / 1000 - time.time()
+            if remaining <= 0:
+                return _timeout_error(deliver.deadline), []
+        scope = asyncio.timeout(remaining)
+        try:
+            async with scope:
+                await fn(ctx, event)
+        except TimeoutError as exc:
+            if scope.expired():
+                return _timeout_error(deliver.deadline), []
+            return ErrorInfo.of(ErrorCode.TIMEOUT, f"handler raised TimeoutError: {exc}"), []
+        except Fail as exc:
+            return exc.info, []
+        except Exception as exc:
+            return ErrorInfo.of(ErrorCode.HANDLER_ERROR, f"{type(exc).__name__}: {exc}"), []
+        return None, ctx.emitted
+
+
+def _timeout_error(deadline_ms: int) -> ErrorInfo:
+    late = time.time() * 1000 - deadline_ms
+    return ErrorInfo.of(
+        ErrorCode.TIMEOUT, f"deadline passed ({late:.0f} ms ago) before the handler finished"
+    )
+
+
+_READY = Ready()
+_DRAINED = Drained()
