@@ -115,7 +115,7 @@ class App:
 
         def register(fn: F) -> F:
             payload_type(fn)  # fail now on a bad signature, not on the first event
-            binding = name or getattr(fn, "__qualname__", "handler")
+            binding = name or getattr(fn, "__name__", "handler")
             if any(h.name == binding for h in self.handlers):
                 binding = f"{binding}:{type}"
             if any(h.name == binding for h in self.handlers):
