@@ -90,7 +90,7 @@ class App:
         name: str | None = None,
         timeout: float | None = 30.0,
         retry: Retry | None = None,
-        breaker: Breaker | None | bool = True,
+        breaker: Breaker | bool | None = True,
         dedup: bool = True,
         concurrency: int = 16,
         queue_size: int = 1024,
@@ -115,7 +115,7 @@ class App:
 
         def register(fn: F) -> F:
             payload_type(fn)  # fail now on a bad signature, not on the first event
-            binding = name or getattr(fn, "__name__", "handler")
+            binding = name or str(getattr(fn, "__name__", "handler"))
             if any(h.name == binding for h in self.handlers):
                 binding = f"{binding}:{type}"
             if any(h.name == binding for h in self.handlers):
@@ -134,7 +134,7 @@ class App:
         cwd: str | None = None,
         timeout: float | None = 30.0,
         retry: Retry | None = None,
-        breaker: Breaker | None | bool = True,
+        breaker: Breaker | bool | None = True,
         dedup: bool = True,
         concurrency: int = 64,
         queue_size: int = 1024,

@@ -25,7 +25,7 @@ from ._types import Attempt, Handler, Outcome
 __all__ = ["Breaker", "BreakerState", "CircuitBreaker"]
 
 
-class BreakerState(str, enum.Enum):
+class BreakerState(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -105,11 +105,16 @@ class CircuitBreaker:
                 self._changed.set()
             return
         self.failures += 1
-        if probe or (self.state is BreakerState.CLOSED and self.failures >= self.config.failure_threshold):
+        tripped = self.state is BreakerState.CLOSED and self.failures >= self.config.failure_threshold
+        if probe or tripped:
             self.state = BreakerState.OPEN
             self.opened_at = time.monotonic()
             self.times_opened += 1
             self._changed.set()
 
     def statistics(self) -> dict[str, object]:
-        return {"state": self.state.value, "consecutive_failures": self.failures, "times_opened": self.times_opened}
+        return {
+            "state": self.state.value,
+            "consecutive_failures": self.failures,
+            "times_opened": self.times_opened,
+        }

@@ -7,12 +7,10 @@ from typing import Annotated
 
 import msgspec
 
-from ._exceptions import EnvelopeDecodeError
-
 __all__ = ["ErrorCode", "ErrorInfo", "decode_error_info", "encode_error_info"]
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """The closed set of error codes shared by every runtime."""
 
     INVALID_ARGUMENT = "invalid_argument"

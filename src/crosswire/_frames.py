@@ -9,7 +9,7 @@ oversized length from the header alone, before anything of that size is allocate
 from __future__ import annotations
 
 import struct
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 import msgspec
 
@@ -124,10 +124,10 @@ class UnknownFrame(msgspec.Struct):
     t: str
 
 
-Frame = Union[
-    Hello, Welcome, Reject, Init, Ready, Deliver, Result, Heartbeat, Drain, Drained,
-    Goodbye, ErrorFrame,
-]
+Frame = (
+    Hello | Welcome | Reject | Init | Ready | Deliver | Result | Heartbeat | Drain | Drained
+    | Goodbye | ErrorFrame
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(Frame)

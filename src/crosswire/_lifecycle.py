@@ -11,7 +11,7 @@ import enum
 __all__ = ["Lifecycle", "State"]
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     REGISTERED = "registered"
     INITIALIZING = "initializing"
     WARMING = "warming"

@@ -107,7 +107,7 @@ class Node:
         self.router: Router[Binding] = Router()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crosswire-sync")
         self._outstanding: set[tuple[str, str]] = set()  # (event id, binding) not yet terminal here
-        self._capacity = asyncio.Condition()
+        self._room = asyncio.Event()  # set whenever pending < max_pending
         self._idle = asyncio.Event()
         self._idle.set()
         self._history: dict[tuple[str, str], list[AttemptRecord]] = {}
@@ -155,7 +155,9 @@ class Node:
             await self._shutdown(force=True)
             raise
 
-    def _add_binding(self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str) -> Binding:
+    def _add_binding(
+        self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str
+    ) -> Binding:
         binding = Binding(name, pattern, handler, policies, store=self.idempotency,
                           tracing=tracing_if_configured(), runtime=runtime)
         self.router.add(binding)
@@ -375,20 +377,26 @@ class Node:
             raise
 
     async def _wait_for_capacity(self, n: int) -> None:
-        assert self.max_pending is not None
-        if len(self._outstanding) + n <= self.max_pending or not self._outstanding:
+        limit = self.max_pending
+        assert limit is not None
+
+        def full() -> bool:
+            return bool(self._outstanding) and len(self._outstanding) + n > limit
+
+        if not full():
             return
         if self.on_full == "reject":
             raise BackpressureError(
-                f"{len(self._outstanding)} events pending (max_pending={self.max_pending}); rejected")
+                f"{len(self._outstanding)} events pending (max_pending={limit}); rejected")
         try:
-            async with asyncio.timeout(self.submit_timeout), self._capacity:
-                await self._capacity.wait_for(
-                    lambda: len(self._outstanding) + n <= self.max_pending or not self._outstanding)  # type: ignore[operator]
+            async with asyncio.timeout(self.submit_timeout):
+                while full():
+                    self._room.clear()
+                    await self._room.wait()
         except TimeoutError:
             raise BackpressureError(
                 f"node stayed full for {self.submit_timeout:g}s "
-                f"({len(self._outstanding)} pending, max_pending={self.max_pending})") from None
+                f"({len(self._outstanding)} pending, max_pending={limit})") from None
 
     def _track(self, pairs: list[tuple[str, str]]) -> None:
         if pairs:
@@ -408,12 +416,8 @@ class Node:
     def _after_settle(self) -> None:
         if not self._outstanding:
             self._idle.set()
-        if self.max_pending is not None and self._capacity._waiters:  # type: ignore[attr-defined]
-            asyncio.get_running_loop().create_task(self._notify_capacity())
-
-    async def _notify_capacity(self) -> None:
-        async with self._capacity:
-            self._capacity.notify_all()
+        if self.max_pending is not None and len(self._outstanding) < self.max_pending:
+            self._room.set()
 
     async def wait_idle(self, timeout: float | None = None) -> None:
         """Wait until every event submitted through this node reached a terminal state
@@ -509,7 +513,8 @@ class Node:
             ))
         except Exception:
             # not stored ⇒ not terminated: hand it back and try again later
-            log.exception("binding %s: dead-letter store failed; event %s handed back", binding.name, event_id)
+            log.exception("binding %s: dead-letter store failed; event %s handed back",
+                          binding.name, event_id)
             await delivery.retry(1.0)
             return
         await delivery.terminate()

@@ -345,7 +345,7 @@ async def test_unroutable_type_on_memory_is_an_error_not_a_silent_drop() -> None
     async def a(event: Event[Any]) -> None: ...
 
     async with Node(app) as node:
-        with pytest.raises(crosswire.ConfigurationError, match="no handler for event type 't.b'"):
+        with pytest.raises(crosswire.ConfigurationError, match=r"no handler for event type 't\.b'"):
             await node.submit("t.b", b"")
         with pytest.raises(ValueError, match="whitespace"):
             await node.submit("t b", b"")
@@ -501,7 +501,7 @@ def test_bad_configuration_fails_at_registration() -> None:
         app.handler("t.x", concurrency=0)
     with pytest.raises(crosswire.ConfigurationError, match="max_attempts"):
         Retry(max_attempts=0)
-    with pytest.raises(crosswire.ConfigurationError, match="whole tokens|last token"):
+    with pytest.raises(crosswire.ConfigurationError, match=r"whole tokens|last token"):
         app.handler("t.>.x")
 
     with pytest.raises(crosswire.ConfigurationError, match="exactly one required argument"):
