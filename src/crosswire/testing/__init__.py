@@ -1,0 +1,37 @@
+"""Test harness shipped with crosswire: the transport conformance suite and helpers.
+
+Run the suite on a transport by subclassing :class:`TransportConformance` in a pytest
+module (needs ``pytest`` and ``pytest-asyncio`` with ``asyncio_mode = "auto"``)::
+
+    import pytest
+    from crosswire import Features
+    from crosswire.testing import TransportConformance
+
+    class TestMyTransport(TransportConformance):
+        features = Features(durable=True)
+
+        @pytest.fixture
+        async def transport(self):
+            t = MyTransport()
+            await t.start()
+            yield t
+            await t.close()
+"""
+
+from .._transport import Features as Features
+from ._helpers import Collector as Collector
+from ._helpers import Namespace as Namespace
+from ._helpers import assert_no_more as assert_no_more
+from ._helpers import collect as collect
+from ._helpers import next_delivery as next_delivery
+from ._suite import TransportConformance as TransportConformance
+
+__all__ = [
+    "Collector",
+    "Features",
+    "Namespace",
+    "TransportConformance",
+    "assert_no_more",
+    "collect",
+    "next_delivery",
+]
