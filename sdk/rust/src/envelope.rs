@@ -1,0 +1,602 @@
+//! The event envelope (spec/envelope.md): CloudEvents 1.0 attributes plus typed
+//! crosswire extensions, and its canonical MessagePack encoding.
+//!
+//! [`Event::to_msgpack`] writes the canonical bytes (fixed key order, defaults omitted,
+//! a map16 top-level header, smallest integers, extension keys sorted by bytes), so
+//! the Python, Go and Rust bindings produce identical bytes for the same event.
+//! [`Event::from_msgpack`] enforces every rule and limit of the spec and reports the
+//! spec's error codes through [`DecodeError`].
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{DecodeError, PayloadError};
+use crate::fields::{self, Fields};
+use crate::mp::{self, Value, Writer};
+
+/// The only CloudEvents version this binding reads and writes.
+pub const SPECVERSION: &str = "1.0";
+/// The envelope schema major version this binding implements.
+pub const CWVERSION: u64 = 1;
+/// Largest `data`, in bytes.
+pub const MAX_DATA: usize = 16 * 1024 * 1024;
+/// Most user extensions per event.
+pub const MAX_EXTENSIONS: usize = 32;
+/// Largest str/bin extension value, in bytes.
+pub const MAX_EXTENSION_VALUE: usize = 4096;
+/// The content type of payloads written by [`Event::new`].
+pub const MSGPACK: &str = "application/msgpack";
+
+/// Attribute keys of the envelope; user extensions may not reuse them.
+pub const RESERVED_NAMES: [&str; 20] = [
+    "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+    "dataschema", "data", "data_base64", "cwversion", "correlationid", "causationid",
+    "traceparent", "tracestate", "partitionkey", "idempotencykey", "deadline", "attempt",
+    "extensions",
+];
+
+/// The value of a user extension attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionValue {
+    /// A string, at most 4096 bytes.
+    Str(String),
+    /// A 64-bit signed integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// Bytes, at most 4096 (base64 in the JSON form).
+    Bin(Vec<u8>),
+}
+
+impl From<&str> for ExtensionValue {
+    fn from(s: &str) -> Self {
+        ExtensionValue::Str(s.to_owned())
+    }
+}
+impl From<String> for ExtensionValue {
+    fn from(s: String) -> Self {
+        ExtensionValue::Str(s)
+    }
+}
+impl From<i64> for ExtensionValue {
+    fn from(n: i64) -> Self {
+        ExtensionValue::Int(n)
+    }
+}
+impl From<bool> for ExtensionValue {
+    fn from(b: bool) -> Self {
+        ExtensionValue::Bool(b)
+    }
+}
+impl From<Vec<u8>> for ExtensionValue {
+    fn from(b: Vec<u8>) -> Self {
+        ExtensionValue::Bin(b)
+    }
+}
+
+/// One event. `specversion` is always `"1.0"` and `cwversion` always 1, so neither is
+/// stored. Optional attributes are `None` when absent; `attempt` defaults to 1.
+///
+/// Build one with [`Event::new`] (typed payload) or [`Event::with_data`] (raw bytes)
+/// and adjust the public fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Unique per `source` (1..256 bytes).
+    pub id: String,
+    /// URI-reference of the producer (1..1024 bytes).
+    pub source: String,
+    /// The CloudEvents `type`: the routing key (1..256 bytes).
+    pub ty: String,
+    /// Subject of the event within the source.
+    pub subject: Option<String>,
+    /// RFC 3339 time of the occurrence.
+    pub time: Option<String>,
+    /// Media type of `data`.
+    pub datacontenttype: Option<String>,
+    /// URI of the schema of `data`.
+    pub dataschema: Option<String>,
+    /// The payload, opaque bytes.
+    pub data: Option<Vec<u8>>,
+    /// Id shared by every event of one business flow.
+    pub correlationid: Option<String>,
+    /// Id of the event that caused this one.
+    pub causationid: Option<String>,
+    /// W3C trace context, `00-<32 hex>-<16 hex>-<2 hex>`.
+    pub traceparent: Option<String>,
+    /// W3C tracestate.
+    pub tracestate: Option<String>,
+    /// Order key: same key, handled in submission order.
+    pub partitionkey: Option<String>,
+    /// Dedup key; [`Event::dedup_key`] falls back to `id`.
+    pub idempotencykey: Option<String>,
+    /// Unix epoch milliseconds after which the attempt is a timeout.
+    pub deadline: Option<u64>,
+    /// Delivery attempt number, 1-based.
+    pub attempt: u64,
+    /// User extension attributes, kept sorted by name (the canonical order).
+    pub extensions: BTreeMap<String, ExtensionValue>,
+}
+
+impl Event {
+    /// A new event whose `data` is `payload` as MessagePack (a map for structs),
+    /// `datacontenttype` `application/msgpack`, a fresh id, the current time and
+    /// source `crosswire` (a worker's [`crate::Context::emit`] sets it to the worker name).
+    ///
+    /// # Errors
+    /// [`PayloadError::MsgpackEncode`] when `payload` cannot be serialised.
+    pub fn new<T: Serialize + ?Sized>(ty: impl Into<String>, payload: &T) -> Result<Event, PayloadError> {
+        let data = rmp_serde::to_vec_named(payload)?;
+        let mut event = Event::with_data(ty, Some(data));
+        event.datacontenttype = Some(MSGPACK.to_owned());
+        Ok(event)
+    }
+
+    /// A new event with raw `data` (no content type), a fresh id and the current time.
+    pub fn with_data(ty: impl Into<String>, data: Option<Vec<u8>>) -> Event {
+        Event {
+            id: new_event_id(),
+            source: "crosswire".to_owned(),
+            ty: ty.into(),
+            subject: None,
+            time: Some(now_rfc3339()),
+            datacontenttype: None,
+            dataschema: None,
+            data,
+            correlationid: None,
+            causationid: None,
+            traceparent: None,
+            tracestate: None,
+            partitionkey: None,
+            idempotencykey: None,
+            deadline: None,
+            attempt: 1,
+            extensions: BTreeMap::new(),
+        }
+    }
+
+    /// `data` deserialised into `T`: MessagePack unless `datacontenttype` is
+    /// `application/json` or a `+json` type. An absent content type means MessagePack.
+    ///
+    /// # Errors
+    /// [`PayloadError`]; a handler's `?` turns it into a permanent `invalid_argument`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
+        let data = self.data.as_deref().ok_or(PayloadError::NoData)?;
+        match self.datacontenttype.as_deref() {
+            Some(ct) if is_json_type(ct) => Ok(serde_json::from_slice(data)?),
+            None => Ok(rmp_serde::from_slice(data)?),
+            Some(ct) if media_type(ct) == MSGPACK || media_type(ct) == "application/x-msgpack" => {
+                Ok(rmp_serde::from_slice(data)?)
+            }
+            Some(ct) => Err(PayloadError::UnsupportedContentType(ct.to_owned())),
+        }
+    }
+
+    /// What deduplication keys on: the idempotency key, else the id.
+    pub fn dedup_key(&self) -> &str {
+        self.idempotencykey.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The canonical MessagePack bytes. Does not validate; see [`Event::validate`].
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(128 + self.data.as_ref().map_or(0, Vec::len));
+        let opt_str = [
+            &self.subject, &self.time, &self.datacontenttype, &self.dataschema,
+        ];
+        let ext_str = [
+            &self.correlationid, &self.causationid, &self.traceparent, &self.tracestate,
+            &self.partitionkey, &self.idempotencykey,
+        ];
+        let count = 4
+            + opt_str.iter().filter(|s| s.is_some()).count()
+            + usize::from(self.data.is_some())
+            + ext_str.iter().filter(|s| s.is_some()).count()
+            + usize::from(self.deadline.is_some())
+            + usize::from(self.attempt != 1)
+            + usize::from(!self.extensions.is_empty());
+        // at most 19 keys, so the u16 cannot overflow
+        w.map16(count as u16);
+        w.kv_str("specversion", SPECVERSION);
+        w.kv_str("id", &self.id);
+        w.kv_str("source", &self.source);
+        w.kv_str("type", &self.ty);
+        for (key, value) in ["subject", "time", "datacontenttype", "dataschema"].iter().zip(opt_str) {
+            if let Some(v) = value {
+                w.kv_str(key, v);
+            }
+        }
+        if let Some(data) = &self.data {
+            w.str("data");
+            w.bin(data);
+        }
+        let ext_keys = [
+            "correlationid", "causationid", "traceparent", "tracestate", "partitionkey",
+            "idempotencykey",
+        ];
+        for (key, value) in ext_keys.iter().zip(ext_str) {
+            if let Some(v) = value {
+                w.kv_str(key, v);
+            }
+        }
+        if let Some(deadline) = self.deadline {
+            w.kv_uint("deadline", deadline);
+        }
+        if self.attempt != 1 {
+            w.kv_uint("attempt", self.attempt);
+        }
+        if !self.extensions.is_empty() {
+            w.str("extensions");
+            w.map(self.extensions.len() as u32);
+            // BTreeMap<String, _> iterates in byte order: the canonical order
+            for (name, value) in &self.extensions {
+                w.str(name);
+                match value {
+                    ExtensionValue::Str(s) => w.str(s),
+                    ExtensionValue::Int(n) => w.sint(*n),
+                    ExtensionValue::Bool(b) => w.bool(*b),
+                    ExtensionValue::Bin(b) => w.bin(b),
+                }
+            }
+        }
+        w.into_vec()
+    }
+
+    /// Decode and validate an envelope. Unknown keys are ignored.
+    ///
+    /// # Errors
+    /// [`DecodeError`], whose [`DecodeError::code`] is the spec's code.
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let value = mp::parse(bytes)?;
+        let Value::Map(pairs) = value else {
+            return Err(DecodeError::Malformed(format!(
+                "the envelope must be a map, got {}",
+                value.kind()
+            )));
+        };
+        let f = Fields::new(&pairs)?;
+        match f.get("specversion") {
+            None => return Err(DecodeError::MissingField("specversion")),
+            Some(v) => {
+                let s = fields::string("specversion", v)?;
+                if s.is_empty() {
+                    return Err(DecodeError::MissingField("specversion"));
+                }
+                if s != SPECVERSION {
+                    return Err(DecodeError::InvalidValue(format!(
+                        "specversion must be \"1.0\", got {s:?}"
+                    )));
+                }
+            }
+        }
+        if let Some(v) = f.get("cwversion") {
+            let n = fields::int("cwversion", v)?;
+            if n != i128::from(CWVERSION) {
+                return Err(DecodeError::UnsupportedVersion(n));
+            }
+        }
+        let required = |key: &'static str| -> Result<String, DecodeError> {
+            match f.get(key) {
+                None => Err(DecodeError::MissingField(key)),
+                Some(v) => fields::string(key, v),
+            }
+        };
+        let optional = |key: &'static str| -> Result<Option<String>, DecodeError> {
+            f.get(key).map(|v| fields::string(key, v)).transpose()
+        };
+        let attempt = match f.get("attempt") {
+            None => 1,
+            Some(v) => fields::uint("attempt", v)?,
+        };
+        let data = match f.get("data") {
+            None => None,
+            Some(Value::Bin(b)) => {
+                if b.len() > MAX_DATA {
+                    return Err(DecodeError::TooLarge(format!(
+                        "data is {} bytes > {MAX_DATA}",
+                        b.len()
+                    )));
+                }
+                Some(b.to_vec())
+            }
+            Some(v) => return Err(fields::wrong_type("data", "bin", v)),
+        };
+        let extensions = match f.get("extensions") {
+            None => BTreeMap::new(),
+            Some(Value::Map(pairs)) => decode_extensions(pairs)?,
+            Some(v) => return Err(fields::wrong_type("extensions", "map", v)),
+        };
+        let event = Event {
+            id: required("id")?,
+            source: required("source")?,
+            ty: required("type")?,
+            subject: optional("subject")?,
+            time: optional("time")?,
+            datacontenttype: optional("datacontenttype")?,
+            dataschema: optional("dataschema")?,
+            data,
+            correlationid: optional("correlationid")?,
+            causationid: optional("causationid")?,
+            traceparent: optional("traceparent")?,
+            tracestate: optional("tracestate")?,
+            partitionkey: optional("partitionkey")?,
+            idempotencykey: optional("idempotencykey")?,
+            deadline: f.get("deadline").map(|v| fields::uint("deadline", v)).transpose()?,
+            attempt,
+            extensions,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Check every rule and limit of spec/envelope.md.
+    ///
+    /// # Errors
+    /// The first broken rule, with the code a decoder would report for it.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        required_len("id", &self.id, 256)?;
+        required_len("source", &self.source, 1024)?;
+        required_len("type", &self.ty, 256)?;
+        optional_len("subject", &self.subject, 1024)?;
+        optional_len("time", &self.time, 64)?;
+        optional_len("datacontenttype", &self.datacontenttype, 256)?;
+        optional_len("dataschema", &self.dataschema, 1024)?;
+        optional_len("correlationid", &self.correlationid, 256)?;
+        optional_len("causationid", &self.causationid, 256)?;
+        optional_len("tracestate", &self.tracestate, 512)?;
+        optional_len("partitionkey", &self.partitionkey, 256)?;
+        optional_len("idempotencykey", &self.idempotencykey, 256)?;
+        if let Some(data) = &self.data {
+            if data.len() > MAX_DATA {
+                return Err(DecodeError::TooLarge(format!("data is {} bytes > {MAX_DATA}", data.len())));
+            }
+        }
+        if let Some(t) = &self.time {
+            if !is_rfc3339(t) {
+                return Err(DecodeError::InvalidValue(format!("time {t:?} is not RFC 3339")));
+            }
+        }
+        if let Some(tp) = &self.traceparent {
+            if !is_traceparent(tp) {
+                return Err(DecodeError::InvalidValue(format!(
+                    "traceparent {tp:?} must be 00-<32 hex>-<16 hex>-<2 hex>, lower case"
+                )));
+            }
+        }
+        if self.attempt == 0 {
+            return Err(DecodeError::InvalidValue("attempt must be >= 1, got 0".into()));
+        }
+        if self.extensions.len() > MAX_EXTENSIONS {
+            return Err(DecodeError::TooLarge(format!(
+                "{} extensions > {MAX_EXTENSIONS}",
+                self.extensions.len()
+            )));
+        }
+        for (name, value) in &self.extensions {
+            check_extension_name(name)?;
+            let size = match value {
+                ExtensionValue::Str(s) => s.len(),
+                ExtensionValue::Bin(b) => b.len(),
+                _ => 0,
+            };
+            if size > MAX_EXTENSION_VALUE {
+                return Err(DecodeError::TooLarge(format!(
+                    "extension {name:?} is {size} bytes > {MAX_EXTENSION_VALUE}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode_extensions(pairs: &[(Value<'_>, Value<'_>)]) -> Result<BTreeMap<String, ExtensionValue>, DecodeError> {
+    if pairs.len() > MAX_EXTENSIONS {
+        return Err(DecodeError::TooLarge(format!("{} extensions > {MAX_EXTENSIONS}", pairs.len())));
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in pairs {
+        let name = match key {
+            Value::Str(raw) => std::str::from_utf8(raw)
+                .map_err(|_| DecodeError::InvalidExtensionName(String::from_utf8_lossy(raw).into_owned()))?,
+            other => return Err(DecodeError::InvalidExtensionName(format!("<{}>", other.kind()))),
+        };
+        check_extension_name(name)?;
+        let field = format!("extensions.{name}");
+        let value = match value {
+            Value::Str(_) => ExtensionValue::Str(fields::string(&field, value)?),
+            Value::Bin(b) => ExtensionValue::Bin(b.to_vec()),
+            Value::Bool(b) => ExtensionValue::Bool(*b),
+            Value::Int(n) => ExtensionValue::Int(i64::try_from(*n).map_err(|_| {
+                DecodeError::InvalidValue(format!("extension {name:?} = {n} does not fit a signed 64-bit integer"))
+            })?),
+            other => return Err(fields::wrong_type(&field, "str, int, bool or bin", other)),
+        };
+        out.insert(name.to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// Whether `name` is a valid user extension name (1..20 of `a-z0-9`, not an attribute).
+pub fn is_extension_name(name: &str) -> bool {
+    (1..=20).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && !RESERVED_NAMES.contains(&name)
+}
+
+fn check_extension_name(name: &str) -> Result<(), DecodeError> {
+    if is_extension_name(name) {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidExtensionName(name.to_owned()))
+    }
+}
+
+fn required_len(key: &'static str, value: &str, max: usize) -> Result<(), DecodeError> {
+    if value.is_empty() {
+        return Err(DecodeError::MissingField(key));
+    }
+    optional_len(key, &Some(value), max)
+}
+
+fn optional_len<S: AsRef<str>>(key: &str, value: &Option<S>, max: usize) -> Result<(), DecodeError> {
+    match value {
+        Some(v) if v.as_ref().len() > max => Err(DecodeError::TooLarge(format!(
+            "{key} is {} bytes > {max}",
+            v.as_ref().len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$`
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !matches!(b[10], b'T' | b't')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut i = 19;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if !(1..=9).contains(&(i - start)) {
+            return false;
+        }
+    }
+    match &b[i..] {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// `^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`
+fn is_traceparent(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 55
+        && b.iter().enumerate().all(|(i, c)| match i {
+            2 | 35 | 52 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
+}
+
+fn media_type(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether `content_type` means JSON (`application/json` or any `+json` type).
+pub fn is_json_type(content_type: &str) -> bool {
+    let media = media_type(content_type);
+    media == "application/json" || media.ends_with("+json")
+}
+
+/// A random 128-bit id as 32 hex characters.
+pub fn new_event_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded from the OS once per process and varied per instance;
+    // mixing in a counter, the pid and the clock keeps ids unique without a rand crate.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u64(n);
+        h.write_u128(now);
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(0x9e37_79b9_7f4a_7c15), half(0xc2b2_ae3d_27d4_eb4f))
+}
+
+/// The current UTC time as RFC 3339 with microseconds, e.g. `2026-11-28T10:00:00.123456Z`.
+pub fn now_rfc3339() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_pattern() {
+        assert!(is_rfc3339("2026-11-28T10:00:00Z"));
+        assert!(is_rfc3339("2026-11-28t10:00:00.123456789+02:00"));
+        assert!(!is_rfc3339("2026-11-28T10:00:00.1234567890Z"));
+        assert!(!is_rfc3339("2026-11-28T10:00:00."));
+        assert!(!is_rfc3339("2026-11-28 10:00:00Z"));
+        assert!(!is_rfc3339("2026-11-28T10:00:00+0200"));
+        assert!(is_rfc3339(&now_rfc3339()), "{}", now_rfc3339());
+    }
+
+    #[test]
+    fn traceparent_pattern() {
+        assert!(is_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert!(!is_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+        assert!(!is_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"));
+    }
+
+    #[test]
+    fn ids_are_fresh() {
+        let a = new_event_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, new_event_id());
+    }
+
+    #[test]
+    fn typed_payload_roundtrip() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Order {
+            order_id: i64,
+            sku: String,
+        }
+        let order = Order { order_id: 7, sku: "A-1".into() };
+        let ev = Event::new("order.created", &order).unwrap();
+        assert_eq!(ev.data.as_deref().unwrap()[0], 0x82, "structs are written as maps");
+        let back = Event::from_msgpack(&ev.to_msgpack()).unwrap();
+        assert_eq!(back.decode::<Order>().unwrap(), order);
+        let mut json = back.clone();
+        json.datacontenttype = Some("application/cloudevents+json".into());
+        json.data = Some(br#"{"order_id":7,"sku":"A-1"}"#.to_vec());
+        assert_eq!(json.decode::<Order>().unwrap(), order);
+        json.datacontenttype = Some("text/plain".into());
+        assert!(matches!(json.decode::<Order>(), Err(PayloadError::UnsupportedContentType(_))));
+    }
+}

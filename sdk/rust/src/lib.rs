@@ -1,0 +1,60 @@
+//! crosswire worker SDK for Rust.
+//!
+//! A *worker* handles some event types for a crosswire node over the worker protocol
+//! (spec/protocol.md): the node does every retry, timeout, dedup and dead-letter
+//! decision; this crate implements the envelope codec, the handshake, lifecycle,
+//! heartbeats and flow control, and runs your handlers on tokio.
+//!
+//! ```no_run
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Order { order_id: i64, qty: i64 }
+//! #[derive(Serialize)]
+//! struct Score { order_id: i64, score: i64 }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), crosswire::Error> {
+//!     crosswire::Worker::new("fraud")
+//!         .max_in_flight(64)
+//!         .handle("order.validated", |ctx: crosswire::Context, ev: crosswire::Event| async move {
+//!             let order: Order = ev.decode()?; // a bad payload: permanent invalid_argument
+//!             let score = Score { order_id: order.order_id, score: order.qty * 10 };
+//!             ctx.emit(crosswire::Event::new("order.scored", &score)?);
+//!             Ok(())
+//!         })
+//!         .run() // connects to $CROSSWIRE_SOCKET
+//!         .await
+//! }
+//! ```
+//!
+//! The codecs ([`Event`], [`ErrorInfo`], [`frame`]) do no I/O and can be used alone.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod connection;
+mod context;
+mod envelope;
+mod error;
+mod errorinfo;
+mod fields;
+pub mod frame;
+mod handler;
+mod json;
+mod mp;
+mod worker;
+
+pub use context::Context;
+pub use envelope::{
+    is_extension_name, new_event_id, now_rfc3339, Event, ExtensionValue, CWVERSION, MAX_DATA,
+    MAX_EXTENSIONS, MAX_EXTENSION_VALUE, MSGPACK, RESERVED_NAMES, SPECVERSION,
+};
+pub use error::{DecodeError, Error, FrameError, PayloadError};
+pub use errorinfo::{ErrorCode, ErrorInfo};
+pub use handler::{Handler, HandlerError};
+pub use worker::Worker;
+
+/// The value of `runtime` in `hello` and in error envelopes from this SDK.
+pub const RUNTIME: &str = "rust";
+/// SDK name and version, sent in `hello`.
+pub const SDK: &str = concat!("crosswire-rust/", env!("CARGO_PKG_VERSION"));

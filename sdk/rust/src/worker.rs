@@ -1,0 +1,557 @@
+//! The worker: configuration ([`Worker`]) and one protocol session over the socket.
+//!
+//! Session order (spec/protocol.md): `hello` → `welcome` | `reject`; `init` → warm-up
+//! hook → `ready`; then `deliver` → `result` with at most `max_in_flight` handlers
+//! running; `drain` (or SIGTERM) → finish in-flight work → `drained` (→ `goodbye`).
+//! Heartbeats flow both ways; three silent intervals from the node end the session.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::connection::{write_frames, FrameReader, HeartbeatMs};
+use crate::context::Context;
+use crate::envelope::Event;
+use crate::error::Error;
+use crate::errorinfo::{ErrorCode, ErrorInfo};
+use crate::frame::{Frame, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSIONS};
+use crate::handler::{ErasedHandler, Handler, HandlerError};
+
+type WarmupHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send>;
+type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Heartbeat interval assumed before `welcome` says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(1000);
+/// Frames queued for the writer before senders wait.
+const WRITE_QUEUE: usize = 1024;
+
+/// A worker's configuration; [`Worker::run`] connects and serves until drained.
+///
+/// Defaults: `max_in_flight` 64, `max_frame` 1 MiB + 64 KiB, protocol versions `[1]`,
+/// socket from `$CROSSWIRE_SOCKET`, SIGTERM drains.
+pub struct Worker {
+    name: String,
+    max_in_flight: usize,
+    max_frame: u32,
+    versions: Vec<u64>,
+    socket: Option<PathBuf>,
+    handlers: Vec<(String, Arc<dyn ErasedHandler>)>,
+    warmup: Option<WarmupHook>,
+    shutdown: Option<Shutdown>,
+}
+
+impl Worker {
+    /// A worker named `name` (the `source` of events it emits).
+    pub fn new(name: impl Into<String>) -> Worker {
+        Worker {
+            name: name.into(),
+            max_in_flight: 64,
+            max_frame: DEFAULT_MAX_FRAME,
+            versions: PROTOCOL_VERSIONS.to_vec(),
+            socket: None,
+            handlers: Vec::new(),
+            warmup: None,
+            shutdown: None,
+        }
+    }
+
+    /// How many deliveries may run at once: the credit announced to the node.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// The largest frame this worker accepts (at least 4096).
+    pub fn max_frame(mut self, bytes: u32) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// The protocol versions announced in `hello` (default `[1]`; for tests).
+    pub fn protocol_versions(mut self, versions: Vec<u64>) -> Self {
+        self.versions = versions;
+        self
+    }
+
+    /// Connect to `path` instead of `$CROSSWIRE_SOCKET`.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// Run `hook` on `init`, before `ready` (open connections, prime caches). An error
+    /// is reported to the node and ends [`Worker::run`] with [`Error::Warmup`].
+    pub fn on_warmup<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.warmup = Some(Box::new(move || Box::pin(hook())));
+        self
+    }
+
+    /// Drain when `signal` completes instead of on SIGTERM.
+    pub fn shutdown_signal(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.shutdown = Some(Box::pin(signal));
+        self
+    }
+
+    /// Handle events of type `ty` (NATS-style wildcards: `*` one token, `>` the rest)
+    /// with an async closure.
+    pub fn handle<F, Fut>(self, ty: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handler(ty, f)
+    }
+
+    /// Handle events of type `ty` with a [`Handler`] implementation.
+    pub fn handler(mut self, ty: impl Into<String>, handler: impl Handler) -> Self {
+        self.handlers.push((ty.into(), Arc::new(handler)));
+        self
+    }
+
+    /// Connect, handshake, serve deliveries until drained, and say goodbye.
+    ///
+    /// Returns `Ok(())` after a clean drain (node `drain`, or SIGTERM / the shutdown
+    /// signal) or a node `goodbye`.
+    ///
+    /// # Errors
+    /// [`Error`]: configuration, connection, `reject`, protocol violations by the node,
+    /// an oversized frame, a silent node, or a failed warm-up.
+    pub async fn run(mut self) -> Result<(), Error> {
+        let routes = Routes::new(std::mem::take(&mut self.handlers))?;
+        if self.max_in_flight == 0 {
+            return Err(Error::Config("max_in_flight must be at least 1".into()));
+        }
+        if self.max_frame < MIN_MAX_FRAME {
+            return Err(Error::Config(format!("max_frame must be at least {MIN_MAX_FRAME}")));
+        }
+        let path = match self.socket.take() {
+            Some(p) => p,
+            None => std::env::var_os("CROSSWIRE_SOCKET").map(PathBuf::from).ok_or(Error::NoSocket)?,
+        };
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|source| Error::Connect { path: path.display().to_string(), source })?;
+        let shutdown = self.shutdown.take().unwrap_or_else(|| Box::pin(sigterm()));
+        Session::start(self, routes, stream, shutdown).await
+    }
+}
+
+async fn sigterm() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Event type → handler; exact types first, then wildcard patterns in order.
+struct Routes {
+    types: Vec<String>,
+    exact: HashMap<String, Arc<dyn ErasedHandler>>,
+    patterns: Vec<(Vec<String>, Arc<dyn ErasedHandler>)>,
+}
+
+impl Routes {
+    fn new(handlers: Vec<(String, Arc<dyn ErasedHandler>)>) -> Result<Routes, Error> {
+        if handlers.is_empty() {
+            return Err(Error::Config("no handlers registered: the node rejects a worker without types".into()));
+        }
+        let mut routes = Routes { types: Vec::new(), exact: HashMap::new(), patterns: Vec::new() };
+        for (ty, handler) in handlers {
+            if ty.is_empty() || routes.types.contains(&ty) {
+                return Err(Error::Config(format!("event type {ty:?} is empty or registered twice")));
+            }
+            routes.types.push(ty.clone());
+            if ty.split('.').any(|t| t == "*" || t == ">") {
+                routes.patterns.push((ty.split('.').map(str::to_owned).collect(), handler));
+            } else {
+                routes.exact.insert(ty, handler);
+            }
+        }
+        Ok(routes)
+    }
+
+    fn lookup(&self, ty: &str) -> Option<Arc<dyn ErasedHandler>> {
+        if let Some(h) = self.exact.get(ty) {
+            return Some(h.clone());
+        }
+        let tokens: Vec<&str> = ty.split('.').collect();
+        self.patterns.iter().find(|(p, _)| matches_pattern(p, &tokens)).map(|(_, h)| h.clone())
+    }
+}
+
+fn matches_pattern(pattern: &[String], tokens: &[&str]) -> bool {
+    for (i, p) in pattern.iter().enumerate() {
+        match p.as_str() {
+            ">" => return tokens.len() > i,
+            "*" if i < tokens.len() => {}
+            p if tokens.get(i) == Some(&p) => {}
+            _ => return false,
+        }
+    }
+    pattern.len() == tokens.len()
+}
+
+/// What every delivery task shares.
+struct Shared {
+    name: String,
+    routes: Routes,
+    slots: Arc<Semaphore>,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// The node's `max_frame` from `welcome`.
+    peer_max_frame: AtomicU64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    AwaitWelcome,
+    AwaitInit,
+    WarmingUp,
+    Running,
+}
+
+/// What the session loop does after a frame.
+enum Step {
+    Continue,
+    /// `welcome` arrived with this heartbeat interval.
+    Welcomed(Duration),
+    /// The node said goodbye: the session ends cleanly.
+    Goodbye,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DrainCause {
+    Node,
+    Signal,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    config: Worker,
+    heartbeat_ms: HeartbeatMs,
+    phase: Phase,
+    tasks: JoinSet<()>,
+    warmup: Option<JoinHandle<Result<(), HandlerError>>>,
+    drain: Option<DrainCause>,
+    drained_sent: bool,
+}
+
+impl Session {
+    async fn start(config: Worker, routes: Routes, stream: UnixStream, shutdown: Shutdown) -> Result<(), Error> {
+        let (rd, wr) = stream.into_split();
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let heartbeat_ms: HeartbeatMs = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(write_frames(wr, rx, heartbeat_ms.clone()));
+        let (in_tx, in_rx) = mpsc::channel(64);
+        let max_frame = config.max_frame;
+        let reader = tokio::spawn(async move {
+            let mut frames = FrameReader::new(rd, max_frame);
+            loop {
+                let next = frames.read_frame().await.transpose();
+                let stop = !matches!(next, Some(Ok(_)));
+                if let Some(item) = next {
+                    if in_tx.send(item).await.is_err() {
+                        break;
+                    }
+                }
+                if stop {
+                    break;
+                }
+            }
+        });
+        let shared = Arc::new(Shared {
+            name: config.name.clone(),
+            routes,
+            slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            tx: tx.clone(),
+            peer_max_frame: AtomicU64::new(u64::from(MIN_MAX_FRAME)),
+        });
+        let mut session = Session {
+            shared,
+            config,
+            heartbeat_ms,
+            phase: Phase::AwaitWelcome,
+            tasks: JoinSet::new(),
+            warmup: None,
+            drain: None,
+            drained_sent: false,
+        };
+        let result = session.serve(in_rx, shutdown).await;
+        if let Err(err) = &result {
+            if let Some(message) = report_to_node(err) {
+                send(&tx, &Frame::Error { message }).await;
+            }
+        }
+        // Abandon whatever is still running, then let the writer flush and close.
+        session.tasks.abort_all();
+        while session.tasks.join_next().await.is_some() {}
+        if let Some(w) = session.warmup.take() {
+            w.abort();
+        }
+        drop(session);
+        drop(tx);
+        reader.abort();
+        match tokio::time::timeout(Duration::from_secs(2), writer).await {
+            Ok(Ok(Err(io))) if result.is_ok() => Err(Error::Io(io)),
+            _ => result,
+        }
+    }
+
+    async fn serve(&mut self, mut inbox: mpsc::Receiver<Result<Frame, Error>>, mut shutdown: Shutdown) -> Result<(), Error> {
+        let tx = self.shared.tx.clone();
+        send(
+            &tx,
+            &Frame::Hello {
+                versions: self.config.versions.clone(),
+                name: self.config.name.clone(),
+                runtime: crate::RUNTIME.to_owned(),
+                types: self.shared.routes.types.clone(),
+                max_in_flight: self.config.max_in_flight as u64,
+                max_frame: u64::from(self.config.max_frame),
+                pid: Some(u64::from(std::process::id())),
+                sdk: Some(crate::SDK.to_owned()),
+            },
+        )
+        .await;
+        let mut silence = 3 * DEFAULT_HEARTBEAT;
+        let mut last_heard = Instant::now();
+        let mut shutdown_fired = false;
+        loop {
+            if self.drain.is_some() && !self.drained_sent && self.tasks.is_empty() && self.warmup.is_none() {
+                send(&tx, &Frame::Drained).await;
+                self.drained_sent = true;
+                if self.drain == Some(DrainCause::Signal) {
+                    send(&tx, &Frame::Goodbye { reason: Some("sigterm".into()) }).await;
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                biased;
+                next = inbox.recv() => {
+                    last_heard = Instant::now();
+                    match next {
+                        None if self.drained_sent => return Ok(()),
+                        None => return Err(Error::ConnectionClosed),
+                        Some(Err(e)) => return Err(e),
+                        Some(Ok(frame)) => match self.on_frame(frame).await? {
+                            Step::Continue => {}
+                            Step::Welcomed(hb) => silence = 3 * hb,
+                            Step::Goodbye => return Ok(()),
+                        },
+                    }
+                }
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+                done = async { self.warmup.as_mut().expect("guarded by is_some").await }, if self.warmup.is_some() => {
+                    self.warmup = None;
+                    match done {
+                        Ok(Ok(())) => {
+                            send(&tx, &Frame::Ready).await;
+                            self.phase = Phase::Running;
+                        }
+                        Ok(Err(e)) => return Err(Error::Warmup(e.to_string())),
+                        Err(e) => return Err(Error::Warmup(format!("hook panicked: {}", panic_message(e)))),
+                    }
+                }
+                () = &mut shutdown, if !shutdown_fired => {
+                    shutdown_fired = true;
+                    if self.phase == Phase::AwaitWelcome {
+                        send(&tx, &Frame::Goodbye { reason: Some("sigterm".into()) }).await;
+                        return Ok(());
+                    }
+                    self.drain = Some(DrainCause::Signal);
+                }
+                () = tokio::time::sleep_until((last_heard + silence).into()) => {
+                    return Err(Error::PeerSilent(silence));
+                }
+            }
+        }
+    }
+
+    /// Act on one frame from the node; `Err` ends the session.
+    async fn on_frame(&mut self, frame: Frame) -> Result<Step, Error> {
+        let tx = &self.shared.tx;
+        match (self.phase, frame) {
+            (_, Frame::Error { message }) => Err(Error::NodeError(message)),
+            (Phase::AwaitWelcome, Frame::Reject { reason }) => Err(Error::Rejected(reason)),
+            (Phase::AwaitWelcome, Frame::Welcome { version, max_frame, heartbeat_ms, .. }) => {
+                if !self.config.versions.contains(&version) {
+                    return Err(Error::Protocol(format!(
+                        "node chose protocol version {version}, worker speaks {:?}",
+                        self.config.versions
+                    )));
+                }
+                self.shared.peer_max_frame.store(max_frame, Ordering::Relaxed);
+                let hb = if heartbeat_ms == 0 { DEFAULT_HEARTBEAT } else { Duration::from_millis(heartbeat_ms) };
+                self.heartbeat_ms.store(hb.as_millis() as u64, Ordering::Relaxed);
+                self.phase = Phase::AwaitInit;
+                Ok(Step::Welcomed(hb))
+            }
+            (Phase::AwaitWelcome, other) => Err(Error::Protocol(format!(
+                "expected welcome or reject, got {:?}",
+                other.kind()
+            ))),
+            (_, Frame::Heartbeat | Frame::Unknown { .. }) => Ok(Step::Continue),
+            (_, Frame::Goodbye { .. }) => Ok(Step::Goodbye),
+            (Phase::AwaitInit, Frame::Init) => {
+                let hook = self.config.warmup.take();
+                self.warmup = Some(tokio::spawn(async move {
+                    match hook {
+                        Some(hook) => hook().await,
+                        None => Ok(()),
+                    }
+                }));
+                self.phase = Phase::WarmingUp;
+                Ok(Step::Continue)
+            }
+            (_, Frame::Drain) => {
+                if self.drain.is_none() {
+                    self.drain = Some(DrainCause::Node);
+                }
+                Ok(Step::Continue)
+            }
+            (Phase::Running, Frame::Deliver { id, envelope, deadline }) => {
+                if self.drain.is_some() {
+                    let info = ErrorInfo::new(ErrorCode::Cancelled, "worker is draining");
+                    let now = unix_ns(SystemTime::now());
+                    send(tx, &result_frame(id, Err(info), now, 0)).await;
+                } else {
+                    self.tasks.spawn(deliver(self.shared.clone(), id, envelope, deadline));
+                }
+                Ok(Step::Continue)
+            }
+            (phase, other) => Err(Error::Protocol(format!("unexpected {:?} frame in phase {phase:?}", other.kind()))),
+        }
+    }
+}
+
+/// The message of the `error` frame sent before closing, for errors that are the
+/// node's fault (not for reject, node errors, or a dead connection).
+fn report_to_node(err: &Error) -> Option<String> {
+    match err {
+        Error::FrameTooLarge { .. } | Error::Frame(_) | Error::Protocol(_) | Error::Warmup(_) => Some(err.to_string()),
+        _ => None,
+    }
+}
+
+async fn send(tx: &mpsc::Sender<Vec<u8>>, frame: &Frame) {
+    // a closed writer means the connection is gone; the reader reports that
+    let _ = tx.send(frame.encode()).await;
+}
+
+fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn panic_message(err: tokio::task::JoinError) -> String {
+    if !err.is_panic() {
+        return "cancelled".into();
+    }
+    let payload = err.into_panic();
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}
+
+fn result_frame(id: u64, outcome: Result<Vec<Vec<u8>>, ErrorInfo>, start_ns: u64, duration_ns: u64) -> Frame {
+    let (ok, error, emitted) = match outcome {
+        Ok(emitted) => (true, None, emitted),
+        Err(info) => (false, Some(info), Vec::new()),
+    };
+    Frame::Result { id, ok, error, start_ns, duration_ns, emitted }
+}
+
+/// Run one delivery and send its `result`.
+async fn deliver(shared: Arc<Shared>, id: u64, envelope: Vec<u8>, deadline_ms: u64) {
+    // The semaphore is never closed, so acquire only fails if it were; then run anyway.
+    let _slot = shared.slots.clone().acquire_owned().await.ok();
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let outcome = run_handler(&shared, id, &envelope, deadline_ms).await;
+    let duration_ns = clock.elapsed().as_nanos() as u64;
+    let start_ns = unix_ns(started);
+    let mut bytes = result_frame(id, outcome, start_ns, duration_ns).encode();
+    let max = shared.peer_max_frame.load(Ordering::Relaxed);
+    if (bytes.len() - 4) as u64 > max {
+        let info = ErrorInfo::new(
+            ErrorCode::InvalidArgument,
+            format!("result with emitted events is {} bytes > node max_frame {max}", bytes.len() - 4),
+        );
+        bytes = result_frame(id, Err(info), start_ns, duration_ns).encode();
+    }
+    let _ = shared.tx.send(bytes).await;
+}
+
+async fn run_handler(shared: &Shared, id: u64, envelope: &[u8], deadline_ms: u64) -> Result<Vec<Vec<u8>>, ErrorInfo> {
+    let event = Event::from_msgpack(envelope).map_err(|e| {
+        ErrorInfo::new(ErrorCode::InvalidArgument, format!("envelope did not decode ({}): {e}", e.code()))
+    })?;
+    let handler = shared.routes.lookup(&event.ty).ok_or_else(|| {
+        ErrorInfo::new(
+            ErrorCode::Unimplemented,
+            format!("worker {:?} has no handler for event type {:?}", shared.name, event.ty),
+        )
+    })?;
+    let deadline = (deadline_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(deadline_ms));
+    let ctx = Context::new(event.clone(), deadline, shared.name.clone(), id);
+    // A task of its own, so a panic is caught as a JoinError and the worker lives on.
+    let mut task = tokio::spawn(handler.call(ctx.clone(), event));
+    let joined = match deadline {
+        None => Ok((&mut task).await),
+        Some(at) => {
+            let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            tokio::time::timeout(left, &mut task).await
+        }
+    };
+    match joined {
+        Err(_elapsed) => {
+            task.abort();
+            Err(ErrorInfo::new(ErrorCode::Timeout, format!("handler did not finish before the deadline ({deadline_ms} unix ms)")))
+        }
+        Ok(Err(join)) => Err(ErrorInfo::new(ErrorCode::HandlerError, format!("handler panicked: {}", panic_message(join)))),
+        Ok(Ok(Err(e))) => Err(e.to_error_info()),
+        Ok(Ok(Ok(()))) => {
+            let mut out = Vec::new();
+            for (i, ev) in ctx.take_emitted().into_iter().enumerate() {
+                ev.validate().map_err(|e| {
+                    ErrorInfo::new(ErrorCode::InvalidArgument, format!("emitted event {i} ({:?}) is invalid: {e}", ev.ty))
+                })?;
+                out.push(ev.to_msgpack());
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        let p = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        let t = |s: &'static str| s.split('.').collect::<Vec<_>>();
+        assert!(matches_pattern(&p("order.*"), &t("order.created")));
+        assert!(!matches_pattern(&p("order.*"), &t("order.created.v2")));
+        assert!(matches_pattern(&p("order.>"), &t("order.created.v2")));
+        assert!(!matches_pattern(&p("order.>"), &t("order")));
+        assert!(!matches_pattern(&p("order.*"), &t("payment.created")));
+    }
+}
