@@ -9,10 +9,12 @@ produce the same bytes for the same event.
 from __future__ import annotations
 
 import base64
+import functools
+import itertools
 import os
 import re
 import time as _time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -153,14 +155,40 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
         return self
 
 
+class _Ids:
+    """Event ids: a random 64-bit prefix per process plus a counter — unique without
+    a syscall per event. Re-seeded in a forked child so parent and child never collide."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_ids = _Ids()
+os.register_at_fork(after_in_child=_ids.reseed)
+
+
 def new_event_id() -> str:
-    """A random 128-bit id, as 32 hex characters."""
-    return os.urandom(16).hex()
+    """A unique id: 32 hex characters (random process prefix + counter)."""
+    return _ids.next()
+
+
+_second_cache: list[Any] = [-1, ""]
 
 
 def _now_rfc3339() -> str:
     now = _time.time()
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    second = int(now)
+    if second != _second_cache[0]:
+        _second_cache[0] = second
+        _second_cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second_cache[1]}.{int((now - second) * 1_000_000):06d}Z"
 
 
 def _check_extensions(ext: dict[str, Any]) -> dict[str, Any]:
@@ -249,6 +277,7 @@ _EXTENSION_ORDER = (
 _json_encoder = msgspec.json.Encoder()
 
 
+@functools.lru_cache(maxsize=256)
 def _is_json_type(content_type: str | None) -> bool:
     if content_type is None:
         return False

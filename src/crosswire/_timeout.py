@@ -20,6 +20,61 @@ from ._types import Attempt, Handler, Outcome
 __all__ = ["Timeout"]
 
 
+class _Deadlines:
+    """Coarse, shared timers: one event-loop timer per 5 ms slot, however many attempts
+    are due in it. Adding and removing an attempt is a dict operation; a per-attempt
+    ``asyncio.timeout`` would put one timer per event on the loop's heap.
+    Deadlines therefore fire up to ``RESOLUTION`` late.
+    """
+
+    RESOLUTION = 0.005
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.slots: dict[int, dict[int, _Expiry]] = {}
+        self._next = 0
+
+    def add(self, when: float, expiry: _Expiry) -> tuple[int, int]:
+        slot = int(when / self.RESOLUTION) + 1
+        waiting = self.slots.get(slot)
+        if waiting is None:
+            waiting = self.slots[slot] = {}
+            self.loop.call_at(slot * self.RESOLUTION, self._fire, slot)
+        self._next += 1
+        waiting[self._next] = expiry
+        return slot, self._next
+
+    def remove(self, handle: tuple[int, int]) -> None:
+        waiting = self.slots.get(handle[0])
+        if waiting is not None:
+            waiting.pop(handle[1], None)
+
+    def _fire(self, slot: int) -> None:
+        for expiry in self.slots.pop(slot, {}).values():
+            expiry.fired = True
+            expiry.task.cancel()
+
+
+class _Expiry:
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.fired = False
+
+
+_deadlines: dict[asyncio.AbstractEventLoop, _Deadlines] = {}
+
+
+def _deadlines_for(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+    found = _deadlines.get(loop)
+    if found is None:
+        for stale in [other for other in _deadlines if other.is_closed()]:
+            del _deadlines[stale]
+        found = _deadlines[loop] = _Deadlines(loop)
+    return found
+
+
 class Timeout(msgspec.Struct, frozen=True):
     """Fail an attempt with ``timeout`` (retryable) after ``seconds``."""
 
@@ -41,11 +96,23 @@ class Timeout(msgspec.Struct, frozen=True):
             attempt.deadline = deadline
             if deadline <= now:
                 return Outcome(error=_expired(seconds, event_deadline is not None))
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            assert task is not None
+            expiry = _Expiry(task)
+            deadlines = _deadlines_for(loop)
+            handle = deadlines.add(loop.time() + (deadline - now), expiry)
             try:
-                async with asyncio.timeout_at(asyncio.get_running_loop().time() + (deadline - now)):
-                    return await inner(attempt)
-            except TimeoutError:
-                return Outcome(error=_expired(seconds, False))
+                outcome = await inner(attempt)
+            except asyncio.CancelledError:
+                if expiry.fired and task.uncancel() == 0:
+                    return Outcome(error=_expired(seconds, False))
+                raise
+            finally:
+                deadlines.remove(handle)
+            if expiry.fired:  # the handler swallowed our cancellation and finished anyway
+                task.uncancel()
+            return outcome
 
         return timed
 

@@ -1,0 +1,154 @@
+"""Events/s through the whole node, against a hand-written queue loop and FastStream.
+
+Runs, side by side in one process, with the same no-op async handler and the same
+128-byte payload struct:
+
+- ``crosswire``: ``node.submit`` → memory transport → router → dispatcher → trace?
+  (off: no SDK provider) → dedup → breaker → timeout → handler → retry policy → ack,
+  timed until every event is acknowledged (``wait_idle``);
+- ``baseline_queue``: ``asyncio.Queue`` → ``msgspec`` decode → ``await handler``, the
+  loop people write by hand (no policies, no settlement);
+- ``faststream``: FastStream's in-memory ``TestNatsBroker`` with the same handler
+  (skipped, reported as null, if FastStream is not installed).
+
+Each contender runs ``--rounds`` times, interleaved; the median is reported.
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+import crosswire
+
+
+class Payload(msgspec.Struct):
+    order_id: int
+    sku: str
+    note: str
+
+
+def make_payload(i: int) -> Payload:
+    p = Payload(order_id=i, sku="SKU-0001", note="")
+    pad = 128 - len(msgspec.msgpack.encode(p))
+    return Payload(order_id=i, sku="SKU-0001", note="x" * max(0, pad))
+
+
+async def run_crosswire(n: int) -> float:
+    app = crosswire.App("bench")
+    count = 0
+
+    @app.handler("bench.noop", concurrency=16, timeout=5.0, retry=crosswire.Retry(max_attempts=3))
+    async def noop(event: crosswire.Event[Payload]) -> None:
+        nonlocal count
+        count += 1
+
+    payloads = [make_payload(i) for i in range(n)]
+    async with crosswire.Node(app, max_pending=4096) as node:
+        t0 = time.perf_counter()
+        for p in payloads:
+            await node.submit("bench.noop", p)
+        await node.wait_idle(120)
+        elapsed = time.perf_counter() - t0
+    assert count == n, (count, n)
+    return n / elapsed
+
+
+async def run_baseline(n: int) -> float:
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4096)
+    decoder = msgspec.msgpack.Decoder(Payload)
+    encoder = msgspec.msgpack.Encoder()
+    count = 0
+
+    async def handler(p: Payload) -> None:
+        nonlocal count
+        count += 1
+
+    async def consume() -> None:
+        while True:
+            data = await queue.get()
+            await handler(decoder.decode(data))
+            queue.task_done()
+
+    payloads = [make_payload(i) for i in range(n)]
+    workers = [asyncio.create_task(consume()) for _ in range(16)]
+    t0 = time.perf_counter()
+    for p in payloads:
+        await queue.put(encoder.encode(p))
+    await queue.join()
+    elapsed = time.perf_counter() - t0
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    assert count == n
+    return n / elapsed
+
+
+async def run_faststream(n: int) -> float | None:
+    try:
+        from faststream.nats import NatsBroker, TestNatsBroker
+    except ImportError:
+        return None
+    broker = NatsBroker()
+    count = 0
+
+    @broker.subscriber("bench.noop")
+    async def noop(body: dict[str, Any]) -> None:
+        nonlocal count
+        count += 1
+
+    payloads = [msgspec.to_builtins(make_payload(i)) for i in range(n)]
+    async with TestNatsBroker(broker) as br:
+        t0 = time.perf_counter()
+        for p in payloads:
+            await br.publish(p, "bench.noop")
+        elapsed = time.perf_counter() - t0
+    assert count == n, (count, n)
+    return n / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer events and rounds (about 10 s)")
+    parser.add_argument("--events", type=int, default=None, help="events per round")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per contender")
+    args = parser.parse_args()
+    n = args.events or (5_000 if args.quick else 50_000)
+    rounds = args.rounds or (3 if args.quick else 5)
+    contenders: dict[str, Callable[[int], Awaitable[float | None]]] = {
+        "crosswire": run_crosswire, "baseline_queue": run_baseline, "faststream": run_faststream,
+    }
+    results: dict[str, list[float]] = {k: [] for k in contenders}
+    fs_n = max(1, n // 5)  # FastStream's test broker is slow; fewer events, same per-event metric
+    for r in range(rounds):
+        for name, fn in contenders.items():
+            value = await fn(fs_n if name == "faststream" else n)
+            if value is not None:
+                results[name].append(value)
+            print(f"round {r + 1}/{rounds} {name:15s} "
+                  f"{'n/a' if value is None else f'{value:,.0f} events/s'}", file=sys.stderr)
+    eps = {k: (statistics.median(v) if v else None) for k, v in results.items()}
+    cw, base, fs = eps["crosswire"], eps["baseline_queue"], eps["faststream"]
+    assert cw is not None and base is not None
+    out = {
+        "bench": "dispatch",
+        "events_per_s": {k: (round(v) if v is not None else None) for k, v in eps.items()},
+        "ratios": {
+            "vs_baseline_queue": round(cw / base, 3),
+            "vs_faststream": round(cw / fs, 2) if fs else None,
+        },
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
