@@ -133,9 +133,14 @@ class WorkerConnection:
                 continue
             if not chunk:
                 if self._buf:
+                    have = len(self._buf)
+                    got = (
+                        f"{have - 4} of {int.from_bytes(self._buf[:4], 'big')} body bytes"
+                        if have >= 4
+                        else f"{have} of 4 header bytes"
+                    )
                     self.abort(
-                        f"{self.label} closed the connection in the middle of a frame "
-                        f"({len(self._buf)} bytes of an incomplete frame buffered)"
+                        f"{self.label} closed the connection in the middle of a frame (received {got})"
                     )
                 else:
                     self.abort(f"{self.label} closed the connection")
@@ -207,7 +212,7 @@ class WorkerConnection:
         except (ConnectionError, OSError) as exc:
             self.abort(f"writing to {self.label} failed: {exc}")
 
-    async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything queued so far was handed to the socket."""
         deadline = time.monotonic() + timeout
         while (self._out or self._wakeup.is_set()) and not self._closed.done():

@@ -347,7 +347,7 @@ class WorkerPool:
             self._log.exception("worker adapter failed")
             return _node_error(ErrorCode.INTERNAL, f"worker adapter failed: {type(exc).__name__}: {exc}")
 
-    async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109 - the documented API
+    async def drain(self, timeout: float) -> bool:
         """Ask the worker to finish its in-flight deliveries, then say goodbye.
 
         New calls to :meth:`handle` end at once with ``cancelled``.
@@ -743,6 +743,10 @@ class WorkerPool:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._proc is not None:
+                    # a rejected or failing worker says why on stderr and exits: let it
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(self._proc.wait()), 1.0)
                 await self._end_session(None, str(exc))
                 if first:
                     assert self._first_ready is not None
@@ -767,8 +771,9 @@ class WorkerPool:
             if self._stopping:
                 return
             self.state = "initializing"
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.spec.restart_backoff_max)
+            if self.spec.command is not None:  # an external worker reconnects on its own
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.spec.restart_backoff_max)
             self.restarts += 1
 
     async def _serve(self, session: _Session) -> str:
@@ -787,11 +792,14 @@ class WorkerPool:
             # closing or draining: let the process finish on its own
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._proc.wait()), STOP_GRACE)
-        reason = session.conn.close_reason or self._exit_text() or "connection closed"
-        if exit_wait is not None and exit_wait.done():
-            reason = self._exit_text() or reason
+        elif self._proc is not None and self._proc.returncode is None:
+            # the connection dropped first: a dying process exits a moment later, say how
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), 0.2)
         if exit_wait is not None and not exit_wait.done():
             exit_wait.cancel()
+        parts = [session.conn.close_reason, self._exit_text()]
+        reason = "; ".join(p for p in parts if p) or "connection closed"
         await self._end_session(session, reason)
         return reason
 

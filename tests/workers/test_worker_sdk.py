@@ -1,0 +1,190 @@
+"""The worker side: each SDK's conformance worker against a fake node, and the Python SDK's API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from conftest import conformance_command  # type: ignore[import-not-found]
+
+import crosswire
+from crosswire import ConfigurationError, ErrorCode
+from crosswire._frames import (
+    DEFAULT_MAX_FRAME,
+    Deliver,
+    Hello,
+    Init,
+    Ready,
+    Result,
+    Welcome,
+    decode_frame,
+    encode_frame,
+)
+from crosswire.worker import Context, Permanent, Retryable, Worker
+
+
+class FakeNode:
+    """A listening socket that speaks the node's side by hand."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="cw-fake-")
+        self.path = os.path.join(self.dir, "n.sock")
+        self.conns: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self.buf = b""
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_unix_server(
+            lambda r, w: self.conns.put_nowait((r, w)), path=self.path
+        )
+
+    async def accept(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(self.conns.get(), 10)
+
+    async def frame(self, reader: asyncio.StreamReader) -> Any:
+        while True:
+            decoded = decode_frame(self.buf)
+            if decoded is not None:
+                self.buf = self.buf[decoded[1]:]
+                return decoded[0]
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                raise EOFError("worker closed the connection")
+            self.buf += chunk
+
+
+@pytest.fixture
+async def fake_node() -> AsyncIterator[FakeNode]:
+    node = FakeNode()
+    await node.start()
+    yield node
+    node.server.close()
+
+
+async def spawn(runtime: str, node: FakeNode, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *conformance_command(runtime), *args,
+        env={**os.environ, "CROSSWIRE_SOCKET": node.path},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    assert proc.stderr is not None
+    stderr = await asyncio.wait_for(proc.stderr.read(), 10)
+    return await asyncio.wait_for(proc.wait(), 10), stderr.decode()
+
+
+async def test_worker_refuses_an_oversized_frame_from_the_node(runtime: str, fake_node: FakeNode) -> None:
+    proc = await spawn(runtime, fake_node)
+    reader, writer = await fake_node.accept()
+    hello = await fake_node.frame(reader)
+    assert isinstance(hello, Hello)
+    assert hello.versions == [1] and hello.runtime == runtime and hello.max_frame == DEFAULT_MAX_FRAME
+    assert hello.name == f"testworker-{runtime}" and hello.max_in_flight == 64
+    writer.write(b"\xff\xff\xff\xff")
+    await writer.drain()
+    code, stderr = await finish(proc)
+    assert code != 0
+    assert f"crosswire: frame too large: 4294967295 bytes > max {DEFAULT_MAX_FRAME}" in stderr
+    writer.close()
+
+
+async def test_worker_exits_when_the_node_goes_silent(runtime: str, fake_node: FakeNode) -> None:
+    proc = await spawn(runtime, fake_node)
+    reader, writer = await fake_node.accept()
+    assert isinstance(await fake_node.frame(reader), Hello)
+    writer.write(encode_frame(Welcome(version=1, max_frame=DEFAULT_MAX_FRAME, heartbeat_ms=100, node="fake")))
+    writer.write(encode_frame(Init()))
+    await writer.drain()
+    started = time.monotonic()
+    code, stderr = await finish(proc)  # we never send a heartbeat
+    assert code != 0, stderr
+    assert 0.25 < time.monotonic() - started < 3
+    writer.close()
+
+
+async def test_worker_handles_deliveries_from_a_hand_driven_node(runtime: str, fake_node: FakeNode) -> None:
+    proc = await spawn(runtime, fake_node, "--max-in-flight", "2")
+    reader, writer = await fake_node.accept()
+    assert isinstance(await fake_node.frame(reader), Hello)
+    writer.write(encode_frame(Welcome(version=1, max_frame=DEFAULT_MAX_FRAME, heartbeat_ms=1000, node="fake")))
+    writer.write(encode_frame(Init()))
+    await writer.drain()
+    while not isinstance(await fake_node.frame(reader), Ready):
+        pass
+    event = crosswire.Event.new("test.unknown.type")
+    writer.write(encode_frame(Deliver(id=7, envelope=crosswire.encode_event(event), deadline=0)))
+    writer.write(encode_frame(Deliver(id=8, envelope=b"\xc1not an envelope", deadline=0)))
+    await writer.drain()
+    results: dict[int, Result] = {}
+    while len(results) < 2:
+        frame = await fake_node.frame(reader)
+        if isinstance(frame, Result):
+            results[frame.id] = frame
+    assert results[7].ok is False and results[7].error is not None
+    assert results[7].error.code is ErrorCode.UNIMPLEMENTED and results[7].error.runtime == runtime
+    assert results[8].ok is False and results[8].error is not None
+    assert results[8].error.code is ErrorCode.INVALID_ARGUMENT
+    proc.kill()
+    await proc.wait()
+    writer.close()
+
+
+# --- the Python SDK's API --------------------------------------------------------------
+
+
+def test_handler_registration_is_checked() -> None:
+    w = Worker("w")
+
+    @w.handler("a.b")
+    async def ok(ctx: Context, event: crosswire.Event[Any]) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="already registered"):
+        w.handler("a.b")(ok)
+    with pytest.raises(ConfigurationError, match="must be an async function"):
+        w.handler("c")(lambda ctx, event: None)  # type: ignore[arg-type, return-value]
+    with pytest.raises(ConfigurationError, match="max_in_flight"):
+        Worker("w", max_in_flight=0)
+
+
+def test_wildcard_handlers_match_nats_style() -> None:
+    w = Worker("w")
+
+    async def one(ctx: Context, event: crosswire.Event[Any]) -> None: ...
+    async def rest(ctx: Context, event: crosswire.Event[Any]) -> None: ...
+
+    w.handler("order.*")(one)
+    w.handler("audit.>")(rest)
+    assert w._lookup("order.created") is one
+    assert w._lookup("order.created.v2") is None
+    assert w._lookup("audit.x.y") is rest
+    assert w._lookup("audit") is None
+
+
+def test_error_signals_build_envelopes() -> None:
+    r = Retryable("resource_exhausted", "slow down", after=2.5)
+    assert (r.info.code, r.info.retryable, r.info.retry_after, r.info.runtime) == (
+        ErrorCode.RESOURCE_EXHAUSTED, True, 2.5, "python"
+    )
+    p = Permanent(ErrorCode.NOT_FOUND, "no such sku", details={"sku": "x"})
+    assert (p.info.code, p.info.retryable, p.info.details) == (ErrorCode.NOT_FOUND, False, {"sku": "x"})
+    with pytest.raises(ValueError, match="unknown error code 'nope'"):
+        Retryable("nope")
+
+
+def test_emit_keeps_what_the_handler_set() -> None:
+    incoming = crosswire.Event.new("in", key="k1", correlationid="c1")
+    ctx = Context("enricher", 1, incoming, 0)
+    out = ctx.emit(crosswire.Event.new("out", b"x", source="custom", correlationid="mine"))
+    assert out.source == "custom" and out.correlationid == "mine"
+    assert out.causationid == incoming.id and out.partitionkey == "k1"
+    plain = ctx.emit(crosswire.Event.new("out2"))
+    assert plain.source == "enricher" and plain.correlationid == "c1"
+    assert ctx.emitted == [out, plain]
+    assert msgspec.msgpack.decode(crosswire.encode_event(out))["type"] == "out"
