@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +18,7 @@ from cloudevents.v1.http import from_json as v1_from_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosswire import Event, EnvelopeDecodeError, decode_event, encode_event, event_from_json, event_to_json
+from crosswire import EnvelopeDecodeError, Event, decode_event, encode_event, event_from_json, event_to_json
 from crosswire._envelope import RESERVED_NAMES, event_to_dict
 
 # -- Event.new ---------------------------------------------------------------------------
@@ -36,8 +36,8 @@ def test_new_fills_id_time_and_defaults() -> None:
     assert a.key == a.partitionkey == "order-42"
     assert a.dedup_key == a.id
     assert a.time is not None
-    stamped = datetime.strptime(a.time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    assert abs((datetime.now(timezone.utc) - stamped).total_seconds()) < 5
+    stamped = datetime.strptime(a.time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - stamped).total_seconds()) < 5
     assert Event.new("t", stamp_time=False).time is None
 
 
@@ -309,7 +309,7 @@ def test_crosswire_reads_cloudevents_sdk_json(payload: Any, content_type: str | 
         "source": "/sdk",
         "type": "order.created",
         "subject": "order-7",
-        "time": datetime(2026, 11, 28, 10, 0, 0, 250000, tzinfo=timezone.utc),
+        "time": datetime(2026, 11, 28, 10, 0, 0, 250000, tzinfo=UTC),
         "correlationid": "c-9",
         "partitionkey": "order-7",
         "region": "eu",
