@@ -6,12 +6,10 @@
 //! flushes once the channel is empty, so a burst of results becomes one `write`. It
 //! also sends `heartbeat` when nothing else was sent for one interval.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::error::Error;
 use crate::frame::{check_header, decode_body, Frame, HEADER_LEN};
@@ -34,37 +32,52 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         while got < HEADER_LEN {
             let n = self.inner.read(&mut header[got..]).await?;
             if n == 0 {
-                return if got == 0 { Ok(None) } else { Err(Error::ConnectionClosed) };
+                return if got == 0 {
+                    Ok(None)
+                } else {
+                    Err(Error::ConnectionClosed)
+                };
             }
             got += n;
         }
         // length checked against max_frame before the body buffer exists
         let len = check_header(header, self.max_frame)?;
         let mut body = vec![0u8; len];
-        self.inner.read_exact(&mut body).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::ConnectionClosed,
-            _ => Error::Io(e),
-        })?;
+        self.inner
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::ConnectionClosed,
+                _ => Error::Io(e),
+            })?;
         Ok(Some(decode_body(&body)?))
     }
 }
 
-/// Heartbeat interval shared with the writer; 0 = none yet (before `welcome`).
-pub(crate) type HeartbeatMs = Arc<AtomicU64>;
+/// Heartbeat interval for the writer, in ms; 0 = none yet (before `welcome`).
+pub(crate) type HeartbeatMs = watch::Receiver<u64>;
 
 /// Write encoded frames from `rx` until every sender is gone, then flush and shut the
 /// write half down.
 pub(crate) async fn write_frames<W: AsyncWrite + Unpin>(
     inner: W,
     mut rx: mpsc::Receiver<Vec<u8>>,
-    heartbeat_ms: HeartbeatMs,
+    mut heartbeat_ms: HeartbeatMs,
 ) -> Result<(), std::io::Error> {
     let mut out = BufWriter::with_capacity(64 * 1024, inner);
     let heartbeat = Frame::Heartbeat.encode();
+    let mut interval_known = false;
     loop {
-        let ms = heartbeat_ms.load(Ordering::Relaxed);
+        let ms = *heartbeat_ms.borrow_and_update();
         let next = if ms == 0 {
-            rx.recv().await
+            tokio::select! {
+                next = rx.recv() => next,
+                changed = heartbeat_ms.changed(), if !interval_known => {
+                    // Err: the session is gone; keep draining the queue without heartbeats
+                    interval_known = changed.is_err();
+                    continue;
+                }
+            }
         } else {
             match tokio::time::timeout(Duration::from_millis(ms), rx.recv()).await {
                 Ok(next) => next,

@@ -22,9 +22,20 @@ struct Inner {
 }
 
 impl Context {
-    pub(crate) fn new(event: Event, deadline: Option<SystemTime>, worker: String, delivery: u64) -> Self {
+    pub(crate) fn new(
+        event: Event,
+        deadline: Option<SystemTime>,
+        worker: String,
+        delivery: u64,
+    ) -> Self {
         Context {
-            inner: Arc::new(Inner { event, deadline, worker, delivery, emitted: Mutex::new(Vec::new()) }),
+            inner: Arc::new(Inner {
+                event,
+                deadline,
+                worker,
+                delivery,
+                emitted: Mutex::new(Vec::new()),
+            }),
         }
     }
 
@@ -41,9 +52,10 @@ impl Context {
 
     /// Time left before the deadline (zero once passed), if there is one.
     pub fn remaining(&self) -> Option<Duration> {
-        self.inner
-            .deadline
-            .map(|d| d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+        self.inner.deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        })
     }
 
     /// The incoming W3C `traceparent`.
@@ -78,7 +90,12 @@ impl Context {
             event.source.clone_from(&self.inner.worker);
         }
         if event.correlationid.is_none() {
-            event.correlationid = Some(incoming.correlationid.clone().unwrap_or_else(|| incoming.id.clone()));
+            event.correlationid = Some(
+                incoming
+                    .correlationid
+                    .clone()
+                    .unwrap_or_else(|| incoming.id.clone()),
+            );
         }
         if event.causationid.is_none() {
             event.causationid = Some(incoming.id.clone());
@@ -109,7 +126,10 @@ impl Context {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
         // a handler that panicked while holding the lock left a valid Vec behind
-        self.inner.emitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .emitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -32,9 +32,25 @@ pub const MSGPACK: &str = "application/msgpack";
 
 /// Attribute keys of the envelope; user extensions may not reuse them.
 pub const RESERVED_NAMES: [&str; 20] = [
-    "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
-    "dataschema", "data", "data_base64", "cwversion", "correlationid", "causationid",
-    "traceparent", "tracestate", "partitionkey", "idempotencykey", "deadline", "attempt",
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+    "cwversion",
+    "correlationid",
+    "causationid",
+    "traceparent",
+    "tracestate",
+    "partitionkey",
+    "idempotencykey",
+    "deadline",
+    "attempt",
     "extensions",
 ];
 
@@ -127,7 +143,10 @@ impl Event {
     ///
     /// # Errors
     /// [`PayloadError::MsgpackEncode`] when `payload` cannot be serialised.
-    pub fn new<T: Serialize + ?Sized>(ty: impl Into<String>, payload: &T) -> Result<Event, PayloadError> {
+    pub fn new<T: Serialize + ?Sized>(
+        ty: impl Into<String>,
+        payload: &T,
+    ) -> Result<Event, PayloadError> {
         let data = rmp_serde::to_vec_named(payload)?;
         let mut event = Event::with_data(ty, Some(data));
         event.datacontenttype = Some(MSGPACK.to_owned());
@@ -183,11 +202,18 @@ impl Event {
     pub fn to_msgpack(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(128 + self.data.as_ref().map_or(0, Vec::len));
         let opt_str = [
-            &self.subject, &self.time, &self.datacontenttype, &self.dataschema,
+            &self.subject,
+            &self.time,
+            &self.datacontenttype,
+            &self.dataschema,
         ];
         let ext_str = [
-            &self.correlationid, &self.causationid, &self.traceparent, &self.tracestate,
-            &self.partitionkey, &self.idempotencykey,
+            &self.correlationid,
+            &self.causationid,
+            &self.traceparent,
+            &self.tracestate,
+            &self.partitionkey,
+            &self.idempotencykey,
         ];
         let count = 4
             + opt_str.iter().filter(|s| s.is_some()).count()
@@ -202,7 +228,10 @@ impl Event {
         w.kv_str("id", &self.id);
         w.kv_str("source", &self.source);
         w.kv_str("type", &self.ty);
-        for (key, value) in ["subject", "time", "datacontenttype", "dataschema"].iter().zip(opt_str) {
+        for (key, value) in ["subject", "time", "datacontenttype", "dataschema"]
+            .iter()
+            .zip(opt_str)
+        {
             if let Some(v) = value {
                 w.kv_str(key, v);
             }
@@ -212,7 +241,11 @@ impl Event {
             w.bin(data);
         }
         let ext_keys = [
-            "correlationid", "causationid", "traceparent", "tracestate", "partitionkey",
+            "correlationid",
+            "causationid",
+            "traceparent",
+            "tracestate",
+            "partitionkey",
             "idempotencykey",
         ];
         for (key, value) in ext_keys.iter().zip(ext_str) {
@@ -322,7 +355,10 @@ impl Event {
             tracestate: optional("tracestate")?,
             partitionkey: optional("partitionkey")?,
             idempotencykey: optional("idempotencykey")?,
-            deadline: f.get("deadline").map(|v| fields::uint("deadline", v)).transpose()?,
+            deadline: f
+                .get("deadline")
+                .map(|v| fields::uint("deadline", v))
+                .transpose()?,
             attempt,
             extensions,
         };
@@ -349,12 +385,17 @@ impl Event {
         optional_len("idempotencykey", &self.idempotencykey, 256)?;
         if let Some(data) = &self.data {
             if data.len() > MAX_DATA {
-                return Err(DecodeError::TooLarge(format!("data is {} bytes > {MAX_DATA}", data.len())));
+                return Err(DecodeError::TooLarge(format!(
+                    "data is {} bytes > {MAX_DATA}",
+                    data.len()
+                )));
             }
         }
         if let Some(t) = &self.time {
             if !is_rfc3339(t) {
-                return Err(DecodeError::InvalidValue(format!("time {t:?} is not RFC 3339")));
+                return Err(DecodeError::InvalidValue(format!(
+                    "time {t:?} is not RFC 3339"
+                )));
             }
         }
         if let Some(tp) = &self.traceparent {
@@ -365,7 +406,9 @@ impl Event {
             }
         }
         if self.attempt == 0 {
-            return Err(DecodeError::InvalidValue("attempt must be >= 1, got 0".into()));
+            return Err(DecodeError::InvalidValue(
+                "attempt must be >= 1, got 0".into(),
+            ));
         }
         if self.extensions.len() > MAX_EXTENSIONS {
             return Err(DecodeError::TooLarge(format!(
@@ -390,16 +433,27 @@ impl Event {
     }
 }
 
-fn decode_extensions(pairs: &[(Value<'_>, Value<'_>)]) -> Result<BTreeMap<String, ExtensionValue>, DecodeError> {
+fn decode_extensions(
+    pairs: &[(Value<'_>, Value<'_>)],
+) -> Result<BTreeMap<String, ExtensionValue>, DecodeError> {
     if pairs.len() > MAX_EXTENSIONS {
-        return Err(DecodeError::TooLarge(format!("{} extensions > {MAX_EXTENSIONS}", pairs.len())));
+        return Err(DecodeError::TooLarge(format!(
+            "{} extensions > {MAX_EXTENSIONS}",
+            pairs.len()
+        )));
     }
     let mut out = BTreeMap::new();
     for (key, value) in pairs {
         let name = match key {
-            Value::Str(raw) => std::str::from_utf8(raw)
-                .map_err(|_| DecodeError::InvalidExtensionName(String::from_utf8_lossy(raw).into_owned()))?,
-            other => return Err(DecodeError::InvalidExtensionName(format!("<{}>", other.kind()))),
+            Value::Str(raw) => std::str::from_utf8(raw).map_err(|_| {
+                DecodeError::InvalidExtensionName(String::from_utf8_lossy(raw).into_owned())
+            })?,
+            other => {
+                return Err(DecodeError::InvalidExtensionName(format!(
+                    "<{}>",
+                    other.kind()
+                )))
+            }
         };
         check_extension_name(name)?;
         let field = format!("extensions.{name}");
@@ -408,7 +462,9 @@ fn decode_extensions(pairs: &[(Value<'_>, Value<'_>)]) -> Result<BTreeMap<String
             Value::Bin(b) => ExtensionValue::Bin(b.to_vec()),
             Value::Bool(b) => ExtensionValue::Bool(*b),
             Value::Int(n) => ExtensionValue::Int(i64::try_from(*n).map_err(|_| {
-                DecodeError::InvalidValue(format!("extension {name:?} = {n} does not fit a signed 64-bit integer"))
+                DecodeError::InvalidValue(format!(
+                    "extension {name:?} = {n} does not fit a signed 64-bit integer"
+                ))
             })?),
             other => return Err(fields::wrong_type(&field, "str, int, bool or bin", other)),
         };
@@ -420,7 +476,9 @@ fn decode_extensions(pairs: &[(Value<'_>, Value<'_>)]) -> Result<BTreeMap<String
 /// Whether `name` is a valid user extension name (1..20 of `a-z0-9`, not an attribute).
 pub fn is_extension_name(name: &str) -> bool {
     (1..=20).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && !RESERVED_NAMES.contains(&name)
 }
 
@@ -439,7 +497,11 @@ fn required_len(key: &'static str, value: &str, max: usize) -> Result<(), Decode
     optional_len(key, &Some(value), max)
 }
 
-fn optional_len<S: AsRef<str>>(key: &str, value: &Option<S>, max: usize) -> Result<(), DecodeError> {
+fn optional_len<S: AsRef<str>>(
+    key: &str,
+    value: &Option<S>,
+    max: usize,
+) -> Result<(), DecodeError> {
     match value {
         Some(v) if v.as_ref().len() > max => Err(DecodeError::TooLarge(format!(
             "{key} is {} bytes > {max}",
@@ -452,7 +514,8 @@ fn optional_len<S: AsRef<str>>(key: &str, value: &Option<S>, max: usize) -> Resu
 /// `^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$`
 fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     if b.len() < 20
         || !digits(0..4)
         || b[4] != b'-'
@@ -497,7 +560,12 @@ fn is_traceparent(s: &str) -> bool {
 }
 
 fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Whether `content_type` means JSON (`application/json` or any `+json` type).
@@ -515,7 +583,9 @@ pub fn new_event_id() -> String {
     // RandomState is seeded from the OS once per process and varied per instance;
     // mixing in a counter, the pid and the clock keeps ids unique without a rand crate.
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let half = |salt: u64| {
         let mut h = RandomState::new().build_hasher();
         h.write_u64(salt);
@@ -524,12 +594,18 @@ pub fn new_event_id() -> String {
         h.write_u32(std::process::id());
         h.finish()
     };
-    format!("{:016x}{:016x}", half(0x9e37_79b9_7f4a_7c15), half(0xc2b2_ae3d_27d4_eb4f))
+    format!(
+        "{:016x}{:016x}",
+        half(0x9e37_79b9_7f4a_7c15),
+        half(0xc2b2_ae3d_27d4_eb4f)
+    )
 }
 
 /// The current UTC time as RFC 3339 with microseconds, e.g. `2026-11-28T10:00:00.123456Z`.
 pub fn now_rfc3339() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970
@@ -568,9 +644,15 @@ mod tests {
 
     #[test]
     fn traceparent_pattern() {
-        assert!(is_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert!(!is_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
-        assert!(!is_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"));
+        assert!(is_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent(
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"
+        ));
     }
 
     #[test]
@@ -587,9 +669,16 @@ mod tests {
             order_id: i64,
             sku: String,
         }
-        let order = Order { order_id: 7, sku: "A-1".into() };
+        let order = Order {
+            order_id: 7,
+            sku: "A-1".into(),
+        };
         let ev = Event::new("order.created", &order).unwrap();
-        assert_eq!(ev.data.as_deref().unwrap()[0], 0x82, "structs are written as maps");
+        assert_eq!(
+            ev.data.as_deref().unwrap()[0],
+            0x82,
+            "structs are written as maps"
+        );
         let back = Event::from_msgpack(&ev.to_msgpack()).unwrap();
         assert_eq!(back.decode::<Order>().unwrap(), order);
         let mut json = back.clone();
@@ -597,6 +686,9 @@ mod tests {
         json.data = Some(br#"{"order_id":7,"sku":"A-1"}"#.to_vec());
         assert_eq!(json.decode::<Order>().unwrap(), order);
         json.datacontenttype = Some("text/plain".into());
-        assert!(matches!(json.decode::<Order>(), Err(PayloadError::UnsupportedContentType(_))));
+        assert!(matches!(
+            json.decode::<Order>(),
+            Err(PayloadError::UnsupportedContentType(_))
+        ));
     }
 }

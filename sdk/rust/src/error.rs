@@ -50,7 +50,9 @@ pub enum DecodeError {
     #[error("unsupported version: cwversion {0}, this reader implements 1")]
     UnsupportedVersion(i128),
     /// A user extension name breaks the naming rule or shadows an attribute.
-    #[error("invalid extension name {0:?}: must be 1-20 characters of a-z0-9 and not an attribute name")]
+    #[error(
+        "invalid extension name {0:?}: must be 1-20 characters of a-z0-9 and not an attribute name"
+    )]
     InvalidExtensionName(String),
     /// A value or the extension map exceeds its limit.
     #[error("too large: {0}")]

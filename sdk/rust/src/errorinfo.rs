@@ -46,10 +46,18 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, in the spec's order.
     pub const ALL: [ErrorCode; 13] = [
-        ErrorCode::InvalidArgument, ErrorCode::NotFound, ErrorCode::FailedPrecondition,
-        ErrorCode::PermissionDenied, ErrorCode::Rejected, ErrorCode::Unimplemented,
-        ErrorCode::Timeout, ErrorCode::Unavailable, ErrorCode::ResourceExhausted,
-        ErrorCode::Cancelled, ErrorCode::WorkerLost, ErrorCode::HandlerError,
+        ErrorCode::InvalidArgument,
+        ErrorCode::NotFound,
+        ErrorCode::FailedPrecondition,
+        ErrorCode::PermissionDenied,
+        ErrorCode::Rejected,
+        ErrorCode::Unimplemented,
+        ErrorCode::Timeout,
+        ErrorCode::Unavailable,
+        ErrorCode::ResourceExhausted,
+        ErrorCode::Cancelled,
+        ErrorCode::WorkerLost,
+        ErrorCode::HandlerError,
         ErrorCode::Internal,
     ];
 
@@ -179,7 +187,10 @@ impl ErrorInfo {
         })?;
         let message = fields::string("message", need("message")?)?;
         if message.len() > MAX_MESSAGE {
-            return Err(DecodeError::TooLarge(format!("message is {} bytes > {MAX_MESSAGE}", message.len())));
+            return Err(DecodeError::TooLarge(format!(
+                "message is {} bytes > {MAX_MESSAGE}",
+                message.len()
+            )));
         }
         let retryable = match need("retryable")? {
             Value::Bool(b) => *b,
@@ -195,18 +206,31 @@ impl ErrorInfo {
             None => BTreeMap::new(),
             Some(Value::Map(pairs)) => {
                 if pairs.len() > MAX_DETAILS {
-                    return Err(DecodeError::TooLarge(format!("{} details > {MAX_DETAILS}", pairs.len())));
+                    return Err(DecodeError::TooLarge(format!(
+                        "{} details > {MAX_DETAILS}",
+                        pairs.len()
+                    )));
                 }
                 let mut out = BTreeMap::new();
                 for (k, v) in pairs {
-                    out.insert(fields::string("details key", k)?, fields::string("details value", v)?);
+                    out.insert(
+                        fields::string("details key", k)?,
+                        fields::string("details value", v)?,
+                    );
                 }
                 out
             }
             Some(other) => return Err(fields::wrong_type("details", "map", other)),
         };
         let runtime = fields::string("runtime", need("runtime")?)?;
-        let info = ErrorInfo { code, message, retryable, retry_after, details, runtime };
+        let info = ErrorInfo {
+            code,
+            message,
+            retryable,
+            retry_after,
+            details,
+            runtime,
+        };
         info.validate()?;
         Ok(info)
     }
@@ -217,21 +241,32 @@ impl ErrorInfo {
     /// The first broken rule.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.message.len() > MAX_MESSAGE {
-            return Err(DecodeError::TooLarge(format!("message is {} bytes > {MAX_MESSAGE}", self.message.len())));
+            return Err(DecodeError::TooLarge(format!(
+                "message is {} bytes > {MAX_MESSAGE}",
+                self.message.len()
+            )));
         }
         if let Some(after) = self.retry_after {
             if after.is_nan() || after < 0.0 {
-                return Err(DecodeError::InvalidValue(format!("retry_after must be >= 0, got {after}")));
+                return Err(DecodeError::InvalidValue(format!(
+                    "retry_after must be >= 0, got {after}"
+                )));
             }
         }
         if self.details.len() > MAX_DETAILS {
-            return Err(DecodeError::TooLarge(format!("{} details > {MAX_DETAILS}", self.details.len())));
+            return Err(DecodeError::TooLarge(format!(
+                "{} details > {MAX_DETAILS}",
+                self.details.len()
+            )));
         }
         if self.runtime.is_empty() {
             return Err(DecodeError::MissingField("runtime"));
         }
         if self.runtime.len() > 32 {
-            return Err(DecodeError::TooLarge(format!("runtime is {} bytes > 32", self.runtime.len())));
+            return Err(DecodeError::TooLarge(format!(
+                "runtime is {} bytes > 32",
+                self.runtime.len()
+            )));
         }
         Ok(())
     }
@@ -246,7 +281,11 @@ impl ErrorInfo {
             m.insert("retry_after".into(), after.into());
         }
         if !self.details.is_empty() {
-            let details = self.details.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+            let details = self
+                .details
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
             m.insert("details".into(), serde_json::Value::Object(details));
         }
         m.insert("runtime".into(), self.runtime.clone().into());

@@ -34,12 +34,20 @@ impl<'v, 'a> Fields<'v, 'a> {
 
     /// The value of `key` (the last one if a writer repeated it).
     pub(crate) fn get(&self, key: &str) -> Option<&'v Value<'a>> {
-        self.pairs.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 }
 
 pub(crate) fn wrong_type(field: &str, expected: &'static str, got: &Value<'_>) -> DecodeError {
-    DecodeError::WrongType { field: field.to_owned(), expected, got: got.kind() }
+    DecodeError::WrongType {
+        field: field.to_owned(),
+        expected,
+        got: got.kind(),
+    }
 }
 
 /// A str field; invalid UTF-8 is `invalid_value`.
@@ -63,5 +71,6 @@ pub(crate) fn int(field: &str, value: &Value<'_>) -> Result<i128, DecodeError> {
 /// A non-negative integer field that fits a u64; negative is `invalid_value`.
 pub(crate) fn uint(field: &str, value: &Value<'_>) -> Result<u64, DecodeError> {
     let n = int(field, value)?;
-    u64::try_from(n).map_err(|_| DecodeError::InvalidValue(format!("{field} must be >= 0, got {n}")))
+    u64::try_from(n)
+        .map_err(|_| DecodeError::InvalidValue(format!("{field} must be >= 0, got {n}")))
 }

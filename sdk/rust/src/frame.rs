@@ -35,7 +35,12 @@ pub enum Frame {
         sdk: Option<String>,
     },
     /// Node → worker: handshake accepted.
-    Welcome { version: u64, max_frame: u64, heartbeat_ms: u64, node: String },
+    Welcome {
+        version: u64,
+        max_frame: u64,
+        heartbeat_ms: u64,
+        node: String,
+    },
     /// Node → worker: handshake refused; the node closes.
     Reject { reason: String },
     /// Node → worker: start warm-up.
@@ -43,7 +48,11 @@ pub enum Frame {
     /// Worker → node: warm-up finished.
     Ready,
     /// Node → worker: one delivery (`deadline` unix ms, 0 = none).
-    Deliver { id: u64, envelope: Vec<u8>, deadline: u64 },
+    Deliver {
+        id: u64,
+        envelope: Vec<u8>,
+        deadline: u64,
+    },
     /// Worker → node: the outcome of one delivery.
     Result {
         id: u64,
@@ -112,8 +121,21 @@ impl Frame {
             w.kv_str("t", t);
         };
         match self {
-            Frame::Hello { versions, name, runtime, types, max_in_flight, max_frame, pid, sdk } => {
-                head(w, 7 + u32::from(pid.is_some()) + u32::from(sdk.is_some()), "hello");
+            Frame::Hello {
+                versions,
+                name,
+                runtime,
+                types,
+                max_in_flight,
+                max_frame,
+                pid,
+                sdk,
+            } => {
+                head(
+                    w,
+                    7 + u32::from(pid.is_some()) + u32::from(sdk.is_some()),
+                    "hello",
+                );
                 w.str("versions");
                 w.array(versions.len() as u32);
                 versions.iter().for_each(|v| w.uint(*v));
@@ -131,7 +153,12 @@ impl Frame {
                     w.kv_str("sdk", sdk);
                 }
             }
-            Frame::Welcome { version, max_frame, heartbeat_ms, node } => {
+            Frame::Welcome {
+                version,
+                max_frame,
+                heartbeat_ms,
+                node,
+            } => {
                 head(w, 5, "welcome");
                 w.kv_uint("version", *version);
                 w.kv_uint("max_frame", *max_frame);
@@ -142,15 +169,30 @@ impl Frame {
                 head(w, 2, "reject");
                 w.kv_str("reason", reason);
             }
-            Frame::Deliver { id, envelope, deadline } => {
+            Frame::Deliver {
+                id,
+                envelope,
+                deadline,
+            } => {
                 head(w, 4, "deliver");
                 w.kv_uint("id", *id);
                 w.str("envelope");
                 w.bin(envelope);
                 w.kv_uint("deadline", *deadline);
             }
-            Frame::Result { id, ok, error, start_ns, duration_ns, emitted } => {
-                head(w, 5 + u32::from(error.is_some()) + u32::from(!emitted.is_empty()), "result");
+            Frame::Result {
+                id,
+                ok,
+                error,
+                start_ns,
+                duration_ns,
+                emitted,
+            } => {
+                head(
+                    w,
+                    5 + u32::from(error.is_some()) + u32::from(!emitted.is_empty()),
+                    "result",
+                );
                 w.kv_uint("id", *id);
                 w.str("ok");
                 w.bool(*ok);
@@ -176,7 +218,12 @@ impl Frame {
                 head(w, 2, "error");
                 w.kv_str("message", message);
             }
-            Frame::Init | Frame::Ready | Frame::Heartbeat | Frame::Drain | Frame::Drained | Frame::Unknown { .. } => {
+            Frame::Init
+            | Frame::Ready
+            | Frame::Heartbeat
+            | Frame::Drain
+            | Frame::Drained
+            | Frame::Unknown { .. } => {
                 head(w, 1, self.kind());
             }
         }
@@ -193,7 +240,10 @@ pub fn check_header(header: [u8; HEADER_LEN], max_frame: u32) -> Result<usize, F
         return Err(FrameError::Empty);
     }
     if len > max_frame {
-        return Err(FrameError::TooLarge { len, max: max_frame });
+        return Err(FrameError::TooLarge {
+            len,
+            max: max_frame,
+        });
     }
     Ok(len as usize)
 }
@@ -221,18 +271,28 @@ pub fn decode_frame(buf: &[u8], max_frame: u32) -> Result<Option<(Frame, usize)>
 /// # Errors
 /// [`FrameError::Malformed`] or [`FrameError::Invalid`].
 pub fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
-    let value = mp::parse(body).map_err(|e| FrameError::Malformed(match e {
-        mp::ParseError::Truncated => "body ends before the MessagePack value does".to_owned(),
-        mp::ParseError::Malformed(m) => m,
-    }))?;
+    let value = mp::parse(body).map_err(|e| {
+        FrameError::Malformed(match e {
+            mp::ParseError::Truncated => "body ends before the MessagePack value does".to_owned(),
+            mp::ParseError::Malformed(m) => m,
+        })
+    })?;
     let Value::Map(pairs) = &value else {
-        return Err(FrameError::Malformed(format!("frame body must be a map, got {}", value.kind())));
+        return Err(FrameError::Malformed(format!(
+            "frame body must be a map, got {}",
+            value.kind()
+        )));
     };
     let f = Fields::new(pairs).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let t = match f.get("t") {
         Some(Value::Str(raw)) => std::str::from_utf8(raw)
             .map_err(|_| FrameError::Malformed("frame type `t` is not valid UTF-8".into()))?,
-        Some(other) => return Err(FrameError::Malformed(format!("frame type `t` must be str, got {}", other.kind()))),
+        Some(other) => {
+            return Err(FrameError::Malformed(format!(
+                "frame type `t` must be str, got {}",
+                other.kind()
+            )))
+        }
         None => return Err(FrameError::Malformed("frame has no type `t`".into())),
     };
     let r = FrameFields { f: &f, t };
@@ -253,7 +313,9 @@ pub fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
             heartbeat_ms: r.uint("heartbeat_ms")?,
             node: r.str("node")?,
         },
-        "reject" => Frame::Reject { reason: r.str("reason")? },
+        "reject" => Frame::Reject {
+            reason: r.str("reason")?,
+        },
         "init" => Frame::Init,
         "ready" => Frame::Ready,
         "deliver" => Frame::Deliver {
@@ -268,23 +330,39 @@ pub fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
                 other => return Err(r.wrong("ok", "bool", other)),
             },
             error: r.opt(
-                || ErrorInfo::from_value(r.need("error")?).map_err(|e| FrameError::Invalid(format!("result error: {e}"))),
+                || {
+                    ErrorInfo::from_value(r.need("error")?)
+                        .map_err(|e| FrameError::Invalid(format!("result error: {e}")))
+                },
                 "error",
             )?,
             start_ns: r.uint("start_ns")?,
             duration_ns: r.uint("duration_ns")?,
-            emitted: r.opt(|| r.list("emitted", |v| r.bin_of("emitted[]", v)), "emitted")?.unwrap_or_default(),
+            emitted: r
+                .opt(
+                    || r.list("emitted", |v| r.bin_of("emitted[]", v)),
+                    "emitted",
+                )?
+                .unwrap_or_default(),
         },
         "heartbeat" => Frame::Heartbeat,
         "drain" => Frame::Drain,
         "drained" => Frame::Drained,
-        "goodbye" => Frame::Goodbye { reason: r.opt(|| r.str("reason"), "reason")? },
-        "error" => Frame::Error { message: r.str("message")? },
-        other => Frame::Unknown { t: other.to_owned() },
+        "goodbye" => Frame::Goodbye {
+            reason: r.opt(|| r.str("reason"), "reason")?,
+        },
+        "error" => Frame::Error {
+            message: r.str("message")?,
+        },
+        other => Frame::Unknown {
+            t: other.to_owned(),
+        },
     };
     if let Frame::Result { ok, error, .. } = &frame {
         if *ok == error.is_some() {
-            return Err(FrameError::Invalid("result: `error` must be present iff `ok` is false".into()));
+            return Err(FrameError::Invalid(
+                "result: `error` must be present iff `ok` is false".into(),
+            ));
         }
     }
     Ok(frame)
@@ -297,16 +375,24 @@ struct FrameFields<'f, 'v, 'a> {
 
 impl<'v, 'a> FrameFields<'_, 'v, 'a> {
     fn wrong(&self, key: &str, expected: &str, got: &Value<'_>) -> FrameError {
-        FrameError::Invalid(format!("{}: `{key}` must be {expected}, got {}", self.t, got.kind()))
+        FrameError::Invalid(format!(
+            "{}: `{key}` must be {expected}, got {}",
+            self.t,
+            got.kind()
+        ))
     }
 
     fn need(&self, key: &str) -> Result<&'v Value<'a>, FrameError> {
-        self.f
-            .get(key)
-            .ok_or_else(|| FrameError::Invalid(format!("{}: missing required field `{key}`", self.t)))
+        self.f.get(key).ok_or_else(|| {
+            FrameError::Invalid(format!("{}: missing required field `{key}`", self.t))
+        })
     }
 
-    fn opt<T>(&self, read: impl FnOnce() -> Result<T, FrameError>, key: &str) -> Result<Option<T>, FrameError> {
+    fn opt<T>(
+        &self,
+        read: impl FnOnce() -> Result<T, FrameError>,
+        key: &str,
+    ) -> Result<Option<T>, FrameError> {
         match self.f.get(key) {
             None => Ok(None),
             Some(_) => read().map(Some),
@@ -315,8 +401,9 @@ impl<'v, 'a> FrameFields<'_, 'v, 'a> {
 
     fn uint_of(&self, key: &str, v: &Value<'_>) -> Result<u64, FrameError> {
         match v {
-            Value::Int(n) => u64::try_from(*n)
-                .map_err(|_| FrameError::Invalid(format!("{}: `{key}` must be >= 0, got {n}", self.t))),
+            Value::Int(n) => u64::try_from(*n).map_err(|_| {
+                FrameError::Invalid(format!("{}: `{key}` must be >= 0, got {n}", self.t))
+            }),
             other => Err(self.wrong(key, "uint", other)),
         }
     }
@@ -340,7 +427,11 @@ impl<'v, 'a> FrameFields<'_, 'v, 'a> {
         }
     }
 
-    fn list<T>(&self, key: &str, item: impl Fn(&Value<'_>) -> Result<T, FrameError>) -> Result<Vec<T>, FrameError> {
+    fn list<T>(
+        &self,
+        key: &str,
+        item: impl Fn(&Value<'_>) -> Result<T, FrameError>,
+    ) -> Result<Vec<T>, FrameError> {
         match self.need(key)? {
             Value::Array(items) => items.iter().map(item).collect(),
             other => Err(self.wrong(key, "array", other)),
@@ -356,9 +447,16 @@ mod tests {
     fn incomplete_header_and_body() {
         let frame = Frame::Heartbeat.encode();
         for cut in 0..frame.len() {
-            assert_eq!(decode_frame(&frame[..cut], DEFAULT_MAX_FRAME), Ok(None), "cut at {cut}");
+            assert_eq!(
+                decode_frame(&frame[..cut], DEFAULT_MAX_FRAME),
+                Ok(None),
+                "cut at {cut}"
+            );
         }
-        assert_eq!(decode_frame(&frame, DEFAULT_MAX_FRAME), Ok(Some((Frame::Heartbeat, frame.len()))));
+        assert_eq!(
+            decode_frame(&frame, DEFAULT_MAX_FRAME),
+            Ok(Some((Frame::Heartbeat, frame.len())))
+        );
     }
 
     #[test]
@@ -371,6 +469,11 @@ mod tests {
             duration_ns: 0,
             emitted: vec![],
         };
-        assert_eq!(decode_frame(&frame.encode(), DEFAULT_MAX_FRAME).unwrap_err().outcome(), "invalid");
+        assert_eq!(
+            decode_frame(&frame.encode(), DEFAULT_MAX_FRAME)
+                .unwrap_err()
+                .outcome(),
+            "invalid"
+        );
     }
 }

@@ -47,12 +47,18 @@ impl HandlerError {
 
     /// An error another attempt may fix.
     pub fn retryable(code: ErrorCode, message: impl Into<String>) -> Self {
-        HandlerError { retryable: true, ..HandlerError::new(code, message) }
+        HandlerError {
+            retryable: true,
+            ..HandlerError::new(code, message)
+        }
     }
 
     /// An error no retry can fix: the node never retries it.
     pub fn permanent(code: ErrorCode, message: impl Into<String>) -> Self {
-        HandlerError { retryable: false, ..HandlerError::new(code, message) }
+        HandlerError {
+            retryable: false,
+            ..HandlerError::new(code, message)
+        }
     }
 
     /// The handler refuses the event on purpose (`rejected`, permanent).
@@ -131,7 +137,11 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
 pub trait Handler: Send + Sync + 'static {
     /// Handle one delivery. Runs on the tokio runtime, concurrently with other
     /// deliveries (up to `max_in_flight`), and is cancelled at the delivery deadline.
-    fn handle(&self, ctx: Context, event: Event) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    fn handle(
+        &self,
+        ctx: Context,
+        event: Event,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 impl<F, Fut> Handler for F
@@ -139,7 +149,11 @@ where
     F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
-    fn handle(&self, ctx: Context, event: Event) -> impl Future<Output = Result<(), HandlerError>> + Send {
+    fn handle(
+        &self,
+        ctx: Context,
+        event: Event,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
         self(ctx, event)
     }
 }

@@ -18,7 +18,10 @@ impl Event {
                 m.insert(k.to_owned(), Json::String(v.clone()));
             }
         };
-        put("specversion", Some(&crate::envelope::SPECVERSION.to_owned()));
+        put(
+            "specversion",
+            Some(&crate::envelope::SPECVERSION.to_owned()),
+        );
         put("id", Some(&self.id));
         put("source", Some(&self.source));
         put("type", Some(&self.ty));
@@ -82,7 +85,9 @@ impl Event {
     /// As [`Event::from_json`].
     pub fn from_json_value(value: &Json) -> Result<Event, DecodeError> {
         let Json::Object(obj) = value else {
-            return Err(DecodeError::Malformed("a CloudEvent in JSON must be an object".into()));
+            return Err(DecodeError::Malformed(
+                "a CloudEvent in JSON must be an object".into(),
+            ));
         };
         let string = |key: &'static str| -> Result<Option<String>, DecodeError> {
             match obj.get(key) {
@@ -96,7 +101,9 @@ impl Event {
                 None | Some(Json::Null) => Ok(None),
                 Some(Json::Number(n)) => match (n.as_u64(), n.as_i64()) {
                     (Some(u), _) => Ok(Some(u)),
-                    (None, Some(i)) => Err(DecodeError::InvalidValue(format!("{key} must be >= 0, got {i}"))),
+                    (None, Some(i)) => Err(DecodeError::InvalidValue(format!(
+                        "{key} must be >= 0, got {i}"
+                    ))),
                     _ => Err(wrong_type(key, "integer", &Json::Number(n.clone()))),
                 },
                 Some(other) => Err(wrong_type(key, "integer", other)),
@@ -106,7 +113,9 @@ impl Event {
             None => return Err(DecodeError::MissingField("specversion")),
             Some(s) if s.is_empty() => return Err(DecodeError::MissingField("specversion")),
             Some(s) if s != crate::envelope::SPECVERSION => {
-                return Err(DecodeError::InvalidValue(format!("specversion must be \"1.0\", got {s:?}")))
+                return Err(DecodeError::InvalidValue(format!(
+                    "specversion must be \"1.0\", got {s:?}"
+                )))
             }
             Some(_) => {}
         }
@@ -127,7 +136,10 @@ impl Event {
         match obj.get("data_base64") {
             None | Some(Json::Null) => {}
             Some(Json::String(s)) => {
-                data = Some(B64.decode(s).map_err(|e| DecodeError::InvalidValue(format!("data_base64: {e}")))?);
+                data = Some(
+                    B64.decode(s)
+                        .map_err(|e| DecodeError::InvalidValue(format!("data_base64: {e}")))?,
+                );
             }
             Some(other) => return Err(wrong_type("data_base64", "string", other)),
         }
@@ -180,7 +192,11 @@ fn wrong_type(field: &str, expected: &'static str, got: &Json) -> DecodeError {
         Json::Array(_) => "array",
         Json::Object(_) => "object",
     };
-    DecodeError::WrongType { field: field.to_owned(), expected, got }
+    DecodeError::WrongType {
+        field: field.to_owned(),
+        expected,
+        got,
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +210,8 @@ mod tests {
         ev.partitionkey = Some("order-1".into());
         ev.deadline = Some(5);
         ev.attempt = 3;
-        ev.extensions.insert("blob".into(), ExtensionValue::Bin(vec![0, 255]));
+        ev.extensions
+            .insert("blob".into(), ExtensionValue::Bin(vec![0, 255]));
         ev.extensions.insert("n".into(), ExtensionValue::Int(-4));
         let json = ev.to_json_value();
         assert_eq!(json["data"], serde_json::json!({"a": [1, 2]}));
@@ -210,12 +227,21 @@ mod tests {
     #[test]
     fn json_errors_use_spec_codes() {
         let base = r#""specversion":"1.0","id":"e","source":"s","type":"t""#;
-        let code = |extra: &str| Event::from_json(&format!("{{{base}{extra}}}")).unwrap_err().code();
+        let code = |extra: &str| {
+            Event::from_json(&format!("{{{base}{extra}}}"))
+                .unwrap_err()
+                .code()
+        };
         assert_eq!(code(r#","x":[1]"#), "wrong_type");
         assert_eq!(code(r#","Bad":"1""#), "invalid_extension_name");
         assert_eq!(code(r#","attempt":0"#), "invalid_value");
         assert_eq!(code(r#","cwversion":2"#), "unsupported_version");
         assert_eq!(Event::from_json("[]").unwrap_err().code(), "malformed");
-        assert_eq!(Event::from_json(r#"{"specversion":"1.0"}"#).unwrap_err().code(), "missing_field");
+        assert_eq!(
+            Event::from_json(r#"{"specversion":"1.0"}"#)
+                .unwrap_err()
+                .code(),
+            "missing_field"
+        );
     }
 }

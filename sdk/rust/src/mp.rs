@@ -88,7 +88,10 @@ impl<'a> Reader<'a> {
     }
 
     fn be(&mut self, n: usize) -> Result<u64, ParseError> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
     fn len(&mut self, n: usize) -> Result<usize, ParseError> {
@@ -234,11 +237,15 @@ pub(crate) struct Writer {
 // `Infallible`), so the `rmp` results below carry no information and are dropped.
 impl Writer {
     pub(crate) fn new() -> Self {
-        Writer { buf: ByteBuf::new() }
+        Writer {
+            buf: ByteBuf::new(),
+        }
     }
 
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Writer { buf: ByteBuf::with_capacity(n) }
+        Writer {
+            buf: ByteBuf::with_capacity(n),
+        }
     }
 
     pub(crate) fn into_vec(self) -> Vec<u8> {
@@ -309,8 +316,14 @@ mod tests {
     #[test]
     fn lying_length_is_truncated_not_allocated() {
         // array32 claiming 4 billion elements, with two bytes of content
-        assert_eq!(parse(&[0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2]), Err(ParseError::Truncated));
-        assert_eq!(parse(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1]), Err(ParseError::Truncated));
+        assert_eq!(
+            parse(&[0xdd, 0xff, 0xff, 0xff, 0xff, 1, 2]),
+            Err(ParseError::Truncated)
+        );
+        assert_eq!(
+            parse(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1]),
+            Err(ParseError::Truncated)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::connection::{write_frames, FrameReader, HeartbeatMs};
+use crate::connection::{write_frames, FrameReader};
 use crate::context::Context;
 use crate::envelope::Event;
 use crate::error::Error;
@@ -25,7 +25,8 @@ use crate::errorinfo::{ErrorCode, ErrorInfo};
 use crate::frame::{Frame, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSIONS};
 use crate::handler::{ErasedHandler, Handler, HandlerError};
 
-type WarmupHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send>;
+type WarmupHook =
+    Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send>;
 type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Heartbeat interval assumed before `welcome` says otherwise.
@@ -134,15 +135,22 @@ impl Worker {
             return Err(Error::Config("max_in_flight must be at least 1".into()));
         }
         if self.max_frame < MIN_MAX_FRAME {
-            return Err(Error::Config(format!("max_frame must be at least {MIN_MAX_FRAME}")));
+            return Err(Error::Config(format!(
+                "max_frame must be at least {MIN_MAX_FRAME}"
+            )));
         }
         let path = match self.socket.take() {
             Some(p) => p,
-            None => std::env::var_os("CROSSWIRE_SOCKET").map(PathBuf::from).ok_or(Error::NoSocket)?,
+            None => std::env::var_os("CROSSWIRE_SOCKET")
+                .map(PathBuf::from)
+                .ok_or(Error::NoSocket)?,
         };
         let stream = UnixStream::connect(&path)
             .await
-            .map_err(|source| Error::Connect { path: path.display().to_string(), source })?;
+            .map_err(|source| Error::Connect {
+                path: path.display().to_string(),
+                source,
+            })?;
         let shutdown = self.shutdown.take().unwrap_or_else(|| Box::pin(sigterm()));
         Session::start(self, routes, stream, shutdown).await
     }
@@ -168,16 +176,26 @@ struct Routes {
 impl Routes {
     fn new(handlers: Vec<(String, Arc<dyn ErasedHandler>)>) -> Result<Routes, Error> {
         if handlers.is_empty() {
-            return Err(Error::Config("no handlers registered: the node rejects a worker without types".into()));
+            return Err(Error::Config(
+                "no handlers registered: the node rejects a worker without types".into(),
+            ));
         }
-        let mut routes = Routes { types: Vec::new(), exact: HashMap::new(), patterns: Vec::new() };
+        let mut routes = Routes {
+            types: Vec::new(),
+            exact: HashMap::new(),
+            patterns: Vec::new(),
+        };
         for (ty, handler) in handlers {
             if ty.is_empty() || routes.types.contains(&ty) {
-                return Err(Error::Config(format!("event type {ty:?} is empty or registered twice")));
+                return Err(Error::Config(format!(
+                    "event type {ty:?} is empty or registered twice"
+                )));
             }
             routes.types.push(ty.clone());
             if ty.split('.').any(|t| t == "*" || t == ">") {
-                routes.patterns.push((ty.split('.').map(str::to_owned).collect(), handler));
+                routes
+                    .patterns
+                    .push((ty.split('.').map(str::to_owned).collect(), handler));
             } else {
                 routes.exact.insert(ty, handler);
             }
@@ -190,7 +208,10 @@ impl Routes {
             return Some(h.clone());
         }
         let tokens: Vec<&str> = ty.split('.').collect();
-        self.patterns.iter().find(|(p, _)| matches_pattern(p, &tokens)).map(|(_, h)| h.clone())
+        self.patterns
+            .iter()
+            .find(|(p, _)| matches_pattern(p, &tokens))
+            .map(|(_, h)| h.clone())
     }
 }
 
@@ -242,7 +263,7 @@ enum DrainCause {
 struct Session {
     shared: Arc<Shared>,
     config: Worker,
-    heartbeat_ms: HeartbeatMs,
+    heartbeat_ms: tokio::sync::watch::Sender<u64>,
     phase: Phase,
     tasks: JoinSet<()>,
     warmup: Option<JoinHandle<Result<(), HandlerError>>>,
@@ -251,11 +272,16 @@ struct Session {
 }
 
 impl Session {
-    async fn start(config: Worker, routes: Routes, stream: UnixStream, shutdown: Shutdown) -> Result<(), Error> {
+    async fn start(
+        config: Worker,
+        routes: Routes,
+        stream: UnixStream,
+        shutdown: Shutdown,
+    ) -> Result<(), Error> {
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        let heartbeat_ms: HeartbeatMs = Arc::new(AtomicU64::new(0));
-        let writer = tokio::spawn(write_frames(wr, rx, heartbeat_ms.clone()));
+        let (heartbeat_ms, heartbeat_rx) = tokio::sync::watch::channel(0);
+        let writer = tokio::spawn(write_frames(wr, rx, heartbeat_rx));
         let (in_tx, in_rx) = mpsc::channel(64);
         let max_frame = config.max_frame;
         let reader = tokio::spawn(async move {
@@ -311,7 +337,11 @@ impl Session {
         }
     }
 
-    async fn serve(&mut self, mut inbox: mpsc::Receiver<Result<Frame, Error>>, mut shutdown: Shutdown) -> Result<(), Error> {
+    async fn serve(
+        &mut self,
+        mut inbox: mpsc::Receiver<Result<Frame, Error>>,
+        mut shutdown: Shutdown,
+    ) -> Result<(), Error> {
         let tx = self.shared.tx.clone();
         send(
             &tx,
@@ -331,11 +361,21 @@ impl Session {
         let mut last_heard = Instant::now();
         let mut shutdown_fired = false;
         loop {
-            if self.drain.is_some() && !self.drained_sent && self.tasks.is_empty() && self.warmup.is_none() {
+            if self.drain.is_some()
+                && !self.drained_sent
+                && self.tasks.is_empty()
+                && self.warmup.is_none()
+            {
                 send(&tx, &Frame::Drained).await;
                 self.drained_sent = true;
                 if self.drain == Some(DrainCause::Signal) {
-                    send(&tx, &Frame::Goodbye { reason: Some("sigterm".into()) }).await;
+                    send(
+                        &tx,
+                        &Frame::Goodbye {
+                            reason: Some("sigterm".into()),
+                        },
+                    )
+                    .await;
                     return Ok(());
                 }
             }
@@ -387,16 +427,30 @@ impl Session {
         match (self.phase, frame) {
             (_, Frame::Error { message }) => Err(Error::NodeError(message)),
             (Phase::AwaitWelcome, Frame::Reject { reason }) => Err(Error::Rejected(reason)),
-            (Phase::AwaitWelcome, Frame::Welcome { version, max_frame, heartbeat_ms, .. }) => {
+            (
+                Phase::AwaitWelcome,
+                Frame::Welcome {
+                    version,
+                    max_frame,
+                    heartbeat_ms,
+                    ..
+                },
+            ) => {
                 if !self.config.versions.contains(&version) {
                     return Err(Error::Protocol(format!(
                         "node chose protocol version {version}, worker speaks {:?}",
                         self.config.versions
                     )));
                 }
-                self.shared.peer_max_frame.store(max_frame, Ordering::Relaxed);
-                let hb = if heartbeat_ms == 0 { DEFAULT_HEARTBEAT } else { Duration::from_millis(heartbeat_ms) };
-                self.heartbeat_ms.store(hb.as_millis() as u64, Ordering::Relaxed);
+                self.shared
+                    .peer_max_frame
+                    .store(max_frame, Ordering::Relaxed);
+                let hb = if heartbeat_ms == 0 {
+                    DEFAULT_HEARTBEAT
+                } else {
+                    Duration::from_millis(heartbeat_ms)
+                };
+                self.heartbeat_ms.send_replace(hb.as_millis() as u64);
                 self.phase = Phase::AwaitInit;
                 Ok(Step::Welcomed(hb))
             }
@@ -423,17 +477,28 @@ impl Session {
                 }
                 Ok(Step::Continue)
             }
-            (Phase::Running, Frame::Deliver { id, envelope, deadline }) => {
+            (
+                Phase::Running,
+                Frame::Deliver {
+                    id,
+                    envelope,
+                    deadline,
+                },
+            ) => {
                 if self.drain.is_some() {
                     let info = ErrorInfo::new(ErrorCode::Cancelled, "worker is draining");
                     let now = unix_ns(SystemTime::now());
                     send(tx, &result_frame(id, Err(info), now, 0)).await;
                 } else {
-                    self.tasks.spawn(deliver(self.shared.clone(), id, envelope, deadline));
+                    self.tasks
+                        .spawn(deliver(self.shared.clone(), id, envelope, deadline));
                 }
                 Ok(Step::Continue)
             }
-            (phase, other) => Err(Error::Protocol(format!("unexpected {:?} frame in phase {phase:?}", other.kind()))),
+            (phase, other) => Err(Error::Protocol(format!(
+                "unexpected {:?} frame in phase {phase:?}",
+                other.kind()
+            ))),
         }
     }
 }
@@ -442,7 +507,9 @@ impl Session {
 /// node's fault (not for reject, node errors, or a dead connection).
 fn report_to_node(err: &Error) -> Option<String> {
     match err {
-        Error::FrameTooLarge { .. } | Error::Frame(_) | Error::Protocol(_) | Error::Warmup(_) => Some(err.to_string()),
+        Error::FrameTooLarge { .. } | Error::Frame(_) | Error::Protocol(_) | Error::Warmup(_) => {
+            Some(err.to_string())
+        }
         _ => None,
     }
 }
@@ -453,7 +520,8 @@ async fn send(tx: &mpsc::Sender<Vec<u8>>, frame: &Frame) {
 }
 
 fn unix_ns(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn panic_message(err: tokio::task::JoinError) -> String {
@@ -470,12 +538,24 @@ fn panic_message(err: tokio::task::JoinError) -> String {
     }
 }
 
-fn result_frame(id: u64, outcome: Result<Vec<Vec<u8>>, ErrorInfo>, start_ns: u64, duration_ns: u64) -> Frame {
+fn result_frame(
+    id: u64,
+    outcome: Result<Vec<Vec<u8>>, ErrorInfo>,
+    start_ns: u64,
+    duration_ns: u64,
+) -> Frame {
     let (ok, error, emitted) = match outcome {
         Ok(emitted) => (true, None, emitted),
         Err(info) => (false, Some(info), Vec::new()),
     };
-    Frame::Result { id, ok, error, start_ns, duration_ns, emitted }
+    Frame::Result {
+        id,
+        ok,
+        error,
+        start_ns,
+        duration_ns,
+        emitted,
+    }
 }
 
 /// Run one delivery and send its `result`.
@@ -492,21 +572,35 @@ async fn deliver(shared: Arc<Shared>, id: u64, envelope: Vec<u8>, deadline_ms: u
     if (bytes.len() - 4) as u64 > max {
         let info = ErrorInfo::new(
             ErrorCode::InvalidArgument,
-            format!("result with emitted events is {} bytes > node max_frame {max}", bytes.len() - 4),
+            format!(
+                "result with emitted events is {} bytes > node max_frame {max}",
+                bytes.len() - 4
+            ),
         );
         bytes = result_frame(id, Err(info), start_ns, duration_ns).encode();
     }
     let _ = shared.tx.send(bytes).await;
 }
 
-async fn run_handler(shared: &Shared, id: u64, envelope: &[u8], deadline_ms: u64) -> Result<Vec<Vec<u8>>, ErrorInfo> {
+async fn run_handler(
+    shared: &Shared,
+    id: u64,
+    envelope: &[u8],
+    deadline_ms: u64,
+) -> Result<Vec<Vec<u8>>, ErrorInfo> {
     let event = Event::from_msgpack(envelope).map_err(|e| {
-        ErrorInfo::new(ErrorCode::InvalidArgument, format!("envelope did not decode ({}): {e}", e.code()))
+        ErrorInfo::new(
+            ErrorCode::InvalidArgument,
+            format!("envelope did not decode ({}): {e}", e.code()),
+        )
     })?;
     let handler = shared.routes.lookup(&event.ty).ok_or_else(|| {
         ErrorInfo::new(
             ErrorCode::Unimplemented,
-            format!("worker {:?} has no handler for event type {:?}", shared.name, event.ty),
+            format!(
+                "worker {:?} has no handler for event type {:?}",
+                shared.name, event.ty
+            ),
         )
     })?;
     let deadline = (deadline_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(deadline_ms));
@@ -516,22 +610,33 @@ async fn run_handler(shared: &Shared, id: u64, envelope: &[u8], deadline_ms: u64
     let joined = match deadline {
         None => Ok((&mut task).await),
         Some(at) => {
-            let left = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            let left = at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
             tokio::time::timeout(left, &mut task).await
         }
     };
     match joined {
         Err(_elapsed) => {
             task.abort();
-            Err(ErrorInfo::new(ErrorCode::Timeout, format!("handler did not finish before the deadline ({deadline_ms} unix ms)")))
+            Err(ErrorInfo::new(
+                ErrorCode::Timeout,
+                format!("handler did not finish before the deadline ({deadline_ms} unix ms)"),
+            ))
         }
-        Ok(Err(join)) => Err(ErrorInfo::new(ErrorCode::HandlerError, format!("handler panicked: {}", panic_message(join)))),
+        Ok(Err(join)) => Err(ErrorInfo::new(
+            ErrorCode::HandlerError,
+            format!("handler panicked: {}", panic_message(join)),
+        )),
         Ok(Ok(Err(e))) => Err(e.to_error_info()),
         Ok(Ok(Ok(()))) => {
             let mut out = Vec::new();
             for (i, ev) in ctx.take_emitted().into_iter().enumerate() {
                 ev.validate().map_err(|e| {
-                    ErrorInfo::new(ErrorCode::InvalidArgument, format!("emitted event {i} ({:?}) is invalid: {e}", ev.ty))
+                    ErrorInfo::new(
+                        ErrorCode::InvalidArgument,
+                        format!("emitted event {i} ({:?}) is invalid: {e}", ev.ty),
+                    )
                 })?;
                 out.push(ev.to_msgpack());
             }

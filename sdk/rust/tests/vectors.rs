@@ -8,7 +8,9 @@ use crosswire::{ErrorInfo, Event};
 use serde_json::{json, Value};
 
 fn vectors_dir(sub: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors").join(sub)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../spec/vectors")
+        .join(sub)
 }
 
 /// Every `*.json` in `spec/vectors/<sub>`, parsed; fails if there are none.
@@ -20,7 +22,10 @@ fn load(sub: &str) -> Vec<(String, Value)> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).unwrap())
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&text).unwrap(),
+            )
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -30,7 +35,10 @@ fn load(sub: &str) -> Vec<(String, Value)> {
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -53,16 +61,28 @@ fn envelope_valid() {
         let bytes = unhex(v["hex"].as_str().unwrap());
         let event = Event::from_msgpack(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(event.to_json_value(), v["event"], "{name}: JSON form");
-        assert_eq!(hex(&event.to_msgpack()), expected_hex(v), "{name}: re-encoding");
+        assert_eq!(
+            hex(&event.to_msgpack()),
+            expected_hex(v),
+            "{name}: re-encoding"
+        );
         // the JSON form reads back to the same event, except bin extensions (base64 in
         // JSON is indistinguishable from a string)
-        let has_bin_ext = event.extensions.values().any(|x| matches!(x, crosswire::ExtensionValue::Bin(_)));
+        let has_bin_ext = event
+            .extensions
+            .values()
+            .any(|x| matches!(x, crosswire::ExtensionValue::Bin(_)));
         if !has_bin_ext {
-            let back = Event::from_json_value(&v["event"]).unwrap_or_else(|e| panic!("{name}: from JSON: {e}"));
+            let back = Event::from_json_value(&v["event"])
+                .unwrap_or_else(|e| panic!("{name}: from JSON: {e}"));
             assert_eq!(back.to_json_value(), v["event"], "{name}: JSON roundtrip");
         }
     }
-    assert!(vectors.len() >= 40, "expected the full valid set, got {}", vectors.len());
+    assert!(
+        vectors.len() >= 40,
+        "expected the full valid set, got {}",
+        vectors.len()
+    );
 }
 
 #[test]
@@ -70,7 +90,10 @@ fn envelope_invalid() {
     for (name, v) in load("envelope/invalid") {
         let bytes = unhex(v["hex"].as_str().unwrap());
         match Event::from_msgpack(&bytes) {
-            Ok(ev) => panic!("{name}: decoded but should fail with {}: {ev:?}", v["error"]),
+            Ok(ev) => panic!(
+                "{name}: decoded but should fail with {}: {ev:?}",
+                v["error"]
+            ),
             Err(e) => assert_eq!(e.code(), v["error"].as_str().unwrap(), "{name}: {e}"),
         }
     }
@@ -82,7 +105,11 @@ fn errors_valid() {
         let bytes = unhex(v["hex"].as_str().unwrap());
         let info = ErrorInfo::from_msgpack(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(info.to_json_value(), v["error_info"], "{name}: JSON form");
-        assert_eq!(hex(&info.to_msgpack()), expected_hex(&v), "{name}: re-encoding");
+        assert_eq!(
+            hex(&info.to_msgpack()),
+            expected_hex(&v),
+            "{name}: re-encoding"
+        );
     }
 }
 
@@ -91,7 +118,10 @@ fn errors_invalid() {
     for (name, v) in load("errors/invalid") {
         let bytes = unhex(v["hex"].as_str().unwrap());
         match ErrorInfo::from_msgpack(&bytes) {
-            Ok(info) => panic!("{name}: decoded but should fail with {}: {info:?}", v["error"]),
+            Ok(info) => panic!(
+                "{name}: decoded but should fail with {}: {info:?}",
+                v["error"]
+            ),
             Err(e) => assert_eq!(e.code(), v["error"].as_str().unwrap(), "{name}: {e}"),
         }
     }
@@ -109,7 +139,16 @@ fn frame_json(frame: &Frame) -> Value {
         m.insert(k.to_owned(), v);
     };
     match frame {
-        Frame::Hello { versions, name, runtime, types, max_in_flight, max_frame, pid, sdk } => {
+        Frame::Hello {
+            versions,
+            name,
+            runtime,
+            types,
+            max_in_flight,
+            max_frame,
+            pid,
+            sdk,
+        } => {
             put("versions", json!(versions));
             put("name", json!(name));
             put("runtime", json!(runtime));
@@ -123,19 +162,35 @@ fn frame_json(frame: &Frame) -> Value {
                 put("sdk", json!(sdk));
             }
         }
-        Frame::Welcome { version, max_frame, heartbeat_ms, node } => {
+        Frame::Welcome {
+            version,
+            max_frame,
+            heartbeat_ms,
+            node,
+        } => {
             put("version", json!(version));
             put("max_frame", json!(max_frame));
             put("heartbeat_ms", json!(heartbeat_ms));
             put("node", json!(node));
         }
         Frame::Reject { reason } => put("reason", json!(reason)),
-        Frame::Deliver { id, envelope, deadline } => {
+        Frame::Deliver {
+            id,
+            envelope,
+            deadline,
+        } => {
             put("id", json!(id));
             put("envelope", bin(envelope));
             put("deadline", json!(deadline));
         }
-        Frame::Result { id, ok, error, start_ns, duration_ns, emitted } => {
+        Frame::Result {
+            id,
+            ok,
+            error,
+            start_ns,
+            duration_ns,
+            emitted,
+        } => {
             put("id", json!(id));
             put("ok", json!(ok));
             if let Some(error) = error {
@@ -144,10 +199,15 @@ fn frame_json(frame: &Frame) -> Value {
             put("start_ns", json!(start_ns));
             put("duration_ns", json!(duration_ns));
             if !emitted.is_empty() {
-                put("emitted", Value::Array(emitted.iter().map(|e| bin(e)).collect()));
+                put(
+                    "emitted",
+                    Value::Array(emitted.iter().map(|e| bin(e)).collect()),
+                );
             }
         }
-        Frame::Goodbye { reason: Some(reason) } => put("reason", json!(reason)),
+        Frame::Goodbye {
+            reason: Some(reason),
+        } => put("reason", json!(reason)),
         Frame::Error { message } => put("message", json!(message)),
         _ => {}
     }
@@ -165,7 +225,11 @@ fn frames_valid() {
             .unwrap_or_else(|| panic!("{name}: incomplete"));
         assert_eq!(used, bytes.len(), "{name}: consumed");
         assert_eq!(frame_json(&frame), v["frame"], "{name}: JSON view");
-        assert_eq!(hex(&frame.encode()), v["hex"].as_str().unwrap(), "{name}: re-encoding");
+        assert_eq!(
+            hex(&frame.encode()),
+            v["hex"].as_str().unwrap(),
+            "{name}: re-encoding"
+        );
         // an envelope inside a frame is itself a valid envelope
         if let Frame::Deliver { envelope, .. } = &frame {
             Event::from_msgpack(envelope).unwrap_or_else(|e| panic!("{name}: inner envelope: {e}"));
@@ -193,7 +257,13 @@ fn frames_unknown_type_is_skipped() {
         let bytes = unhex(v["hex"].as_str().unwrap());
         let (frame, used) = decode_frame(&bytes, MAX).unwrap().expect("complete");
         assert_eq!(used, bytes.len(), "{name}");
-        assert_eq!(frame, Frame::Unknown { t: v["t"].as_str().unwrap().to_owned() }, "{name}");
+        assert_eq!(
+            frame,
+            Frame::Unknown {
+                t: v["t"].as_str().unwrap().to_owned()
+            },
+            "{name}"
+        );
     }
 }
 
@@ -201,5 +271,8 @@ fn frames_unknown_type_is_skipped() {
 fn too_large_is_decided_from_the_header_alone() {
     // only the 4-byte header is present: the decision needs nothing else
     let err = decode_frame(&[0xff, 0xff, 0xff, 0xff], MAX).unwrap_err();
-    assert_eq!(err.to_string(), "frame too large: 4294967295 bytes > max 1114112");
+    assert_eq!(
+        err.to_string(),
+        "frame too large: 4294967295 bytes > max 1114112"
+    );
 }
