@@ -1,0 +1,133 @@
+// Command crosswire-testworker is the Go SDK's conformance worker
+// (spec/conformance-worker.md), built only on the SDK's public API. The node's
+// end-to-end tests and benchmarks spawn it with CROSSWIRE_SOCKET set.
+//
+//	crosswire-testworker [--name NAME] [--max-in-flight N]
+//	                     [--protocol-version V]... [--max-frame BYTES]
+//
+// It exits 0 after a clean drain or goodbye, and 1 with a one-line reason on
+// stderr on any protocol error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	crosswire "github.com/crosswire-dev/crosswire/sdk/go"
+)
+
+// versionList is a repeatable --protocol-version flag.
+type versionList []uint64
+
+func (v *versionList) String() string {
+	parts := make([]string, len(*v))
+	for i, x := range *v {
+		parts[i] = strconv.FormatUint(x, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *versionList) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return fmt.Errorf("protocol version must be a non-negative integer: %q", s)
+	}
+	*v = append(*v, n)
+	return nil
+}
+
+func main() {
+	name := flag.String("name", "testworker-go", "worker name")
+	maxInFlight := flag.Int("max-in-flight", 64, "deliveries handled at once")
+	maxFrame := flag.Int("max-frame", crosswire.DefaultMaxFrame, "largest frame accepted, in bytes")
+	var versions versionList
+	flag.Var(&versions, "protocol-version", "protocol version to offer (repeatable; default 1)")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := []crosswire.Option{
+		crosswire.WithMaxInFlight(*maxInFlight),
+		crosswire.WithMaxFrame(*maxFrame),
+		crosswire.WithLogger(logger),
+	}
+	if len(versions) > 0 {
+		opts = append(opts, crosswire.WithProtocolVersions(versions...))
+	}
+	w := crosswire.NewWorker(*name, opts...)
+	register(w)
+	if err := w.Run(context.Background()); err != nil {
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "crosswire: ") {
+			msg = "crosswire: " + msg
+		}
+		fmt.Fprintln(os.Stderr, strings.ReplaceAll(msg, "\n", " "))
+		os.Exit(1)
+	}
+}
+
+// decodePayload fills v (holding the defaults) from the event's data, if any.
+func decodePayload(ev *crosswire.Event, v any) error {
+	if len(ev.Data) == 0 {
+		return nil
+	}
+	if err := ev.Decode(v); err != nil {
+		return crosswire.Permanent(crosswire.CodeInvalidArgument, err)
+	}
+	return nil
+}
+
+func register(w *crosswire.Worker) {
+	w.Handle("test.echo", func(context.Context, *crosswire.Event) error { return nil })
+
+	w.Handle("test.fail_transient", func(ctx context.Context, ev *crosswire.Event) error {
+		p := struct {
+			FailUntil int `msgpack:"fail_until" json:"fail_until"`
+		}{FailUntil: 3}
+		if err := decodePayload(ev, &p); err != nil {
+			return err
+		}
+		if ev.Attempt < p.FailUntil {
+			return crosswire.Retryable(crosswire.CodeUnavailable,
+				fmt.Errorf("transient failure on attempt %d", ev.Attempt), 10*time.Millisecond)
+		}
+		return nil
+	})
+
+	w.Handle("test.fail_permanent", func(context.Context, *crosswire.Event) error {
+		return crosswire.Permanent(crosswire.CodeInvalidArgument, errors.New("permanent failure requested"))
+	})
+
+	w.Handle("test.sleep", func(ctx context.Context, ev *crosswire.Event) error {
+		p := struct {
+			MS int `msgpack:"ms" json:"ms"`
+		}{MS: 500}
+		if err := decodePayload(ev, &p); err != nil {
+			return err
+		}
+		t := time.NewTimer(time.Duration(p.MS) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done(): // the SDK reports an overrun deadline as timeout
+			return ctx.Err()
+		}
+	})
+
+	w.Handle("test.emit", func(ctx context.Context, ev *crosswire.Event) error {
+		out := crosswire.NewEvent("test.emitted", nil)
+		out.Data, out.DataContentType = ev.Data, ev.DataContentType
+		return crosswire.Emit(ctx, out)
+	})
+
+	w.Handle("test.panic", func(context.Context, *crosswire.Event) error {
+		panic("test.panic requested")
+	})
+}
