@@ -1,6 +1,7 @@
 package crosswire
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -83,13 +84,26 @@ func NewEventErr(typ string, v any) (*Event, error) {
 		ev.Data = b
 		return ev, nil
 	}
-	data, err := msgpack.Marshal(v)
+	data, err := MarshalMsgpack(v)
 	if err != nil {
 		return nil, fmt.Errorf("crosswire: encode data of %s: %w", typ, err)
 	}
 	ev.Data = data
 	ev.DataContentType = ContentTypeMsgpack
 	return ev, nil
+}
+
+// MarshalMsgpack encodes v as MessagePack the way NewEvent does: integers in
+// their smallest representation and map keys sorted, so equal values give equal bytes.
+func MarshalMsgpack(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(true)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // NewEventJSON is NewEvent with the data encoded as JSON (application/json).

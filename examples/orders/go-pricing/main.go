@@ -1,0 +1,99 @@
+// Command go-pricing is the order pipeline's pricing worker
+// (examples/orders/README.md): it handles order.validated and emits
+// order.priced with the subtotal, tax and total in cents.
+//
+// The node spawns it with CROSSWIRE_SOCKET set; SIGTERM drains it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	crosswire "github.com/crosswire-dev/crosswire/sdk/go"
+)
+
+// Order is the payload of order.created / order.validated.
+type Order struct {
+	OrderID        int64  `msgpack:"order_id"`
+	Customer       string `msgpack:"customer"`
+	SKU            string `msgpack:"sku"`
+	Qty            int64  `msgpack:"qty"`
+	UnitPriceCents int64  `msgpack:"unit_price_cents"`
+	Country        string `msgpack:"country"`
+}
+
+// Priced is the payload of order.priced.
+type Priced struct {
+	OrderID       int64  `msgpack:"order_id"`
+	SubtotalCents int64  `msgpack:"subtotal_cents"`
+	TaxCents      int64  `msgpack:"tax_cents"`
+	TotalCents    int64  `msgpack:"total_cents"`
+	Country       string `msgpack:"country"`
+}
+
+// taxRate is the tax in percent for a country.
+func taxRate(country string) int64 {
+	switch country {
+	case "DE":
+		return 19
+	case "FR":
+		return 20
+	case "US":
+		return 7
+	}
+	return 10
+}
+
+// price computes the totals; tax is rounded down (integer division).
+func price(o Order) (Priced, error) {
+	if o.Qty <= 0 {
+		return Priced{}, fmt.Errorf("order %d: qty must be > 0, got %d", o.OrderID, o.Qty)
+	}
+	if o.UnitPriceCents < 0 {
+		return Priced{}, fmt.Errorf("order %d: unit_price_cents must be ≥ 0, got %d", o.OrderID, o.UnitPriceCents)
+	}
+	subtotal := o.Qty * o.UnitPriceCents
+	tax := subtotal * taxRate(o.Country) / 100
+	return Priced{
+		OrderID:       o.OrderID,
+		SubtotalCents: subtotal,
+		TaxCents:      tax,
+		TotalCents:    subtotal + tax,
+		Country:       o.Country,
+	}, nil
+}
+
+func handleValidated(ctx context.Context, ev *crosswire.Event) error {
+	var o Order
+	if err := ev.Decode(&o); err != nil {
+		return crosswire.Permanent(crosswire.CodeInvalidArgument, err)
+	}
+	p, err := price(o)
+	if err != nil {
+		return crosswire.Permanent(crosswire.CodeInvalidArgument, err)
+	}
+	out, err := crosswire.NewEventErr("order.priced", p)
+	if err != nil {
+		return crosswire.Permanent(crosswire.CodeInternal, err)
+	}
+	out.Subject = ev.Subject
+	return crosswire.Emit(ctx, out)
+}
+
+func newWorker(opts ...crosswire.Option) *crosswire.Worker {
+	w := crosswire.NewWorker("pricing", append([]crosswire.Option{crosswire.WithMaxInFlight(64)}, opts...)...)
+	w.Handle("order.validated", handleValidated)
+	return w
+}
+
+func main() {
+	if err := newWorker().Run(context.Background()); err != nil {
+		var pe *crosswire.ProtocolError
+		if errors.As(err, &pe) {
+			log.SetFlags(0)
+		}
+		log.Fatal(err)
+	}
+}
