@@ -1,0 +1,108 @@
+//! The order pipeline's fraud worker (examples/orders/README.md).
+//!
+//! Handles `order.validated`: scores each order, logs suspicious ones on stderr, and
+//! fails transiently (`unavailable`, retry after 50 ms) on the first attempt of every
+//! order whose `order_id % 7 == 3`, so the demo shows the node retrying it.
+//!
+//! Build: `cd examples/orders/rust-fraud && CARGO_TARGET_DIR=../../../sdk/rust/target cargo build --release`
+//! Run: the node spawns it with `CROSSWIRE_SOCKET` set.
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use crosswire::{Context, ErrorCode, Event, HandlerError, Worker};
+use serde::Deserialize;
+
+/// `order.validated` payload.
+#[derive(Debug, Deserialize)]
+struct Order {
+    order_id: i64,
+    customer: String,
+    #[allow(dead_code)] // part of the payload; scoring does not use it
+    sku: String,
+    qty: i64,
+    unit_price_cents: i64,
+    country: String,
+}
+
+/// Scores above this are logged as suspicious (and still succeed).
+const SUSPICIOUS: i64 = 900;
+
+/// `(qty * unit_price_cents) / 1000`, plus 50 outside DE, FR and US.
+fn score(order: &Order) -> i64 {
+    let base = order.qty.saturating_mul(order.unit_price_cents) / 1000;
+    let foreign = if matches!(order.country.as_str(), "DE" | "FR" | "US") {
+        0
+    } else {
+        50
+    };
+    base.saturating_add(foreign)
+}
+
+/// Whether this attempt fails on purpose: the first attempt when `order_id % 7 == 3`.
+fn warming_up(order: &Order, attempt: u64) -> bool {
+    attempt == 1 && order.order_id.rem_euclid(7) == 3
+}
+
+async fn check(_ctx: Context, ev: Event) -> Result<(), HandlerError> {
+    let order: Order = ev.decode()?;
+    if warming_up(&order, ev.attempt) {
+        return Err(
+            HandlerError::retryable(ErrorCode::Unavailable, "fraud service warming up")
+                .retry_after(Duration::from_millis(50)),
+        );
+    }
+    let score = score(&order);
+    if score > SUSPICIOUS {
+        eprintln!(
+            "fraud: suspicious order {} from {} ({}): score {score}",
+            order.order_id, order.customer, order.country
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    let result = Worker::new("fraud")
+        .max_in_flight(64)
+        .handle("order.validated", check)
+        .run()
+        .await;
+    if let Err(err) = result {
+        eprintln!("crosswire: {err}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(order_id: i64, qty: i64, unit_price_cents: i64, country: &str) -> Order {
+        Order {
+            order_id,
+            customer: "c".into(),
+            sku: "s".into(),
+            qty,
+            unit_price_cents,
+            country: country.into(),
+        }
+    }
+
+    #[test]
+    fn scores_follow_the_pipeline_contract() {
+        assert_eq!(score(&order(1, 3, 1999, "DE")), 5);
+        assert_eq!(score(&order(1, 3, 1999, "JP")), 55);
+        assert_eq!(score(&order(1, 100, 10_000, "US")), 1000);
+        assert!(score(&order(1, 100, 10_000, "US")) > SUSPICIOUS);
+    }
+
+    #[test]
+    fn only_the_first_attempt_of_every_seventh_order_fails() {
+        assert!(warming_up(&order(3, 1, 1, "DE"), 1));
+        assert!(warming_up(&order(10, 1, 1, "DE"), 1));
+        assert!(!warming_up(&order(10, 1, 1, "DE"), 2));
+        assert!(!warming_up(&order(4, 1, 1, "DE"), 1));
+    }
+}
