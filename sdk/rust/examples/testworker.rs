@@ -46,7 +46,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
-    text.parse().map_err(|_| format!("{flag} expects a non-negative integer, got {text:?}"))
+    text.parse()
+        .map_err(|_| format!("{flag} expects a non-negative integer, got {text:?}"))
 }
 
 /// A payload map; absent keys (or absent data) take the spec's defaults.
@@ -87,19 +88,25 @@ fn worker(args: Args) -> Worker {
         .protocol_versions(args.versions)
         .max_frame(args.max_frame)
         .handle("test.echo", |_ctx: Context, _ev: Event| async { Ok(()) })
-        .handle("test.fail_transient", |_ctx: Context, ev: Event| async move {
-            let p: FailTransient = payload(&ev)?;
-            if ev.attempt < p.fail_until {
-                return Err(HandlerError::retryable(
-                    ErrorCode::Unavailable,
-                    format!("transient failure on attempt {}", ev.attempt),
-                )
-                .retry_after(Duration::from_millis(10)));
-            }
-            Ok(())
-        })
+        .handle(
+            "test.fail_transient",
+            |_ctx: Context, ev: Event| async move {
+                let p: FailTransient = payload(&ev)?;
+                if ev.attempt < p.fail_until {
+                    return Err(HandlerError::retryable(
+                        ErrorCode::Unavailable,
+                        format!("transient failure on attempt {}", ev.attempt),
+                    )
+                    .retry_after(Duration::from_millis(10)));
+                }
+                Ok(())
+            },
+        )
         .handle("test.fail_permanent", |_ctx: Context, _ev: Event| async {
-            Err(HandlerError::permanent(ErrorCode::InvalidArgument, "permanent failure requested"))
+            Err(HandlerError::permanent(
+                ErrorCode::InvalidArgument,
+                "permanent failure requested",
+            ))
         })
         .handle("test.sleep", |_ctx: Context, ev: Event| async move {
             // the SDK cancels this at the delivery deadline and reports `timeout`

@@ -39,6 +39,12 @@ impl Context {
         }
     }
 
+    /// A context outside any delivery, to call a handler directly in a unit test;
+    /// inspect what it emitted with [`Context::emitted`].
+    pub fn detached(event: Event, worker: impl Into<String>, deadline: Option<SystemTime>) -> Self {
+        Context::new(event, deadline, worker.into(), 0)
+    }
+
     /// The incoming event.
     pub fn event(&self) -> &Event {
         &self.inner.event
@@ -141,5 +147,30 @@ impl std::fmt::Debug for Context {
             .field("delivery", &self.inner.delivery)
             .field("deadline", &self.inner.deadline)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emit_fills_only_what_the_handler_left_unset() {
+        let mut incoming = Event::with_data("a", None);
+        incoming.correlationid = Some("flow".into());
+        incoming.partitionkey = Some("k".into());
+        let ctx = Context::detached(incoming.clone(), "w", None);
+        ctx.emit(Event::with_data("b", None));
+        let mut own = Event::with_data("c", None);
+        own.source = "/mine".into();
+        own.partitionkey = Some("other".into());
+        ctx.emit(own);
+        let out = ctx.emitted();
+        assert_eq!(out[0].source, "w");
+        assert_eq!(out[0].correlationid.as_deref(), Some("flow"));
+        assert_eq!(out[0].causationid.as_deref(), Some(incoming.id.as_str()));
+        assert_eq!(out[0].partitionkey.as_deref(), Some("k"));
+        assert_eq!(out[1].source, "/mine");
+        assert_eq!(out[1].partitionkey.as_deref(), Some("other"));
     }
 }
