@@ -304,6 +304,7 @@ class WorkerPool:
         self._stopping = False
         self._types: tuple[str, ...] = ()
         self._max_in_flight = 0
+        self._runtime = "worker"
         self.restarts = 0
         self.delivered = 0
         self.results = 0
@@ -426,6 +427,16 @@ class WorkerPool:
         )
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def runtime(self) -> str:
+        """The runtime named in the worker's hello (``go``, ``rust``, ``python``)."""
+        session = self._session
+        return session.hello.runtime if session is not None else self._runtime
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
@@ -439,50 +450,51 @@ class WorkerPool:
         if self._stopping:
             return _node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
         deadline = attempt.deadline
-        loop = asyncio.get_running_loop()
+        if deadline is None:
+            return await self._deliver(attempt, None)
         try:
-            async with asyncio.timeout_at(None if deadline is None else deadline + DEADLINE_GRACE):
-                session = await self._acquire(deadline)
-                if session is None:
-                    return _node_error(
-                        ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down"
-                    )
-                event = attempt.event
-                deadline_ms = 0
-                if deadline is not None:
-                    deadline_ms = max(1, int((time.time() + (deadline - time.monotonic())) * 1000))
-                stale = deadline is not None and event.deadline != deadline_ms
-                if event.attempt != attempt.number or stale:
-                    event = msgspec.structs.replace(
-                        event,
-                        attempt=attempt.number,
-                        deadline=deadline_ms if deadline is not None else event.deadline,
-                    )
-                delivery_id = session.next_id
-                data = encode_frame(
-                    Deliver(id=delivery_id, envelope=encode_event(event), deadline=deadline_ms)
-                )
-                if len(data) - 4 > session.hello.max_frame:
-                    self._wake_one(session)
-                    return Outcome(error=ErrorInfo.of(
-                        ErrorCode.INVALID_ARGUMENT,
-                        f"event {event.id} is too large for worker {self.spec.name!r}: "
-                        f"{len(data) - 4} bytes > its max_frame {session.hello.max_frame}",
-                        runtime="node",
-                    ))
-                session.next_id += 1
-                fut: asyncio.Future[Outcome] = loop.create_future()
-                session.in_flight[delivery_id] = fut
-                session.conn.send_bytes(data)
-                self.delivered += 1
-                return await fut
+            async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
+                return await self._deliver(attempt, deadline)
         except TimeoutError:
             return _node_error(
                 ErrorCode.TIMEOUT,
                 f"worker {self.spec.name!r} did not answer before the attempt's deadline",
             )
 
-    async def _acquire(self, deadline: float | None) -> _Session | None:
+    async def _deliver(self, attempt: Attempt, deadline: float | None) -> Outcome:
+        session = self._session
+        if session is None or not session.ready.is_set() or session.credit <= 0 or self._waiters:
+            session = await self._acquire()
+            if session is None:
+                return _node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
+        event = attempt.event
+        deadline_ms = 0
+        if deadline is not None:
+            deadline_ms = max(1, int((time.time() + (deadline - time.monotonic())) * 1000))
+        if event.attempt != attempt.number or (deadline is not None and event.deadline != deadline_ms):
+            event = msgspec.structs.replace(
+                event,
+                attempt=attempt.number,
+                deadline=deadline_ms if deadline is not None else event.deadline,
+            )
+        delivery_id = session.next_id
+        data = encode_frame(Deliver(id=delivery_id, envelope=encode_event(event), deadline=deadline_ms))
+        if len(data) - 4 > session.hello.max_frame:
+            self._wake_one(session)
+            return Outcome(error=ErrorInfo.of(
+                ErrorCode.INVALID_ARGUMENT,
+                f"event {event.id} is too large for worker {self.spec.name!r}: "
+                f"{len(data) - 4} bytes > its max_frame {session.hello.max_frame}",
+                runtime="node",
+            ))
+        session.next_id += 1
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        session.in_flight[delivery_id] = fut
+        session.conn.send_bytes(data)
+        self.delivered += 1
+        return await fut
+
+    async def _acquire(self) -> _Session | None:
         """A ready session with credit, or None when stopping."""
         while True:
             if self._stopping:
@@ -709,6 +721,7 @@ class WorkerPool:
                 self._session = session
                 self._types = tuple(session.hello.types)
                 self._max_in_flight = session.hello.max_in_flight
+                self._runtime = session.hello.runtime
                 reader = asyncio.create_task(self._read_loop(session))
                 session.reader = reader
                 self.state = "warming"
