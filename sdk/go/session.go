@@ -33,6 +33,7 @@ type session struct {
 	draining bool // no new work: drain frame, signal or ctx
 	selfStop bool // drain started by this side: send drained+goodbye and exit
 	drained  bool // drained sent
+	initSeen bool
 }
 
 type job struct {
@@ -55,6 +56,14 @@ type readResult struct {
 func (s *session) run(ctx context.Context) error {
 	w := s.w
 	fr := NewFrameReader(s.conn, w.opts.maxFrame)
+	// Registered before the handshake so that a signal arriving early is not
+	// fatal: it is seen once the session is up, and drains it at once.
+	var sigs chan os.Signal
+	if w.opts.signals {
+		sigs = make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(sigs)
+	}
 
 	hello := HelloFrame{
 		Versions:    w.opts.versions,
@@ -115,12 +124,6 @@ func (s *session) run(ctx context.Context) error {
 		}
 	}()
 
-	var sigs chan os.Signal
-	if w.opts.signals {
-		sigs = make(chan os.Signal, 2)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-		defer signal.Stop(sigs)
-	}
 	done := ctx.Done()
 	ticker := time.NewTicker(s.heartbeat / 4)
 	defer ticker.Stop()
@@ -245,6 +248,10 @@ func (s *session) readFailed(err error) error {
 func (s *session) onFrame(ctx context.Context, f Frame, warmed chan<- error) (stop bool, err error) {
 	switch x := f.(type) {
 	case InitFrame:
+		if s.initSeen {
+			return false, nil
+		}
+		s.initSeen = true
 		go func() {
 			var err error
 			if s.w.warmup != nil {
