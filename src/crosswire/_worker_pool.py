@@ -451,7 +451,10 @@ class WorkerPool:
             return _node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
         deadline = attempt.deadline
         if deadline is None:
-            return await self._deliver(attempt, None)
+            if not attempt.event.deadline:
+                return await self._deliver(attempt, None)
+            # no attempt deadline, but the event has one: honour it
+            deadline = time.monotonic() + (attempt.event.deadline / 1000 - time.time())
         try:
             async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
                 return await self._deliver(attempt, deadline)

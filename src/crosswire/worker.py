@@ -225,6 +225,8 @@ class Worker:
         self._draining = False
         self._drained_sent = False
         self._self_drain = False
+        self._warming: asyncio.Task[None] | None = None
+        self._failure: ProtocolError | None = None
 
     # --- registration ---------------------------------------------------------------
 
@@ -322,6 +324,8 @@ class Worker:
         try:
             return await conn.read()
         except ClosedError as exc:
+            if self._failure is not None:
+                raise self._failure from None
             if self._drained_sent:
                 return [Goodbye(reason="closed after drain")]
             raise ProtocolError(f"connection to the node lost: {exc}") from None
@@ -333,14 +337,8 @@ class Worker:
         elif isinstance(frame, Heartbeat | UnknownFrame):
             pass
         elif isinstance(frame, Init):
-            if self._warmup is not None:
-                try:
-                    await self._warmup()
-                except Exception as exc:
-                    message = f"warm-up failed: {type(exc).__name__}: {exc}"
-                    conn.fail(message)
-                    raise ProtocolError(message) from exc
-            conn.send(_READY)
+            # a task: frames (heartbeats) keep being read while the hook runs
+            self._warming = asyncio.create_task(self._warm_up(conn))
         elif isinstance(frame, Drain):
             self._draining = True
             self._maybe_drained(conn)
@@ -354,6 +352,18 @@ class Worker:
             conn.fail(message)
             raise ProtocolError(message)
         return False
+
+    async def _warm_up(self, conn: WorkerConnection) -> None:
+        if self._warmup is not None:
+            try:
+                await self._warmup()
+            except Exception as exc:
+                message = f"warm-up failed: {type(exc).__name__}: {exc}"
+                self._failure = ProtocolError(message)
+                conn.fail(message)
+                return
+        with contextlib.suppress(ClosedError):
+            conn.send(_READY)
 
     def _on_sigterm(self) -> None:
         self._draining = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -188,3 +189,47 @@ def test_emit_keeps_what_the_handler_set() -> None:
     assert plain.source == "enricher" and plain.correlationid == "c1"
     assert ctx.emitted == [out, plain]
     assert msgspec.msgpack.decode(crosswire.encode_event(out))["type"] == "out"
+
+
+WARMUP_WORKER = """
+import asyncio, os, sys
+from crosswire.worker import Worker
+w = Worker("warm")
+
+@w.warmup
+async def warm() -> None:
+    await asyncio.sleep(float(os.environ["WARMUP_SECONDS"]))
+    if os.environ["WARMUP_FAIL"] == "1":
+        raise RuntimeError("cache unreachable")
+
+@w.handler("test.echo")
+async def echo(ctx, event) -> None:
+    return None
+
+w.run()
+"""
+
+
+@pytest.mark.parametrize(("seconds", "fail"), [(0.8, False), (0.0, True)], ids=["slow", "failing"])
+async def test_python_warmup_hook(tmp_path: Any, seconds: float, fail: bool) -> None:
+    from crosswire._types import Attempt
+    from crosswire._worker_pool import WorkerHub, WorkerPool, WorkerSpec
+
+    script = tmp_path / "warm.py"
+    script.write_text(WARMUP_WORKER)
+    env = {"WARMUP_SECONDS": str(seconds), "WARMUP_FAIL": "1" if fail else "0"}
+    async with WorkerHub() as hub:
+        # heartbeats every 0.1 s: a warm-up of 0.8 s must not look like silence
+        spec = WorkerSpec(name="warm", command=(sys.executable, str(script)), env=env,
+                          heartbeat_interval=0.1, ready_timeout=10)
+        pool = WorkerPool(spec, hub)
+        try:
+            if fail:
+                with pytest.raises(crosswire.ProtocolError, match="warm-up failed: RuntimeError: cache unreachable"):
+                    await pool.start()
+            else:
+                assert await pool.start() == ("test.echo",)
+                out = await pool.handle(Attempt(event=crosswire.Event.new("test.echo"), binding="b"))
+                assert out.ok
+        finally:
+            await pool.close()
