@@ -107,7 +107,7 @@ func (w *frameWriter) fail(err error) {
 	w.err = err
 	// Keep draining so senders never block on a dead connection.
 	go func() {
-		for range w.queue { //nolint:revive // discard
+		for range w.queue { // discard
 		}
 	}()
 }

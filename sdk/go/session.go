@@ -190,7 +190,7 @@ func (s *session) run(ctx context.Context) error {
 // handshake waits for welcome (or reject) with a deadline.
 func (s *session) handshake(fr *FrameReader) (WelcomeFrame, error) {
 	_ = s.conn.SetReadDeadline(time.Now().Add(s.w.opts.handshake))
-	defer s.conn.SetReadDeadline(time.Time{}) //nolint:errcheck
+	defer func() { _ = s.conn.SetReadDeadline(time.Time{}) }()
 	f, err := fr.ReadFrame()
 	if err != nil {
 		var fe *FrameError
