@@ -360,6 +360,10 @@ impl Session {
         let mut silence = 3 * DEFAULT_HEARTBEAT;
         let mut last_heard = Instant::now();
         let mut shutdown_fired = false;
+        // One timer for the whole session, re-armed only when it fires: frames merely
+        // move `last_heard`, so a busy connection costs no timer work per frame.
+        let silence_timer = tokio::time::sleep(silence);
+        tokio::pin!(silence_timer);
         loop {
             if self.drain.is_some()
                 && !self.drained_sent
@@ -389,7 +393,10 @@ impl Session {
                         Some(Err(e)) => return Err(e),
                         Some(Ok(frame)) => match self.on_frame(frame).await? {
                             Step::Continue => {}
-                            Step::Welcomed(hb) => silence = 3 * hb,
+                            Step::Welcomed(hb) => {
+                                silence = 3 * hb;
+                                silence_timer.as_mut().reset((last_heard + silence).into());
+                            }
                             Step::Goodbye => return Ok(()),
                         },
                     }
@@ -414,8 +421,12 @@ impl Session {
                     }
                     self.drain = Some(DrainCause::Signal);
                 }
-                () = tokio::time::sleep_until((last_heard + silence).into()) => {
-                    return Err(Error::PeerSilent(silence));
+                () = &mut silence_timer => {
+                    let due = last_heard + silence;
+                    if Instant::now() >= due {
+                        return Err(Error::PeerSilent(silence));
+                    }
+                    silence_timer.as_mut().reset(due.into());
                 }
             }
         }
