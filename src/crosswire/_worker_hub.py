@@ -1,0 +1,149 @@
+"""The node's listening socket for workers (spec/protocol.md, "Connection" and "Handshake").
+
+One :class:`WorkerHub` per node: a Unix socket in a private directory (``0700``, the
+socket ``0600``). It accepts connections, reads each ``hello``, checks it (a shared
+protocol version, some event types, ``max_in_flight`` ≥ 1, ``max_frame`` ≥ 4096) and
+hands it to the :class:`~crosswire._worker_pool.WorkerPool` registered under that name
+— or answers ``reject`` with a reason naming what was wrong, and keeps serving others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from typing import TYPE_CHECKING
+
+from ._exceptions import ClosedError, ConfigurationError, ProtocolError
+from ._frames import MIN_MAX_FRAME, PROTOCOL_VERSIONS, Hello, Reject
+from ._worker_conn import WorkerConnection, frame_kind
+
+if TYPE_CHECKING:
+    from ._worker_pool import WorkerPool
+
+__all__ = ["WorkerHub", "check_hello"]
+
+_log = logging.getLogger("crosswire.worker")
+
+
+class WorkerHub:
+    """The node's listening socket for workers; one per node.
+
+    Use as an async context manager, or call :meth:`start` / :meth:`close`.
+    ``path`` is what spawned workers get in ``CROSSWIRE_SOCKET``.
+    """
+
+    def __init__(self, node_name: str = "crosswire", *, hello_timeout: float = 10.0) -> None:
+        self.node_name = node_name
+        self.hello_timeout = hello_timeout
+        self._pools: dict[str, WorkerPool] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._dir: str | None = None
+        self._path: str | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self.rejected = 0
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            raise ClosedError("the worker hub is not started")
+        return self._path
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        self._dir = tempfile.mkdtemp(prefix="crosswire-")  # created 0700
+        os.chmod(self._dir, 0o700)
+        self._path = os.path.join(self._dir, "node.sock")
+        self._server = await asyncio.start_unix_server(self._accept, path=self._path)
+        os.chmod(self._path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._handshakes):
+            task.cancel()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    async def __aenter__(self) -> WorkerHub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def register(self, pool: WorkerPool) -> None:
+        """Route ``hello`` frames naming ``pool.spec.name`` to ``pool``.
+
+        :raises ConfigurationError: another pool already has that name.
+        """
+        name = pool.spec.name
+        if self._pools.get(name) not in (None, pool):
+            raise ConfigurationError(f"a worker named {name!r} is already registered")
+        self._pools[name] = pool
+
+    def unregister(self, pool: WorkerPool) -> None:
+        if self._pools.get(pool.spec.name) is pool:
+            del self._pools[pool.spec.name]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handshakes.add(task)
+        try:
+            await self._handshake(WorkerConnection(reader, writer, label="worker (before hello)"))
+        finally:
+            self._handshakes.discard(task)
+
+    async def _handshake(self, conn: WorkerConnection) -> None:
+        try:
+            frames = await asyncio.wait_for(conn.read(), self.hello_timeout)
+        except TimeoutError:
+            conn.fail(f"no hello within {self.hello_timeout:g} s")
+            return
+        except (ProtocolError, ClosedError) as exc:
+            _log.warning("worker connection closed before its hello: %s", exc)
+            conn.abort(str(exc))
+            return
+        hello = frames[0]
+        if not isinstance(hello, Hello):
+            conn.fail(f"expected a hello frame first, got {frame_kind(hello)!r}")
+            return
+        conn.label = f"worker {hello.name!r}"
+        pool = self._pools.get(hello.name)
+        reason = check_hello(hello)
+        if reason is None and pool is None:
+            known = ", ".join(repr(n) for n in sorted(self._pools)) or "none"
+            reason = f"no worker named {hello.name!r} is configured on this node (configured: {known})"
+        if reason is None and pool is not None:
+            reason = pool._attach(conn, hello, frames[1:])
+        if reason is not None:
+            self.rejected += 1
+            _log.warning("rejected worker %r: %s", hello.name, reason)
+            with contextlib.suppress(ClosedError):
+                conn.send(Reject(reason=reason))
+            await conn.close(f"rejected: {reason}")
+            if pool is not None:
+                pool._rejected(hello, reason)
+
+
+def check_hello(hello: Hello) -> str | None:
+    shared = set(hello.versions) & set(PROTOCOL_VERSIONS)
+    if not shared:
+        return (
+            f"unsupported protocol versions: worker speaks {sorted(hello.versions)}, "
+            f"node speaks {sorted(PROTOCOL_VERSIONS)}"
+        )
+    if not hello.types:
+        return "hello lists no event types to handle"
+    if hello.max_in_flight < 1:
+        return "hello max_in_flight must be at least 1"
+    if hello.max_frame < MIN_MAX_FRAME:
+        return f"hello max_frame {hello.max_frame} is below the minimum {MIN_MAX_FRAME}"
+    return None
