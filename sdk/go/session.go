@@ -78,7 +78,13 @@ func (s *session) run(ctx context.Context) error {
 	if _, err := s.conn.Write(EncodeFrame(hello)); err != nil {
 		return protoErr(err, "send hello: %v", err)
 	}
+	// Cancelling ctx during the handshake unblocks the read: nothing is in
+	// flight yet, so that is a clean stop.
+	stopWatch := context.AfterFunc(ctx, func() { _ = s.conn.SetReadDeadline(time.Now()) })
 	welcome, err := s.handshake(fr)
+	if !stopWatch() || (err != nil && ctx.Err() != nil) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -514,3 +514,18 @@ func TestUnknownFrameTypeIsIgnoredAfterHandshake(t *testing.T) {
 		t.Errorf("result %+v", r)
 	}
 }
+
+func TestCancelDuringHandshakeReturnsNil(t *testing.T) {
+	node := crosswiretest.Listen(t)
+	w := newWorker(node.Path)
+	w.Handle("a", func(context.Context, *crosswire.Event) error { return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	conn := node.Accept(t)
+	crosswiretest.Expect[crosswire.HelloFrame](t, conn)
+	cancel() // the node never answers
+	if err := runErr(t, done); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
