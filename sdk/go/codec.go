@@ -94,7 +94,7 @@ func appendEvent(buf *bytes.Buffer, ev *Event) {
 // DecodeEvent decodes and validates one envelope. Unknown keys are ignored;
 // absent cwversion and attempt default to 1.
 //
-// :returns: a *DecodeError (errors.Is with ErrTruncated, ErrMalformed, ...) on failure.
+// It returns a *DecodeError (match with errors.Is: ErrTruncated, ErrMalformed, ...) on failure.
 func DecodeEvent(b []byte) (*Event, error) {
 	r := newReader(b)
 	k, err := r.peek("")

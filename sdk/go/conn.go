@@ -29,7 +29,7 @@ func (fr *FrameReader) SetMax(max int) { fr.max = max }
 
 // ReadFrame reads one frame.
 //
-// :returns: io.EOF at a clean end of stream (no partial frame), io.ErrUnexpectedEOF
+// It returns io.EOF at a clean end of stream (no partial frame), io.ErrUnexpectedEOF
 // inside a frame, a *FrameError (too_large, empty, malformed, invalid), or a
 // read error.
 func (fr *FrameReader) ReadFrame() (Frame, error) {

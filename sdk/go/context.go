@@ -64,7 +64,7 @@ func TraceState(ctx context.Context) string {
 //
 // Emit is safe to call from several goroutines of one handler.
 //
-// :returns: ErrNoDelivery outside a handler, or a *DecodeError for an invalid event.
+// It returns ErrNoDelivery outside a handler, or a *DecodeError for an invalid event.
 func Emit(ctx context.Context, ev *Event) error {
 	d := deliveryFrom(ctx)
 	if d == nil {

@@ -75,7 +75,7 @@ func writeErrorInfo(enc *msgpack.Encoder, e *ErrorInfo) {
 
 // DecodeErrorInfo decodes and validates one error envelope.
 //
-// :returns: a *DecodeError on failure.
+// It returns a *DecodeError on failure.
 func DecodeErrorInfo(b []byte) (*ErrorInfo, error) {
 	r := newReader(b)
 	k, err := r.peek("")

@@ -270,7 +270,7 @@ func (a stringAttr) check(v string) error {
 
 // Validate checks every rule of spec/envelope.md; EncodeEvent calls it.
 //
-// :returns: nil or a *DecodeError naming the attribute at fault.
+// It returns nil or a *DecodeError naming the attribute at fault.
 func (e *Event) Validate() error {
 	if e.SpecVersion != "" && e.SpecVersion != SpecVersion {
 		return decodeErr(DecodeInvalidValue, "specversion", "must be %q, got %q", SpecVersion, e.SpecVersion)

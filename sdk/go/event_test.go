@@ -126,3 +126,30 @@ func TestDecodeNeverAllocatesFromDeclaredLength(t *testing.T) {
 		t.Errorf("map32: %v", err)
 	}
 }
+
+func TestEventFromJSONErrors(t *testing.T) {
+	cases := []struct {
+		js   string
+		want error
+	}{
+		{`[1]`, ErrMalformed},
+		{`{"specversion":"1.0","id":"1","source":"/s","type":"t"} x`, ErrMalformed},
+		{`{"specversion":"1.0","id":"1","source":"/s","type":"t","ratio":0.5}`, ErrWrongType},
+		{`{"specversion":"1.0","id":"1","source":"/s","type":"t","tags":["a"]}`, ErrWrongType},
+		{`{"specversion":"1.0","id":"1","source":"/s","type":"t","Bad":"x"}`, ErrInvalidExtensionName},
+		{`{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"!!"}`, ErrInvalidValue},
+		{`{"specversion":"1.0","id":"1","source":"/s","type":"t","attempt":0}`, ErrInvalidValue},
+		{`{"specversion":"1.0","id":"1","source":"/s","type":"t","cwversion":2}`, ErrUnsupportedVersion},
+		{`{"specversion":"1.0","id":"1","source":"/s"}`, ErrMissingField},
+		{`{"specversion":"1.0","id":7,"source":"/s","type":"t"}`, ErrWrongType},
+	}
+	for _, c := range cases {
+		if _, err := EventFromJSON([]byte(c.js)); !errors.Is(err, c.want) {
+			t.Errorf("%s: err = %v, want %v", c.js, err, c.want)
+		}
+	}
+	ev, err := EventFromJSON([]byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data":"plain text","n":null}`))
+	if err != nil || string(ev.Data) != "plain text" || len(ev.Extensions) != 0 {
+		t.Errorf("string data with no JSON content type: %+v %v", ev, err)
+	}
+}

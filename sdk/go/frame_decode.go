@@ -20,7 +20,7 @@ func checkFrameHeader(hdr []byte, max int) (int, error) {
 
 // DecodeFrame decodes the first frame in buf, whose body may be at most max bytes.
 //
-// :returns: the frame and the bytes it used; or ErrIncomplete when buf holds
+// It returns the frame and the bytes it used; or ErrIncomplete when buf holds
 // only part of a frame; or a *FrameError (too_large, decided from the header
 // alone, empty, malformed, invalid).
 func DecodeFrame(buf []byte, max int) (Frame, int, error) {
@@ -44,7 +44,7 @@ func DecodeFrame(buf []byte, max int) (Frame, int, error) {
 
 // DecodeFrameBody decodes one frame body (no header).
 //
-// :returns: a *FrameError, malformed or invalid, on failure.
+// It returns a *FrameError, malformed or invalid, on failure.
 func DecodeFrameBody(body []byte) (Frame, error) {
 	t, err := frameTag(body)
 	if err != nil {

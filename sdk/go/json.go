@@ -109,7 +109,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 // taken as its UTF-8 bytes; data_base64 is standard base64. Unknown attributes
 // become user extensions (string, integer or boolean; null is skipped).
 //
-// :returns: a *DecodeError: malformed for invalid JSON, else as DecodeEvent.
+// It returns a *DecodeError: malformed for invalid JSON, else as DecodeEvent.
 func EventFromJSON(b []byte) (*Event, error) {
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(b))
