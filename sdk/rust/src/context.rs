@@ -3,7 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::envelope::{now_rfc3339, Event};
+use crate::attrs::now_rfc3339;
+use crate::envelope::Event;
 
 /// What a handler knows about its delivery: the incoming event, its deadline and trace
 /// context, and a place to [`emit`](Context::emit) follow-up events. Cheap to clone;

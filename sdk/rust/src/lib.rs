@@ -32,8 +32,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod attrs;
 mod connection;
 mod context;
+mod delivery;
 mod envelope;
 mod error;
 mod errorinfo;
@@ -42,12 +44,14 @@ pub mod frame;
 mod handler;
 mod json;
 mod mp;
+mod routes;
 mod worker;
 
+pub use attrs::{is_extension_name, new_event_id, now_rfc3339};
 pub use context::Context;
 pub use envelope::{
-    is_extension_name, new_event_id, now_rfc3339, Event, ExtensionValue, CWVERSION, MAX_DATA,
-    MAX_EXTENSIONS, MAX_EXTENSION_VALUE, MSGPACK, RESERVED_NAMES, SPECVERSION,
+    Event, ExtensionValue, CWVERSION, MAX_DATA, MAX_EXTENSIONS, MAX_EXTENSION_VALUE, MSGPACK,
+    RESERVED_NAMES, SPECVERSION,
 };
 pub use error::{DecodeError, Error, FrameError, PayloadError};
 pub use errorinfo::{ErrorCode, ErrorInfo};

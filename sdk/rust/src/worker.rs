@@ -5,13 +5,12 @@
 //! running; `drain` (or SIGTERM) → finish in-flight work → `drained` (→ `goodbye`).
 //! Heartbeats flow both ways; three silent intervals from the node end the session.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Semaphore};
@@ -19,11 +18,13 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::connection::{write_frames, FrameReader};
 use crate::context::Context;
+use crate::delivery::{deliver, panic_message, result_frame, unix_ns, Shared};
 use crate::envelope::Event;
 use crate::error::Error;
 use crate::errorinfo::{ErrorCode, ErrorInfo};
 use crate::frame::{Frame, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSIONS};
 use crate::handler::{ErasedHandler, Handler, HandlerError};
+use crate::routes::Routes;
 
 type WarmupHook =
     Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>> + Send>;
@@ -164,77 +165,6 @@ async fn sigterm() {
         }
         Err(_) => std::future::pending().await,
     }
-}
-
-/// Event type → handler; exact types first, then wildcard patterns in order.
-struct Routes {
-    types: Vec<String>,
-    exact: HashMap<String, Arc<dyn ErasedHandler>>,
-    patterns: Vec<(Vec<String>, Arc<dyn ErasedHandler>)>,
-}
-
-impl Routes {
-    fn new(handlers: Vec<(String, Arc<dyn ErasedHandler>)>) -> Result<Routes, Error> {
-        if handlers.is_empty() {
-            return Err(Error::Config(
-                "no handlers registered: the node rejects a worker without types".into(),
-            ));
-        }
-        let mut routes = Routes {
-            types: Vec::new(),
-            exact: HashMap::new(),
-            patterns: Vec::new(),
-        };
-        for (ty, handler) in handlers {
-            if ty.is_empty() || routes.types.contains(&ty) {
-                return Err(Error::Config(format!(
-                    "event type {ty:?} is empty or registered twice"
-                )));
-            }
-            routes.types.push(ty.clone());
-            if ty.split('.').any(|t| t == "*" || t == ">") {
-                routes
-                    .patterns
-                    .push((ty.split('.').map(str::to_owned).collect(), handler));
-            } else {
-                routes.exact.insert(ty, handler);
-            }
-        }
-        Ok(routes)
-    }
-
-    fn lookup(&self, ty: &str) -> Option<Arc<dyn ErasedHandler>> {
-        if let Some(h) = self.exact.get(ty) {
-            return Some(h.clone());
-        }
-        let tokens: Vec<&str> = ty.split('.').collect();
-        self.patterns
-            .iter()
-            .find(|(p, _)| matches_pattern(p, &tokens))
-            .map(|(_, h)| h.clone())
-    }
-}
-
-fn matches_pattern(pattern: &[String], tokens: &[&str]) -> bool {
-    for (i, p) in pattern.iter().enumerate() {
-        match p.as_str() {
-            ">" => return tokens.len() > i,
-            "*" if i < tokens.len() => {}
-            p if tokens.get(i) == Some(&p) => {}
-            _ => return false,
-        }
-    }
-    pattern.len() == tokens.len()
-}
-
-/// What every delivery task shares.
-struct Shared {
-    name: String,
-    routes: Routes,
-    slots: Arc<Semaphore>,
-    tx: mpsc::Sender<Vec<u8>>,
-    /// The node's `max_frame` from `welcome`.
-    peer_max_frame: AtomicU64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -528,146 +458,4 @@ fn report_to_node(err: &Error) -> Option<String> {
 async fn send(tx: &mpsc::Sender<Vec<u8>>, frame: &Frame) {
     // a closed writer means the connection is gone; the reader reports that
     let _ = tx.send(frame.encode()).await;
-}
-
-fn unix_ns(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-fn panic_message(err: tokio::task::JoinError) -> String {
-    if !err.is_panic() {
-        return "cancelled".into();
-    }
-    let payload = err.into_panic();
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".into()
-    }
-}
-
-fn result_frame(
-    id: u64,
-    outcome: Result<Vec<Vec<u8>>, ErrorInfo>,
-    start_ns: u64,
-    duration_ns: u64,
-) -> Frame {
-    let (ok, error, emitted) = match outcome {
-        Ok(emitted) => (true, None, emitted),
-        Err(info) => (false, Some(info), Vec::new()),
-    };
-    Frame::Result {
-        id,
-        ok,
-        error,
-        start_ns,
-        duration_ns,
-        emitted,
-    }
-}
-
-/// Run one delivery and send its `result`.
-async fn deliver(shared: Arc<Shared>, id: u64, envelope: Vec<u8>, deadline_ms: u64) {
-    // The semaphore is never closed, so acquire only fails if it were; then run anyway.
-    let _slot = shared.slots.clone().acquire_owned().await.ok();
-    let started = SystemTime::now();
-    let clock = Instant::now();
-    let outcome = run_handler(&shared, id, &envelope, deadline_ms).await;
-    let duration_ns = clock.elapsed().as_nanos() as u64;
-    let start_ns = unix_ns(started);
-    let mut bytes = result_frame(id, outcome, start_ns, duration_ns).encode();
-    let max = shared.peer_max_frame.load(Ordering::Relaxed);
-    if (bytes.len() - 4) as u64 > max {
-        let info = ErrorInfo::new(
-            ErrorCode::InvalidArgument,
-            format!(
-                "result with emitted events is {} bytes > node max_frame {max}",
-                bytes.len() - 4
-            ),
-        );
-        bytes = result_frame(id, Err(info), start_ns, duration_ns).encode();
-    }
-    let _ = shared.tx.send(bytes).await;
-}
-
-async fn run_handler(
-    shared: &Shared,
-    id: u64,
-    envelope: &[u8],
-    deadline_ms: u64,
-) -> Result<Vec<Vec<u8>>, ErrorInfo> {
-    let event = Event::from_msgpack(envelope).map_err(|e| {
-        ErrorInfo::new(
-            ErrorCode::InvalidArgument,
-            format!("envelope did not decode ({}): {e}", e.code()),
-        )
-    })?;
-    let handler = shared.routes.lookup(&event.ty).ok_or_else(|| {
-        ErrorInfo::new(
-            ErrorCode::Unimplemented,
-            format!(
-                "worker {:?} has no handler for event type {:?}",
-                shared.name, event.ty
-            ),
-        )
-    })?;
-    let deadline = (deadline_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(deadline_ms));
-    let ctx = Context::new(event.clone(), deadline, shared.name.clone(), id);
-    // A task of its own, so a panic is caught as a JoinError and the worker lives on.
-    let mut task = tokio::spawn(handler.call(ctx.clone(), event));
-    let joined = match deadline {
-        None => Ok((&mut task).await),
-        Some(at) => {
-            let left = at
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
-            tokio::time::timeout(left, &mut task).await
-        }
-    };
-    match joined {
-        Err(_elapsed) => {
-            task.abort();
-            Err(ErrorInfo::new(
-                ErrorCode::Timeout,
-                format!("handler did not finish before the deadline ({deadline_ms} unix ms)"),
-            ))
-        }
-        Ok(Err(join)) => Err(ErrorInfo::new(
-            ErrorCode::HandlerError,
-            format!("handler panicked: {}", panic_message(join)),
-        )),
-        Ok(Ok(Err(e))) => Err(e.to_error_info()),
-        Ok(Ok(Ok(()))) => {
-            let mut out = Vec::new();
-            for (i, ev) in ctx.take_emitted().into_iter().enumerate() {
-                ev.validate().map_err(|e| {
-                    ErrorInfo::new(
-                        ErrorCode::InvalidArgument,
-                        format!("emitted event {i} ({:?}) is invalid: {e}", ev.ty),
-                    )
-                })?;
-                out.push(ev.to_msgpack());
-            }
-            Ok(out)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards() {
-        let p = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
-        let t = |s: &'static str| s.split('.').collect::<Vec<_>>();
-        assert!(matches_pattern(&p("order.*"), &t("order.created")));
-        assert!(!matches_pattern(&p("order.*"), &t("order.created.v2")));
-        assert!(matches_pattern(&p("order.>"), &t("order.created.v2")));
-        assert!(!matches_pattern(&p("order.>"), &t("order")));
-        assert!(!matches_pattern(&p("order.*"), &t("payment.created")));
-    }
 }
