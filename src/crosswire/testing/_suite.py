@@ -452,46 +452,64 @@ class TransportConformance:
         assert not wrong, f"attempt sequences differ from 1..{fails + 1}: {list(wrong.items())[:3]}"
 
     async def case_per_key_order(self, transport: Transport, ns: Namespace) -> None:
-        """1,000 events over 16 keys, 4 competing consumers: each key's events are
-        handled one at a time, in publish order, while keys interleave."""
+        """1,000 events over 16 keys, 4 competing consumers each handling up to 16
+        deliveries concurrently: each key's events are handled one at a time, in
+        publish order, while keys interleave."""
         etype, group, n, nkeys = ns.type("keys"), ns.group(), 1000, 16
         subs = await asyncio.gather(
-            *(transport.subscribe(etype, group, prefetch=8, ack_wait=self.timeout * 2) for _ in range(4))
+            *(transport.subscribe(etype, group, prefetch=16, ack_wait=self.timeout * 2) for _ in range(4))
         )
         busy: set[str] = set()
         order: dict[str, list[int]] = defaultdict(list)
         arrival: list[str] = []
         overlap: list[str] = []
+        failures: list[BaseException] = []
+        tasks: set[asyncio.Task[None]] = set()
+        done = 0
         max_busy = 0
         rng = random.Random(11)
 
         async def handle(delivery: Delivery) -> None:
-            nonlocal max_busy
-            event = delivery.event
-            assert event is not None
-            assert event.partitionkey is not None
-            key = event.partitionkey
-            if key in busy:
-                overlap.append(key)
-            busy.add(key)
-            max_busy = max(max_busy, len(busy))
-            arrival.append(key)
-            order[key].append(_seq(delivery))
-            await asyncio.sleep(rng.random() * 0.002)
-            busy.discard(key)
-            await delivery.ack()
+            nonlocal max_busy, done
+            try:
+                event = delivery.event
+                assert event is not None
+                assert event.partitionkey is not None
+                key = event.partitionkey
+                if key in busy:
+                    overlap.append(key)
+                busy.add(key)
+                max_busy = max(max_busy, len(busy))
+                arrival.append(key)
+                order[key].append(_seq(delivery))
+                await asyncio.sleep(rng.random() * 0.003)
+                busy.discard(key)
+                await delivery.ack()
+                done += 1
+            except BaseException as exc:  # surfaced below, with the test's message
+                failures.append(exc)
+                raise
 
-        collectors = [Collector(s, handle).start() for s in subs]
+        async def spawn(delivery: Delivery) -> None:
+            # like a dispatcher: do not wait for one delivery before taking the next
+            task = asyncio.create_task(handle(delivery))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        collectors = [Collector(s, spawn).start() for s in subs]
         events = [
             Event.new(etype, key=f"k{i % nkeys}", extensions={"seq": i}, stamp_time=False)
             for i in range(n)
         ]
         for start in range(0, n, 100):
             await transport.publish(events[start : start + 100])
-        await collectors[0].wait_for(
-            lambda: sum(len(c.deliveries) for c in collectors) >= n, self.timeout, f"{n} deliveries"
-        )
-        await asyncio.gather(*(c.stop() for c in collectors))
+        try:
+            await collectors[0].wait_for(lambda: done >= n or bool(failures), self.timeout, f"{n} acks")
+        finally:
+            await asyncio.gather(*(c.stop() for c in collectors))
+            for task in list(tasks):
+                task.cancel()
+        assert not failures, f"handler failed: {failures[0]!r}"
         assert not overlap, f"keys in flight twice at once: {sorted(set(overlap))[:5]}"
         for key, seqs in order.items():
             assert seqs == sorted(seqs), f"key {key} out of order: {seqs[:20]}"
