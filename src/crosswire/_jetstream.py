@@ -512,7 +512,9 @@ class JetStreamTransport:
                 nc = await nats.connect(
                     servers=servers,
                     allow_reconnect=True,
-                    max_reconnect_attempts=-1,
+                    # A few tries at first (an unreachable URL is an error at start);
+                    # once connected, reconnect forever (set below).
+                    max_reconnect_attempts=3,
                     reconnect_time_wait=0.25,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
@@ -524,6 +526,7 @@ class JetStreamTransport:
                 if self._server is not None:
                     await self._server.stop()
                 raise TransportError(f"cannot connect to NATS at {servers}: {exc}") from exc
+            nc.options["max_reconnect_attempts"] = -1
             self._nc = nc
             self._js = nc.jetstream(timeout=self.publish_timeout)
             try:
