@@ -32,7 +32,7 @@ import asyncio
 import copy
 import itertools
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -93,7 +93,7 @@ class MemoryDelivery:
     ones (or any after the subscription closed) do nothing.
     """
 
-    __slots__ = ("_attempt", "_entry", "_raw", "_settled", "_subscription", "_timer")
+    __slots__ = ("_attempt", "_entry", "_raw", "_settled", "_subscription")
 
     def __init__(self, entry: _Entry, subscription: _MemorySubscription) -> None:
         self._entry = entry
@@ -101,7 +101,6 @@ class MemoryDelivery:
         self._subscription = subscription
         self._settled = False
         self._raw: bytes | None = None
-        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def event(self) -> Event[Any]:
@@ -130,9 +129,6 @@ class MemoryDelivery:
         if self._settled:
             return False
         self._settled = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._subscription._release(self)
         return True
 
@@ -150,11 +146,10 @@ class MemoryDelivery:
 
     async def in_progress(self) -> None:
         if not self._settled:
-            self._subscription._arm(self)
+            self._subscription._extend(self)
 
     def _expire(self) -> None:
         """ack_wait passed: hand the event back for redelivery."""
-        self._timer = None
         if self._settle():
             self._subscription._group.give_back([self._entry])
 
@@ -301,7 +296,10 @@ class _MemorySubscription:
         self._loop = group._loop
         self._prefetch = prefetch
         self._ack_wait = ack_wait
-        self._unsettled: dict[MemoryDelivery, None] = {}
+        # unsettled deliveries -> lease deadline (loop time); insertion order is deadline
+        # order, because every lease of one subscription is ack_wait long
+        self._unsettled: dict[MemoryDelivery, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._capacity: asyncio.Future[None] | None = None
         self._waiting: asyncio.Future[_Entry | None] | None = None
         self._closed = False
@@ -342,9 +340,10 @@ class _MemorySubscription:
                     self._undo(entry)
                     raise StopAsyncIteration
             delivery = MemoryDelivery(entry, self)
-            self._unsettled[delivery] = None
+            self._unsettled[delivery] = self._loop.time() + self._ack_wait
             group.in_flight += 1
-            self._arm(delivery)
+            if self._sweeper is None:
+                self._sweeper = self._loop.call_later(self._ack_wait, self._sweep)
             return delivery
 
     def _undo(self, entry: _Entry) -> None:
@@ -352,13 +351,33 @@ class _MemorySubscription:
         entry.attempt -= 1  # give_back counts an attempt; this one never happened
         self._group.give_back([entry])
 
-    def _arm(self, delivery: MemoryDelivery) -> None:
-        if delivery._timer is not None:
-            delivery._timer.cancel()
-        delivery._timer = self._loop.call_later(self._ack_wait, delivery._expire)
+    def _extend(self, delivery: MemoryDelivery) -> None:
+        """in_progress: a fresh lease, so it moves to the back of the deadline order."""
+        del self._unsettled[delivery]
+        self._unsettled[delivery] = self._loop.time() + self._ack_wait
+
+    def _stop_sweeper(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _sweep(self) -> None:
+        """One timer per subscription (not one per delivery): expire overdue leases,
+        then sleep until the next deadline."""
+        self._sweeper = None
+        if self._closed:
+            return
+        now = self._loop.time()
+        unsettled = self._unsettled
+        while unsettled:
+            delivery, deadline = next(iter(unsettled.items()))
+            if deadline > now:
+                self._sweeper = self._loop.call_at(deadline, self._sweep)
+                return
+            delivery._expire()  # removes it from unsettled
 
     def _release(self, delivery: MemoryDelivery) -> None:
-        if self._unsettled.pop(delivery, 0) is None:
+        if self._unsettled.pop(delivery, None) is not None:
             self._group.in_flight -= 1
         cap = self._capacity
         if cap is not None and not cap.done():
@@ -369,6 +388,7 @@ class _MemorySubscription:
         if self._closed:
             return
         self._closed = True
+        self._stop_sweeper()
         group = self._group
         group.subscriptions.discard(self)
         returned = []
@@ -388,6 +408,7 @@ class _MemorySubscription:
     def _abandon(self) -> None:
         """The transport closed: end iteration without handing anything back."""
         self._closed = True
+        self._stop_sweeper()
         for delivery in list(self._unsettled):
             delivery._settle()
         cap = self._capacity
@@ -413,7 +434,9 @@ class MemoryTransport:
             raise ValueError(f"dedup_max_ids must be >= 0, got {dedup_max_ids}")
         self._dedup_window = dedup_window
         self._dedup_max_ids = dedup_max_ids
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        # ids accepted within the dedup window, and (accepted at, id) oldest first
+        self._seen: dict[str, None] = {}
+        self._seen_order: deque[tuple[float, str]] = deque()
         self._groups: dict[tuple[str, str], _Group] = {}
         self._routes: dict[str, list[_Group]] = {}
         self._seq = itertools.count()
@@ -470,29 +493,30 @@ class MemoryTransport:
         self._check_open()
         for event in events:
             validate_type(event.type)
-        seen = self._seen
+        dedup = self._dedup_window > 0 and self._dedup_max_ids > 0
+        seen, order = self._seen, self._seen_order
         now = time.monotonic()
-        window = self._dedup_window
-        horizon = now - window
-        while seen:
-            first = next(iter(seen.values()))
-            if first > horizon:
-                break
-            seen.popitem(last=False)
+        if dedup:
+            horizon = now - self._dedup_window
+            while order and order[0][0] <= horizon:
+                del seen[order.popleft()[1]]
+        routes, seq = self._routes, self._seq
         for event in events:
-            if window > 0 and self._dedup_max_ids > 0:
-                if event.id in seen:
+            if dedup:
+                event_id = event.id
+                if event_id in seen:
                     self._deduplicated += 1
                     continue
-                seen[event.id] = now
-                if len(seen) > self._dedup_max_ids:
-                    seen.popitem(last=False)
+                seen[event_id] = None
+                order.append((now, event_id))
+                if len(order) > self._dedup_max_ids:
+                    del seen[order.popleft()[1]]
             self._published += 1
-            groups = self._routes.get(event.type)
+            groups = routes.get(event.type)
             if groups is None:
                 groups = self._route(event.type)
             for group in groups:
-                group.put(_Entry(copy.copy(event), next(self._seq)))
+                group.put(_Entry(copy.copy(event), next(seq)))
 
     def _route(self, event_type: str) -> list[_Group]:
         groups = [g for g in self._groups.values() if subject_matches(g.pattern, event_type)]

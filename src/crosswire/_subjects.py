@@ -35,8 +35,9 @@ def _tokens(text: str, what: str) -> list[str]:
     return tokens
 
 
+@functools.lru_cache(maxsize=4096)
 def validate_type(event_type: str) -> str:
-    """Check that ``event_type`` is a concrete subject (no wildcards); returns it.
+    """Check that ``event_type`` is a concrete subject (no wildcards); returns it (cached).
 
     :raises ValueError: empty, whitespace, an empty token, or a wildcard character.
     """
