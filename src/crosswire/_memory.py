@@ -300,8 +300,9 @@ class _MemorySubscription:
         # order, because every lease of one subscription is ack_wait long
         self._unsettled: dict[MemoryDelivery, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        self._capacity: asyncio.Future[None] | None = None
-        self._waiting: asyncio.Future[_Entry | None] | None = None
+        # several tasks may iterate one subscription at once: every waiter is tracked
+        self._capacity: set[asyncio.Future[None]] = set()
+        self._waiting: set[asyncio.Future[_Entry | None]] = set()
         self._closed = False
 
     def __aiter__(self) -> AsyncIterator[Delivery]:
@@ -312,16 +313,18 @@ class _MemorySubscription:
         while True:
             if self._closed:
                 raise StopAsyncIteration
-            if len(self._unsettled) >= self._prefetch:
-                self._capacity = self._loop.create_future()
+            if len(self._unsettled) + len(self._waiting) >= self._prefetch:
+                cap: asyncio.Future[None] = self._loop.create_future()
+                self._capacity.add(cap)
                 try:
-                    await self._capacity
+                    await cap
                 finally:
-                    self._capacity = None
+                    self._capacity.discard(cap)
                 continue
             entry = group.take_nowait()
             if entry is None:
-                fut = self._waiting = group.wait()
+                fut = group.wait()
+                self._waiting.add(fut)
                 try:
                     entry = await fut
                 except asyncio.CancelledError:
@@ -333,7 +336,9 @@ class _MemorySubscription:
                         group.forget_waiter(fut)
                     raise
                 finally:
-                    self._waiting = None
+                    self._waiting.discard(fut)
+                    if self._capacity:
+                        self._wake_capacity()
                 if entry is None:
                     continue  # woken by close
                 if self._closed:
@@ -379,9 +384,13 @@ class _MemorySubscription:
     def _release(self, delivery: MemoryDelivery) -> None:
         if self._unsettled.pop(delivery, None) is not None:
             self._group.in_flight -= 1
-        cap = self._capacity
-        if cap is not None and not cap.done():
-            cap.set_result(None)
+        if self._capacity:
+            self._wake_capacity()
+
+    def _wake_capacity(self) -> None:
+        for cap in self._capacity:
+            if not cap.done():
+                cap.set_result(None)
 
     async def close(self) -> None:
         """Stop; unsettled deliveries go back to the group as their next attempt."""
@@ -397,13 +406,11 @@ class _MemorySubscription:
                 returned.append(delivery._entry)
         if returned:
             group.give_back(returned)
-        cap = self._capacity
-        if cap is not None and not cap.done():
-            cap.set_result(None)
-        fut = self._waiting
-        if fut is not None and not fut.done():
-            group.forget_waiter(fut)
-            fut.set_result(None)
+        self._wake_capacity()
+        for fut in list(self._waiting):
+            if not fut.done():
+                group.forget_waiter(fut)
+                fut.set_result(None)
 
     def _abandon(self) -> None:
         """The transport closed: end iteration without handing anything back."""
@@ -411,9 +418,7 @@ class _MemorySubscription:
         self._stop_sweeper()
         for delivery in list(self._unsettled):
             delivery._settle()
-        cap = self._capacity
-        if cap is not None and not cap.done():
-            cap.set_result(None)
+        self._wake_capacity()
 
 
 class MemoryTransport:

@@ -157,3 +157,24 @@ async def test_cancelled_receive_loses_nothing(transport: MemoryTransport) -> No
     delivery = await next_delivery(sub, 1)
     assert delivery.event == event
     assert delivery.attempt == 1
+
+
+async def test_many_tasks_may_iterate_one_subscription(transport: MemoryTransport) -> None:
+    sub = await transport.subscribe("a", "g", prefetch=2)
+    readers = [asyncio.create_task(next_delivery(sub, 5)) for _ in range(4)]
+    await asyncio.sleep(0.01)
+    events = [Event.new("a") for _ in range(4)]
+    await transport.publish(events)
+    await asyncio.sleep(0.01)
+    done = [r for r in readers if r.done()]
+    assert len(done) == 2, "prefetch=2 bounds deliveries across all readers of a subscription"
+    for r in done:
+        await r.result().ack()
+    await asyncio.sleep(0.01)
+    assert all(r.done() for r in readers)
+    blocked = [asyncio.create_task(next_delivery(sub, 5)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    await sub.close()  # wakes every blocked reader, whether waiting for capacity or events
+    for task in blocked:
+        with pytest.raises(AssertionError, match="subscription ended"):
+            await task
