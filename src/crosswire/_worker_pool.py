@@ -588,7 +588,7 @@ class WorkerPool:
                 if not self._attached.done():
                     await self._kill()
                     raise ProtocolError(
-                        f"worker {self.spec.name!r} {self._exit_text()} before it connected"
+                        f"worker {self.spec.name!r} exited before it connected: {self._exit_text()}"
                     )
                 session = self._attached.result()  # raises if rejected
                 conn = session.conn

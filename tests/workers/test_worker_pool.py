@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 import crosswire
 from crosswire import ErrorCode, VersionMismatchError
 from crosswire._types import Attempt, Outcome
-from crosswire._worker_pool import WorkerPool
+from crosswire._worker_pool import WorkerHub, WorkerPool, WorkerSpec
 
 PoolFactory = Callable[..., WorkerPool]
 
@@ -271,3 +272,36 @@ async def test_worker_that_exits_is_restarted(make_pool: PoolFactory) -> None:
         await wait_for(lambda pid=pid: pool.state == "ready" and pool.pid != pid, what=f"restart {n}")
         assert pool.statistics().restarts == n
     assert (await pool.handle(attempt("test.echo"))).ok
+
+
+async def test_worker_that_dies_at_start_fails_start_with_its_stderr(hub: WorkerHub) -> None:
+    script = "import sys; print('config file missing', file=sys.stderr); sys.exit(3)"
+    pool = WorkerPool(WorkerSpec(name="dies", command=(sys.executable, "-c", script)), hub)
+    with pytest.raises(crosswire.ProtocolError) as info:
+        await pool.start()
+    assert "exited before it connected" in str(info.value)
+    assert "exited with code 3: config file missing" in str(info.value)
+    assert pool.state == "failed"
+    await pool.close()
+
+
+async def test_missing_executable_fails_start_clearly(hub: WorkerHub) -> None:
+    pool = WorkerPool(WorkerSpec(name="missing", command=("/nonexistent/worker",)), hub)
+    with pytest.raises(crosswire.ProtocolError, match="cannot start '/nonexistent/worker'"):
+        await pool.start()
+    await pool.close()
+
+
+async def test_worker_that_never_says_hello_times_out(hub: WorkerHub) -> None:
+    pool = WorkerPool(
+        WorkerSpec(name="mute", command=(sys.executable, "-c", "import time; time.sleep(60)"), ready_timeout=0.5),
+        hub,
+    )
+    started = time.monotonic()
+    with pytest.raises(crosswire.ProtocolError, match=r"was not ready within 0\.5 s"):
+        await pool.start()
+    assert time.monotonic() - started < 3
+    assert pool.pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pool.pid, 0)  # killed, not left behind
+    await pool.close()
