@@ -15,10 +15,10 @@ from typing import Any
 
 import msgspec
 
+from crosswire import _frames as fr
 from crosswire._envelope import Event, decode_event, encode_event, event_to_dict
 from crosswire._errorinfo import ErrorCode, ErrorInfo, decode_error_info, encode_error_info
 from crosswire._exceptions import EnvelopeDecodeError, FrameDecodeError
-from crosswire import _frames as fr
 
 ROOT = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -109,7 +109,8 @@ def envelope_vectors() -> None:
         dataschema="urn:schema:order:1", data=b'{"ok":true}', correlationid="c-1", causationid="e-0",
         traceparent=TP, tracestate="a=b", partitionkey="order-42", idempotencykey="i-1",
         deadline=1795860000000, attempt=2, extensions={"tenant": "acme", "prio": 5}))
-    V("max-id", "id of exactly 256 bytes", ev(id="i" * 256))
+    V("max-id", "id of exactly 256 characters", ev(id="i" * 256))
+    V("max-id-multibyte", "id of 256 two-byte characters: limits count characters", ev(id="é" * 256))
     V("long-type", "type of 256 bytes (str8 boundary crossed)", ev(type="t" * 256))
     V("source-uri", "absolute URI source", ev(source="https://shop.example.com/orders"))
     V("str16-subject", "subject long enough for a str16 header", ev(subject="s" * 300))
@@ -164,6 +165,9 @@ def envelope_vectors() -> None:
     I("ext-value-too-large", "4097-byte extension value", _map16(base(extensions={"big": "x" * 4097})), "too_large")
     I("id-too-long", "257-byte id", _map16(base(id="i" * 257)), "too_large")
     I("type-too-long", "257-byte type", _map16(base(type="t" * 257)), "too_large")
+    I("id-too-long-multibyte", "257 two-byte characters", _map16(base(id="é" * 257)), "too_large")
+    I("cwversion-string", "cwversion of the wrong type", _map16(base(cwversion="1")), "wrong_type")
+    I("time-non-ascii-digits", "time with Arabic-Indic digits", _map16(base(time="٢٠٢٦-11-28T10:00:00Z")), "invalid_value")
     I("extensions-not-map", "extensions is an array", _map16(base(extensions=["a"])), "wrong_type")
     I("invalid-utf8", "id holds invalid UTF-8", _map16(base()).replace(b"\xa5evt-1", b"\xa5evt\xff\xfe"), "invalid_value")
 

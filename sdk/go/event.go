@@ -36,9 +36,9 @@ const (
 // mutate from several goroutines at once.
 type Event struct {
 	SpecVersion     string // always "1.0"; empty means "1.0" when encoding
-	ID              string // required, 1..256 bytes
-	Source          string // required, 1..1024 bytes
-	Type            string // required, 1..256 bytes
+	ID              string // required, 1..256 characters
+	Source          string // required, 1..1024 characters
+	Type            string // required, 1..256 characters
 	Subject         string
 	Time            string // RFC 3339
 	DataContentType string
@@ -259,8 +259,9 @@ func (a stringAttr) check(v string) error {
 		}
 		return nil
 	}
-	if len(v) > a.max {
-		return decodeErr(DecodeTooLarge, a.name, "%d bytes > max %d", len(v), a.max)
+	// limits count characters (code points); the byte length bounds it from above
+	if len(v) > a.max && utf8.RuneCountInString(v) > a.max {
+		return decodeErr(DecodeTooLarge, a.name, "%d characters > max %d", utf8.RuneCountInString(v), a.max)
 	}
 	if !utf8.ValidString(v) {
 		return decodeErr(DecodeInvalidValue, a.name, "invalid UTF-8")
@@ -319,8 +320,9 @@ func checkExtension(name string, v any) error {
 	}
 	switch x := v.(type) {
 	case string:
-		if len(x) > MaxExtensionValue {
-			return decodeErr(DecodeTooLarge, name, "extension value is %d bytes > max %d", len(x), MaxExtensionValue)
+		if len(x) > MaxExtensionValue && utf8.RuneCountInString(x) > MaxExtensionValue {
+			return decodeErr(DecodeTooLarge, name, "extension value is %d characters > max %d",
+				utf8.RuneCountInString(x), MaxExtensionValue)
 		}
 		if !utf8.ValidString(x) {
 			return decodeErr(DecodeInvalidValue, name, "invalid UTF-8")

@@ -137,12 +137,18 @@ func (r *reader) rawLen(field string, max int) (int, error) {
 	return n, nil
 }
 
-// str reads a str of at most max bytes (max < 0: no limit) holding valid UTF-8.
+// str reads a str of at most max characters (max < 0: no limit) holding valid
+// UTF-8. Before allocating, the byte length is bounded by 4*max (the widest
+// UTF-8 encoding of max characters); the character count is checked after.
 func (r *reader) str(field string, max int) (string, error) {
 	if _, err := r.expect(field, kindStr); err != nil {
 		return "", err
 	}
-	n, err := r.rawLen(field, max)
+	bound := max
+	if max >= 0 {
+		bound = 4 * max
+	}
+	n, err := r.rawLen(field, bound)
 	if err != nil {
 		return "", err
 	}
@@ -152,6 +158,11 @@ func (r *reader) str(field string, max int) (string, error) {
 	}
 	if !utf8.Valid(b) {
 		return "", decodeErr(DecodeInvalidValue, field, "invalid UTF-8")
+	}
+	if max >= 0 && n > max {
+		if chars := utf8.RuneCount(b); chars > max {
+			return "", decodeErr(DecodeTooLarge, field, "%d characters > max %d", chars, max)
+		}
 	}
 	return string(b), nil
 }

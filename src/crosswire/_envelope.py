@@ -40,7 +40,9 @@ _Str256 = Annotated[str, msgspec.Meta(max_length=256)]
 _Str1024 = Annotated[str, msgspec.Meta(max_length=1024)]
 _Required256 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 _Required1024 = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 _TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
 #: Attribute keys of the envelope; user extensions may not reuse them.
@@ -199,10 +201,10 @@ def _check_extensions(ext: dict[str, Any]) -> dict[str, Any]:
                 f"extension name {name!r} must be 1-20 of a-z0-9 and not an attribute name",
             )
         if isinstance(value, (str, bytes)):
-            size = len(value.encode()) if isinstance(value, str) else len(value)
+            size = len(value)  # characters for str, bytes for bytes
             if size > MAX_EXTENSION_VALUE:
                 raise EnvelopeDecodeError(
-                    "too_large", f"extension {name!r} is {size} bytes > {MAX_EXTENSION_VALUE}"
+                    "too_large", f"extension {name!r} is {size} long > {MAX_EXTENSION_VALUE}"
                 )
         elif isinstance(value, bool) or (isinstance(value, int) and -(2**63) <= value < 2**63):
             pass
@@ -257,10 +259,10 @@ def _classify(exc: Exception) -> EnvelopeDecodeError:
         return EnvelopeDecodeError("missing_field", msg)
     if "of length <=" in msg:
         return EnvelopeDecodeError("too_large", msg)
-    if "$.cwversion" in msg:
-        return EnvelopeDecodeError("unsupported_version", msg)
     if msg.startswith("Expected `") and ", got `" in msg:
         return EnvelopeDecodeError("wrong_type", msg)
+    if "$.cwversion" in msg:
+        return EnvelopeDecodeError("unsupported_version", msg)
     return EnvelopeDecodeError("invalid_value", msg)
 
 

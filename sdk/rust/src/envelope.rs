@@ -56,7 +56,7 @@ pub const RESERVED_NAMES: [&str; 20] = [
 /// The value of a user extension attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtensionValue {
-    /// A string, at most 4096 bytes.
+    /// A string, at most 4096 characters.
     Str(String),
     /// A 64-bit signed integer.
     Int(i64),
@@ -99,11 +99,11 @@ impl From<Vec<u8>> for ExtensionValue {
 /// and adjust the public fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Unique per `source` (1..256 bytes).
+    /// Unique per `source` (1..256 characters).
     pub id: String,
-    /// URI-reference of the producer (1..1024 bytes).
+    /// URI-reference of the producer (1..1024 characters).
     pub source: String,
-    /// The CloudEvents `type`: the routing key (1..256 bytes).
+    /// The CloudEvents `type`: the routing key (1..256 characters).
     pub ty: String,
     /// Subject of the event within the source.
     pub subject: Option<String>,
@@ -418,7 +418,7 @@ impl Event {
         for (name, value) in &self.extensions {
             check_extension_name(name)?;
             let size = match value {
-                ExtensionValue::Str(s) => s.len(),
+                ExtensionValue::Str(s) => char_len(s),
                 ExtensionValue::Bin(b) => b.len(),
                 _ => 0,
             };
@@ -485,11 +485,20 @@ fn optional_len<S: AsRef<str>>(
     max: usize,
 ) -> Result<(), DecodeError> {
     match value {
-        Some(v) if v.as_ref().len() > max => Err(DecodeError::TooLarge(format!(
-            "{key} is {} bytes > {max}",
-            v.as_ref().len()
+        Some(v) if char_len(v.as_ref()) > max => Err(DecodeError::TooLarge(format!(
+            "{key} is {} characters > {max}",
+            char_len(v.as_ref())
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Limits count characters (code points); the byte length bounds it from above.
+fn char_len(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
     }
 }
 
