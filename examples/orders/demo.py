@@ -1,0 +1,104 @@
+"""`make demo`: the order pipeline across Python, Go and Rust on the embedded JetStream.
+
+A Python producer submits orders; Python validates them, Go prices them (and emits
+order.priced), Rust checks them for fraud (failing transiently on some, which are
+retried), Python records the priced totals. Impossible orders are dead-lettered.
+Prints what happened: events per runtime, retries, dead letters, latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from rich.console import Console
+from rich.table import Table
+
+import crosswire
+from examples.orders.app import GO_PRICING, RUST_FRAUD, Order, app, ledger
+
+COUNTRIES = ["DE", "FR", "US", "BR", "JP"]
+
+
+def make_order(i: int) -> Order:
+    qty = 0 if i % 50 == 49 else 1 + i % 5  # every 50th order is impossible
+    return Order(order_id=i, customer=f"customer-{i % 17}", sku=f"SKU-{i % 9:03d}", qty=qty,
+                 unit_price_cents=499 + (i * 37) % 20000, country=COUNTRIES[i % len(COUNTRIES)])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200, help="how many orders to submit (default 200)")
+    parser.add_argument("--memory", action="store_true", help="memory transport instead of JetStream")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = Console()
+    data_dir = tempfile.mkdtemp(prefix="crosswire-demo-")
+    transport: crosswire.Transport = (
+        crosswire.MemoryTransport() if args.memory else crosswire.JetStreamTransport(data_dir=data_dir))
+    where = "memory transport" if args.memory else f"embedded JetStream (nats-server, data in {data_dir})"
+    console.print(f"[bold]crosswire demo[/]: {args.orders} orders through Python, Go and Rust on {where}")
+    try:
+        async with crosswire.Node(app, transport) as node:
+            console.print("bindings: " + ", ".join(f"{b.name} ({b.runtime})" for b in node.bindings))
+            t0 = time.perf_counter()
+            for i in range(args.orders):
+                await node.submit("order.created", make_order(i), key=f"order-{i}",
+                                  correlation_id=f"checkout-{i}")
+            await node.wait_idle(120)
+            elapsed = time.perf_counter() - t0
+            stats = node.statistics()
+            letters = await node.dead_letters.list()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    table = Table(title="per binding", title_justify="left")
+    for column in ("binding", "runtime", "handled", "retries", "dead letters", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column in ("binding", "runtime") else "right")
+    by_runtime: dict[str, int] = {}
+    for binding in node.bindings:
+        s = stats["bindings"][binding.name]
+        by_runtime[binding.runtime] = by_runtime.get(binding.runtime, 0) + s["handled"]
+        lat = [x * 1000 for x in binding.latencies]
+        table.add_row(binding.name, binding.runtime, str(s["handled"]), str(s["retried"]),
+                      str(s["dead_lettered"]), f"{percentile(lat, .5):.2f}", f"{percentile(lat, .95):.2f}",
+                      f"{percentile(lat, .99):.2f}")
+    console.print(table)
+    per_runtime = ", ".join(f"{k} {v}" for k, v in sorted(by_runtime.items()))
+    console.print(f"events handled per runtime: {per_runtime}")
+    console.print(f"dead letters: {len(letters)}")
+    for letter in letters[:5]:
+        error = letter.error
+        console.print(f"  {letter.id}  ({error.code.value}, {error.runtime}) {error.message}")
+    revenue = sum(p.total_cents for p in ledger.values())
+    console.print(f"ledger: {len(ledger)} orders priced by Go, total {revenue / 100:,.2f}")
+    rate = args.orders / elapsed
+    console.print(f"{args.orders} orders in {elapsed:.2f}s ({rate:,.0f} orders/s end to end)")
+    expected_bad = sum(1 for i in range(args.orders) if i % 50 == 49)
+    ok = len(ledger) == args.orders - expected_bad and len(letters) == expected_bad
+    console.print("[green]every order ended handled or dead-lettered[/]" if ok else "[red]MISMATCH[/]")
+    return 0 if ok else 1
+
+
+def binaries_missing() -> list[str]:
+    return [binary for binary in (GO_PRICING, RUST_FRAUD) if not Path(binary).exists()]
+
+
+if __name__ == "__main__":
+    if missing := binaries_missing():
+        print(f"missing worker binaries {missing}: run `make demo` (it builds them)", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(asyncio.run(main()))
