@@ -260,3 +260,41 @@ async def test_second_connection_for_a_connected_worker_is_rejected(hub: WorkerH
     writer.close()
     fake.writer.close()
     await pool.close()
+
+
+async def test_deliver_carries_attempt_number_and_deadline(hub: WorkerHub) -> None:
+    from crosswire._frames import Deliver, Result
+
+    pool = WorkerPool(WorkerSpec(name="ext", ready_timeout=5), hub)
+    start = asyncio.create_task(pool.start())
+    await asyncio.sleep(0.05)
+    fake = await handshake(hub, "ext")
+    await start
+    event = crosswire.Event.new("test.echo", b"\x80")
+    expected_ms = (time.time() + 5) * 1000
+    pending = asyncio.create_task(pool.handle(
+        Attempt(event=event, binding="ext:test.echo", number=3, deadline=time.monotonic() + 5)
+    ))
+    deliver = await fake.until(Deliver)
+    assert isinstance(deliver, Deliver)
+    sent = crosswire.decode_event(deliver.envelope)
+    assert sent.id == event.id and sent.attempt == 3
+    assert sent.deadline == deliver.deadline
+    assert abs(deliver.deadline - expected_ms) < 500
+    assert event.attempt == 1 and event.deadline is None  # the caller's event is not mutated
+
+    # an emitted envelope that does not decode: an `internal` outcome naming why
+    fake.writer.write(encode_frame(Result(
+        id=deliver.id, ok=True, start_ns=1, duration_ns=2, emitted=[b"\x81\xa1x\x01"],
+    )))
+    out = await asyncio.wait_for(pending, 5)
+    assert out.error is not None and out.error.code is ErrorCode.INTERNAL
+    assert out.error.runtime == "node"
+    assert "emitted an invalid event (#0)" in out.error.message and "missing_field" in out.error.message
+
+    # a result for a delivery that was never sent is a protocol violation
+    fake.writer.write(encode_frame(Result(id=999, ok=True, start_ns=1, duration_ns=2)))
+    error = await fake.until(ErrorFrame)
+    assert error == ErrorFrame(message="result for unknown delivery id 999")
+    fake.writer.close()
+    await pool.close()
