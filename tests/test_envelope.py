@@ -74,7 +74,7 @@ def test_extensions_are_sorted_canonically() -> None:
         ({"ratio": 1.5}, "wrong_type", "float"),
         ({"items": [1]}, "wrong_type", "list"),
         ({"big": 2**64}, "wrong_type", "'big'"),
-        ({"text": "x" * 4097}, "too_large", "4097 bytes"),
+        ({"text": "x" * 4097}, "too_large", "4097 characters"),
         ({"blob": b"x" * 4097}, "too_large", "4097 bytes"),
     ],
 )

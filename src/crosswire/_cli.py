@@ -308,8 +308,8 @@ async def cmd_dlq(args: argparse.Namespace) -> int:
         if action == "list":
             found = await letters.list(binding=args.binding, type=args.type, limit=args.limit)
             if args.json:
-                for letter in found:
-                    print(json.dumps(_letter_summary(letter)))
+                for item in found:
+                    print(json.dumps(_letter_summary(item)))
             else:
                 _print_table([_letter_summary(x) for x in found])
             return 0
