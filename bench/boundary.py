@@ -92,7 +92,8 @@ def _worker_binary(runtime: str) -> list[str] | None:
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "sdk/rust/target"))
         binary = Path(os.environ.get("CROSSWIRE_RUST_TESTWORKER", target / "release/examples/testworker"))
         tool, cwd = "cargo", ROOT / "sdk/rust"
-        build = ["cargo", "build", "--release", "--quiet", "--example", "testworker"]
+        build = ["cargo", "build", "--release", "--quiet", "--example", "testworker",
+                 "--target-dir", str(binary.parents[2])]
     if not binary.exists() and shutil.which(tool) is not None:
         proc = subprocess.run(build, cwd=cwd, capture_output=True, text=True)
         if proc.returncode != 0:

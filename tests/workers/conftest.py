@@ -57,7 +57,9 @@ def conformance_command(runtime: str) -> list[str]:
         ))
         cargo = shutil.which("cargo")
         if cargo is not None:
-            _build([cargo, "build", "--release", "--quiet", "--example", "testworker"], RUST_DIR,
+            # build where the binary is expected: <target>/release/examples/testworker
+            _build([cargo, "build", "--release", "--quiet", "--example", "testworker",
+                    "--target-dir", str(binary.parents[2])], RUST_DIR,
                    "building the Rust conformance worker")
         elif not binary.exists():
             pytest.skip(f"SKIPPING Rust worker tests: no `cargo` toolchain on PATH and no {binary}")
