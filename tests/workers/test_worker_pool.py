@@ -305,3 +305,17 @@ async def test_worker_that_never_says_hello_times_out(hub: WorkerHub) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pool.pid, 0)  # killed, not left behind
     await pool.close()
+
+
+async def test_event_over_the_workers_max_frame_is_not_sent(make_pool: PoolFactory, runtime: str) -> None:
+    pool = make_pool(runtime, "--max-frame", "4096")
+    await pool.start()
+    big = attempt("test.echo", {"blob": b"x" * 8000})
+    out = await pool.handle(big)
+    assert out.error is not None and out.error.code is ErrorCode.INVALID_ARGUMENT
+    assert out.error.retryable is False and out.error.runtime == "node"
+    assert "> its max_frame 4096" in out.error.message
+    stats = pool.statistics()
+    assert stats.delivered == 0 and stats.in_flight == 0
+    assert (await pool.handle(attempt("test.echo", {"blob": b"x" * 1000}))).ok
+    assert pool.statistics().restarts == 0
