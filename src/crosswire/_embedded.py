@@ -103,6 +103,7 @@ class EmbeddedServer:
         self._proc: asyncio.subprocess.Process | None = None
         self._log: deque[str] = deque(maxlen=40)
         self._log_task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
 
     # -- properties ----------------------------------------------------------------
 
@@ -163,6 +164,7 @@ class EmbeddedServer:
             self._port = _free_port()
         config = self._write_config()
         self._log.clear()
+        self._ready.clear()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 binary,
@@ -200,7 +202,10 @@ class EmbeddedServer:
             line = await proc.stderr.readline()
             if not line:
                 return
-            self._log.append(line.decode(errors="replace").rstrip())
+            text = line.decode(errors="replace").rstrip()
+            self._log.append(text)
+            if "Server is ready" in text:
+                self._ready.set()
 
     async def _wait_ready(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,7 +219,9 @@ class EmbeddedServer:
                     f"nats-server exited with status {proc.returncode} during start "
                     f"(port {self.port}, data dir {self.data_dir}):\n{self.log_tail()}"
                 )
-            if await self._accepts_connections():
+            # Ready = this process said so *and* the port speaks NATS (another
+            # process holding the port must not pass for ours).
+            if self._ready.is_set() and await self._accepts_connections():
                 return
             if loop.time() >= deadline:
                 await self.kill()

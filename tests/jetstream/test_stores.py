@@ -1,0 +1,142 @@
+"""The JetStream KV idempotency store and the dead-letter stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from crosswire import ErrorCode, ErrorInfo, Event
+from crosswire._dedup import Claim
+from crosswire._deadletter import AttemptRecord, DeadLetter, ReplayRecord, dead_letter_id
+from crosswire._jetstream import JetStreamTransport
+from crosswire._jetstream_dlq import JetStreamDeadLetterStore
+from crosswire._jetstream_kv import JetStreamIdempotencyStore
+
+pytestmark = pytest.mark.nats
+
+
+@pytest.fixture
+async def second(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetStreamTransport]:
+    """A second client on the same stream, as a second node would have."""
+    stream, prefix = names
+    t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix)
+    await t.start()
+    yield t
+    await t.close()
+
+
+async def test_claims_across_two_clients(transport: JetStreamTransport, second: JetStreamTransport) -> None:
+    a = transport.idempotency_store(ttl=60)
+    b = second.idempotency_store(ttl=60)
+    assert await a.claim("binding:evt-1", lease=30) is Claim.NEW
+    assert await b.claim("binding:evt-1", lease=30) is Claim.BUSY  # a holds a live lease
+    await a.release("binding:evt-1")  # a's attempt failed
+    assert await b.claim("binding:evt-1", lease=30) is Claim.NEW  # the retry on b runs
+    assert await a.claim("binding:evt-1", lease=30) is Claim.BUSY
+    await b.complete("binding:evt-1")
+    assert await a.claim("binding:evt-1", lease=30) is Claim.DONE
+    assert await b.claim("binding:evt-1", lease=30) is Claim.DONE
+    assert await a.claim("binding:evt-2", lease=30) is Claim.NEW  # other keys are independent
+
+
+async def test_expired_lease_is_taken_over(transport: JetStreamTransport, second: JetStreamTransport) -> None:
+    a = transport.idempotency_store()
+    b = second.idempotency_store()
+    assert await a.claim("k with spaces/and:colons", lease=0.3) is Claim.NEW  # then a's node dies
+    assert await b.claim("k with spaces/and:colons", lease=10) is Claim.BUSY
+    await asyncio.sleep(0.4)
+    assert await b.claim("k with spaces/and:colons", lease=10) is Claim.NEW
+    await a.release("k with spaces/and:colons")  # a's late release must not free b's lease
+    assert await a.claim("k with spaces/and:colons", lease=10) is Claim.BUSY
+
+
+async def test_racing_claims_give_exactly_one_owner(
+    transport: JetStreamTransport, second: JetStreamTransport
+) -> None:
+    stores = [transport.idempotency_store(), second.idempotency_store()]
+    for key in ("race-1", "race-2", "race-3"):
+        results = await asyncio.gather(*(stores[i % 2].claim(key, lease=30) for i in range(20)))
+        assert results.count(Claim.NEW) == 1, results
+        assert results.count(Claim.BUSY) == 19
+
+
+async def test_done_keys_expire_with_the_bucket_ttl(transport: JetStreamTransport) -> None:
+    store = JetStreamIdempotencyStore(transport, bucket=f"{transport.stream}_SHORT", ttl=1.0)
+    assert await store.claim("k", lease=30) is Claim.NEW
+    await store.complete("k")
+    assert await store.claim("k", lease=30) is Claim.DONE
+    await asyncio.sleep(1.6)
+    assert await store.claim("k", lease=30) is Claim.NEW
+    await transport.jetstream.delete_key_value(f"{transport.stream}_SHORT")
+
+
+def letter(binding: str, event: Event[object], at: float, message: str = "boom") -> DeadLetter:
+    error = ErrorInfo.of(ErrorCode.HANDLER_ERROR, message, retryable=True)
+    return DeadLetter(
+        id=dead_letter_id(binding, event.id),
+        binding=binding,
+        event=event,
+        error=error,
+        attempts=[AttemptRecord(number=1, at=at - 1, error=error)],
+        dead_at=at,
+    )
+
+
+async def test_dead_letters_put_get_list_purge(transport: JetStreamTransport) -> None:
+    store = transport.dead_letter_store()
+    assert isinstance(store, JetStreamDeadLetterStore)
+    now = time.time()
+    e1 = Event.new("order.created", b"1")
+    e2 = Event.new("order.paid", b"2")
+    e3 = Event.new("order.created", b"3")
+    l1 = letter("orders.reserve", e1, now - 30)
+    l2 = letter("orders.bill", e2, now - 20)
+    l3 = letter("orders.reserve", e3, now - 10)
+    for item in (l3, l1, l2):  # put order differs from dead_at order
+        await store.put(item)
+
+    got = await store.get(l1.id)
+    assert got is not None and got.event == e1 and got.error == l1.error and got.attempts == l1.attempts
+    assert await store.get("orders.reserve:nope") is None
+
+    assert [d.id for d in await store.list()] == [l1.id, l2.id, l3.id]  # oldest first
+    assert [d.id for d in await store.list(binding="orders.reserve")] == [l1.id, l3.id]
+    assert [d.id for d in await store.list(type="order.paid")] == [l2.id]
+    assert [d.id for d in await store.list(binding="orders.reserve", type="order.paid")] == []
+    assert [d.id for d in await store.list(limit=2)] == [l1.id, l2.id]
+
+    # Putting the same letter again replaces it (one message per letter).
+    l1.replays.append(ReplayRecord(at=now, event_id="replayed-1"))
+    await store.put(l1)
+    again = await store.get(l1.id)
+    assert again is not None and [r.event_id for r in again.replays] == ["replayed-1"]
+    assert len(await store.list()) == 3
+    info = await transport.jetstream.stream_info(store.stream)
+    assert info.state.messages == 3
+
+    assert await store.purge([l2.id, "missing"]) == 1
+    assert [d.id for d in await store.list()] == [l1.id, l3.id]
+    assert await store.purge() == 2
+    assert await store.list() == []
+
+
+async def test_dead_letter_of_undecodable_bytes_round_trips(transport: JetStreamTransport) -> None:
+    store = transport.dead_letter_store()
+    error = ErrorInfo.of(ErrorCode.INVALID_ARGUMENT, "malformed: not msgpack", retryable=False)
+    item = DeadLetter(id="b:raw-1", binding="b", event=None, raw=b"\xc1\x00", error=error)
+    await store.put(item)
+    got = await store.get("b:raw-1")
+    assert got is not None and got.event is None and got.raw == b"\xc1\x00"
+    assert got.event_type is None
+
+
+async def test_dead_letters_are_shared_between_clients(
+    transport: JetStreamTransport, second: JetStreamTransport
+) -> None:
+    item = letter("b", Event.new("x.y", b""), time.time())
+    await transport.dead_letter_store().put(item)
+    got = await second.dead_letter_store().get(item.id)
+    assert got is not None and got.id == item.id
