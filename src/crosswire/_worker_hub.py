@@ -55,7 +55,11 @@ class WorkerHub:
     async def start(self) -> None:
         if self._server is not None:
             return
-        self._dir = tempfile.mkdtemp(prefix="crosswire-")  # created 0700
+        # AF_UNIX paths are limited to ~107 bytes: fall back to /tmp for a long TMPDIR
+        base = tempfile.gettempdir()
+        self._dir = tempfile.mkdtemp(  # created 0700
+            prefix="crosswire-", dir=base if len(base) <= 80 else "/tmp"
+        )
         os.chmod(self._dir, 0o700)
         self._path = os.path.join(self._dir, "node.sock")
         self._server = await asyncio.start_unix_server(self._accept, path=self._path)
