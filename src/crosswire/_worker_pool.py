@@ -216,10 +216,29 @@ class WorkerPool:
         """Deliver one attempt and wait for its result. Never raises (but cancellation).
 
         Waits for credit when the worker has ``max_in_flight`` deliveries out, and for a
-        restart when it is down; both waits end at the attempt's deadline.
+        restart when it is down; both waits end at the attempt's deadline (or the
+        event's own ``deadline``), and so does the wait for the result, a moment later.
         """
         try:
-            return await self._handle(attempt)
+            if self._stopping:
+                return _node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
+            deadline = attempt.deadline
+            if deadline is not None:
+                deadline_ms = max(1, int((time.time() + (deadline - time.monotonic())) * 1000))
+            elif attempt.event.deadline:
+                # no attempt deadline, but the event has one: honour it
+                deadline_ms = attempt.event.deadline
+                deadline = time.monotonic() + (deadline_ms / 1000 - time.time())
+            else:
+                return await self._deliver(attempt, 0)
+            try:
+                async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
+                    return await self._deliver(attempt, deadline_ms)
+            except TimeoutError:
+                return _node_error(
+                    ErrorCode.TIMEOUT,
+                    f"worker {self.spec.name!r} did not answer before the attempt's deadline",
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an adapter bug must still produce an outcome
@@ -324,39 +343,16 @@ class WorkerPool:
 
     # --- delivering -----------------------------------------------------------------
 
-    async def _handle(self, attempt: Attempt) -> Outcome:
-        if self._stopping:
-            return _node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
-        deadline = attempt.deadline
-        if deadline is None:
-            if not attempt.event.deadline:
-                return await self._deliver(attempt, None)
-            # no attempt deadline, but the event has one: honour it
-            deadline = time.monotonic() + (attempt.event.deadline / 1000 - time.time())
-        try:
-            async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
-                return await self._deliver(attempt, deadline)
-        except TimeoutError:
-            return _node_error(
-                ErrorCode.TIMEOUT,
-                f"worker {self.spec.name!r} did not answer before the attempt's deadline",
-            )
-
-    async def _deliver(self, attempt: Attempt, deadline: float | None) -> Outcome:
+    async def _deliver(self, attempt: Attempt, deadline_ms: int) -> Outcome:
         session = self._session
         if session is None or not session.ready.is_set() or session.credit <= 0 or self._waiters:
             session = await self._acquire()
             if session is None:
                 return _node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
         event = attempt.event
-        deadline_ms = 0
-        if deadline is not None:
-            deadline_ms = max(1, int((time.time() + (deadline - time.monotonic())) * 1000))
-        if event.attempt != attempt.number or (deadline is not None and event.deadline != deadline_ms):
+        if event.attempt != attempt.number or (deadline_ms and event.deadline != deadline_ms):
             event = msgspec.structs.replace(
-                event,
-                attempt=attempt.number,
-                deadline=deadline_ms if deadline is not None else event.deadline,
+                event, attempt=attempt.number, deadline=deadline_ms or event.deadline
             )
         delivery_id = session.next_id
         data = encode_frame(Deliver(id=delivery_id, envelope=encode_event(event), deadline=deadline_ms))

@@ -298,3 +298,36 @@ async def test_deliver_carries_attempt_number_and_deadline(hub: WorkerHub) -> No
     assert error == ErrorFrame(message="result for unknown delivery id 999")
     fake.writer.close()
     await pool.close()
+
+
+async def test_node_bounds_a_worker_that_ignores_its_deadline(hub: WorkerHub) -> None:
+    from crosswire._frames import Deliver, Result
+
+    pool = WorkerPool(WorkerSpec(name="slow", ready_timeout=5), hub)
+    start = asyncio.create_task(pool.start())
+    await asyncio.sleep(0.05)
+    fake = await handshake(hub, "slow")
+    await start
+    started = time.monotonic()
+    out = await pool.handle(
+        Attempt(event=crosswire.Event.new("test.echo"), binding="b", deadline=time.monotonic() + 0.2)
+    )
+    waited = time.monotonic() - started
+    assert out.error is not None and out.error.code is ErrorCode.TIMEOUT and out.error.runtime == "node"
+    assert 0.2 <= waited < 2.0
+    # the worker still has it: its credit stays taken until its result arrives
+    assert pool.statistics().in_flight == 1
+    deliver = await fake.until(Deliver)
+    assert isinstance(deliver, Deliver)
+    fake.writer.write(encode_frame(Result(id=deliver.id, ok=True, start_ns=1, duration_ns=2)))
+    await wait_until(lambda: pool.statistics().in_flight == 0)
+
+    # no attempt deadline, but the event carries one: it is honoured the same way
+    event = crosswire.Event.new("test.echo")
+    event.deadline = int((time.time() + 0.2) * 1000)
+    out = await pool.handle(Attempt(event=event, binding="b"))
+    assert out.error is not None and out.error.code is ErrorCode.TIMEOUT
+    deliver = await fake.until(Deliver)
+    assert isinstance(deliver, Deliver) and deliver.deadline == event.deadline
+    fake.writer.close()
+    await pool.close()
