@@ -274,14 +274,25 @@ async def test_worker_that_exits_is_restarted(make_pool: PoolFactory) -> None:
     assert (await pool.handle(attempt("test.echo"))).ok
 
 
-async def test_worker_that_dies_at_start_fails_start_with_its_stderr(hub: WorkerHub) -> None:
-    script = "import sys; print('config file missing', file=sys.stderr); sys.exit(3)"
+async def test_worker_that_dies_at_start_fails_start_with_its_stderr(
+    hub: WorkerHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "crosswire.worker.dies")
+    script = (
+        "import sys; print('starting'); print('loading config'); "
+        "print('config file missing', file=sys.stderr); sys.exit(3)"
+    )
     pool = WorkerPool(WorkerSpec(name="dies", command=(sys.executable, "-c", script)), hub)
     with pytest.raises(crosswire.ProtocolError) as info:
         await pool.start()
     assert "exited before it connected" in str(info.value)
     assert "exited with code 3: config file missing" in str(info.value)
     assert pool.state == "failed"
+    # stdout and stderr went to the worker's logger, line by line
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "crosswire.worker.dies"]
+    assert (logging.INFO, "starting") in lines
+    assert (logging.INFO, "loading config") in lines
+    assert (logging.WARNING, "config file missing") in lines
     await pool.close()
 
 
