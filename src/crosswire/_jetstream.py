@@ -341,9 +341,10 @@ class JetStreamSubscription:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[JetStreamDelivery]:
-        while True:
+        while not self._closed:
             delivery = await self._queue.get()
             if delivery is None:
+                self._queue.put_nowait(None)  # for any other iterator
                 return
             yield delivery
 
@@ -362,8 +363,10 @@ class JetStreamSubscription:
         for delivery in list(self._unsettled):
             with contextlib.suppress(TransportError):
                 await delivery.retry(0)
-        with contextlib.suppress(Exception):
-            await self._nc.flush(timeout=2)
+        # No flush here: the client's flusher sends the naks, and concurrent timed
+        # flushes trip a bug in the client's PONG handling.
+        while not self._queue.empty():  # already returned to the broker above
+            self._queue.get_nowait()
         self._queue.put_nowait(None)
         self._transport._subscriptions.discard(self)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import nats
 import pytest
@@ -12,6 +13,18 @@ from crosswire import ConfigurationError, Event, TransportError, decode_event
 from crosswire._jetstream import JetStreamDelivery, JetStreamTransport, consumer_name
 
 pytestmark = pytest.mark.nats
+
+
+async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Wait until ``predicate()`` holds (checked every 10 ms), at most ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                if predicate():
+                    return
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout}s: {what}") from None
 
 
 def ev(type_: str, i: int = 0, **kw: str) -> Event[object]:
@@ -143,9 +156,7 @@ async def test_one_group_shares_work_between_two_subscriptions(transport: JetStr
 
     tasks = [asyncio.create_task(run("a", a)), asyncio.create_task(run("b", b))]
     await transport.publish(events)
-    async with asyncio.timeout(20):
-        while len(seen["a"]) + len(seen["b"]) < 200:
-            await asyncio.sleep(0.05)
+    await eventually(lambda: len(seen["a"]) + len(seen["b"]) >= 200, "200 deliveries")
     await asyncio.sleep(0.3)
     await a.close()
     await b.close()

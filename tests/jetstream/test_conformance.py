@@ -1,0 +1,29 @@
+"""The transport conformance suite on JetStreamTransport (a real nats-server).
+
+``ordered_per_key`` is not declared: a JetStream consumer redelivers a retried
+message after later messages of the same key (the node's dispatcher orders by key
+within one node; across a retry, order is not guaranteed).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from crosswire._jetstream import JetStreamTransport
+from crosswire._transport import Features
+from crosswire.testing import TransportConformance
+
+pytestmark = pytest.mark.nats
+
+
+class TestJetStreamTransport(TransportConformance):
+    features = Features(durable=True, ordered_per_key=False)
+    timeout = 30.0
+    ack_wait = 2.0
+
+    # ``transport`` is the fixture of conftest.py: a JetStreamTransport on the session's
+    # nats-server with a stream of its own, dropped after the test.
+
+    @pytest.mark.soak
+    async def test_stress(self, transport: JetStreamTransport) -> None:  # type: ignore[override]
+        await super().test_stress(transport)
