@@ -88,6 +88,12 @@ async def hub() -> AsyncIterator[WorkerHub]:
         yield h
 
 
+@pytest.fixture
+def worker_argv(runtime: str) -> list[str]:
+    """The argv of ``runtime``'s conformance worker (built once per session)."""
+    return conformance_command(runtime)
+
+
 PoolFactory = Callable[..., WorkerPool]
 
 

@@ -9,21 +9,22 @@ import signal
 import time
 
 import pytest
-from conftest import conformance_command  # type: ignore[import-not-found]
 
 import crosswire
 from crosswire import ErrorCode
 
 
-def app_with_worker(runtime: str, *args: str, **options: object) -> tuple[crosswire.App, str]:
+def app_with_worker(
+    argv: list[str], runtime: str, *args: str, **options: object
+) -> tuple[crosswire.App, str]:
     name = f"testworker-{runtime}"
     app = crosswire.App("e2e")
-    app.worker(name, command=[*conformance_command(runtime), "--name", name, *args], **options)  # type: ignore[arg-type]
+    app.worker(name, command=[*argv, "--name", name, *args], **options)  # type: ignore[arg-type]
     return app, name
 
 
-async def test_transient_failures_are_retried_until_success(runtime: str) -> None:
-    app, name = app_with_worker(runtime, timeout=5.0, retry=crosswire.Retry(max_attempts=5, initial=0.01))
+async def test_transient_failures_are_retried_until_success(runtime: str, worker_argv: list[str]) -> None:
+    app, name = app_with_worker(worker_argv, runtime, timeout=5.0, retry=crosswire.Retry(max_attempts=5, initial=0.01))
     async with crosswire.Node(app) as node:
         await node.submit("test.fail_transient", {"fail_until": 3})
         await asyncio.wait_for(node.wait_idle(), 20)
@@ -33,8 +34,8 @@ async def test_transient_failures_are_retried_until_success(runtime: str) -> Non
         assert await node.dead_letters.list() == []
 
 
-async def test_permanent_failure_is_dead_lettered_with_the_workers_error(runtime: str) -> None:
-    app, name = app_with_worker(runtime, timeout=5.0, retry=crosswire.Retry(max_attempts=5, initial=0.01))
+async def test_permanent_failure_is_dead_lettered_with_the_workers_error(runtime: str, worker_argv: list[str]) -> None:
+    app, name = app_with_worker(worker_argv, runtime, timeout=5.0, retry=crosswire.Retry(max_attempts=5, initial=0.01))
     async with crosswire.Node(app) as node:
         event = await node.submit("test.fail_permanent", {})
         await asyncio.wait_for(node.wait_idle(), 20)
@@ -50,8 +51,8 @@ async def test_permanent_failure_is_dead_lettered_with_the_workers_error(runtime
         assert len(letter.attempts) == 1  # never retried
 
 
-async def test_emitted_events_are_submitted_and_handled(runtime: str) -> None:
-    app, _ = app_with_worker(runtime, timeout=5.0)
+async def test_emitted_events_are_submitted_and_handled(runtime: str, worker_argv: list[str]) -> None:
+    app, _ = app_with_worker(worker_argv, runtime, timeout=5.0)
     seen: list[crosswire.Event[object]] = []
 
     @app.handler("test.emitted")
@@ -69,10 +70,10 @@ async def test_emitted_events_are_submitted_and_handled(runtime: str) -> None:
     assert child.data == parent.data
 
 
-async def test_sigkill_under_load_loses_nothing(runtime: str) -> None:
+async def test_sigkill_under_load_loses_nothing(runtime: str, worker_argv: list[str]) -> None:
     count = 300
     app, name = app_with_worker(
-        runtime, "--max-in-flight", "64",
+        worker_argv, runtime, "--max-in-flight", "64",
         timeout=10.0, retry=crosswire.Retry(max_attempts=5, initial=0.05), concurrency=64,
         restart_backoff_initial=0.05,
     )
@@ -101,8 +102,8 @@ async def test_sigkill_under_load_loses_nothing(runtime: str) -> None:
 
 
 @pytest.mark.parametrize("runtime", ["python"])
-async def test_node_reports_a_rejected_worker_at_start(runtime: str) -> None:
-    app, _ = app_with_worker(runtime, "--protocol-version", "7")
+async def test_node_reports_a_rejected_worker_at_start(runtime: str, worker_argv: list[str]) -> None:
+    app, _ = app_with_worker(worker_argv, runtime, "--protocol-version", "7")
     node = crosswire.Node(app)
     with pytest.raises(crosswire.VersionMismatchError, match=r"worker speaks \[7\], node speaks \[1\]"):
         await node.start()

@@ -12,7 +12,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import conformance_command  # type: ignore[import-not-found]
 
 import crosswire
 from crosswire import ConfigurationError, ErrorCode
@@ -67,9 +66,9 @@ async def fake_node() -> AsyncIterator[FakeNode]:
     node.server.close()
 
 
-async def spawn(runtime: str, node: FakeNode, *args: str) -> asyncio.subprocess.Process:
+async def spawn(argv: list[str], node: FakeNode, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *conformance_command(runtime), *args,
+        *argv, *args,
         env={**os.environ, "CROSSWIRE_SOCKET": node.path},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
@@ -81,8 +80,8 @@ async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     return await asyncio.wait_for(proc.wait(), 10), stderr.decode()
 
 
-async def test_worker_refuses_an_oversized_frame_from_the_node(runtime: str, fake_node: FakeNode) -> None:
-    proc = await spawn(runtime, fake_node)
+async def test_worker_refuses_an_oversized_frame_from_the_node(runtime: str, worker_argv: list[str], fake_node: FakeNode) -> None:
+    proc = await spawn(worker_argv, fake_node)
     reader, writer = await fake_node.accept()
     hello = await fake_node.frame(reader)
     assert isinstance(hello, Hello)
@@ -96,8 +95,8 @@ async def test_worker_refuses_an_oversized_frame_from_the_node(runtime: str, fak
     writer.close()
 
 
-async def test_worker_exits_when_the_node_goes_silent(runtime: str, fake_node: FakeNode) -> None:
-    proc = await spawn(runtime, fake_node)
+async def test_worker_exits_when_the_node_goes_silent(runtime: str, worker_argv: list[str], fake_node: FakeNode) -> None:
+    proc = await spawn(worker_argv, fake_node)
     reader, writer = await fake_node.accept()
     assert isinstance(await fake_node.frame(reader), Hello)
     writer.write(encode_frame(Welcome(version=1, max_frame=DEFAULT_MAX_FRAME, heartbeat_ms=100, node="fake")))
@@ -110,8 +109,8 @@ async def test_worker_exits_when_the_node_goes_silent(runtime: str, fake_node: F
     writer.close()
 
 
-async def test_worker_handles_deliveries_from_a_hand_driven_node(runtime: str, fake_node: FakeNode) -> None:
-    proc = await spawn(runtime, fake_node, "--max-in-flight", "2")
+async def test_worker_handles_deliveries_from_a_hand_driven_node(runtime: str, worker_argv: list[str], fake_node: FakeNode) -> None:
+    proc = await spawn(worker_argv, fake_node, "--max-in-flight", "2")
     reader, writer = await fake_node.accept()
     assert isinstance(await fake_node.frame(reader), Hello)
     writer.write(encode_frame(Welcome(version=1, max_frame=DEFAULT_MAX_FRAME, heartbeat_ms=1000, node="fake")))
