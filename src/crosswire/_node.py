@@ -462,8 +462,8 @@ class Node:
                 "(earlier attempts were lost with their consumer)", runtime="node")
             await self._dead_letter(binding, delivery, event, error, number)
             return
-        attempt_event = msgspec.structs.replace(event, attempt=number)
-        attempt = Attempt(event=attempt_event, binding=binding.name, number=number)
+        event.attempt = number  # the delivery owns its event (Transport contract)
+        attempt = Attempt(event=event, binding=binding.name, number=number)
         t0 = time.perf_counter()
         try:
             outcome = await binding.chain(attempt)

@@ -49,7 +49,11 @@ class Delivery(Protocol):
 
     @property
     def event(self) -> Event[Any] | None:
-        """The decoded event, or ``None`` if the bytes did not decode (see ``decode_error``)."""
+        """The decoded event, or ``None`` if the bytes did not decode (see ``decode_error``).
+
+        The object belongs to this subscription: no other subscription sees it, so the
+        consumer may set attributes on it (the node sets ``attempt`` and the payload).
+        """
 
     @property
     def raw(self) -> bytes:
