@@ -35,6 +35,7 @@ from ._exceptions import TransportError as TransportError
 from ._exceptions import VersionMismatchError as VersionMismatchError
 from ._lifecycle import State as State
 from ._memory import MemoryTransport as MemoryTransport
+from ._metrics import metrics_registry as metrics_registry
 from ._node import DrainReport as DrainReport
 from ._node import Node as Node
 from ._retry import Retry as Retry
@@ -65,6 +66,7 @@ __all__ = [
     "MemoryIdempotencyStore", "MemoryTransport", "Node", "ProtocolError", "Reject", "ReplayRecord", "Retry",
     "RetryLater", "RetryPolicy", "State", "Subscription", "Transport", "TransportError",
     "VersionMismatchError", "decode_event", "encode_event", "event_from_json", "event_to_json",
+    "metrics_registry",
 ]
 
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ its transport subscription and its dispatcher."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 from typing import Any
 
 from ._app import Policies
@@ -11,6 +12,7 @@ from ._breaker import CircuitBreaker
 from ._dedup import Dedup, IdempotencyStore
 from ._dispatcher import Dispatcher
 from ._lifecycle import Lifecycle
+from ._metrics import LATENCY_BUCKETS
 from ._timeout import Timeout
 from ._tracing import Tracing
 from ._transport import Delivery, Subscription
@@ -73,11 +75,19 @@ class Binding:
         self.dead_lettered = 0
         self.skipped = 0
         self.latencies: list[float] = []  # recent handler latencies (s), bounded
+        self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._latency_sum = 0.0
 
     def record_latency(self, seconds: float) -> None:
         self.latencies.append(seconds)
         if len(self.latencies) > 4096:
             del self.latencies[:2048]
+        self._buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._latency_sum += seconds
+
+    def latency_histogram(self) -> tuple[list[int], float]:
+        """Per-bucket counts (the last is above every bound) and the sum, in seconds."""
+        return list(self._buckets), self._latency_sum
 
     def statistics(self) -> dict[str, Any]:
         stats: dict[str, Any] = {

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fsync", action="store_true", help="embedded server: fsync every write")
     run.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
                      help="how long a drain may take (default: %(default)s)")
+    run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                     help="serve Prometheus metrics on this port (default: off)")
     run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
                      help="log node statistics periodically (default: off)")
     _connection_args(run)
@@ -245,6 +247,17 @@ async def cmd_run(args: argparse.Namespace) -> int:
     log.info("node %s ready on %s with %d bindings", app.name, where, len(node.bindings))
     for binding in node.bindings:
         log.info("  %-40s %-24s %s", binding.name, binding.pattern, binding.runtime)
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from ._metrics import metrics_registry
+
+        try:
+            start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics_registry(node))
+        except OSError as exc:
+            await node.drain()
+            raise UserError(f"cannot serve metrics on port {args.metrics_port}: {exc}") from None
+        log.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
     stats_task = None
     if args.stats_every > 0:
         async def report() -> None:

@@ -519,6 +519,12 @@ class Node:
             return
         await delivery.terminate()
         binding.dead_lettered += 1
+        log.warning(
+            "binding %s: event %s dead-lettered after %d attempt(s): %s: %s",
+            binding.name, event_id, number, error.code.value, error.message,
+            extra={"event_id": event_id, "binding": binding.name,
+                   "correlation_id": event.correlationid if event is not None else None},
+        )
         if event is not None:
             self._settled(event.id, binding.name)
 
