@@ -366,11 +366,11 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
     table = Table(box=None)
     for column in ("id", "type", "code", "attempts", "replays", "status", "dead_at", "message"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column != "message", overflow="ellipsis" if column == "message" else "fold")
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("id", "type", "code", "attempts", "replays",
                                                "status", "dead_at", "message")))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,8 +93,16 @@ class Node:
         self.app = app
         self.transport = transport
         self.lifecycle = Lifecycle(f"node {app.name}")
-        self.dead_letters = DeadLetters(dead_letters or MemoryDeadLetterStore(), self._publish)
-        self.idempotency = idempotency or MemoryIdempotencyStore()
+        # a durable transport brings durable stores (JetStream: a dead-letter stream, a KV
+        # bucket); otherwise they live in this process
+        if dead_letters is None:
+            make_dlq = getattr(transport, "dead_letter_store", None)
+            dead_letters = make_dlq() if callable(make_dlq) else MemoryDeadLetterStore()
+        if idempotency is None:
+            make_kv = getattr(transport, "idempotency_store", None)
+            idempotency = make_kv() if callable(make_kv) else MemoryIdempotencyStore()
+        self.dead_letters = DeadLetters(dead_letters, self._publish)
+        self.idempotency = idempotency
         if max_pending == -1:
             max_pending = None if transport.features.durable else 10_000
         if max_pending is not None and max_pending < 1:
