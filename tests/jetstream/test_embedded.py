@@ -74,9 +74,7 @@ async def test_a_server_that_never_listens_times_out_clearly(data_dir: Path, tmp
     silent.write_text("#!/bin/sh\necho 'starting slowly' >&2\nexec sleep 30\n")
     silent.chmod(0o755)
     server = EmbeddedServer(data_dir, binary=str(silent), start_timeout=0.5)
-    with pytest.raises(
-        TransportError, match=r"did not accept connections .* within 0.5s(.|\n)*starting slowly"
-    ):
+    with pytest.raises(TransportError, match=r"did not accept connections .* within 0.5s(.|\n)*starting slowly"):
         await server.start()
     assert not server.running
 

@@ -53,9 +53,7 @@ async def test_expired_lease_is_taken_over(transport: JetStreamTransport, second
     assert await a.claim("k with spaces/and:colons", lease=10) is Claim.BUSY
 
 
-async def test_racing_claims_give_exactly_one_owner(
-    transport: JetStreamTransport, second: JetStreamTransport
-) -> None:
+async def test_racing_claims_give_exactly_one_owner(transport: JetStreamTransport, second: JetStreamTransport) -> None:
     stores = [transport.idempotency_store(), second.idempotency_store()]
     for key in ("race-1", "race-2", "race-3"):
         results = await asyncio.gather(*(stores[i % 2].claim(key, lease=30) for i in range(20)))

@@ -102,9 +102,7 @@ async def test_republish_same_id_is_stored_once(transport: JetStreamTransport) -
     assert await stream_count(transport) == 20
 
 
-async def test_publish_whose_ack_was_lost_is_stored_once(
-    transport: JetStreamTransport, nats_url: str
-) -> None:
+async def test_publish_whose_ack_was_lost_is_stored_once(transport: JetStreamTransport, nats_url: str) -> None:
     # The first attempt reaches the broker but its ack never reaches the publisher:
     # published with a reply inbox nobody listens on.
     event = ev("pay.charge", 1)

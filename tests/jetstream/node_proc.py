@@ -1,0 +1,73 @@
+"""A crosswire node in its own process, for the node-level fault tests.
+
+    python node_proc.py URL STREAM PREFIX RECORD_FILE [--delay S] [--dedup] [--no-breaker] [--max-attempts N]
+
+Handles ``load.item``: a payload starting with ``poison`` always fails (retryable),
+anything else succeeds after ``--delay`` seconds. Every attempt is appended to
+RECORD_FILE as one line ``<H|P> <event id> <attempt> <pid>`` (H handled, P poison
+attempt) with a single unbuffered write, so a SIGKILL loses no finished line.
+Dead letters go to the JetStream dead-letter stream; ``--dedup`` uses the JetStream
+KV idempotency store. Prints ``READY`` once consuming; SIGTERM drains and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+
+import crosswire
+from crosswire._jetstream import JetStreamTransport
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("stream")
+    parser.add_argument("prefix")
+    parser.add_argument("record")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--dedup", action="store_true")
+    parser.add_argument("--max-attempts", type=int, default=3)
+    parser.add_argument("--no-breaker", action="store_true")
+    args = parser.parse_args()
+
+    fd = os.open(args.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    pid = os.getpid()
+    app = crosswire.App("faults")
+
+    @app.handler(
+        "load.item",
+        concurrency=16,
+        timeout=10.0,
+        dedup=args.dedup,
+        breaker=not args.no_breaker,
+        retry=crosswire.Retry(max_attempts=args.max_attempts, initial=0.05, max_delay=0.2),
+    )
+    async def handle(event: crosswire.Event[bytes]) -> None:
+        if (event.data or b"").startswith(b"poison"):
+            os.write(fd, f"P {event.id} {event.attempt} {pid}\n".encode())
+            raise RuntimeError("poison event")
+        if args.delay:
+            await asyncio.sleep(args.delay)
+        os.write(fd, f"H {event.id} {event.attempt} {pid}\n".encode())
+
+    transport = JetStreamTransport(args.url, stream=args.stream, subject_prefix=args.prefix)
+    node = crosswire.Node(
+        app,
+        transport=transport,
+        dead_letters=transport.dead_letter_store(),
+        idempotency=transport.idempotency_store() if args.dedup else None,
+        ack_wait=2.0,
+        drain_timeout=5.0,
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with node:
+        print("READY", flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
