@@ -263,7 +263,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         async def report() -> None:
             while True:
                 await asyncio.sleep(args.stats_every)
-                log.info("stats %s", json.dumps(node.statistics(), default=str))
+                log.info("stats %s", json.dumps(msgspec.to_builtins(node.statistics())))
         stats_task = asyncio.create_task(report())
     await stop.wait()
     log.info("draining (deadline %.1fs)", args.drain_timeout)
