@@ -104,14 +104,7 @@ class App:
             validate_pattern(type)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        policies = Policies(
-            timeout=timeout,
-            retry=retry or Retry(),
-            breaker=Breaker() if breaker is True else (breaker or None),
-            dedup=dedup,
-            concurrency=concurrency,
-            queue_size=queue_size,
-        )
+        policies = _policies(timeout, retry, breaker, dedup, concurrency, queue_size)
 
         def register(fn: F) -> F:
             payload_type(fn)  # fail now on a bad signature, not on the first event
@@ -151,14 +144,7 @@ class App:
             raise ConfigurationError(f"worker {name!r} is already registered")
         if command is not None and (isinstance(command, str) or not command):
             raise ConfigurationError("command must be a non-empty list of arguments, e.g. ['./bin/pricing']")
-        policies = Policies(
-            timeout=timeout,
-            retry=retry or Retry(),
-            breaker=Breaker() if breaker is True else (breaker or None),
-            dedup=dedup,
-            concurrency=concurrency,
-            queue_size=queue_size,
-        )
+        policies = _policies(timeout, retry, breaker, dedup, concurrency, queue_size)
         self.workers.append(WorkerConfig(
             name=name, command=tuple(command) if command else None, env=dict(env or {}), cwd=cwd,
             policies=policies, options=dict(options),
@@ -181,3 +167,21 @@ class App:
         self._check_open()
         self.shutdown_hooks.append(fn)
         return fn
+
+
+def _policies(
+    timeout: float | None,
+    retry: Retry | None,
+    breaker: Breaker | None | bool,
+    dedup: bool,
+    concurrency: int,
+    queue_size: int,
+) -> Policies:
+    return Policies(
+        timeout=timeout,
+        retry=retry or Retry(),
+        breaker=Breaker() if breaker is True else (breaker or None),
+        dedup=dedup,
+        concurrency=concurrency,
+        queue_size=queue_size,
+    )
