@@ -380,15 +380,33 @@ class JetStreamSubscription:
         }
 
 
-class _PublishBatch:
-    """Acks still awaited for one ``publish`` call."""
+class _ApiError(msgspec.Struct):
+    err_code: int = 0
+    description: str = ""
 
-    __slots__ = ("done", "error", "remaining")
+
+class _PubAck(msgspec.Struct):
+    """JetStream's answer to a publish: ``{"stream": .., "seq": ..}`` or ``{"error": ..}``."""
+
+    seq: int = 0
+    duplicate: bool = False
+    error: _ApiError | None = None
+
+
+_puback_decoder = msgspec.json.Decoder(_PubAck)
+
+
+class _PublishBatch:
+    """Acks still awaited for one batch of published messages."""
+
+    __slots__ = ("done", "error", "error_code", "remaining", "seq")
 
     def __init__(self, remaining: int, done: asyncio.Future[None]) -> None:
         self.remaining = remaining
         self.done = done
         self.error: str | None = None
+        self.error_code: int | None = None
+        self.seq = 0
 
 
 class JetStreamTransport:
@@ -604,22 +622,37 @@ class JetStreamTransport:
         :raises TransportError: the broker did not accept every event in time; the
             caller may publish the batch again (``Nats-Msg-Id`` dedups what was stored).
         """
-        nc = self._client()
+        self._client()
         if not events:
             return
         prepared = []
         for event in events:
             _check_subject_part("event type", event.type, wildcards=False)
             prepared.append((self.subject_for(event.type), encode_event(event), _ce_headers(event)))
+        batch = await self._send(prepared, f"stream {self.stream}")
+        if batch.error is not None:
+            raise TransportError(f"publish to stream {self.stream} failed: {batch.error}")
+        self.published += len(prepared)
+
+    async def _send(self, messages: Sequence[tuple[str, bytes, dict[str, str] | None]], what: str) -> _PublishBatch:
+        """Publish ``(subject, body, headers)`` messages to JetStream and await their
+        acks: all are written before any ack is awaited (one round trip per batch).
+        Acks come back on one inbox per connection, counted per batch, without a
+        future or timer per message. The batch's ``error``/``error_code`` hold the
+        last error the broker answered; ``seq`` the last stream sequence.
+
+        :raises TransportError: not every ack arrived within ``publish_timeout``, or
+            the connection refused the messages.
+        """
+        nc = self._client()
         if self._ack_prefix is None:
             self._ack_prefix = nc.new_inbox()
             await nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_publish_ack)
-        batch = _PublishBatch(len(prepared), asyncio.get_running_loop().create_future())
+        batch = _PublishBatch(len(messages), asyncio.get_running_loop().create_future())
         tokens: list[str] = []
         prefix = self._ack_prefix
         try:
-            # Every message goes out before any ack is awaited: one round trip per batch.
-            for subject, body, headers in prepared:
+            for subject, body, headers in messages:
                 self._ack_seq += 1
                 token = str(self._ack_seq)
                 self._awaiting[token] = batch
@@ -629,18 +662,16 @@ class JetStreamTransport:
                 await batch.done
         except TimeoutError:
             raise TransportError(
-                f"publish to stream {self.stream}: {batch.remaining} of {len(prepared)} events not "
+                f"publish to {what}: {batch.remaining} of {len(messages)} messages not "
                 f"acknowledged within {self.publish_timeout}s"
                 + (f" (last error: {self._last_error})" if self._last_error else "")
             ) from None
         except nats.errors.Error as exc:
-            raise TransportError(f"publish to stream {self.stream} failed: {exc!r}") from exc
+            raise TransportError(f"publish to {what} failed: {exc!r}") from exc
         finally:
             for token in tokens:
                 self._awaiting.pop(token, None)
-        if batch.error is not None:
-            raise TransportError(f"publish to stream {self.stream} failed: {batch.error}")
-        self.published += len(prepared)
+        return batch
 
     async def _on_publish_ack(self, msg: Msg) -> None:
         token = msg.subject[msg.subject.rfind(".") + 1 :]
@@ -651,12 +682,17 @@ class JetStreamTransport:
         if not data:  # a status message: 503 = no stream listens on this subject
             status = (msg.headers or {}).get("Status", "?")
             batch.error = f"no stream for this subject (status {status})"
-        elif data.startswith(b'{"error"'):
+        else:
             try:
-                answer = msgspec.json.decode(data)
-                batch.error = str(answer["error"].get("description", answer["error"]))
-            except (msgspec.DecodeError, AttributeError, KeyError):
+                ack = _puback_decoder.decode(data)
+            except msgspec.DecodeError:
                 batch.error = data.decode(errors="replace")
+            else:
+                if ack.error is not None:
+                    batch.error = ack.error.description or f"error code {ack.error.err_code}"
+                    batch.error_code = ack.error.err_code
+                else:
+                    batch.seq = ack.seq
         batch.remaining -= 1
         if batch.remaining == 0 and not batch.done.done():
             batch.done.set_result(None)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["JetStreamIdempotencyStore"]
 
 _DONE = b"done"
+_WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream error codes: expected last sequence differs
 _RUNNING = b"running "
 
 
@@ -51,9 +52,7 @@ class JetStreamIdempotencyStore:
     Safe for concurrent use from many tasks of one event loop, and across nodes.
     """
 
-    def __init__(
-        self, transport: JetStreamTransport, *, bucket: str = "CROSSWIRE_DEDUP", ttl: float = 3600.0
-    ) -> None:
+    def __init__(self, transport: JetStreamTransport, *, bucket: str = "CROSSWIRE_DEDUP", ttl: float = 3600.0) -> None:
         if ttl <= 0:
             raise ConfigurationError("ttl must be > 0")
         if not bucket or not all(c.isalnum() or c in "_-" for c in bucket):
@@ -98,6 +97,15 @@ class JetStreamIdempotencyStore:
         kv = await self._bucket()
         k = _kv_key(key)
         value = _RUNNING + str(int((time.time() + lease) * 1000)).encode()
+        # The common case, a key never seen: one pipelined create-if-absent publish.
+        batch = await self._transport._send(
+            [(f"$KV.{self.bucket}.{k}", value, {"Nats-Expected-Last-Subject-Sequence": "0"})],
+            f"KV bucket {self.bucket}",
+        )
+        if batch.error is None:
+            return self._new(k, batch.seq)
+        if batch.error_code not in _WRONG_LAST_SEQUENCE:
+            raise TransportError(f"dedup claim on {self.bucket} failed: {batch.error}")
         try:
             for _ in range(16):  # each loop means another client changed the key meanwhile
                 try:
@@ -136,13 +144,12 @@ class JetStreamIdempotencyStore:
 
         :raises TransportError: the broker did not answer.
         """
-        kv = await self._bucket()
+        await self._bucket()
         k = _kv_key(key)
         self._owned.pop(k, None)
-        try:
-            await kv.put(k, _DONE)
-        except (TimeoutError, nats.errors.Error) as exc:
-            raise TransportError(f"dedup complete on {self.bucket} failed: {exc!r}") from exc
+        batch = await self._transport._send([(f"$KV.{self.bucket}.{k}", _DONE, None)], f"KV bucket {self.bucket}")
+        if batch.error is not None:
+            raise TransportError(f"dedup complete on {self.bucket} failed: {batch.error}")
 
     async def release(self, key: str) -> None:
         """Delete ``key`` so a retry can claim it — only if it is still this store's
@@ -158,7 +165,7 @@ class JetStreamIdempotencyStore:
         try:
             await kv.delete(k, last=revision)
         except nats.js.errors.APIError as exc:
-            if exc.err_code in (10071, 10164):  # wrong last sequence: no longer ours
+            if exc.err_code in _WRONG_LAST_SEQUENCE:  # no longer ours
                 return
             raise TransportError(f"dedup release on {self.bucket} failed: {exc}") from exc
         except (TimeoutError, nats.errors.Error) as exc:
