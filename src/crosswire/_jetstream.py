@@ -132,47 +132,48 @@ def _ce_headers(event: Event[Any]) -> dict[str, str]:
     return headers
 
 
-def _num_delivered(reply: str) -> int:
-    """Delivery count from a ``$JS.ACK`` reply subject (v1 and v2 forms)."""
+def _ack_info(reply: str) -> tuple[int, int]:
+    """(delivery count, stream sequence) from a ``$JS.ACK`` reply subject (v1 and v2)."""
     tokens = reply.split(".")
     try:
         if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-            return int(tokens[4])
-        if len(tokens) >= 11:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>...
-            return int(tokens[6])
+            return int(tokens[4]), int(tokens[5])
+        if len(tokens) >= 11:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>...
+            return int(tokens[6]), int(tokens[7])
     except ValueError:
         pass
-    return 1
-
-
-def _stream_sequence(reply: str) -> int:
-    tokens = reply.split(".")
-    try:
-        if len(tokens) == 9:
-            return int(tokens[5])
-        if len(tokens) >= 11:
-            return int(tokens[7])
-    except ValueError:
-        pass
-    return 0
+    return 1, 0
 
 
 class JetStreamDelivery:
     """One delivery of one message to one subscription.
 
-    Settled through its own ``$JS.ACK`` reply subject, so settling an old delivery
-    never touches a newer redelivery's lease. The first settlement stands; later
-    settlements are no-ops. Not thread-safe.
+    Settled through its own ``$JS.ACK`` reply subject. The first settlement stands;
+    later settlements are no-ops. JetStream itself applies an ack by stream sequence,
+    whichever delivery sent it; so once a newer delivery of the same message reached
+    this subscription (this one's lease ran out), this one is *superseded*: its
+    settlements are dropped and the newer delivery's outcome decides. Not thread-safe.
     """
 
-    __slots__ = ("_decode_error", "_event", "_raw", "_reply", "_settled", "_sub", "attempt")
+    __slots__ = (
+        "_decode_error",
+        "_event",
+        "_raw",
+        "_reply",
+        "_settled",
+        "_sub",
+        "_superseded",
+        "attempt",
+        "stream_sequence",
+    )
 
     def __init__(self, sub: JetStreamSubscription, data: bytes, reply: str) -> None:
         self._sub = sub
         self._raw = data
         self._reply = reply
         self._settled = False
-        self.attempt = _num_delivered(reply)
+        self._superseded = False
+        self.attempt, self.stream_sequence = _ack_info(reply)
         try:
             self._event: Event[Any] | None = decode_event(data)
             self._decode_error: str | None = None
@@ -197,9 +198,9 @@ class JetStreamDelivery:
         return self._settled
 
     @property
-    def stream_sequence(self) -> int:
-        """The message's sequence in the stream (same for every redelivery)."""
-        return _stream_sequence(self._reply)
+    def superseded(self) -> bool:
+        """A newer delivery of the same message arrived; settling this one does nothing."""
+        return self._superseded
 
     async def ack(self) -> None:
         await self._settle(_ACK)
@@ -212,7 +213,7 @@ class JetStreamDelivery:
         await self._settle(_TERM)
 
     async def in_progress(self) -> None:
-        if self._settled:
+        if self._settled or self._superseded:
             return
         await self._sub._send(self._reply, _WPI)
 
@@ -221,7 +222,8 @@ class JetStreamDelivery:
             return
         self._settled = True
         self._sub._settled(self)
-        await self._sub._send(self._reply, body)
+        if not self._superseded:
+            await self._sub._send(self._reply, body)
 
     def __repr__(self) -> str:
         kind = self._event.type if self._event is not None else "<undecodable>"
@@ -252,6 +254,9 @@ class JetStreamSubscription:
         self._inbox = self._nc.new_inbox()
         self._queue: asyncio.Queue[JetStreamDelivery | None] = asyncio.Queue()
         self._unsettled: set[JetStreamDelivery] = set()
+        # stream sequence -> newest delivery, shared by this transport's subscriptions
+        # of the same consumer (a redelivery may reach a sibling)
+        self._latest: dict[int, JetStreamDelivery] = transport._latest.setdefault(consumer, {})
         self._requested = 0
         self._wake = asyncio.Event()
         self._last_activity = time.monotonic()
@@ -274,7 +279,7 @@ class JetStreamSubscription:
         if not msg.reply:
             self._on_status(msg)
             return
-        self._requested -= 1
+        self._requested = max(0, self._requested - 1)
         if self._requested <= self._prefetch // 2:
             self._wake.set()
         if self._closed:
@@ -283,6 +288,11 @@ class JetStreamSubscription:
             return
         delivery = JetStreamDelivery(self, msg.data, msg.reply)
         self.received += 1
+        previous = self._latest.get(delivery.stream_sequence)
+        if previous is not None:  # its lease ran out and the broker sent the message again
+            previous._superseded = True
+            self._unsettled.discard(previous)
+        self._latest[delivery.stream_sequence] = delivery
         self._unsettled.add(delivery)
         self._queue.put_nowait(delivery)
 
@@ -328,6 +338,8 @@ class JetStreamSubscription:
 
     def _settled(self, delivery: JetStreamDelivery) -> None:
         self._unsettled.discard(delivery)
+        if self._latest.get(delivery.stream_sequence) is delivery:
+            del self._latest[delivery.stream_sequence]
         self.acked += 1
 
     async def _send(self, reply: str, body: bytes) -> None:
@@ -481,6 +493,7 @@ class JetStreamTransport:
         self._js: JetStreamContext | None = None
         self._subscriptions: set[JetStreamSubscription] = set()
         self._ack_prefix: str | None = None
+        self._latest: dict[str, dict[int, JetStreamDelivery]] = {}
         self._ack_seq = 0
         self._awaiting: dict[str, _PublishBatch] = {}
         self._lock = asyncio.Lock()

@@ -192,9 +192,13 @@ async def test_unsettled_delivery_comes_back_after_ack_wait(transport: JetStream
     sub = await transport.subscribe("w.t", "g", ack_wait=0.5)
     [d1] = await take(sub, 1)
     [d2] = await take(sub, 1, timeout=5)  # never settled d1
-    assert d2.attempt == 2
-    await d1.ack()  # the old delivery's settlement does not settle the new one's lease
-    await d2.ack()
+    assert d2.attempt == 2 and d1.superseded and not d2.superseded
+    await d1.ack()  # stale: must not settle the newer delivery (JetStream acks by sequence)
+    [d3] = await take(sub, 1, timeout=5)  # d2 left unsettled: it comes back
+    assert d3.attempt == 3
+    await d3.ack()
+    await d2.ack()  # superseded by d3: a no-op too
+    await nothing_within(sub, 1.0)
 
 
 async def test_in_progress_extends_the_lease(transport: JetStreamTransport) -> None:
@@ -206,6 +210,33 @@ async def test_in_progress_extends_the_lease(transport: JetStreamTransport) -> N
         await d.in_progress()
     await d.ack()
     await nothing_within(sub, 1.0)
+
+
+async def test_stale_settlement_from_a_sibling_subscription_is_dropped(
+    transport: JetStreamTransport,
+) -> None:
+    await transport.publish([ev("sib.t", 1)])
+    a = await transport.subscribe("sib.t", "g", ack_wait=0.5)
+    b = await transport.subscribe("sib.t", "g", ack_wait=0.5)
+    first = await take_any([a, b])
+    second = await take_any([a, b], timeout=5)  # first's lease ran out
+    assert second.attempt == 2 and first.superseded
+    await first.terminate()  # stale
+    third = await take_any([a, b], timeout=5)
+    assert third.attempt == 3
+    await third.ack()
+
+
+async def take_any(subs: list[object], timeout: float = 10.0) -> JetStreamDelivery:
+    iterators = [s.__aiter__() for s in subs]  # type: ignore[attr-defined]
+    tasks = [asyncio.ensure_future(anext(it)) for it in iterators]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        assert done, f"no delivery within {timeout}s"
+        return next(iter(done)).result()  # type: ignore[no-any-return]
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 async def test_first_settlement_stands(transport: JetStreamTransport) -> None:
