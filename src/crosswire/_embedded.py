@@ -174,6 +174,7 @@ class EmbeddedServer:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # a Ctrl-C aimed at the app's group does not hit it first
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise TransportError(f"cannot run nats-server ({binary}): {exc}") from exc
@@ -234,9 +235,7 @@ class EmbeddedServer:
     async def _accepts_connections(self) -> bool:
         """True once the server answers with its INFO line (it listens and speaks NATS)."""
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.port), timeout=1.0
-            )
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), timeout=1.0)
         except (TimeoutError, OSError):
             return False
         try:
@@ -297,6 +296,18 @@ class EmbeddedServer:
                 await self._log_task
         self._log_task = None
         self._proc = None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, have the kernel SIGTERM the server when the
+    process that started it dies (even by SIGKILL), so no orphan holds the data dir."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _quote(value: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
+import sys
 from pathlib import Path
 
 import nats
@@ -109,3 +111,25 @@ async def test_transport_without_url_owns_an_embedded_server(data_dir: Path) -> 
     async with JetStreamTransport(data_dir=str(data_dir)) as again:
         info = await again.jetstream.stream_info("CROSSWIRE")
         assert info.state.messages == 1
+
+
+async def test_server_does_not_outlive_a_sigkilled_owner(data_dir: Path) -> None:
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("embedded_owner.py")),
+        str(data_dir),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert owner.stdout is not None
+    async with asyncio.timeout(20):
+        server_pid = int(await owner.stdout.readline())
+    os.kill(server_pid, 0)  # running
+    owner.kill()
+    await owner.wait()
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                break  # gone with its owner (it is not our child: no zombie to reap)
+            await asyncio.sleep(0.05)
