@@ -35,9 +35,10 @@ from ._dedup import IdempotencyStore, MemoryIdempotencyStore
 from ._dispatcher import Dispatcher
 from ._envelope import Event
 from ._errorinfo import ErrorCode, ErrorInfo
-from ._exceptions import BackpressureError, ClosedError, ConfigurationError, TransportError
+from ._exceptions import ClosedError, ConfigurationError, TransportError
 from ._function import function_handler
 from ._lifecycle import Lifecycle, State
+from ._pending import Pending
 from ._router import Router
 from ._tracing import tracing_if_configured
 from ._transport import Delivery, Transport
@@ -108,16 +109,11 @@ class Node:
         if max_pending is not None and max_pending < 1:
             raise ConfigurationError("max_pending must be >= 1 or None")
         self.max_pending = max_pending
-        self.on_full = on_full
-        self.submit_timeout = submit_timeout
+        self._pending = Pending(max_pending, on_full=on_full, timeout=submit_timeout)
         self.drain_timeout = drain_timeout
         self.ack_wait = ack_wait
         self.router: Router[Binding] = Router()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crosswire-sync")
-        self._outstanding: set[tuple[str, str]] = set()  # (event id, binding) not yet terminal here
-        self._room = asyncio.Event()  # set whenever pending < max_pending
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._history: dict[tuple[str, str], list[AttemptRecord]] = {}
         self._in_flight: set[Delivery] = set()
         self._pools: list[Any] = []
@@ -263,10 +259,10 @@ class Node:
             with contextlib.suppress(Exception):
                 if not await pool.drain(remaining):
                     missed = True
-        if not self.transport.features.durable and self._outstanding:
+        if not self.transport.features.durable and len(self._pending):
             missed = True
             log.error("drain: %d submitted events were not handled and are lost with the "
-                      "in-process transport", len(self._outstanding))
+                      "in-process transport", len(self._pending))
         await self._shutdown(force=False)
         report = DrainReport(finished, returned, missed, time.monotonic() - started)
         if missed:
@@ -363,13 +359,12 @@ class Node:
                     f"no handler for event type {event.type!r}: on a non-durable transport it would be lost"
                 )
             pairs.extend((event.id, b.name) for b in bindings)
-        if self.max_pending is not None:
-            await self._wait_for_capacity(len(pairs))
-        self._track(pairs)
+        await self._pending.reserve(len(pairs))
+        self._pending.add(pairs)
         try:
             await self.transport.publish(events)
         except BaseException:
-            self._settled_many(pairs)
+            self._pending.remove(pairs)
             raise
         self.submitted += len(events)
 
@@ -377,55 +372,16 @@ class Node:
         """Internal publish (emitted follow-ups, replays): tracked, never blocked by
         ``max_pending`` — a handler waiting on capacity only it can free would deadlock."""
         pairs = [(e.id, b.name) for e in events for b in self.router.route(e.type)]
-        self._track(pairs)
+        self._pending.add(pairs)
         try:
             await self.transport.publish(events)
         except BaseException:
-            self._settled_many(pairs)
+            self._pending.remove(pairs)
             raise
 
-    async def _wait_for_capacity(self, n: int) -> None:
-        limit = self.max_pending
-        assert limit is not None
-
-        def full() -> bool:
-            return bool(self._outstanding) and len(self._outstanding) + n > limit
-
-        if not full():
-            return
-        if self.on_full == "reject":
-            raise BackpressureError(
-                f"{len(self._outstanding)} events pending (max_pending={limit}); rejected")
-        try:
-            async with asyncio.timeout(self.submit_timeout):
-                while full():
-                    self._room.clear()
-                    await self._room.wait()
-        except TimeoutError:
-            raise BackpressureError(
-                f"node stayed full for {self.submit_timeout:g}s "
-                f"({len(self._outstanding)} pending, max_pending={limit})") from None
-
-    def _track(self, pairs: list[tuple[str, str]]) -> None:
-        if pairs:
-            self._outstanding.update(pairs)
-            self._idle.clear()
-
-    def _settled_many(self, pairs: list[tuple[str, str]]) -> None:
-        for pair in pairs:
-            self._outstanding.discard(pair)
-        self._after_settle()
-
     def _settled(self, event_id: str, binding: str) -> None:
-        self._outstanding.discard((event_id, binding))
+        self._pending.discard((event_id, binding))
         self._history.pop((event_id, binding), None)
-        self._after_settle()
-
-    def _after_settle(self) -> None:
-        if not self._outstanding:
-            self._idle.set()
-        if self.max_pending is not None and len(self._outstanding) < self.max_pending:
-            self._room.set()
 
     async def wait_idle(self, timeout: float | None = None) -> None:
         """Wait until every event submitted through this node reached a terminal state
@@ -434,7 +390,7 @@ class Node:
         :raises TimeoutError: after ``timeout`` seconds.
         """
         async with asyncio.timeout(timeout):
-            await self._idle.wait()
+            await self._pending.wait_empty()
 
     # -- process and settle ------------------------------------------------------------
 
@@ -561,7 +517,7 @@ class Node:
             "node": self.app.name,
             "state": self.lifecycle.state.value,
             "submitted": self.submitted,
-            "pending": len(self._outstanding),
+            "pending": len(self._pending),
             "in_flight": len(self._in_flight),
             "bindings": {b.name: b.statistics() for b in self.router.bindings},
         }
