@@ -94,6 +94,19 @@ async def test_headers_carry_msg_id_and_cloudevents_attributes(transport: JetStr
     assert decode_event(msg.data or b"") == event
 
 
+async def test_without_cloudevents_headers_only_the_msg_id_is_sent(nats_url: str, names: tuple[str, str]) -> None:
+    stream, prefix = names
+    async with JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix, cloudevents_headers=False) as t:
+        event = ev("plain.x", 1)
+        await t.publish([event])
+        await t.publish([event])
+        msg = await t.jetstream.get_msg(stream, seq=1)
+        assert msg.headers == {"Nats-Msg-Id": event.id}
+        assert decode_event(msg.data or b"") == event
+        assert (await t.jetstream.stream_info(stream)).state.messages == 1
+        await t.jetstream.delete_stream(stream)
+
+
 async def test_republish_same_id_is_stored_once(transport: JetStreamTransport) -> None:
     events = [ev("a.b", i) for i in range(20)]
     await transport.publish(events)
