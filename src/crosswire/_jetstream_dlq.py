@@ -91,9 +91,7 @@ class JetStreamDeadLetterStore:
         """
         js = await self._js()
         try:
-            await js.publish(
-                self.subject(letter.binding, letter.id), _encoder.encode(letter), stream=self.stream
-            )
+            await js.publish(self.subject(letter.binding, letter.id), _encoder.encode(letter), stream=self.stream)
         except _Errors as exc:
             raise TransportError(f"cannot store dead letter {letter.id!r} in {self.stream}: {exc!r}") from exc
 
@@ -109,18 +107,14 @@ class JetStreamDeadLetterStore:
     async def _find(self, letter_id: str) -> tuple[int, DeadLetter] | None:
         js = await self._js()
         try:
-            msg = await js.get_msg(
-                self.stream, seq=1, next=True, subject=f"{self.prefix}.*.{_token(letter_id)}"
-            )
+            msg = await js.get_msg(self.stream, seq=1, next=True, subject=f"{self.prefix}.*.{_token(letter_id)}")
         except nats.js.errors.NotFoundError:
             return None
         except _Errors as exc:
             raise TransportError(f"cannot read dead letter {letter_id!r}: {exc!r}") from exc
         return msg.seq, _decode(msg.data, msg.seq)
 
-    async def list(
-        self, *, binding: str | None = None, type: str | None = None, limit: int = 1000
-    ) -> list[DeadLetter]:
+    async def list(self, *, binding: str | None = None, type: str | None = None, limit: int = 1000) -> list[DeadLetter]:
         """Dead letters, oldest (``dead_at``) first, filtered by binding and event type.
 
         :raises TransportError: the broker did not answer.
