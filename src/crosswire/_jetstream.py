@@ -258,6 +258,7 @@ class JetStreamSubscription:
         # of the same consumer (a redelivery may reach a sibling)
         self._latest: dict[int, JetStreamDelivery] = transport._latest.setdefault(consumer, {})
         self._requested = 0
+        self._refill = max(1, prefetch // 2)  # ask for more once this much room is free
         self._wake = asyncio.Event()
         self._last_activity = time.monotonic()
         self._closed = False
@@ -280,8 +281,6 @@ class JetStreamSubscription:
             self._on_status(msg)
             return
         self._requested = max(0, self._requested - 1)
-        if self._requested <= self._prefetch // 2:
-            self._wake.set()
         if self._closed:
             with contextlib.suppress(Exception):
                 await self._nc.publish(msg.reply, _NAK)
@@ -320,8 +319,10 @@ class JetStreamSubscription:
                 # restart, reconnect). Ask again.
                 self._requested = 0
                 self._last_activity = time.monotonic()
-            if self._requested <= self._prefetch // 2 and self._nc.is_connected:
-                want = self._prefetch - self._requested
+            # Room = prefetch minus what is requested and what is held unsettled (queued
+            # or being handled): each subscription holds at most ``prefetch``.
+            want = self._prefetch - self._requested - len(self._unsettled)
+            if want >= self._refill and self._nc.is_connected:
                 request = json.dumps({"batch": want, "expires": expires_ns, "idle_heartbeat": heartbeat_ns}).encode()
                 try:
                     await self._nc.publish(self._next_subject, request, reply=self._inbox)
@@ -338,6 +339,8 @@ class JetStreamSubscription:
 
     def _settled(self, delivery: JetStreamDelivery) -> None:
         self._unsettled.discard(delivery)
+        if self._prefetch - self._requested - len(self._unsettled) >= self._refill:
+            self._wake.set()
         if self._latest.get(delivery.stream_sequence) is delivery:
             del self._latest[delivery.stream_sequence]
         self.acked += 1
@@ -436,6 +439,10 @@ class JetStreamTransport:
     :param max_age: how long the stream keeps events (seconds; ``None``: no limit).
     :param publish_timeout: how long ``publish`` waits for the broker's acks.
     :param replicas: stream replicas (on a cluster).
+    :param max_ack_pending: unacknowledged messages allowed per consumer, i.e. per
+        group, shared by every node of the group; default: the subscription's
+        ``prefetch``. Each subscription still holds at most ``prefetch``, so when N
+        nodes share a group, ``N * prefetch`` lets all of them work at full depth.
     :param cloudevents_headers: also send the CloudEvents attributes as ``ce-*``
         headers (binary content mode), for NATS tooling and CloudEvents consumers.
         ``False`` sends only ``Nats-Msg-Id``: the body has every attribute anyway, and
@@ -461,6 +468,7 @@ class JetStreamTransport:
         tls: ssl.SSLContext | None = None,
         fsync: bool = False,
         cloudevents_headers: bool = True,
+        max_ack_pending: int | None = None,
         max_age: float | None = 7 * 24 * 3600.0,
         publish_timeout: float = 10.0,
         replicas: int = 1,
@@ -484,6 +492,9 @@ class JetStreamTransport:
         self.publish_timeout = publish_timeout
         self.replicas = replicas
         self.cloudevents_headers = cloudevents_headers
+        if max_ack_pending is not None and max_ack_pending < 1:
+            raise ConfigurationError("max_ack_pending must be >= 1 or None")
+        self.max_ack_pending = max_ack_pending
         self._connect_options: dict[str, Any] = {
             "user": user,
             "password": password,
@@ -747,7 +758,7 @@ class JetStreamTransport:
             "max_deliver": -1,
             "filter_subject": self.subject_for(pattern),
             "replay_policy": "instant",
-            "max_ack_pending": prefetch,
+            "max_ack_pending": self.max_ack_pending or prefetch,
             "max_waiting": 512,
         }
         request = json.dumps({"stream_name": self.stream, "config": config}).encode()

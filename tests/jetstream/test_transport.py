@@ -176,6 +176,23 @@ async def test_one_group_shares_work_between_two_subscriptions(transport: JetStr
     assert seen["a"] and seen["b"], f"work not shared: a={len(seen['a'])} b={len(seen['b'])}"
 
 
+@pytest.mark.parametrize(("max_ack_pending", "expected"), [(None, 8), (16, 16)])
+async def test_max_ack_pending_is_per_group(
+    nats_url: str, names: tuple[str, str], max_ack_pending: int | None, expected: int
+) -> None:
+    stream, prefix = names
+    async with JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix, max_ack_pending=max_ack_pending) as t:
+        await t.publish([ev("map.x", i) for i in range(40)])
+        subs = [await t.subscribe("map.x", "g", prefetch=8, ack_wait=30) for _ in range(2)]
+        await asyncio.sleep(1.0)  # nothing is acked: each holds what the broker let it have
+        held = [s.statistics()["unsettled"] for s in subs]
+        assert sum(held) == expected, held
+        assert all(h <= 8 for h in held)  # prefetch still bounds each subscription
+        for s in subs:
+            await s.close()
+        await t.jetstream.delete_stream(stream)
+
+
 async def test_each_group_gets_every_event(transport: JetStreamTransport) -> None:
     events = [ev("fan.out", i) for i in range(5)]
     await transport.publish(events)
