@@ -570,24 +570,21 @@ class JetStreamTransport:
             else:
                 assert self.url is not None
                 servers = list(self.url)
+            nc = NatsClient()
+            connect_timeout = self._connect_options["connect_timeout"]
             try:
-                nc = await nats.connect(
-                    servers=servers,
-                    allow_reconnect=True,
-                    # A few tries at first (an unreachable URL is an error at start);
-                    # once connected, reconnect forever (set below).
-                    max_reconnect_attempts=3,
-                    reconnect_time_wait=0.25,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                    closed_cb=self._on_closed,
-                    **{k: v for k, v in self._connect_options.items() if v is not None},
-                )
+                # Bounded as a whole: a server that accepts TCP but stalls (e.g. a TLS
+                # handshake that never completes) must not hang start().
+                async with asyncio.timeout(4 * connect_timeout + 2):
+                    await nc.connect(servers=servers, **self._client_options())
             except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await nc.close()
                 if self._server is not None:
                     await self._server.stop()
-                raise TransportError(f"cannot connect to NATS at {servers}: {exc}") from exc
+                cause = f" (last error: {self._last_error})" if self._last_error else ""
+                reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+                raise TransportError(f"cannot connect to NATS at {servers}: {reason}{cause}") from exc
             nc.options["max_reconnect_attempts"] = -1
             self._nc = nc
             self._js = nc.jetstream(timeout=self.publish_timeout)
@@ -596,6 +593,20 @@ class JetStreamTransport:
             except Exception:
                 await self.close()
                 raise
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "allow_reconnect": True,
+            # A few tries at first (an unreachable URL is an error at start); once
+            # connected, reconnect forever (set after connecting).
+            "max_reconnect_attempts": 3,
+            "reconnect_time_wait": 0.25,
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+            "closed_cb": self._on_closed,
+            **{k: v for k, v in self._connect_options.items() if v is not None},
+        }
 
     async def _ensure_stream(self) -> None:
         config = api.StreamConfig(
