@@ -31,6 +31,7 @@ import json
 import re
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -515,6 +516,7 @@ class JetStreamTransport:
         self._awaiting: dict[str, _PublishBatch] = {}
         self._lock = asyncio.Lock()
         self._last_error: str | None = None
+        self._recent_errors: deque[str] = deque(maxlen=8)
         self.published = 0
         self.reconnects = 0
 
@@ -571,6 +573,7 @@ class JetStreamTransport:
                 assert self.url is not None
                 servers = list(self.url)
             nc = NatsClient()
+            self._recent_errors.clear()
             connect_timeout = self._connect_options["connect_timeout"]
             try:
                 # Bounded as a whole: a server that accepts TCP but stalls (e.g. a TLS
@@ -582,7 +585,8 @@ class JetStreamTransport:
                     await nc.close()
                 if self._server is not None:
                     await self._server.stop()
-                cause = f" (last error: {self._last_error})" if self._last_error else ""
+                seen = list(dict.fromkeys(self._recent_errors))  # distinct, in order
+                cause = f" (errors: {'; '.join(seen)})" if seen else ""
                 reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
                 raise TransportError(f"cannot connect to NATS at {servers}: {reason}{cause}") from exc
             nc.options["max_reconnect_attempts"] = -1
@@ -637,6 +641,7 @@ class JetStreamTransport:
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = f"{type(exc).__name__}: {exc}"
+        self._recent_errors.append(self._last_error)
 
     async def _on_disconnected(self) -> None:
         for sub in self._subscriptions:
