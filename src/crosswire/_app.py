@@ -172,7 +172,7 @@ class App:
 def _policies(
     timeout: float | None,
     retry: Retry | None,
-    breaker: Breaker | None | bool,
+    breaker: Breaker | bool | None,
     dedup: bool,
     concurrency: int,
     queue_size: int,

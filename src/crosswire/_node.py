@@ -94,16 +94,16 @@ class Node:
         self.app = app
         self.transport = transport
         self.lifecycle = Lifecycle(f"node {app.name}")
-        # a durable transport brings durable stores (JetStream: a dead-letter stream, a KV
-        # bucket); otherwise they live in this process
+        # A durable transport brings its durable dead-letter store (JetStream: a stream).
+        # Dedup defaults to this node's memory: it catches redeliveries and duplicates that
+        # reach this node at no broker cost. Cluster-wide dedup is one argument away
+        # (JetStream: idempotency=transport.idempotency_store(), a KV bucket) and costs
+        # two broker round trips per event.
         if dead_letters is None:
             make_dlq = getattr(transport, "dead_letter_store", None)
             dead_letters = make_dlq() if callable(make_dlq) else MemoryDeadLetterStore()
-        if idempotency is None:
-            make_kv = getattr(transport, "idempotency_store", None)
-            idempotency = make_kv() if callable(make_kv) else MemoryIdempotencyStore()
         self.dead_letters = DeadLetters(dead_letters, self._publish)
-        self.idempotency = idempotency
+        self.idempotency = idempotency or MemoryIdempotencyStore()
         if max_pending == -1:
             max_pending = None if transport.features.durable else 10_000
         if max_pending is not None and max_pending < 1:
