@@ -170,3 +170,20 @@ def test_missed_drain_deadline_exits_non_zero(run_node: object, tmp_path: Path) 
     time.sleep(1.0)  # let the slow handler start
     assert node.stop() == 1
     assert "drain deadline of 0.5s missed" in node.log.read_text()
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    proc = subprocess.Popen([*CROSSWIRE, "--log-json", "run", "cli_app:app", "--memory"], cwd=HERE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        record = json.loads(first)
+        assert record["level"] == "info" and record["logger"] == "crosswire.cli"
+        assert "ready on memory" in record["message"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    for line in rest.splitlines():
+        json.loads(line)
