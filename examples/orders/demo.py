@@ -44,8 +44,8 @@ async def main() -> int:
     parser.add_argument("--orders", type=int, default=200, help="how many orders to submit (default 200)")
     parser.add_argument("--memory", action="store_true", help="memory transport instead of JetStream")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    console = Console()
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    console = Console(width=None if sys.stdout.isatty() else 110)
     data_dir = tempfile.mkdtemp(prefix="crosswire-demo-")
     transport: crosswire.Transport = (
         crosswire.MemoryTransport() if args.memory else crosswire.JetStreamTransport(data_dir=data_dir))
