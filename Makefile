@@ -14,6 +14,8 @@ RUST_TARGET     := $(CURDIR)/sdk/rust/target
 RUST_TESTWORKER := $(RUST_TARGET)/release/examples/testworker
 RUST_FRAUD      := $(RUST_TARGET)/release/rust-fraud
 
+STATICCHECK := $(CURDIR)/.tools/staticcheck
+
 export CROSSWIRE_GO_TESTWORKER   := $(CURDIR)/$(GO_TESTWORKER)
 export CROSSWIRE_RUST_TESTWORKER := $(RUST_TESTWORKER)
 
@@ -44,11 +46,14 @@ build: $(STAMP) build-go build-rust
 demo: build
 	$(PY) examples/orders/demo.py
 
-lint: $(STAMP)
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/.tools $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: $(STAMP) $(STATICCHECK)
 	$(VENV)/bin/ruff check src tests bench examples tools
 	$(VENV)/bin/mypy
-	cd sdk/go && $(GO) vet ./...
-	cd examples/orders/go-pricing && $(GO) vet ./...
+	cd sdk/go && $(GO) vet ./... && $(STATICCHECK) ./...
+	cd examples/orders/go-pricing && $(GO) vet ./... && $(STATICCHECK) ./...
 	cd sdk/rust && $(CARGO) clippy --quiet --all-targets -- -D warnings
 
 test-go:
@@ -75,4 +80,4 @@ vectors: $(STAMP)
 	$(PY) tools/gen_vectors.py
 
 clean:
-	rm -rf $(VENV) sdk/go/bin examples/orders/go-pricing/bin sdk/rust/target .crosswire
+	rm -rf $(VENV) .tools sdk/go/bin examples/orders/go-pricing/bin sdk/rust/target .crosswire

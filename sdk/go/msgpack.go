@@ -356,6 +356,3 @@ func (r *reader) end() error {
 
 // writer helpers on the library Encoder; a bytes.Buffer never fails a write.
 
-func newEncoder(buf *bytes.Buffer) *msgpack.Encoder {
-	return msgpack.NewEncoder(buf)
-}
