@@ -353,6 +353,3 @@ func (r *reader) end() error {
 	}
 	return nil
 }
-
-// writer helpers on the library Encoder; a bytes.Buffer never fails a write.
-
