@@ -51,10 +51,11 @@ $(STATICCHECK):
 
 lint: $(STAMP) $(STATICCHECK)
 	$(VENV)/bin/ruff check src tests bench examples tools
+	$(VENV)/bin/ruff format --check src tests bench examples tools
 	$(VENV)/bin/mypy
-	cd sdk/go && $(GO) vet ./... && $(STATICCHECK) ./...
+	cd sdk/go && test -z "$$(gofmt -l .)" && $(GO) vet ./... && $(STATICCHECK) ./...
 	cd examples/orders/go-pricing && $(GO) vet ./... && $(STATICCHECK) ./...
-	cd sdk/rust && $(CARGO) clippy --quiet --all-targets -- -D warnings
+	cd sdk/rust && $(CARGO) fmt --check && $(CARGO) clippy --quiet --all-targets -- -D warnings
 
 test-go:
 	cd sdk/go && $(GO) test -count=1 ./...

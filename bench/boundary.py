@@ -50,9 +50,7 @@ def _event() -> crosswire.Event[Any]:
     )
 
 
-async def _measure(
-    call: Callable[[], Awaitable[object]], concurrency: int, seconds: float
-) -> tuple[float, float]:
+async def _measure(call: Callable[[], Awaitable[object]], concurrency: int, seconds: float) -> tuple[float, float]:
     """Run ``call`` from ``concurrency`` loops for ``seconds``; returns (calls/s, p99 ms)."""
     for _ in range(min(200, concurrency * 4)):  # warm up
         await call()
@@ -92,8 +90,16 @@ def _worker_binary(runtime: str) -> list[str] | None:
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "sdk/rust/target"))
         binary = Path(os.environ.get("CROSSWIRE_RUST_TESTWORKER", target / "release/examples/testworker"))
         tool, cwd = "cargo", ROOT / "sdk/rust"
-        build = ["cargo", "build", "--release", "--quiet", "--example", "testworker",
-                 "--target-dir", str(binary.parents[2])]
+        build = [
+            "cargo",
+            "build",
+            "--release",
+            "--quiet",
+            "--example",
+            "testworker",
+            "--target-dir",
+            str(binary.parents[2]),
+        ]
     if not binary.exists() and shutil.which(tool) is not None:
         proc = subprocess.run(build, cwd=cwd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -109,9 +115,7 @@ async def bench_worker(hub: WorkerHub, runtime: str, seconds: float) -> dict[str
     if argv is None:
         return {}
     name = f"bench-{runtime}"
-    pool = WorkerPool(
-        WorkerSpec(name=name, command=(*argv, "--name", name, "--max-in-flight", str(IN_FLIGHT))), hub
-    )
+    pool = WorkerPool(WorkerSpec(name=name, command=(*argv, "--name", name, "--max-in-flight", str(IN_FLIGHT))), hub)
     await pool.start()
     try:
         attempt = Attempt(event=_event(), binding=name)
@@ -233,11 +237,9 @@ async def _grpc_server(path: str) -> None:
         return b"\x81\xa2ok\xc3"
 
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((
-        grpc.method_handlers_generic_handler(
-            "bench.Boundary", {"Call": grpc.unary_unary_rpc_method_handler(call)}
-        ),
-    ))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.Boundary", {"Call": grpc.unary_unary_rpc_method_handler(call)}),)
+    )
     server.add_insecure_port(f"unix:{path}")
     await server.start()
     print("ready", flush=True)
@@ -264,9 +266,7 @@ async def bench_grpc(seconds: float, tmp: str) -> dict[str, tuple[float, float]]
 
 
 async def _spawn_helper(flag: str, path: str) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, flag, path, stdout=asyncio.subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, flag, path, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     if line.strip() != b"ready":
@@ -306,9 +306,7 @@ async def run(seconds: float, with_python: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1.5 s per measurement instead of 5 s")
     parser.add_argument("--python", action="store_true", help="also measure the Python worker SDK")
     parser.add_argument("--echo-server", metavar="PATH", help=argparse.SUPPRESS)

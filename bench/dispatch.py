@@ -125,7 +125,9 @@ async def main() -> None:
     n = args.events or (5_000 if args.quick else 50_000)
     rounds = args.rounds or (3 if args.quick else 5)
     contenders: dict[str, Callable[[int], Awaitable[float | None]]] = {
-        "crosswire": run_crosswire, "baseline_queue": run_baseline, "faststream": run_faststream,
+        "crosswire": run_crosswire,
+        "baseline_queue": run_baseline,
+        "faststream": run_faststream,
     }
     results: dict[str, list[float]] = {k: [] for k in contenders}
     fs_n = max(1, n // 5)  # FastStream's test broker is slow; fewer events, same per-event metric
@@ -134,8 +136,10 @@ async def main() -> None:
             value = await fn(fs_n if name == "faststream" else n)
             if value is not None:
                 results[name].append(value)
-            print(f"round {r + 1}/{rounds} {name:15s} "
-                  f"{'n/a' if value is None else f'{value:,.0f} events/s'}", file=sys.stderr)
+            print(
+                f"round {r + 1}/{rounds} {name:15s} {'n/a' if value is None else f'{value:,.0f} events/s'}",
+                file=sys.stderr,
+            )
     eps = {k: (statistics.median(v) if v else None) for k, v in results.items()}
     cw, base, fs = eps["crosswire"], eps["baseline_queue"], eps["faststream"]
     assert cw is not None and base is not None

@@ -110,9 +110,7 @@ def load_protobuf(workdir: Path) -> Any:
 
     (workdir / "cw_envelope.proto").write_text(PROTO)
     include = Path(protoc.__file__).parent / "_proto"
-    code = protoc.main(
-        ["protoc", f"-I{workdir}", f"-I{include}", f"--python_out={workdir}", "cw_envelope.proto"]
-    )
+    code = protoc.main(["protoc", f"-I{workdir}", f"-I{include}", f"--python_out={workdir}", "cw_envelope.proto"])
     if code != 0:
         raise SystemExit(f"protoc failed with exit code {code}")
     sys.path.insert(0, str(workdir))
@@ -168,9 +166,7 @@ def time_once(fn: Callable[[], object], iterations: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few rounds, for CI smoke runs")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=None)

@@ -78,9 +78,7 @@ def test_extensions_are_sorted_canonically() -> None:
         ({"blob": b"x" * 4097}, "too_large", "4097 bytes"),
     ],
 )
-def test_invalid_extensions_are_refused_with_a_clear_message(
-    extensions: dict[str, Any], code: str, words: str
-) -> None:
+def test_invalid_extensions_are_refused_with_a_clear_message(extensions: dict[str, Any], code: str, words: str) -> None:
     with pytest.raises(EnvelopeDecodeError) as info:
         Event.new("t", extensions=extensions)
     assert info.value.code == code

@@ -30,12 +30,23 @@ from crosswire._frames import (
 
 def _sample_frames() -> list[Any]:
     return [
-        Hello(versions=[1], name="pricing", runtime="go", types=["order.created"], max_in_flight=8,
-              max_frame=DEFAULT_MAX_FRAME, pid=42, sdk="crosswire-go/0.1"),
+        Hello(
+            versions=[1],
+            name="pricing",
+            runtime="go",
+            types=["order.created"],
+            max_in_flight=8,
+            max_frame=DEFAULT_MAX_FRAME,
+            pid=42,
+            sdk="crosswire-go/0.1",
+        ),
         Deliver(id=1, envelope=b"\x80" * 300, deadline=1795860000000),
         Result(id=1, ok=True, start_ns=1, duration_ns=2),
         Result(
-            id=2, ok=False, start_ns=3, duration_ns=4,
+            id=2,
+            ok=False,
+            start_ns=3,
+            duration_ns=4,
             error=ErrorInfo.of(ErrorCode.UNAVAILABLE, "db down", retry_after=0.5, runtime="go"),
             emitted=[b"a", b"b" * 1000],
         ),

@@ -51,8 +51,18 @@ def noncanonical_event(name: str, desc: str, data: bytes) -> None:
     event = decode_event(data)
     canon = encode_event(event)
     assert canon != data, name
-    write("envelope", "valid", name, {"description": desc, "hex": data.hex(), "reencode": False,
-                                       "canonical_hex": canon.hex(), "event": event_to_dict(event)})
+    write(
+        "envelope",
+        "valid",
+        name,
+        {
+            "description": desc,
+            "hex": data.hex(),
+            "reencode": False,
+            "canonical_hex": canon.hex(),
+            "event": event_to_dict(event),
+        },
+    )
 
 
 def invalid_event(name: str, desc: str, data: bytes, code: str) -> None:
@@ -69,24 +79,42 @@ def envelope_vectors() -> None:
     V = valid_event
     V("minimal", "only the four required attributes", ev())
     V("with-time", "RFC 3339 time with Z", ev(time="2026-11-28T10:00:00Z"))
-    V("time-offset", "RFC 3339 time with a numeric offset and nanoseconds",
-      ev(time="2026-11-28T10:00:00.123456789+02:00"))
+    V(
+        "time-offset",
+        "RFC 3339 time with a numeric offset and nanoseconds",
+        ev(time="2026-11-28T10:00:00.123456789+02:00"),
+    )
     V("subject", "subject set", ev(subject="order-42"))
-    V("json-data", "JSON payload embedded as data in the JSON form",
-      ev(datacontenttype="application/json", data=b'{"sku":"A-1","qty":2}'))
-    V("json-suffix-data", "+json media type embeds data too",
-      ev(datacontenttype="application/vnd.order+json", data=b'[1,2,3]'))
-    V("msgpack-data", "MessagePack payload, base64 in JSON",
-      ev(datacontenttype="application/msgpack", data=raw({"sku": "A-1", "qty": 2})))
+    V(
+        "json-data",
+        "JSON payload embedded as data in the JSON form",
+        ev(datacontenttype="application/json", data=b'{"sku":"A-1","qty":2}'),
+    )
+    V(
+        "json-suffix-data",
+        "+json media type embeds data too",
+        ev(datacontenttype="application/vnd.order+json", data=b"[1,2,3]"),
+    )
+    V(
+        "msgpack-data",
+        "MessagePack payload, base64 in JSON",
+        ev(datacontenttype="application/msgpack", data=raw({"sku": "A-1", "qty": 2})),
+    )
     V("binary-data", "arbitrary bytes, every byte value", ev(data=bytes(range(256))))
     V("empty-data", "present but empty data", ev(data=b""))
     V("large-data", "64 KiB payload (bin32 header)", ev(data=bytes(i % 251 for i in range(65536))))
     V("data-bin16", "300-byte payload (bin16 header)", ev(data=b"x" * 300))
     V("dataschema", "dataschema URI", ev(dataschema="https://example.com/schemas/order-v1.json"))
-    V("unicode", "non-ASCII text in every string attribute",
-      ev(id="événement-1", source="/commandes/été", type="commande.créée", subject="客户-42 🚀"))
-    V("unicode-json-data", "non-ASCII JSON data", ev(datacontenttype="application/json",
-                                                     data='{"name":"Zoë ☕"}'.encode()))
+    V(
+        "unicode",
+        "non-ASCII text in every string attribute",
+        ev(id="événement-1", source="/commandes/été", type="commande.créée", subject="客户-42 🚀"),
+    )
+    V(
+        "unicode-json-data",
+        "non-ASCII JSON data",
+        ev(datacontenttype="application/json", data='{"name":"Zoë ☕"}'.encode()),
+    )
     V("correlation", "correlation and causation ids", ev(correlationid="corr-1", causationid="evt-0"))
     V("traceparent", "W3C trace context", ev(traceparent=TP, tracestate="congo=t61rcWkgMzE"))
     V("partitionkey", "order key", ev(partitionkey="order-42"))
@@ -97,38 +125,69 @@ def envelope_vectors() -> None:
     V("attempt-3", "third attempt", ev(attempt=3))
     V("attempt-large", "attempt needing uint16", ev(attempt=1000))
     V("ext-string", "one string extension", ev(extensions={"tenant": "acme"}))
-    V("ext-int", "integer extensions, positive and negative, several widths",
-      ev(extensions={"a": 1, "b": -1, "c": 300, "d": -40000, "e": 2**40, "f": -(2**63)}))
+    V(
+        "ext-int",
+        "integer extensions, positive and negative, several widths",
+        ev(extensions={"a": 1, "b": -1, "c": 300, "d": -40000, "e": 2**40, "f": -(2**63)}),
+    )
     V("ext-bool", "boolean extensions", ev(extensions={"yes": True, "no": False}))
     V("ext-bytes", "binary extension (base64 in JSON)", ev(extensions={"sig": b"\x00\x01\xfe\xff"}))
     V("ext-sorted", "extension keys written sorted by bytes", ev(extensions={"zz": 1, "a1": 2, "m": 3, "a": 4}))
     V("ext-max-name", "20-character extension name", ev(extensions={"abcdefghij0123456789": "x"}))
     V("ext-32", "the maximum 32 extensions", ev(extensions={f"x{i:02d}": i for i in range(32)}))
-    V("full", "every attribute present", ev(
-        subject="order-42", time="2026-11-28T10:00:00.5Z", datacontenttype="application/json",
-        dataschema="urn:schema:order:1", data=b'{"ok":true}', correlationid="c-1", causationid="e-0",
-        traceparent=TP, tracestate="a=b", partitionkey="order-42", idempotencykey="i-1",
-        deadline=1795860000000, attempt=2, extensions={"tenant": "acme", "prio": 5}))
+    V(
+        "full",
+        "every attribute present",
+        ev(
+            subject="order-42",
+            time="2026-11-28T10:00:00.5Z",
+            datacontenttype="application/json",
+            dataschema="urn:schema:order:1",
+            data=b'{"ok":true}',
+            correlationid="c-1",
+            causationid="e-0",
+            traceparent=TP,
+            tracestate="a=b",
+            partitionkey="order-42",
+            idempotencykey="i-1",
+            deadline=1795860000000,
+            attempt=2,
+            extensions={"tenant": "acme", "prio": 5},
+        ),
+    )
     V("max-id", "id of exactly 256 characters", ev(id="i" * 256))
     V("max-id-multibyte", "id of 256 two-byte characters: limits count characters", ev(id="é" * 256))
     V("long-type", "type of 256 bytes (str8 boundary crossed)", ev(type="t" * 256))
     V("source-uri", "absolute URI source", ev(source="https://shop.example.com/orders"))
     V("str16-subject", "subject long enough for a str16 header", ev(subject="s" * 300))
     # compatibility
-    noncanonical_event("newer-writer-extra-keys", "a newer minor version added keys this reader does not know: ignored",
-                       _map16(base(futurefield="x", cwhints={"a": 1}, attempt=2)))
-    noncanonical_event("newer-writer-unknown-nested", "unknown key holding an array and a nil",
-                       _map16(base(routingpath=["a", "b"], extra=None)))
-    noncanonical_event("older-writer-fixmap", "an older writer used a fixmap header: accepted, canonical is map16",
-                       raw(base()))
-    noncanonical_event("older-writer-no-attempt", "older writer without cwversion/attempt: defaults 1 filled",
-                       raw(base(subject="s")))
-    noncanonical_event("explicit-defaults", "cwversion and attempt written as 1 explicitly: omitted canonically",
-                       _map16(base(cwversion=1, attempt=1)))
-    noncanonical_event("wide-int", "attempt written as uint32: canonical uses the smallest int",
-                       _with_raw_attempt())
-    noncanonical_event("key-order", "attributes in another order: canonical order restored",
-                       _map16({"type": "order.created", "id": "evt-1", "specversion": "1.0", "source": "/orders/api"}))
+    noncanonical_event(
+        "newer-writer-extra-keys",
+        "a newer minor version added keys this reader does not know: ignored",
+        _map16(base(futurefield="x", cwhints={"a": 1}, attempt=2)),
+    )
+    noncanonical_event(
+        "newer-writer-unknown-nested",
+        "unknown key holding an array and a nil",
+        _map16(base(routingpath=["a", "b"], extra=None)),
+    )
+    noncanonical_event(
+        "older-writer-fixmap", "an older writer used a fixmap header: accepted, canonical is map16", raw(base())
+    )
+    noncanonical_event(
+        "older-writer-no-attempt", "older writer without cwversion/attempt: defaults 1 filled", raw(base(subject="s"))
+    )
+    noncanonical_event(
+        "explicit-defaults",
+        "cwversion and attempt written as 1 explicitly: omitted canonically",
+        _map16(base(cwversion=1, attempt=1)),
+    )
+    noncanonical_event("wide-int", "attempt written as uint32: canonical uses the smallest int", _with_raw_attempt())
+    noncanonical_event(
+        "key-order",
+        "attributes in another order: canonical order restored",
+        _map16({"type": "order.created", "id": "evt-1", "specversion": "1.0", "source": "/orders/api"}),
+    )
 
     I = invalid_event
     good = encode_event(ev(subject="order-42", data=b"abc"))
@@ -143,7 +202,12 @@ def envelope_vectors() -> None:
     I("missing-id", "no id", _map16({k: v for k, v in base().items() if k != "id"}), "missing_field")
     I("missing-source", "no source", _map16({k: v for k, v in base().items() if k != "source"}), "missing_field")
     I("missing-type", "no type", _map16({k: v for k, v in base().items() if k != "type"}), "missing_field")
-    I("missing-specversion", "no specversion", _map16({k: v for k, v in base().items() if k != "specversion"}), "missing_field")
+    I(
+        "missing-specversion",
+        "no specversion",
+        _map16({k: v for k, v in base().items() if k != "specversion"}),
+        "missing_field",
+    )
     I("empty-id", "id is the empty string", _map16(base(id="")), "missing_field")
     I("empty-type", "type is the empty string", _map16(base(type="")), "missing_field")
     I("bad-specversion", "specversion 0.3", _map16(base(specversion="0.3")), "invalid_value")
@@ -155,9 +219,24 @@ def envelope_vectors() -> None:
     I("bad-traceparent", "traceparent with upper-case hex", _map16(base(traceparent=TP.upper())), "invalid_value")
     I("bad-time", "time that is not RFC 3339", _map16(base(time="28/11/2026 10:00")), "invalid_value")
     I("unsupported-major", "cwversion 2", _map16(base(cwversion=2)), "unsupported_version")
-    I("ext-upper-case", "extension name with upper case", _map16(base(extensions={"Tenant": "x"})), "invalid_extension_name")
-    I("ext-too-long-name", "21-character extension name", _map16(base(extensions={"a" * 21: "x"})), "invalid_extension_name")
-    I("ext-shadows-attribute", "extension named like an attribute", _map16(base(extensions={"subject": "x"})), "invalid_extension_name")
+    I(
+        "ext-upper-case",
+        "extension name with upper case",
+        _map16(base(extensions={"Tenant": "x"})),
+        "invalid_extension_name",
+    )
+    I(
+        "ext-too-long-name",
+        "21-character extension name",
+        _map16(base(extensions={"a" * 21: "x"})),
+        "invalid_extension_name",
+    )
+    I(
+        "ext-shadows-attribute",
+        "extension named like an attribute",
+        _map16(base(extensions={"subject": "x"})),
+        "invalid_extension_name",
+    )
     I("ext-dash", "extension name with a dash", _map16(base(extensions={"my-ext": "x"})), "invalid_extension_name")
     I("ext-float", "float extension value", _map16(base(extensions={"ratio": 0.5})), "wrong_type")
     I("ext-array", "array extension value", _map16(base(extensions={"list": [1]})), "wrong_type")
@@ -167,9 +246,19 @@ def envelope_vectors() -> None:
     I("type-too-long", "257-byte type", _map16(base(type="t" * 257)), "too_large")
     I("id-too-long-multibyte", "257 two-byte characters", _map16(base(id="é" * 257)), "too_large")
     I("cwversion-string", "cwversion of the wrong type", _map16(base(cwversion="1")), "wrong_type")
-    I("time-non-ascii-digits", "time with Arabic-Indic digits", _map16(base(time="٢٠٢٦-11-28T10:00:00Z")), "invalid_value")
+    I(
+        "time-non-ascii-digits",
+        "time with Arabic-Indic digits",
+        _map16(base(time="٢٠٢٦-11-28T10:00:00Z")),
+        "invalid_value",
+    )
     I("extensions-not-map", "extensions is an array", _map16(base(extensions=["a"])), "wrong_type")
-    I("invalid-utf8", "id holds invalid UTF-8", _map16(base()).replace(b"\xa5evt-1", b"\xa5evt\xff\xfe"), "invalid_value")
+    I(
+        "invalid-utf8",
+        "id holds invalid UTF-8",
+        _map16(base()).replace(b"\xa5evt-1", b"\xa5evt\xff\xfe"),
+        "invalid_value",
+    )
 
 
 def _map16(d: dict[str, Any]) -> bytes:
@@ -187,8 +276,7 @@ def error_vectors() -> None:
     def V(name: str, desc: str, info: ErrorInfo) -> None:
         b = encode_error_info(info)
         assert encode_error_info(decode_error_info(b)) == b
-        write("errors", "valid", name, {"description": desc, "hex": b.hex(),
-                                         "error_info": msgspec.to_builtins(info)})
+        write("errors", "valid", name, {"description": desc, "hex": b.hex(), "error_info": msgspec.to_builtins(info)})
 
     def I(name: str, desc: str, data: bytes, code: str) -> None:
         try:
@@ -200,13 +288,33 @@ def error_vectors() -> None:
         write("errors", "invalid", name, {"description": desc, "hex": data.hex(), "error": code})
 
     V("timeout", "a timeout from Go", ErrorInfo.of(ErrorCode.TIMEOUT, "deadline exceeded", runtime="go"))
-    V("permanent", "invalid argument, not retryable", ErrorInfo.of(ErrorCode.INVALID_ARGUMENT, "qty must be > 0", runtime="rust"))
-    V("retry-after", "rate limited with retry_after", ErrorInfo.of(ErrorCode.RESOURCE_EXHAUSTED, "slow down", retry_after=1.5))
-    V("details", "details sorted by key", ErrorInfo.of(ErrorCode.HANDLER_ERROR, "boom", details={"zone": "eu", "attempt": "3", "b": ""}))
+    V(
+        "permanent",
+        "invalid argument, not retryable",
+        ErrorInfo.of(ErrorCode.INVALID_ARGUMENT, "qty must be > 0", runtime="rust"),
+    )
+    V(
+        "retry-after",
+        "rate limited with retry_after",
+        ErrorInfo.of(ErrorCode.RESOURCE_EXHAUSTED, "slow down", retry_after=1.5),
+    )
+    V(
+        "details",
+        "details sorted by key",
+        ErrorInfo.of(ErrorCode.HANDLER_ERROR, "boom", details={"zone": "eu", "attempt": "3", "b": ""}),
+    )
     V("empty-message", "empty message is allowed", ErrorInfo.of(ErrorCode.INTERNAL, ""))
-    V("override-retryable", "a normally retryable code marked permanent", ErrorInfo.of(ErrorCode.UNAVAILABLE, "gone for good", retryable=False))
+    V(
+        "override-retryable",
+        "a normally retryable code marked permanent",
+        ErrorInfo.of(ErrorCode.UNAVAILABLE, "gone for good", retryable=False),
+    )
     V("unicode", "non-ASCII message", ErrorInfo.of(ErrorCode.REJECTED, "commande refusée ✋", runtime="python"))
-    V("worker-lost", "node-side worker_lost", ErrorInfo.of(ErrorCode.WORKER_LOST, "worker exited with signal 9", runtime="node"))
+    V(
+        "worker-lost",
+        "node-side worker_lost",
+        ErrorInfo.of(ErrorCode.WORKER_LOST, "worker exited with signal 9", runtime="node"),
+    )
     for code in ErrorCode:
         V(f"code-{code.value}", f"code {code.value} with its default retryable", ErrorInfo.of(code, code.value))
     ok = {"code": "timeout", "message": "m", "retryable": True, "runtime": "go"}
@@ -236,9 +344,23 @@ def frame_vectors() -> None:
         write("frames", "valid", name, {"hex": b.hex(), "frame": bin_json(body)})
 
     env = encode_event(ev(data=b"\x82\xa3sku\xa3A-1\xa3qty\x02", datacontenttype="application/msgpack"))
-    V("hello", fr.Hello(versions=[1], name="pricing", runtime="go", types=["order.created", "order.*"],
-                        max_in_flight=64, max_frame=1114112, pid=4242, sdk="crosswire-go/0.1.0"))
-    V("hello-minimal", fr.Hello(versions=[1, 2], name="w", runtime="rust", types=["a"], max_in_flight=1, max_frame=4096))
+    V(
+        "hello",
+        fr.Hello(
+            versions=[1],
+            name="pricing",
+            runtime="go",
+            types=["order.created", "order.*"],
+            max_in_flight=64,
+            max_frame=1114112,
+            pid=4242,
+            sdk="crosswire-go/0.1.0",
+        ),
+    )
+    V(
+        "hello-minimal",
+        fr.Hello(versions=[1, 2], name="w", runtime="rust", types=["a"], max_in_flight=1, max_frame=4096),
+    )
     V("welcome", fr.Welcome(version=1, max_frame=1114112, heartbeat_ms=1000, node="orders"))
     V("reject", fr.Reject(reason="unsupported protocol versions: worker speaks [2], node speaks [1]"))
     V("init", fr.Init())
@@ -246,10 +368,26 @@ def frame_vectors() -> None:
     V("deliver", fr.Deliver(id=1, envelope=env, deadline=1795860000000))
     V("deliver-no-deadline", fr.Deliver(id=70000, envelope=env, deadline=0))
     V("result-ok", fr.Result(id=1, ok=True, start_ns=1795860000000000000, duration_ns=12345))
-    V("result-error", fr.Result(id=2, ok=False, error=ErrorInfo.of(ErrorCode.UNAVAILABLE, "db down", retry_after=0.25, runtime="go"),
-                                start_ns=1795860000000000000, duration_ns=99))
-    V("result-emitted", fr.Result(id=3, ok=True, start_ns=1, duration_ns=2,
-                                  emitted=[encode_event(ev(id="evt-2", type="order.priced", causationid="evt-1"))]))
+    V(
+        "result-error",
+        fr.Result(
+            id=2,
+            ok=False,
+            error=ErrorInfo.of(ErrorCode.UNAVAILABLE, "db down", retry_after=0.25, runtime="go"),
+            start_ns=1795860000000000000,
+            duration_ns=99,
+        ),
+    )
+    V(
+        "result-emitted",
+        fr.Result(
+            id=3,
+            ok=True,
+            start_ns=1,
+            duration_ns=2,
+            emitted=[encode_event(ev(id="evt-2", type="order.priced", causationid="evt-1"))],
+        ),
+    )
     V("heartbeat", fr.Heartbeat())
     V("drain", fr.Drain())
     V("drained", fr.Drained())
@@ -282,9 +420,28 @@ def frame_vectors() -> None:
     I("type-not-string", framed(raw({"t": 7})), "malformed")
     I("deliver-missing-envelope", framed(raw({"t": "deliver", "id": 1, "deadline": 0})), "invalid")
     I("deliver-id-string", framed(raw({"t": "deliver", "id": "1", "envelope": b"", "deadline": 0})), "invalid")
-    I("result-ok-not-bool", framed(raw({"t": "result", "id": 1, "ok": "yes", "start_ns": 0, "duration_ns": 0})), "invalid")
-    I("hello-types-not-list", framed(raw({"t": "hello", "versions": [1], "name": "w", "runtime": "go", "types": "a",
-                                          "max_in_flight": 1, "max_frame": 4096})), "invalid")
+    I(
+        "result-ok-not-bool",
+        framed(raw({"t": "result", "id": 1, "ok": "yes", "start_ns": 0, "duration_ns": 0})),
+        "invalid",
+    )
+    I(
+        "hello-types-not-list",
+        framed(
+            raw(
+                {
+                    "t": "hello",
+                    "versions": [1],
+                    "name": "w",
+                    "runtime": "go",
+                    "types": "a",
+                    "max_in_flight": 1,
+                    "max_frame": 4096,
+                }
+            )
+        ),
+        "invalid",
+    )
     # an unknown frame type is not an error: receivers skip it (recorded as a valid vector with reencode false)
     unknown = framed(raw({"t": "future", "x": 1}))
     write("frames", "unknown", "future-type", {"hex": unknown.hex(), "t": "future"})
@@ -296,7 +453,9 @@ def main() -> None:
     envelope_vectors()
     error_vectors()
     frame_vectors()
-    counts = {p.relative_to(ROOT).as_posix(): len(list(p.glob("*.json"))) for p in sorted(ROOT.glob("*/*")) if p.is_dir()}
+    counts = {
+        p.relative_to(ROOT).as_posix(): len(list(p.glob("*.json"))) for p in sorted(ROOT.glob("*/*")) if p.is_dir()
+    }
     print(json.dumps(counts))
 
 

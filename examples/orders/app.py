@@ -1,8 +1,8 @@
 """The order pipeline as a crosswire App (see README.md beside this file).
 
-    crosswire run examples.orders.app:app          # on the embedded JetStream
-    crosswire submit order.created --data '{"order_id": 1, "customer": "ada", "sku": "A-1",
-        "qty": 2, "unit_price_cents": 1250, "country": "DE"}'
+crosswire run examples.orders.app:app          # on the embedded JetStream
+crosswire submit order.created --data '{"order_id": 1, "customer": "ada", "sku": "A-1",
+    "qty": 2, "unit_price_cents": 1250, "country": "DE"}'
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ async def validate(event: Event[Order]) -> Event[Order]:
         raise Reject(f"order {order.order_id}: quantity must be positive, got {order.qty}")
     if not order.sku:
         raise Reject(f"order {order.order_id}: missing sku")
-    return Event.new("order.validated", msgspec.msgpack.encode(order),
-                     datacontenttype="application/msgpack", key=event.key)
+    return Event.new(
+        "order.validated", msgspec.msgpack.encode(order), datacontenttype="application/msgpack", key=event.key
+    )
 
 
 @app.handler("order.priced", timeout=2.0)
@@ -60,8 +61,6 @@ async def record(event: Event[Priced]) -> None:
 
 
 # Go: prices each validated order and emits order.priced.
-app.worker("pricing", command=[GO_PRICING], timeout=2.0,
-           retry=crosswire.Retry(max_attempts=4, initial=0.05))
+app.worker("pricing", command=[GO_PRICING], timeout=2.0, retry=crosswire.Retry(max_attempts=4, initial=0.05))
 # Rust: scores fraud risk; warms up slowly on some orders (transient errors, retried).
-app.worker("fraud", command=[RUST_FRAUD], timeout=2.0,
-           retry=crosswire.Retry(max_attempts=4, initial=0.05))
+app.worker("fraud", command=[RUST_FRAUD], timeout=2.0, retry=crosswire.Retry(max_attempts=4, initial=0.05))

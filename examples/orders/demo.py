@@ -30,8 +30,14 @@ COUNTRIES = ["DE", "FR", "US", "BR", "JP"]
 
 def make_order(i: int) -> Order:
     qty = 0 if i % 50 == 49 else 1 + i % 5  # every 50th order is impossible
-    return Order(order_id=i, customer=f"customer-{i % 17}", sku=f"SKU-{i % 9:03d}", qty=qty,
-                 unit_price_cents=499 + (i * 37) % 20000, country=COUNTRIES[i % len(COUNTRIES)])
+    return Order(
+        order_id=i,
+        customer=f"customer-{i % 17}",
+        sku=f"SKU-{i % 9:03d}",
+        qty=qty,
+        unit_price_cents=499 + (i * 37) % 20000,
+        country=COUNTRIES[i % len(COUNTRIES)],
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,7 +54,8 @@ async def main() -> int:
     console = Console(width=None if sys.stdout.isatty() else 110)
     data_dir = tempfile.mkdtemp(prefix="crosswire-demo-")
     transport: crosswire.Transport = (
-        crosswire.MemoryTransport() if args.memory else crosswire.JetStreamTransport(data_dir=data_dir))
+        crosswire.MemoryTransport() if args.memory else crosswire.JetStreamTransport(data_dir=data_dir)
+    )
     where = "memory transport" if args.memory else f"embedded JetStream (nats-server, data in {data_dir})"
     console.print(f"[bold]crosswire demo[/]: {args.orders} orders through Python, Go and Rust on {where}")
     try:
@@ -56,8 +63,7 @@ async def main() -> int:
             console.print("bindings: " + ", ".join(f"{b.name} ({b.runtime})" for b in node.bindings))
             t0 = time.perf_counter()
             for i in range(args.orders):
-                await node.submit("order.created", make_order(i), key=f"order-{i}",
-                                  correlation_id=f"checkout-{i}")
+                await node.submit("order.created", make_order(i), key=f"order-{i}", correlation_id=f"checkout-{i}")
             await node.wait_idle(120)
             elapsed = time.perf_counter() - t0
             stats = node.statistics()
@@ -73,9 +79,16 @@ async def main() -> int:
         s = stats["bindings"][binding.name]
         by_runtime[binding.runtime] = by_runtime.get(binding.runtime, 0) + s["handled"]
         lat = [x * 1000 for x in binding.latencies]
-        table.add_row(binding.name, binding.runtime, str(s["handled"]), str(s["retried"]),
-                      str(s["dead_lettered"]), f"{percentile(lat, .5):.2f}", f"{percentile(lat, .95):.2f}",
-                      f"{percentile(lat, .99):.2f}")
+        table.add_row(
+            binding.name,
+            binding.runtime,
+            str(s["handled"]),
+            str(s["retried"]),
+            str(s["dead_lettered"]),
+            f"{percentile(lat, 0.5):.2f}",
+            f"{percentile(lat, 0.95):.2f}",
+            f"{percentile(lat, 0.99):.2f}",
+        )
     console.print(table)
     per_runtime = ", ".join(f"{k} {v}" for k, v in sorted(by_runtime.items()))
     console.print(f"events handled per runtime: {per_runtime}")

@@ -145,10 +145,16 @@ class App:
         if command is not None and (isinstance(command, str) or not command):
             raise ConfigurationError("command must be a non-empty list of arguments, e.g. ['./bin/pricing']")
         policies = _policies(timeout, retry, breaker, dedup, concurrency, queue_size)
-        self.workers.append(WorkerConfig(
-            name=name, command=tuple(command) if command else None, env=dict(env or {}), cwd=cwd,
-            policies=policies, options=dict(options),
-        ))
+        self.workers.append(
+            WorkerConfig(
+                name=name,
+                command=tuple(command) if command else None,
+                env=dict(env or {}),
+                cwd=cwd,
+                policies=policies,
+                options=dict(options),
+            )
+        )
 
     def on_init(self, fn: Hook) -> Hook:
         """Run ``fn`` while the node initializes (wire dependencies, open pools)."""

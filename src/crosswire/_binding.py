@@ -63,8 +63,11 @@ class Binding:
         self.runtime = runtime
         self.lifecycle = Lifecycle(f"binding {name}")
         self.breaker = policies.breaker.build() if policies.breaker is not None else None
-        self.dedup = Dedup(store, lease=max(60.0, 2 * (policies.timeout or 30.0))) if (
-            policies.dedup and store is not None) else None
+        self.dedup = (
+            Dedup(store, lease=max(60.0, 2 * (policies.timeout or 30.0)))
+            if (policies.dedup and store is not None)
+            else None
+        )
         self.chain = build_chain(handler, policies, breaker=self.breaker, dedup=self.dedup, tracing=tracing)
         self.dispatcher: Dispatcher[Delivery] | None = None
         self.subscription: Subscription | None = None

@@ -49,17 +49,27 @@ class UserError(Exception):
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where events live")
-    g.add_argument("--nats", metavar="URL", action="append",
-                   help="NATS server or cluster URL (repeat for several seeds); "
-                        "default: the embedded local server")
-    g.add_argument("--data-dir", default=os.environ.get("CROSSWIRE_DATA_DIR", ".crosswire"),
-                   help="embedded server's JetStream data directory (default: %(default)s)")
+    g.add_argument(
+        "--nats",
+        metavar="URL",
+        action="append",
+        help="NATS server or cluster URL (repeat for several seeds); default: the embedded local server",
+    )
+    g.add_argument(
+        "--data-dir",
+        default=os.environ.get("CROSSWIRE_DATA_DIR", ".crosswire"),
+        help="embedded server's JetStream data directory (default: %(default)s)",
+    )
     g.add_argument("--stream", default="CROSSWIRE", help="JetStream stream name (default: %(default)s)")
     g.add_argument("--user", help="NATS user name")
-    g.add_argument("--password", default=os.environ.get("CROSSWIRE_NATS_PASSWORD"),
-                   help="NATS password (or $CROSSWIRE_NATS_PASSWORD)")
-    g.add_argument("--token", default=os.environ.get("CROSSWIRE_NATS_TOKEN"),
-                   help="NATS token (or $CROSSWIRE_NATS_TOKEN)")
+    g.add_argument(
+        "--password",
+        default=os.environ.get("CROSSWIRE_NATS_PASSWORD"),
+        help="NATS password (or $CROSSWIRE_NATS_PASSWORD)",
+    )
+    g.add_argument(
+        "--token", default=os.environ.get("CROSSWIRE_NATS_TOKEN"), help="NATS token (or $CROSSWIRE_NATS_TOKEN)"
+    )
     g.add_argument("--creds", metavar="FILE", help="NATS credentials file (.creds)")
     g.add_argument("--nkey", metavar="FILE", help="NKEYS seed file")
     g.add_argument("--tls-ca", metavar="FILE", help="CA bundle to verify the server")
@@ -76,23 +86,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-json", action="store_true", help="structured JSON log lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a node for an App, until SIGTERM/SIGINT",
-                         description="Run a node: start its workers, consume and handle events, "
-                                     "drain on SIGTERM/SIGINT. Exits 1 if the drain deadline is missed.")
+    run = sub.add_parser(
+        "run",
+        help="run a node for an App, until SIGTERM/SIGINT",
+        description="Run a node: start its workers, consume and handle events, "
+        "drain on SIGTERM/SIGINT. Exits 1 if the drain deadline is missed.",
+    )
     run.add_argument("app", metavar="MODULE:APP", help="e.g. examples.orders.app:app (APP defaults to 'app')")
-    run.add_argument("--memory", action="store_true",
-                     help="use the in-process memory transport (nothing durable; for trying things out)")
+    run.add_argument(
+        "--memory",
+        action="store_true",
+        help="use the in-process memory transport (nothing durable; for trying things out)",
+    )
     run.add_argument("--fsync", action="store_true", help="embedded server: fsync every write")
-    run.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
-                     help="how long a drain may take (default: %(default)s)")
-    run.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                     help="serve Prometheus metrics on this port (default: off)")
-    run.add_argument("--stats-every", type=float, default=0.0, metavar="SECONDS",
-                     help="log node statistics periodically (default: off)")
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a drain may take (default: %(default)s)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (default: off)",
+    )
+    run.add_argument(
+        "--stats-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="log node statistics periodically (default: off)",
+    )
     _connection_args(run)
 
-    submit = sub.add_parser("submit", help="submit one event",
-                            description="Submit one event; prints its id once the transport accepted it.")
+    submit = sub.add_parser(
+        "submit", help="submit one event", description="Submit one event; prints its id once the transport accepted it."
+    )
     submit.add_argument("type", help="event type, e.g. order.created")
     submit.add_argument("--data", default=None, help="payload as JSON (sent as application/json)")
     submit.add_argument("--key", help="order key (events with one key are handled in order)")
@@ -182,16 +214,26 @@ def make_transport(args: argparse.Namespace, *, for_run: bool = False) -> Any:
     if isinstance(url, list) and len(url) == 1:
         url = url[0]
     return JetStreamTransport(
-        url, data_dir=args.data_dir, stream=args.stream, user=args.user, password=args.password,
-        token=args.token, credentials=args.creds, nkeys_seed=args.nkey, tls=_tls(args),
+        url,
+        data_dir=args.data_dir,
+        stream=args.stream,
+        user=args.user,
+        password=args.password,
+        token=args.token,
+        credentials=args.creds,
+        nkeys_seed=args.nkey,
+        tls=_tls(args),
         fsync=getattr(args, "fsync", False),
     )
 
 
 def _configure_logging(level: str, as_json: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter() if as_json else logging.Formatter(
-        "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        _JsonFormatter()
+        if as_json
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     try:
@@ -203,8 +245,10 @@ def _configure_logging(level: str, as_json: bool) -> None:
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": round(record.created, 6), "level": record.levelname.lower(),
-            "logger": record.name, "message": record.getMessage(),
+            "time": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
         }
         for key in ("event_id", "correlation_id", "trace_id", "binding"):
             value = getattr(record, key, None)
@@ -260,10 +304,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
         log.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
     stats_task = None
     if args.stats_every > 0:
+
         async def report() -> None:
             while True:
                 await asyncio.sleep(args.stats_every)
                 log.info("stats %s", json.dumps(msgspec.to_builtins(node.statistics())))
+
         stats_task = asyncio.create_task(report())
     await stop.wait()
     log.info("draining (deadline %.1fs)", args.drain_timeout)
@@ -290,8 +336,7 @@ async def cmd_submit(args: argparse.Namespace) -> int:
             raise UserError(f"--data is not valid JSON: {exc}") from None
         data, content_type = args.data.encode(), "application/json"
     try:
-        event = Event.new(args.type, data, source=args.source, id=args.id, key=args.key,
-                          datacontenttype=content_type)
+        event = Event.new(args.type, data, source=args.source, id=args.id, key=args.key, datacontenttype=content_type)
         from ._subjects import validate_type
 
         validate_type(args.type)
@@ -306,10 +351,15 @@ async def cmd_submit(args: argparse.Namespace) -> int:
 def _letter_summary(letter: DeadLetter) -> dict[str, Any]:
     status = "replayed" if letter.replays and letter.replays[-1].at >= letter.dead_at else "dead"
     return {
-        "id": letter.id, "binding": letter.binding, "type": letter.event_type,
+        "id": letter.id,
+        "binding": letter.binding,
+        "type": letter.event_type,
         "event_id": letter.event.id if letter.event else None,
-        "code": letter.error.code.value, "message": letter.error.message,
-        "attempts": len(letter.attempts), "replays": len(letter.replays), "status": status,
+        "code": letter.error.code.value,
+        "message": letter.error.message,
+        "attempts": len(letter.attempts),
+        "replays": len(letter.replays),
+        "status": status,
         "dead_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.dead_at)),
     }
 
@@ -341,8 +391,9 @@ async def cmd_dlq(args: argparse.Namespace) -> int:
         if action == "replay":
             if not (args.letter_id or args.binding or args.type or args.all):
                 raise UserError("replay needs a LETTER_ID, --binding, --type or --all")
-            result = await letters.replay(args.letter_id, binding=args.binding, type=args.type,
-                                          all=args.all, limit=args.limit)
+            result = await letters.replay(
+                args.letter_id, binding=args.binding, type=args.type, all=args.all, limit=args.limit
+            )
             for letter_id in result.replayed:
                 print(f"replayed {letter_id}")
             for letter_id, why in result.skipped.items():
@@ -368,8 +419,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     for column in ("id", "type", "code", "attempts", "replays", "status", "dead_at", "message"):
         table.add_column(column, no_wrap=column != "message", overflow="ellipsis" if column == "message" else "fold")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("id", "type", "code", "attempts", "replays",
-                                               "status", "dead_at", "message")))
+        table.add_row(
+            *(str(row[c]) for c in ("id", "type", "code", "attempts", "replays", "status", "dead_at", "message"))
+        )
     Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 

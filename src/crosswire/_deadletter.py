@@ -67,9 +67,7 @@ class DeadLetterStore(Protocol):
 
     async def get(self, letter_id: str) -> DeadLetter | None: ...
 
-    async def list(
-        self, *, binding: str | None = None, type: str | None = None, limit: int = 1000
-    ) -> list[DeadLetter]:
+    async def list(self, *, binding: str | None = None, type: str | None = None, limit: int = 1000) -> list[DeadLetter]:
         """Dead letters, oldest first, optionally filtered by binding and event type."""
         ...
 
@@ -90,14 +88,11 @@ class MemoryDeadLetterStore:
     async def get(self, letter_id: str) -> DeadLetter | None:
         return self._letters.get(letter_id)
 
-    async def list(
-        self, *, binding: str | None = None, type: str | None = None, limit: int = 1000
-    ) -> list[DeadLetter]:
+    async def list(self, *, binding: str | None = None, type: str | None = None, limit: int = 1000) -> list[DeadLetter]:
         out = [
             letter
             for letter in sorted(self._letters.values(), key=lambda d: d.dead_at)
-            if (binding is None or letter.binding == binding)
-            and (type is None or letter.event_type == type)
+            if (binding is None or letter.binding == binding) and (type is None or letter.event_type == type)
         ]
         return out[:limit]
 

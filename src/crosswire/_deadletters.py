@@ -49,9 +49,7 @@ class DeadLetters:
         self._publish = publish
         self.max_replays = max_replays
 
-    async def list(
-        self, *, binding: str | None = None, type: str | None = None, limit: int = 1000
-    ) -> list[DeadLetter]:
+    async def list(self, *, binding: str | None = None, type: str | None = None, limit: int = 1000) -> list[DeadLetter]:
         return await self.store.list(binding=binding, type=type, limit=limit)
 
     async def get(self, letter_id: str) -> DeadLetter | None:

@@ -146,9 +146,7 @@ class Dedup:
 
 
 def _store_error(exc: Exception) -> ErrorInfo:
-    return ErrorInfo.of(
-        ErrorCode.UNAVAILABLE, f"idempotency store failed: {type(exc).__name__}: {exc}", runtime="node"
-    )
+    return ErrorInfo.of(ErrorCode.UNAVAILABLE, f"idempotency store failed: {type(exc).__name__}: {exc}", runtime="node")
 
 
 async def _quietly(aw: Awaitable[None]) -> None:

@@ -51,8 +51,7 @@ class Dispatcher(Generic[T]):
     def start(self) -> None:
         if not self._tasks:
             self._tasks = [
-                asyncio.create_task(self._work(), name=f"{self._name}-{i}")
-                for i in range(self._concurrency)
+                asyncio.create_task(self._work(), name=f"{self._name}-{i}") for i in range(self._concurrency)
             ]
 
     async def put(self, item: T) -> None:

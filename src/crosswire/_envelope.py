@@ -83,10 +83,26 @@ def _check_traceparent(value: str) -> None:
 #: Attribute keys of the envelope; user extensions may not reuse them.
 RESERVED_NAMES = frozenset(
     {
-        "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
-        "dataschema", "data", "data_base64", "cwversion", "correlationid", "causationid",
-        "traceparent", "tracestate", "partitionkey", "idempotencykey", "deadline",
-        "attempt", "extensions",
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "subject",
+        "time",
+        "datacontenttype",
+        "dataschema",
+        "data",
+        "data_base64",
+        "cwversion",
+        "correlationid",
+        "causationid",
+        "traceparent",
+        "tracestate",
+        "partitionkey",
+        "idempotencykey",
+        "deadline",
+        "attempt",
+        "extensions",
     }
 )
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
@@ -244,9 +260,7 @@ def _check_extensions(ext: dict[str, Any]) -> dict[str, Any]:
             size = len(value)  # characters for str, bytes for bytes
             if size > MAX_EXTENSION_VALUE:
                 unit = "characters" if isinstance(value, str) else "bytes"
-                raise EnvelopeDecodeError(
-                    "too_large", f"extension {name!r} is {size} {unit} > {MAX_EXTENSION_VALUE}"
-                )
+                raise EnvelopeDecodeError("too_large", f"extension {name!r} is {size} {unit} > {MAX_EXTENSION_VALUE}")
         elif isinstance(value, bool) or (isinstance(value, int) and -(2**63) <= value < 2**63):
             pass
         else:
@@ -310,12 +324,25 @@ def _classify(exc: Exception) -> EnvelopeDecodeError:
 # --- CloudEvents structured JSON form -------------------------------------------------
 
 _ATTRIBUTE_ORDER = (
-    "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
     "dataschema",
 )
 _EXTENSION_ORDER = (
-    "cwversion", "correlationid", "causationid", "traceparent", "tracestate",
-    "partitionkey", "idempotencykey", "deadline", "attempt",
+    "cwversion",
+    "correlationid",
+    "causationid",
+    "traceparent",
+    "tracestate",
+    "partitionkey",
+    "idempotencykey",
+    "deadline",
+    "attempt",
 )
 _json_encoder = msgspec.json.Encoder()
 
@@ -385,9 +412,7 @@ def event_from_dict(obj: dict[str, Any]) -> Event[Any]:
             if value is None:
                 continue
             if isinstance(value, float) or not isinstance(value, (str, int, bool)):
-                raise EnvelopeDecodeError(
-                    "wrong_type", f"extension {name!r} must be a string, integer or boolean"
-                )
+                raise EnvelopeDecodeError("wrong_type", f"extension {name!r} must be a string, integer or boolean")
             extensions[name] = value
     if extensions:
         fields["extensions"] = extensions

@@ -124,16 +124,25 @@ class UnknownFrame(msgspec.Struct):
     t: str
 
 
-Frame = (
-    Hello | Welcome | Reject | Init | Ready | Deliver | Result | Heartbeat | Drain | Drained
-    | Goodbye | ErrorFrame
-)
+Frame = Hello | Welcome | Reject | Init | Ready | Deliver | Result | Heartbeat | Drain | Drained | Goodbye | ErrorFrame
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(Frame)
 _KNOWN = frozenset(
-    {"hello", "welcome", "reject", "init", "ready", "deliver", "result", "heartbeat",
-     "drain", "drained", "goodbye", "error"}
+    {
+        "hello",
+        "welcome",
+        "reject",
+        "init",
+        "ready",
+        "deliver",
+        "result",
+        "heartbeat",
+        "drain",
+        "drained",
+        "goodbye",
+        "error",
+    }
 )
 
 

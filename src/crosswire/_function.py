@@ -42,8 +42,7 @@ def payload_type(fn: Callable[..., Any]) -> Any:
     params = [
         p
         for p in inspect.signature(fn).parameters.values()
-        if p.default is inspect.Parameter.empty
-        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     if len(params) != 1:
         raise ConfigurationError(
@@ -60,9 +59,7 @@ def payload_type(fn: Callable[..., Any]) -> Any:
     if get_origin(hint) is Event:
         (arg,) = get_args(hint)
         return None if arg is Any else arg
-    raise ConfigurationError(
-        f"the parameter of {fn.__qualname__} must be annotated Event or Event[T], not {hint!r}"
-    )
+    raise ConfigurationError(f"the parameter of {fn.__qualname__} must be annotated Event or Event[T], not {hint!r}")
 
 
 class _PayloadDecoder:
@@ -99,10 +96,12 @@ def function_handler(fn: HandlerFunction, *, executor: Executor | None = None) -
             try:
                 event.with_payload(decode(event))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                return Outcome(error=ErrorInfo.of(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"payload does not decode as {getattr(tp, '__name__', tp)}: {exc}",
-                ))
+                return Outcome(
+                    error=ErrorInfo.of(
+                        ErrorCode.INVALID_ARGUMENT,
+                        f"payload does not decode as {getattr(tp, '__name__', tp)}: {exc}",
+                    )
+                )
         start = time.time_ns()
         t0 = time.perf_counter_ns()
         try:
@@ -111,17 +110,20 @@ def function_handler(fn: HandlerFunction, *, executor: Executor | None = None) -
             else:
                 result = await asyncio.get_running_loop().run_in_executor(executor, fn, event)
         except Exception as exc:
-            return Outcome(error=error_info_from_exception(exc), start_ns=start,
-                           duration_ns=time.perf_counter_ns() - t0)
+            return Outcome(
+                error=error_info_from_exception(exc), start_ns=start, duration_ns=time.perf_counter_ns() - t0
+            )
         duration = time.perf_counter_ns() - t0
         if result is None:
             return Outcome(start_ns=start, duration_ns=duration)
         emitted = _as_events(result)
         if emitted is None:
-            return Outcome(error=ErrorInfo.of(
-                ErrorCode.INTERNAL,
-                f"handler returned {type(result).__name__}; return None, an Event or a list of Events",
-            ))
+            return Outcome(
+                error=ErrorInfo.of(
+                    ErrorCode.INTERNAL,
+                    f"handler returned {type(result).__name__}; return None, an Event or a list of Events",
+                )
+            )
         return Outcome(emitted=emitted, start_ns=start, duration_ns=duration)
 
     return call

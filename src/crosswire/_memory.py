@@ -428,9 +428,7 @@ class MemoryTransport:
     :param dedup_max_ids: at most this many ids are remembered (oldest forgotten first).
     """
 
-    features = Features(
-        durable=False, ordered_per_key=True, consumer_groups=True, redelivery=True, wildcards=True
-    )
+    features = Features(durable=False, ordered_per_key=True, consumer_groups=True, redelivery=True, wildcards=True)
 
     def __init__(self, *, dedup_window: float = 120.0, dedup_max_ids: int = 100_000) -> None:
         if dedup_window < 0:
@@ -561,4 +559,3 @@ class MemoryTransport:
             deduplicated=self._deduplicated,
             groups=tuple(g.statistics() for g in self._groups.values()),
         )
-

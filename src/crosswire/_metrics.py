@@ -52,18 +52,18 @@ class NodeCollector(Collector):
         yield from (submitted, pending, in_flight)
 
         blabels = ["node", "binding", "runtime"]
-        handled = CounterMetricFamily("crosswire_handled", "Deliveries settled, by outcome",
-                                      labels=[*blabels, "outcome"])
+        handled = CounterMetricFamily(
+            "crosswire_handled", "Deliveries settled, by outcome", labels=[*blabels, "outcome"]
+        )
         retries = CounterMetricFamily("crosswire_retries", "Attempts handed back for a retry", labels=blabels)
-        failed = CounterMetricFamily("crosswire_failed_attempts", "Attempts that ended in an error",
-                                     labels=blabels)
-        dedup = CounterMetricFamily("crosswire_deduplicated", "Deliveries acked without running (dedup)",
-                                    labels=blabels)
+        failed = CounterMetricFamily("crosswire_failed_attempts", "Attempts that ended in an error", labels=blabels)
+        dedup = CounterMetricFamily(
+            "crosswire_deduplicated", "Deliveries acked without running (dedup)", labels=blabels
+        )
         depth = GaugeMetricFamily("crosswire_queue_depth", "Deliveries queued, not yet running", labels=blabels)
         running = GaugeMetricFamily("crosswire_running", "Deliveries running now", labels=blabels)
         breaker = GaugeMetricFamily("crosswire_breaker_state", "0 closed, 1 half-open, 2 open", labels=blabels)
-        latency = HistogramMetricFamily("crosswire_handler_latency_seconds", "Time in the policy chain",
-                                        labels=blabels)
+        latency = HistogramMetricFamily("crosswire_handler_latency_seconds", "Time in the policy chain", labels=blabels)
         for binding in node.bindings:
             b: dict[str, Any] = stats["bindings"][binding.name]
             values = [name[0], binding.name, binding.runtime]
@@ -91,8 +91,9 @@ class NodeCollector(Collector):
         if workers:
             wlabels = ["node", "worker"]
             restarts = CounterMetricFamily("crosswire_worker_restarts", "Worker process restarts", labels=wlabels)
-            lost = CounterMetricFamily("crosswire_worker_lost", "Deliveries lost with a worker (retried)",
-                                       labels=wlabels)
+            lost = CounterMetricFamily(
+                "crosswire_worker_lost", "Deliveries lost with a worker (retried)", labels=wlabels
+            )
             credit = GaugeMetricFamily("crosswire_worker_in_flight", "Deliveries out to a worker", labels=wlabels)
             for worker_name, w in workers.items():
                 restarts.add_metric([name[0], worker_name], getattr(w, "restarts", 0))

@@ -159,11 +159,10 @@ class Node:
             await self._shutdown(force=True)
             raise
 
-    def _add_binding(
-        self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str
-    ) -> Binding:
-        binding = Binding(name, pattern, handler, policies, store=self.idempotency,
-                          tracing=tracing_if_configured(), runtime=runtime)
+    def _add_binding(self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str) -> Binding:
+        binding = Binding(
+            name, pattern, handler, policies, store=self.idempotency, tracing=tracing_if_configured(), runtime=runtime
+        )
         self.router.add(binding)
         binding.lifecycle.to(State.INITIALIZING)
         return binding
@@ -176,27 +175,35 @@ class Node:
         self._hub = WorkerHub(node_name=self.app.name)
         await self._hub.start()
         for config in self.app.workers:
-            spec = WorkerSpec(name=config.name, command=config.command, env=dict(config.env),
-                              cwd=config.cwd, **dict(config.options))
+            spec = WorkerSpec(
+                name=config.name, command=config.command, env=dict(config.env), cwd=config.cwd, **dict(config.options)
+            )
             pool = WorkerPool(spec, self._hub)
             self._pools.append(pool)
             types = await pool.start()
             for event_type in types:
-                self._add_binding(f"{config.name}:{event_type}", event_type, pool.handle,
-                                  config.policies, getattr(pool, "runtime", "worker"))
+                self._add_binding(
+                    f"{config.name}:{event_type}",
+                    event_type,
+                    pool.handle,
+                    config.policies,
+                    getattr(pool, "runtime", "worker"),
+                )
 
     async def _consume(self, binding: Binding) -> None:
         binding.lifecycle.to(State.WARMING)
         prefetch = max(binding.policies.queue_size, binding.policies.concurrency)
         binding.subscription = await self.transport.subscribe(
-            binding.pattern, self._group(binding), prefetch=prefetch, ack_wait=self.ack_wait)
+            binding.pattern, self._group(binding), prefetch=prefetch, ack_wait=self.ack_wait
+        )
         dispatcher: Dispatcher[Delivery] = Dispatcher(
             lambda d, b=binding: self._process(b, d),  # type: ignore[misc]
             _delivery_key,
             concurrency=binding.policies.concurrency,
             capacity=binding.policies.queue_size,
             on_error=lambda d, exc, b=binding: log.error(  # type: ignore[misc]
-                "binding %s: unexpected error processing a delivery", b.name, exc_info=exc),
+                "binding %s: unexpected error processing a delivery", b.name, exc_info=exc
+            ),
             name=f"crosswire-{binding.name}",
         )
         binding.dispatcher = dispatcher
@@ -261,8 +268,10 @@ class Node:
                     missed = True
         if not self.transport.features.durable and len(self._pending):
             missed = True
-            log.error("drain: %d submitted events were not handled and are lost with the "
-                      "in-process transport", len(self._pending))
+            log.error(
+                "drain: %d submitted events were not handled and are lost with the in-process transport",
+                len(self._pending),
+            )
         await self._shutdown(force=False)
         report = DrainReport(finished, returned, missed, time.monotonic() - started)
         if missed:
@@ -307,7 +316,10 @@ class Node:
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self.lifecycle.state is not State.STOPPED:
             self.lifecycle.to(State.STOPPED) if self.lifecycle.state in (
-                State.DRAINING, State.FAILED, State.REGISTERED) else None
+                State.DRAINING,
+                State.FAILED,
+                State.REGISTERED,
+            ) else None
             self.lifecycle.state = State.STOPPED
 
     # -- submit ----------------------------------------------------------------------
@@ -338,9 +350,16 @@ class Node:
         """
         data, content_type = _encode_payload(payload)
         event = Event.new(
-            type, data, source=self.app.source, id=id, subject=subject,
-            datacontenttype=content_type, key=key, correlationid=correlation_id,
-            idempotencykey=idempotency_key, extensions=extensions,
+            type,
+            data,
+            source=self.app.source,
+            id=id,
+            subject=subject,
+            datacontenttype=content_type,
+            key=key,
+            correlationid=correlation_id,
+            idempotencykey=idempotency_key,
+            extensions=extensions,
         )
         if deadline is not None:
             event.deadline = int((time.time() + deadline) * 1000)
@@ -407,8 +426,9 @@ class Node:
     async def _process_one(self, binding: Binding, delivery: Delivery) -> None:
         event = delivery.event
         if event is None:
-            error = ErrorInfo.of(ErrorCode.INVALID_ARGUMENT,
-                                 f"event bytes do not decode: {delivery.decode_error}", runtime="node")
+            error = ErrorInfo.of(
+                ErrorCode.INVALID_ARGUMENT, f"event bytes do not decode: {delivery.decode_error}", runtime="node"
+            )
             await self._dead_letter(binding, delivery, None, error, delivery.attempt)
             return
         target = event.extensions.get(REPLAY_TARGET)
@@ -423,7 +443,9 @@ class Node:
             error = ErrorInfo.of(
                 ErrorCode.WORKER_LOST if binding.runtime != "python" else ErrorCode.CANCELLED,
                 f"delivery attempt {number} exceeds max_attempts={policy.max_attempts} "
-                "(earlier attempts were lost with their consumer)", runtime="node")
+                "(earlier attempts were lost with their consumer)",
+                runtime="node",
+            )
             await self._dead_letter(binding, delivery, event, error, number)
             return
         event.attempt = number  # the delivery owns its event (Transport contract)
@@ -435,16 +457,18 @@ class Node:
             raise
         except Exception as exc:  # an adapter bug; the event is not lost for it
             log.exception("binding %s: handler chain raised", binding.name)
-            outcome = Outcome(error=ErrorInfo.of(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}",
-                                                 runtime="node"))
+            outcome = Outcome(error=ErrorInfo.of(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", runtime="node"))
         binding.record_latency(time.perf_counter() - t0)
         if outcome.error is None:
             if outcome.emitted:
                 try:
                     await self._publish([_follow_up(event, e, self.app.source) for e in outcome.emitted])
                 except (TransportError, ClosedError, OSError) as exc:
-                    outcome = Outcome(error=ErrorInfo.of(
-                        ErrorCode.UNAVAILABLE, f"emitted events were not accepted: {exc}", runtime="node"))
+                    outcome = Outcome(
+                        error=ErrorInfo.of(
+                            ErrorCode.UNAVAILABLE, f"emitted events were not accepted: {exc}", runtime="node"
+                        )
+                    )
             if outcome.error is None:
                 await delivery.ack()
                 binding.handled += 1
@@ -461,33 +485,47 @@ class Node:
             return
         await self._dead_letter(binding, delivery, event, error, number)
 
-    async def _dead_letter(self, binding: Binding, delivery: Delivery, event: Event[Any] | None,
-                           error: ErrorInfo, number: int) -> None:
+    async def _dead_letter(
+        self, binding: Binding, delivery: Delivery, event: Event[Any] | None, error: ErrorInfo, number: int
+    ) -> None:
         event_id = event.id if event is not None else f"raw-{os.urandom(8).hex()}"
         original = str(event.extensions.get(REPLAY_OF, event.id)) if event is not None else event_id
         letter_id = dead_letter_id(binding.name, original)
         history = self._history.get((event_id, binding.name)) or [
-            AttemptRecord(number=number, at=time.time(), error=error)]
+            AttemptRecord(number=number, at=time.time(), error=error)
+        ]
         try:
             previous = await self.dead_letters.store.get(letter_id)
-            await self.dead_letters.store.put(DeadLetter(
-                id=letter_id, binding=binding.name, event=event,
-                raw=delivery.raw if event is None else None, error=error, attempts=list(history),
-                replays=list(previous.replays) if previous else [],
-            ))
+            await self.dead_letters.store.put(
+                DeadLetter(
+                    id=letter_id,
+                    binding=binding.name,
+                    event=event,
+                    raw=delivery.raw if event is None else None,
+                    error=error,
+                    attempts=list(history),
+                    replays=list(previous.replays) if previous else [],
+                )
+            )
         except Exception:
             # not stored ⇒ not terminated: hand it back and try again later
-            log.exception("binding %s: dead-letter store failed; event %s handed back",
-                          binding.name, event_id)
+            log.exception("binding %s: dead-letter store failed; event %s handed back", binding.name, event_id)
             await delivery.retry(1.0)
             return
         await delivery.terminate()
         binding.dead_lettered += 1
         log.warning(
             "binding %s: event %s dead-lettered after %d attempt(s): %s: %s",
-            binding.name, event_id, number, error.code.value, error.message,
-            extra={"event_id": event_id, "binding": binding.name,
-                   "correlation_id": event.correlationid if event is not None else None},
+            binding.name,
+            event_id,
+            number,
+            error.code.value,
+            error.message,
+            extra={
+                "event_id": event_id,
+                "binding": binding.name,
+                "correlation_id": event.correlationid if event is not None else None,
+            },
         )
         if event is not None:
             self._settled(event.id, binding.name)

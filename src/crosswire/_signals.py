@@ -31,9 +31,7 @@ class Fail(Exception):
         details: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message or code.value)
-        self.info = ErrorInfo.of(
-            code, message, retryable=retryable, retry_after=retry_after, details=details
-        )
+        self.info = ErrorInfo.of(code, message, retryable=retryable, retry_after=retry_after, details=details)
 
 
 class RetryLater(Fail):

@@ -65,9 +65,7 @@ def compile_pattern(pattern: str) -> tuple[str, ...]:
                 raise ValueError(f"pattern {pattern!r}: '>' must be the last token")
             continue
         if "*" in token or ">" in token:
-            raise ValueError(
-                f"pattern {pattern!r}: wildcards must be whole tokens, got {token!r}"
-            )
+            raise ValueError(f"pattern {pattern!r}: wildcards must be whole tokens, got {token!r}")
     return tuple(tokens)
 
 

@@ -36,7 +36,9 @@ class Tracing:
                     carrier["tracestate"] = event.tracestate
             parent = propagator.extract(carrier)
             with tracer.start_as_current_span(
-                f"handle {event.type}", context=parent, kind=SpanKind.CONSUMER,
+                f"handle {event.type}",
+                context=parent,
+                kind=SpanKind.CONSUMER,
                 attributes={
                     "crosswire.binding": attempt.binding,
                     "crosswire.attempt": attempt.number,
@@ -47,7 +49,8 @@ class Tracing:
                 outcome = await inner(attempt)
                 if outcome.start_ns and outcome.duration_ns:
                     child = tracer.start_span(
-                        f"work {event.type}", start_time=outcome.start_ns,
+                        f"work {event.type}",
+                        start_time=outcome.start_ns,
                         attributes={"crosswire.binding": attempt.binding},
                     )
                     child.end(end_time=outcome.start_ns + outcome.duration_ns)

@@ -110,9 +110,7 @@ class Transport(Protocol):
             caller may publish the batch again (ids make that safe).
         """
 
-    async def subscribe(
-        self, pattern: str, group: str, *, prefetch: int = 256, ack_wait: float = 30.0
-    ) -> Subscription:
+    async def subscribe(self, pattern: str, group: str, *, prefetch: int = 256, ack_wait: float = 30.0) -> Subscription:
         """Consume events whose type matches ``pattern`` (``order.created``,
         ``order.*``, ``order.>``). Subscriptions sharing ``group`` share the work;
         each group gets every event. At most ``prefetch`` deliveries are unsettled at once.

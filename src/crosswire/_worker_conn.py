@@ -139,9 +139,7 @@ class WorkerConnection:
                         if have >= 4
                         else f"{have} of 4 header bytes"
                     )
-                    self.abort(
-                        f"{self.label} closed the connection in the middle of a frame (received {got})"
-                    )
+                    self.abort(f"{self.label} closed the connection in the middle of a frame (received {got})")
                 else:
                     self.abort(f"{self.label} closed the connection")
                 continue

@@ -100,22 +100,14 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigurationError("worker name must be 1-256 characters")
         if self.command is not None:
             if isinstance(self.command, str) or not self.command:
-                raise ConfigurationError(
-                    f"worker {self.name!r}: command must be a non-empty list of arguments"
-                )
+                raise ConfigurationError(f"worker {self.name!r}: command must be a non-empty list of arguments")
             msgspec.structs.force_setattr(self, "command", tuple(self.command))
         if self.heartbeat_interval <= 0 or self.ready_timeout <= 0:
-            raise ConfigurationError(
-                f"worker {self.name!r}: heartbeat_interval and ready_timeout must be > 0"
-            )
+            raise ConfigurationError(f"worker {self.name!r}: heartbeat_interval and ready_timeout must be > 0")
         if not 0 < self.restart_backoff_initial <= self.restart_backoff_max:
-            raise ConfigurationError(
-                f"worker {self.name!r}: need 0 < restart_backoff_initial <= restart_backoff_max"
-            )
+            raise ConfigurationError(f"worker {self.name!r}: need 0 < restart_backoff_initial <= restart_backoff_max")
         if self.max_frame < MIN_MAX_FRAME:
-            raise ConfigurationError(
-                f"worker {self.name!r}: max_frame {self.max_frame} < minimum {MIN_MAX_FRAME}"
-            )
+            raise ConfigurationError(f"worker {self.name!r}: max_frame {self.max_frame} < minimum {MIN_MAX_FRAME}")
 
 
 class WorkerStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -351,19 +343,19 @@ class WorkerPool:
                 return _node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
         event = attempt.event
         if event.attempt != attempt.number or (deadline_ms and event.deadline != deadline_ms):
-            event = msgspec.structs.replace(
-                event, attempt=attempt.number, deadline=deadline_ms or event.deadline
-            )
+            event = msgspec.structs.replace(event, attempt=attempt.number, deadline=deadline_ms or event.deadline)
         delivery_id = session.next_id
         data = encode_frame(Deliver(id=delivery_id, envelope=encode_event(event), deadline=deadline_ms))
         if len(data) - 4 > session.hello.max_frame:
             self._wake_one(session)
-            return Outcome(error=ErrorInfo.of(
-                ErrorCode.INVALID_ARGUMENT,
-                f"event {event.id} is too large for worker {self.spec.name!r}: "
-                f"{len(data) - 4} bytes > its max_frame {session.hello.max_frame}",
-                runtime="node",
-            ))
+            return Outcome(
+                error=ErrorInfo.of(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"event {event.id} is too large for worker {self.spec.name!r}: "
+                    f"{len(data) - 4} bytes > its max_frame {session.hello.max_frame}",
+                    runtime="node",
+                )
+            )
         session.next_id += 1
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         session.in_flight[delivery_id] = fut
@@ -446,9 +438,7 @@ class WorkerPool:
             )
         else:
             error = result.error
-        return Outcome(
-            error=error, emitted=tuple(emitted), start_ns=result.start_ns, duration_ns=result.duration_ns
-        )
+        return Outcome(error=error, emitted=tuple(emitted), start_ns=result.start_ns, duration_ns=result.duration_ns)
 
     def _settle_lost(self, session: _Session, code: ErrorCode, why: str) -> None:
         pending, session.in_flight = session.in_flight, {}
@@ -521,9 +511,7 @@ class WorkerPool:
                 cwd=self.spec.cwd,
             )
         except OSError as exc:
-            raise ProtocolError(
-                f"worker {self.spec.name!r}: cannot start {self.spec.command[0]!r}: {exc}"
-            ) from exc
+            raise ProtocolError(f"worker {self.spec.name!r}: cannot start {self.spec.command[0]!r}: {exc}") from exc
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
         self._pipes = [
@@ -583,17 +571,17 @@ class WorkerPool:
                 await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
                 if not self._attached.done():
                     await self._kill()
-                    raise ProtocolError(
-                        f"worker {self.spec.name!r} exited before it connected: {self._exit_text()}"
-                    )
+                    raise ProtocolError(f"worker {self.spec.name!r} exited before it connected: {self._exit_text()}")
                 session = self._attached.result()  # raises if rejected
                 conn = session.conn
-                conn.send(Welcome(
-                    version=session.version,
-                    max_frame=self.spec.max_frame,
-                    heartbeat_ms=max(1, round(self.spec.heartbeat_interval * 1000)),
-                    node=self.hub.node_name,
-                ))
+                conn.send(
+                    Welcome(
+                        version=session.version,
+                        max_frame=self.spec.max_frame,
+                        heartbeat_ms=max(1, round(self.spec.heartbeat_interval * 1000)),
+                        node=self.hub.node_name,
+                    )
+                )
                 conn.start_heartbeats(self.spec.heartbeat_interval)
                 self._session = session
                 self._types = tuple(session.hello.types)
@@ -718,4 +706,3 @@ class WorkerPool:
             await self._end_session(self._session, "the worker pool was closed")
         elif self._proc is not None and self._proc.returncode is None:
             await self._kill()
-

@@ -53,9 +53,7 @@ def build(name: str, *, max_in_flight: int, versions: list[int], max_frame: int)
     async def fail_transient(ctx: Context, event: Event[Any]) -> None:
         fail_until = _int(_payload(event), "fail_until", 3)
         if event.attempt < fail_until:
-            raise Retryable(
-                ErrorCode.UNAVAILABLE, f"transient failure on attempt {event.attempt}", after=0.01
-            )
+            raise Retryable(ErrorCode.UNAVAILABLE, f"transient failure on attempt {event.attempt}", after=0.01)
 
     @w.handler("test.fail_permanent")
     async def fail_permanent(ctx: Context, event: Event[Any]) -> None:

@@ -151,8 +151,13 @@ class Context:
         incoming = self.event
         if isinstance(event, str):
             out: Event[Any] = Event(
-                specversion="1.0", id=new_event_id(), source=self.worker, type=event,
-                subject=subject, datacontenttype=datacontenttype, data=data,
+                specversion="1.0",
+                id=new_event_id(),
+                source=self.worker,
+                type=event,
+                subject=subject,
+                datacontenttype=datacontenttype,
+                data=data,
                 extensions=extensions or {},
             )
         else:
@@ -300,10 +305,18 @@ class Worker:
             conn.abort("worker stopped")
 
     async def _session(self, conn: WorkerConnection) -> None:
-        conn.send(Hello(
-            versions=self.versions, name=self.name, runtime=RUNTIME, types=list(self._handlers),
-            max_in_flight=self.max_in_flight, max_frame=self.max_frame, pid=os.getpid(), sdk=SDK,
-        ))
+        conn.send(
+            Hello(
+                versions=self.versions,
+                name=self.name,
+                runtime=RUNTIME,
+                types=list(self._handlers),
+                max_in_flight=self.max_in_flight,
+                max_frame=self.max_frame,
+                pid=os.getpid(),
+                sdk=SDK,
+            )
+        )
         frames = await self._read(conn)
         first = frames.pop(0)
         if isinstance(first, Reject):
@@ -404,13 +417,20 @@ class Worker:
             error, emitted = await self._run_handler(deliver)
         duration_ns = time.perf_counter_ns() - t0
         result = Result(
-            id=deliver.id, ok=error is None, error=error, start_ns=start_ns, duration_ns=duration_ns,
+            id=deliver.id,
+            ok=error is None,
+            error=error,
+            start_ns=start_ns,
+            duration_ns=duration_ns,
             emitted=[encode_event(e) for e in emitted],
         )
         data = encode_frame(result)
         if len(data) - 4 > conn.peer_max_frame:
             result = Result(
-                id=deliver.id, ok=False, start_ns=start_ns, duration_ns=duration_ns,
+                id=deliver.id,
+                ok=False,
+                start_ns=start_ns,
+                duration_ns=duration_ns,
                 error=ErrorInfo.of(
                     ErrorCode.RESOURCE_EXHAUSTED,
                     f"result is {len(data) - 4} bytes > the node's max_frame {conn.peer_max_frame}",
@@ -432,9 +452,7 @@ class Worker:
             return ErrorInfo.of(ErrorCode.INVALID_ARGUMENT, f"envelope did not decode: {exc}"), []
         fn = self._lookup(event.type)
         if fn is None:
-            return ErrorInfo.of(
-                ErrorCode.UNIMPLEMENTED, f"worker {self.name!r} has no handler for {event.type!r}"
-            ), []
+            return ErrorInfo.of(ErrorCode.UNIMPLEMENTED, f"worker {self.name!r} has no handler for {event.type!r}"), []
         ctx = Context(self.name, deliver.id, event, deliver.deadline)
         remaining = None
         if deliver.deadline:
@@ -458,9 +476,7 @@ class Worker:
 
 def _timeout_error(deadline_ms: int) -> ErrorInfo:
     late = time.time() * 1000 - deadline_ms
-    return ErrorInfo.of(
-        ErrorCode.TIMEOUT, f"deadline passed ({late:.0f} ms ago) before the handler finished"
-    )
+    return ErrorInfo.of(ErrorCode.TIMEOUT, f"deadline passed ({late:.0f} ms ago) before the handler finished")
 
 
 _READY = Ready()

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.nats
 
 def cli(*args: str, data_dir: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     extra = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    return subprocess.run([*CROSSWIRE, *args, *extra], cwd=HERE, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*CROSSWIRE, *args, *extra], cwd=HERE, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 class Running:
@@ -53,8 +54,15 @@ def run_node(tmp_path: Path) -> Iterator[object]:
         log = tmp_path / f"run-{len(procs)}.log"
         env = {**os.environ, "CLI_TEST_OUT": str(tmp_path / "out.txt")}
         with open(log, "w") as f:
-            proc = subprocess.Popen([*CROSSWIRE, "run", "cli_app:app", *args], cwd=HERE, stdout=f,
-                                    stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [*CROSSWIRE, "run", "cli_app:app", *args],
+                cwd=HERE,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
         procs.append(proc)
         return Running(proc, log)
 
@@ -173,8 +181,14 @@ def test_missed_drain_deadline_exits_non_zero(run_node: object, tmp_path: Path) 
 
 
 def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
-    proc = subprocess.Popen([*CROSSWIRE, "--log-json", "run", "cli_app:app", "--memory"], cwd=HERE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*CROSSWIRE, "--log-json", "run", "cli_app:app", "--memory"],
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()

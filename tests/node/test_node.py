@@ -278,8 +278,12 @@ async def test_breaker_opens_and_waits_instead_of_losing_events() -> None:
     failing = True
     calls = 0
 
-    @app.handler("t.dep", retry=Retry(max_attempts=50, initial=0.001, max_delay=0.005),
-                 breaker=crosswire.Breaker(failure_threshold=3, reset_after=0.2), concurrency=1)
+    @app.handler(
+        "t.dep",
+        retry=Retry(max_attempts=50, initial=0.001, max_delay=0.005),
+        breaker=crosswire.Breaker(failure_threshold=3, reset_after=0.2),
+        concurrency=1,
+    )
     async def dep(event: Event[Any]) -> None:
         nonlocal calls
         calls += 1
@@ -399,7 +403,13 @@ async def test_lifecycle_hooks_and_states() -> None:
         assert order == ["init", "warmup"]
     assert order == ["init", "warmup", "shutdown"]
     assert [s.value for s in node.lifecycle.history] == [
-        "registered", "initializing", "warming", "ready", "draining", "stopped"]
+        "registered",
+        "initializing",
+        "warming",
+        "ready",
+        "draining",
+        "stopped",
+    ]
     with pytest.raises(crosswire.ConfigurationError, match="register everything before start"):
         app.handler("t.y")(h)
 

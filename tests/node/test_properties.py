@@ -19,8 +19,13 @@ from .recording import RecordingTransport
 
 BEHAVIOURS = ("ok", "raise", "permanent", "timeout", "retry_later", "unavailable")
 
-CODES = {"raise": "handler_error", "permanent": "invalid_argument", "timeout": "timeout",
-         "retry_later": "unavailable", "unavailable": "unavailable"}
+CODES = {
+    "raise": "handler_error",
+    "permanent": "invalid_argument",
+    "timeout": "timeout",
+    "retry_later": "unavailable",
+    "unavailable": "unavailable",
+}
 
 plans = st.lists(
     st.lists(st.sampled_from(BEHAVIOURS), min_size=0, max_size=5),
@@ -46,9 +51,13 @@ async def run(plans_: list[list[str]], max_attempts: int, concurrency: int, keye
     returned_at: dict[str, float] = {}
     plan_of: dict[str, list[str]] = {}
 
-    @app.handler("p.event", timeout=0.02, concurrency=concurrency,
-                 retry=Retry(max_attempts=max_attempts, initial=0.0005, max_delay=0.002, jitter=0.5),
-                 breaker=False)
+    @app.handler(
+        "p.event",
+        timeout=0.02,
+        concurrency=concurrency,
+        retry=Retry(max_attempts=max_attempts, initial=0.0005, max_delay=0.002, jitter=0.5),
+        breaker=False,
+    )
     async def handle(event: Event[Any]) -> None:
         calls.setdefault(event.id, []).append(event.attempt)
         plan = plan_of[event.id]
@@ -99,8 +108,9 @@ async def run(plans_: list[list[str]], max_attempts: int, concurrency: int, keye
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plans=plans, max_attempts=st.integers(1, 4), concurrency=st.integers(1, 8), keyed=st.booleans())
-def test_every_event_ends_exactly_once(plans: list[list[str]], max_attempts: int, concurrency: int,
-                                        keyed: bool) -> None:
+def test_every_event_ends_exactly_once(
+    plans: list[list[str]], max_attempts: int, concurrency: int, keyed: bool
+) -> None:
     asyncio.run(run(plans, max_attempts, concurrency, keyed))
 
 

@@ -45,22 +45,34 @@ def conformance_command(runtime: str) -> list[str]:
         binary = Path(os.environ.get("CROSSWIRE_GO_TESTWORKER", GO_DIR / "bin" / "crosswire-testworker"))
         go = shutil.which("go")
         if go is not None:
-            _build([go, "build", "-o", str(binary), "./cmd/crosswire-testworker"], GO_DIR,
-                   "building the Go conformance worker")
+            _build(
+                [go, "build", "-o", str(binary), "./cmd/crosswire-testworker"],
+                GO_DIR,
+                "building the Go conformance worker",
+            )
         elif not binary.exists():
             pytest.skip(f"SKIPPING Go worker tests: no `go` toolchain on PATH and no {binary}")
         argv = [str(binary)]
     elif runtime == "rust":
         target = Path(os.environ.get("CARGO_TARGET_DIR", RUST_DIR / "target"))
-        binary = Path(os.environ.get(
-            "CROSSWIRE_RUST_TESTWORKER", target / "release" / "examples" / "testworker"
-        ))
+        binary = Path(os.environ.get("CROSSWIRE_RUST_TESTWORKER", target / "release" / "examples" / "testworker"))
         cargo = shutil.which("cargo")
         if cargo is not None:
             # build where the binary is expected: <target>/release/examples/testworker
-            _build([cargo, "build", "--release", "--quiet", "--example", "testworker",
-                    "--target-dir", str(binary.parents[2])], RUST_DIR,
-                   "building the Rust conformance worker")
+            _build(
+                [
+                    cargo,
+                    "build",
+                    "--release",
+                    "--quiet",
+                    "--example",
+                    "testworker",
+                    "--target-dir",
+                    str(binary.parents[2]),
+                ],
+                RUST_DIR,
+                "building the Rust conformance worker",
+            )
         elif not binary.exists():
             pytest.skip(f"SKIPPING Rust worker tests: no `cargo` toolchain on PATH and no {binary}")
         argv = [str(binary)]

@@ -60,8 +60,12 @@ async def read_frames(reader: asyncio.StreamReader, timeout: float = 5.0) -> lis
 
 def hello(**fields: object) -> Hello:
     base: dict[str, object] = {
-        "versions": [1], "name": "fake", "runtime": "python", "types": ["test.echo"],
-        "max_in_flight": 4, "max_frame": DEFAULT_MAX_FRAME,
+        "versions": [1],
+        "name": "fake",
+        "runtime": "python",
+        "types": ["test.echo"],
+        "max_in_flight": 4,
+        "max_frame": DEFAULT_MAX_FRAME,
     }
     base.update(fields)
     return Hello(**base)  # type: ignore[arg-type]
@@ -113,7 +117,9 @@ async def test_truncated_frame_is_reported_and_hub_keeps_running(
             break
         await asyncio.sleep(0.01)
     messages = [r.getMessage() for r in caplog.records]
-    assert any("closed the connection in the middle of a frame (received 9 of 100 body bytes)" in m for m in messages), messages
+    assert any(
+        "closed the connection in the middle of a frame (received 9 of 100 body bytes)" in m for m in messages
+    ), messages
     await assert_hub_still_serves(hub)
 
 
@@ -167,9 +173,7 @@ async def test_first_frame_must_be_hello(hub: WorkerHub) -> None:
     ],
     ids=["version", "no-types", "no-credit", "tiny-frames", "unknown-name"],
 )
-async def test_bad_hello_is_rejected_with_a_reason(
-    hub: WorkerHub, fields: dict[str, object], reason: str
-) -> None:
+async def test_bad_hello_is_rejected_with_a_reason(hub: WorkerHub, fields: dict[str, object], reason: str) -> None:
     pool = WorkerPool(WorkerSpec(name="fake"), hub)  # external: waits for "fake" to connect
     hub.register(pool)
     reader, writer = await connect(hub)
@@ -225,9 +229,7 @@ async def test_external_worker_sending_an_oversized_frame_loses_its_deliveries(h
     await asyncio.sleep(0.05)
     fake = await handshake(hub, "external")
     assert await start == ("test.echo",)
-    pending = asyncio.create_task(
-        pool.handle(Attempt(event=crosswire.Event.new("test.echo"), binding="external"))
-    )
+    pending = asyncio.create_task(pool.handle(Attempt(event=crosswire.Event.new("test.echo"), binding="external")))
     from crosswire._frames import Deliver
 
     deliver = await fake.until(Deliver)
@@ -272,9 +274,9 @@ async def test_deliver_carries_attempt_number_and_deadline(hub: WorkerHub) -> No
     await start
     event = crosswire.Event.new("test.echo", b"\x80")
     expected_ms = (time.time() + 5) * 1000
-    pending = asyncio.create_task(pool.handle(
-        Attempt(event=event, binding="ext:test.echo", number=3, deadline=time.monotonic() + 5)
-    ))
+    pending = asyncio.create_task(
+        pool.handle(Attempt(event=event, binding="ext:test.echo", number=3, deadline=time.monotonic() + 5))
+    )
     deliver = await fake.until(Deliver)
     assert isinstance(deliver, Deliver)
     sent = crosswire.decode_event(deliver.envelope)
@@ -284,9 +286,17 @@ async def test_deliver_carries_attempt_number_and_deadline(hub: WorkerHub) -> No
     assert event.attempt == 1 and event.deadline is None  # the caller's event is not mutated
 
     # an emitted envelope that does not decode: an `internal` outcome naming why
-    fake.writer.write(encode_frame(Result(
-        id=deliver.id, ok=True, start_ns=1, duration_ns=2, emitted=[b"\x81\xa1x\x01"],
-    )))
+    fake.writer.write(
+        encode_frame(
+            Result(
+                id=deliver.id,
+                ok=True,
+                start_ns=1,
+                duration_ns=2,
+                emitted=[b"\x81\xa1x\x01"],
+            )
+        )
+    )
     out = await asyncio.wait_for(pending, 5)
     assert out.error is not None and out.error.code is ErrorCode.INTERNAL
     assert out.error.runtime == "node"

@@ -14,9 +14,7 @@ import crosswire
 from crosswire import ErrorCode
 
 
-def app_with_worker(
-    argv: list[str], runtime: str, *args: str, **options: object
-) -> tuple[crosswire.App, str]:
+def app_with_worker(argv: list[str], runtime: str, *args: str, **options: object) -> tuple[crosswire.App, str]:
     name = f"testworker-{runtime}"
     app = crosswire.App("e2e")
     app.worker(name, command=[*argv, "--name", name, *args], **options)  # type: ignore[arg-type]
@@ -73,8 +71,13 @@ async def test_emitted_events_are_submitted_and_handled(runtime: str, worker_arg
 async def test_sigkill_under_load_loses_nothing(runtime: str, worker_argv: list[str]) -> None:
     count = 300
     app, name = app_with_worker(
-        worker_argv, runtime, "--max-in-flight", "64",
-        timeout=10.0, retry=crosswire.Retry(max_attempts=5, initial=0.05), concurrency=64,
+        worker_argv,
+        runtime,
+        "--max-in-flight",
+        "64",
+        timeout=10.0,
+        retry=crosswire.Retry(max_attempts=5, initial=0.05),
+        concurrency=64,
         restart_backoff_initial=0.05,
     )
     async with crosswire.Node(app) as node:

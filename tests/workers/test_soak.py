@@ -19,9 +19,15 @@ pytestmark = pytest.mark.soak
 async def test_repeated_sigkill_under_load_loses_nothing(runtime: str, worker_argv: list[str], kills: int) -> None:
     count = 3000
     app, name = app_with_worker(
-        worker_argv, runtime, "--max-in-flight", "64",
-        timeout=10.0, retry=crosswire.Retry(max_attempts=kills + 5, initial=0.02, max_delay=0.2), concurrency=64,
-        restart_backoff_initial=0.05, restart_backoff_max=0.2,
+        worker_argv,
+        runtime,
+        "--max-in-flight",
+        "64",
+        timeout=10.0,
+        retry=crosswire.Retry(max_attempts=kills + 5, initial=0.02, max_delay=0.2),
+        concurrency=64,
+        restart_backoff_initial=0.05,
+        restart_backoff_max=0.2,
     )
     async with crosswire.Node(app, max_pending=None) as node:
         pool = node._pools[0]

@@ -24,7 +24,11 @@ PoolFactory = Callable[..., WorkerPool]
 
 
 def attempt(
-    type: str, payload: dict[str, Any] | None = None, *, number: int = 1, timeout: float | None = None,
+    type: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    number: int = 1,
+    timeout: float | None = None,
     **fields: Any,
 ) -> Attempt:
     data = msgspec.msgpack.encode(payload) if payload is not None else None
@@ -49,8 +53,14 @@ def retry_after_sent(outcome: Outcome) -> float | None:
 async def test_happy_path_and_emitted_events(make_pool: PoolFactory, runtime: str) -> None:
     pool = make_pool(runtime)
     types = await pool.start()
-    assert set(types) >= {"test.echo", "test.fail_transient", "test.fail_permanent", "test.sleep",
-                          "test.emit", "test.panic"}
+    assert set(types) >= {
+        "test.echo",
+        "test.fail_transient",
+        "test.fail_permanent",
+        "test.sleep",
+        "test.emit",
+        "test.panic",
+    }
     assert pool.state == "ready"
 
     outcomes = await asyncio.gather(*(pool.handle(attempt("test.echo", {"i": i})) for i in range(50)))
@@ -58,7 +68,10 @@ async def test_happy_path_and_emitted_events(make_pool: PoolFactory, runtime: st
     assert all(o.start_ns > 0 for o in outcomes)
 
     parent = attempt(
-        "test.emit", {"k": "v"}, key="order-7", correlationid="corr-1",
+        "test.emit",
+        {"k": "v"},
+        key="order-7",
+        correlationid="corr-1",
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
     out = await pool.handle(parent)

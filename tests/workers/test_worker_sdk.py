@@ -39,9 +39,7 @@ class FakeNode:
         self.buf = b""
 
     async def start(self) -> None:
-        self.server = await asyncio.start_unix_server(
-            lambda r, w: self.conns.put_nowait((r, w)), path=self.path
-        )
+        self.server = await asyncio.start_unix_server(lambda r, w: self.conns.put_nowait((r, w)), path=self.path)
 
     async def accept(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.wait_for(self.conns.get(), 10)
@@ -50,7 +48,7 @@ class FakeNode:
         while True:
             decoded = decode_frame(self.buf)
             if decoded is not None:
-                self.buf = self.buf[decoded[1]:]
+                self.buf = self.buf[decoded[1] :]
                 return decoded[0]
             chunk = await asyncio.wait_for(reader.read(65536), 5)
             if not chunk:
@@ -68,9 +66,11 @@ async def fake_node() -> AsyncIterator[FakeNode]:
 
 async def spawn(argv: list[str], node: FakeNode, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *argv, *args,
+        *argv,
+        *args,
         env={**os.environ, "CROSSWIRE_SOCKET": node.path},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -80,7 +80,9 @@ async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     return await asyncio.wait_for(proc.wait(), 10), stderr.decode()
 
 
-async def test_worker_refuses_an_oversized_frame_from_the_node(runtime: str, worker_argv: list[str], fake_node: FakeNode) -> None:
+async def test_worker_refuses_an_oversized_frame_from_the_node(
+    runtime: str, worker_argv: list[str], fake_node: FakeNode
+) -> None:
     proc = await spawn(worker_argv, fake_node)
     reader, writer = await fake_node.accept()
     hello = await fake_node.frame(reader)
@@ -95,7 +97,9 @@ async def test_worker_refuses_an_oversized_frame_from_the_node(runtime: str, wor
     writer.close()
 
 
-async def test_worker_exits_when_the_node_goes_silent(runtime: str, worker_argv: list[str], fake_node: FakeNode) -> None:
+async def test_worker_exits_when_the_node_goes_silent(
+    runtime: str, worker_argv: list[str], fake_node: FakeNode
+) -> None:
     proc = await spawn(worker_argv, fake_node)
     reader, writer = await fake_node.accept()
     assert isinstance(await fake_node.frame(reader), Hello)
@@ -109,7 +113,9 @@ async def test_worker_exits_when_the_node_goes_silent(runtime: str, worker_argv:
     writer.close()
 
 
-async def test_worker_handles_deliveries_from_a_hand_driven_node(runtime: str, worker_argv: list[str], fake_node: FakeNode) -> None:
+async def test_worker_handles_deliveries_from_a_hand_driven_node(
+    runtime: str, worker_argv: list[str], fake_node: FakeNode
+) -> None:
     proc = await spawn(worker_argv, fake_node, "--max-in-flight", "2")
     reader, writer = await fake_node.accept()
     assert isinstance(await fake_node.frame(reader), Hello)
@@ -170,7 +176,10 @@ def test_wildcard_handlers_match_nats_style() -> None:
 def test_error_signals_build_envelopes() -> None:
     r = Retryable("resource_exhausted", "slow down", after=2.5)
     assert (r.info.code, r.info.retryable, r.info.retry_after, r.info.runtime) == (
-        ErrorCode.RESOURCE_EXHAUSTED, True, 2.5, "python"
+        ErrorCode.RESOURCE_EXHAUSTED,
+        True,
+        2.5,
+        "python",
     )
     p = Permanent(ErrorCode.NOT_FOUND, "no such sku", details={"sku": "x"})
     assert (p.info.code, p.info.retryable, p.info.details) == (ErrorCode.NOT_FOUND, False, {"sku": "x"})
@@ -219,8 +228,9 @@ async def test_python_warmup_hook(tmp_path: Any, seconds: float, fail: bool) -> 
     env = {"WARMUP_SECONDS": str(seconds), "WARMUP_FAIL": "1" if fail else "0"}
     async with WorkerHub() as hub:
         # heartbeats every 0.1 s: a warm-up of 0.8 s must not look like silence
-        spec = WorkerSpec(name="warm", command=(sys.executable, str(script)), env=env,
-                          heartbeat_interval=0.1, ready_timeout=10)
+        spec = WorkerSpec(
+            name="warm", command=(sys.executable, str(script)), env=env, heartbeat_interval=0.1, ready_timeout=10
+        )
         pool = WorkerPool(spec, hub)
         try:
             if fail:

@@ -44,9 +44,7 @@ def _iterator(subscription: Subscription) -> AsyncIterator[Delivery]:
     return subscription.__aiter__()
 
 
-async def next_delivery(
-    subscription: Subscription, timeout: float, what: str = "a delivery"
-) -> Delivery:
+async def next_delivery(subscription: Subscription, timeout: float, what: str = "a delivery") -> Delivery:
     """The next delivery of ``subscription``.
 
     :raises AssertionError: none arrived within ``timeout`` seconds, or the
@@ -62,9 +60,7 @@ async def next_delivery(
         raise AssertionError(f"subscription ended while waiting for {what}") from None
 
 
-async def collect(
-    subscription: Subscription, n: int, timeout: float = 10.0, *, ack: bool = False
-) -> list[Delivery]:
+async def collect(subscription: Subscription, n: int, timeout: float = 10.0, *, ack: bool = False) -> list[Delivery]:
     """Receive exactly ``n`` deliveries (acking each if ``ack``).
 
     :raises AssertionError: fewer than ``n`` arrived within ``timeout`` seconds.
@@ -140,9 +136,7 @@ class Collector:
         """The events received so far (decodable ones)."""
         return [d.event for d in self.deliveries if d.event is not None]
 
-    async def wait_for(
-        self, predicate: Callable[[], bool], timeout: float, what: str
-    ) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until ``predicate()`` holds.
 
         :raises AssertionError: it did not within ``timeout`` seconds (names ``what``).
@@ -154,8 +148,7 @@ class Collector:
                         raise AssertionError(f"collector failed: {self._error!r}") from self._error
                     if self._task is not None and self._task.done():
                         raise AssertionError(
-                            f"subscription ended after {len(self.deliveries)} deliveries "
-                            f"while waiting for {what}"
+                            f"subscription ended after {len(self.deliveries)} deliveries while waiting for {what}"
                         )
                     self._changed.clear()
                     # the predicate may depend on other collectors too: look again soon
@@ -164,8 +157,7 @@ class Collector:
                             await self._changed.wait()
         except TimeoutError:
             raise AssertionError(
-                f"timed out after {timeout}s waiting for {what} "
-                f"({len(self.deliveries)} deliveries so far)"
+                f"timed out after {timeout}s waiting for {what} ({len(self.deliveries)} deliveries so far)"
             ) from None
 
     async def wait_count(self, n: int, timeout: float) -> None:

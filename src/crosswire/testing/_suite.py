@@ -78,13 +78,10 @@ class TransportConformance:
             ("concurrent_subscribe", ("consumer_groups",), self.case_concurrent_subscribe),
             ("resend_on_error", ("redelivery",), self.case_resend_on_error),
             ("redelivery_after_ack_wait", ("redelivery",), self.case_redelivery_after_ack_wait),
-            ("unacked_held_back_when_ordered", ("ordered_per_key",),
-             self.case_unacked_held_back_when_ordered),
-            ("continue_after_close_and_reopen", ("redelivery",),
-             self.case_continue_after_close_and_reopen),
+            ("unacked_held_back_when_ordered", ("ordered_per_key",), self.case_unacked_held_back_when_ordered),
+            ("continue_after_close_and_reopen", ("redelivery",), self.case_continue_after_close_and_reopen),
             ("concurrent_close", (), self.case_concurrent_close),
-            ("continue_after_repeated_errors", ("redelivery",),
-             self.case_continue_after_repeated_errors),
+            ("continue_after_repeated_errors", ("redelivery",), self.case_continue_after_repeated_errors),
             ("per_key_order", ("ordered_per_key", "consumer_groups"), self.case_per_key_order),
             ("publisher_close", (), self.case_publisher_close),
             ("topic_isolation", (), self.case_topic_isolation),
@@ -177,11 +174,7 @@ class TransportConformance:
         await self._stress(transport, self.stress_rounds)
 
     async def _stress(self, transport: Transport, rounds: int) -> None:
-        cases = [
-            (name, case)
-            for name, needs, case in self._cases()
-            if all(getattr(self.features, n) for n in needs)
-        ]
+        cases = [(name, case) for name, needs, case in self._cases() if all(getattr(self.features, n) for n in needs)]
 
         async def one(round_no: int, name: str, case: Case) -> None:
             ns = Namespace()
@@ -249,9 +242,7 @@ class TransportConformance:
     async def case_concurrent_subscribe(self, transport: Transport, ns: Namespace) -> None:
         """5,000 events over 50 consumers of one group: each handled exactly once."""
         etype, group, total = ns.type("work"), ns.group(), 5000
-        subs = await asyncio.gather(
-            *(transport.subscribe(etype, group, prefetch=32) for _ in range(50))
-        )
+        subs = await asyncio.gather(*(transport.subscribe(etype, group, prefetch=32) for _ in range(50)))
         collectors = [Collector(s).start() for s in subs]
         events = [Event.new(etype, str(i).encode(), stamp_time=False) for i in range(total)]
         for start in range(0, total, 250):
@@ -393,9 +384,7 @@ class TransportConformance:
                     await delivery.ack()
                     acked.add(event_id)
         except TimeoutError:
-            raise AssertionError(
-                f"after reopening, only {len(acked)} of {total} events were acked"
-            ) from None
+            raise AssertionError(f"after reopening, only {len(acked)} of {total} events were acked") from None
         assert acked == {e.id for e in events}
         await assert_no_more(sub, self.quiet)
         await sub.close()
@@ -497,10 +486,7 @@ class TransportConformance:
             task.add_done_callback(tasks.discard)
 
         collectors = [Collector(s, spawn).start() for s in subs]
-        events = [
-            Event.new(etype, key=f"k{i % nkeys}", extensions={"seq": i}, stamp_time=False)
-            for i in range(n)
-        ]
+        events = [Event.new(etype, key=f"k{i % nkeys}", extensions={"seq": i}, stamp_time=False) for i in range(n)]
         for start in range(0, n, 100):
             await transport.publish(events[start : start + 100])
         try:
@@ -545,9 +531,7 @@ class TransportConformance:
         await collector.stop()
         ids = Counter(_id(d) for d in collector.deliveries)
         assert set(ids) == set(sent), f"{len(set(sent) - set(ids))} published events never arrived"
-        assert len(collector.deliveries) == total, (
-            f"{len(collector.deliveries) - total} extra deliveries"
-        )
+        assert len(collector.deliveries) == total, f"{len(collector.deliveries) - total} extra deliveries"
 
     async def case_topic_isolation(self, transport: Transport, ns: Namespace) -> None:
         """A pattern sees only matching types; ``*`` is one token, ``>`` one or more."""
@@ -564,10 +548,7 @@ class TransportConformance:
                     ns.type(">"): {created, cancelled, created_eu, payment},
                 }
             )
-        subs = {
-            pattern: await transport.subscribe(pattern, ns.group(f"p{i}"))
-            for i, pattern in enumerate(expect)
-        }
+        subs = {pattern: await transport.subscribe(pattern, ns.group(f"p{i}")) for i, pattern in enumerate(expect)}
         per = 5
         events = [
             Event.new(t, f"{t}:{i}".encode())
@@ -586,9 +567,7 @@ class TransportConformance:
     async def case_consumer_groups(self, transport: Transport, ns: Namespace) -> None:
         """Two groups each get every event; the three members of one group split it."""
         etype, n = ns.type("groups"), 300
-        shared = await asyncio.gather(
-            *(transport.subscribe(etype, ns.group("shared"), prefetch=10) for _ in range(3))
-        )
+        shared = await asyncio.gather(*(transport.subscribe(etype, ns.group("shared"), prefetch=10) for _ in range(3)))
         solo = await transport.subscribe(etype, ns.group("solo"), prefetch=10)
 
         async def slow_ack(delivery: Delivery) -> None:
