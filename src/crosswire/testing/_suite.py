@@ -288,7 +288,7 @@ class TransportConformance:
 
     async def case_redelivery_after_ack_wait(self, transport: Transport, ns: Namespace) -> None:
         """An unsettled delivery comes back after ack_wait; ``in_progress`` postpones it."""
-        etype, ack_wait = ns.type("lease"), 1.0
+        etype, ack_wait = ns.type("lease"), 2.0  # margin for the in-progress ack to reach a loaded broker
         sub = await transport.subscribe(etype, ns.group(), ack_wait=ack_wait)
         await transport.publish([Event.new(etype)])
         first = await next_delivery(sub, self.timeout)
@@ -608,7 +608,8 @@ class TransportConformance:
 
     async def case_terminate_never_redelivers(self, transport: Transport, ns: Namespace) -> None:
         """A terminated delivery never comes back, not after retry delays nor ack_wait."""
-        etype, n, ack_wait = ns.type("term"), 10, 0.5
+        # long enough that the terminations land before the lease ends, even under the x20 stress
+        etype, n, ack_wait = ns.type("term"), 10, 2.0
         sub = await transport.subscribe(etype, ns.group(), ack_wait=ack_wait)
         events = [Event.new(etype, str(i).encode()) for i in range(n)]
         await transport.publish(events)
