@@ -56,12 +56,16 @@ lint: $(STAMP) $(STATICCHECK)
 	cd sdk/go && test -z "$$(gofmt -l .)" && $(GO) vet ./... && $(STATICCHECK) ./...
 	cd examples/orders/go-pricing && $(GO) vet ./... && $(STATICCHECK) ./...
 	cd sdk/rust && $(CARGO) fmt --check && $(CARGO) clippy --quiet --all-targets -- -D warnings
+	cd examples/orders/rust-fraud && $(CARGO) fmt --check && \
+		CARGO_TARGET_DIR=$(RUST_TARGET) $(CARGO) clippy --quiet --all-targets -- -D warnings
 
 test-go:
 	cd sdk/go && $(GO) test -count=1 ./...
+	cd examples/orders/go-pricing && $(GO) test -count=1 ./...
 
 test-rust:
 	cd sdk/rust && $(CARGO) test --quiet
+	cd examples/orders/rust-fraud && CARGO_TARGET_DIR=$(RUST_TARGET) $(CARGO) test --quiet
 
 test-python: $(STAMP)
 	$(VENV)/bin/pytest -q
