@@ -378,7 +378,8 @@ class Node:
                     f"no handler for event type {event.type!r}: on a non-durable transport it would be lost"
                 )
             pairs.extend((event.id, b.name) for b in bindings)
-        await self._pending.reserve(len(pairs))
+        if self._pending.full(len(pairs)):
+            await self._pending.reserve(len(pairs))
         self._pending.add(pairs)
         try:
             await self.transport.publish(events)

@@ -34,25 +34,23 @@ class Pending:
     def __len__(self) -> int:
         return len(self._pairs)
 
+    def full(self, n: int) -> bool:
+        """Whether ``n`` more entries would exceed the limit (an empty set always takes them)."""
+        return self.limit is not None and bool(self._pairs) and len(self._pairs) + n > self.limit
+
     async def reserve(self, n: int) -> None:
         """Wait until ``n`` more entries fit (never when empty: one oversized batch passes).
 
         :raises BackpressureError: still full after ``timeout`` (or at once, ``on_full="reject"``).
         """
         limit = self.limit
-        if limit is None:
-            return
-
-        def full() -> bool:
-            return bool(self._pairs) and len(self._pairs) + n > limit
-
-        if not full():
+        if limit is None or not self.full(n):
             return
         if self.on_full == "reject":
             raise BackpressureError(f"{len(self._pairs)} events pending (max_pending={limit}); rejected")
         try:
             async with asyncio.timeout(self.timeout):
-                while full():
+                while self.full(n):
                     self._room.clear()
                     await self._room.wait()
         except TimeoutError:
