@@ -139,11 +139,20 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
     extensions: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_EXTENSIONS)] = {}
 
     def __post_init__(self) -> None:
-        # runs on construction and on every decode: keep it to what the type cannot say
-        if self.time is not None:
-            _check_time(self.time)
-        if self.traceparent is not None:
-            _check_traceparent(self.traceparent)
+        # Runs on construction and on every decode: keep it to what the type cannot say,
+        # and keep the common path free of further calls (this is most of the decode cost
+        # beyond msgspec's own).
+        when = self.time
+        if when is not None:
+            try:
+                shape = when.encode().translate(_DIGITS)
+            except UnicodeEncodeError:
+                shape = b""
+            if shape not in _TIME_SHAPES:
+                _check_time(when)  # raises with the message
+        trace = self.traceparent
+        if trace is not None and trace not in _valid_traceparents:
+            _check_traceparent(trace)
         if self.extensions:
             self.extensions = _check_extensions(self.extensions)
 
