@@ -100,9 +100,17 @@ class DeadLetters:
                 idempotencykey=letter.event.dedup_key,
                 extensions={**letter.event.extensions, REPLAY_TARGET: letter.binding, REPLAY_OF: original},
             )
-            await self._publish([event])
-            letter.replays.append(ReplayRecord(at=time.time(), event_id=event.id))
+            # Record first, then publish: the replayed event may die again before a later
+            # write could land, and the node's new letter must carry this replay with it.
+            record = ReplayRecord(at=time.time(), event_id=event.id)
+            letter.replays.append(record)
             await self.store.put(letter)
+            try:
+                await self._publish([event])
+            except BaseException:
+                letter.replays.remove(record)
+                await self.store.put(letter)
+                raise
             replayed.append(letter.id)
         return ReplayResult(replayed=replayed, skipped=skipped)
 
