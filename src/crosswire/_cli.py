@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crosswire",
         description="Compose asynchronous event handlers across Python, Go and Rust.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  crosswire run examples.orders.app:app              # embedded JetStream in ./.crosswire\n"
+            "  crosswire run myapp:app --nats nats://n1:4222 --creds app.creds\n"
+            "  crosswire submit order.created --data '{\"order_id\": 1}' --key order-1\n"
+            "  crosswire dlq list\n"
+            "  crosswire dlq replay --binding validate --limit 10\n"
+            "\nexit codes: 0 ok, 1 drain deadline missed, 2 usage error, 3 could not start or act"
+        ),
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default: INFO)")
     parser.add_argument("--log-json", action="store_true", help="structured JSON log lines")
