@@ -258,6 +258,26 @@ def _now_rfc3339() -> str:
     return f"{_second_cache[1]}.{int((now - second) * 1_000_000):06d}Z"
 
 
+def follow_up(parent: Event[Any], child: Event[Any], source: str) -> Event[Any]:
+    """Fill what the handler left unset on a follow-up event (spec/conformance-worker.md):
+    ``source`` (also replacing ``Event.new``'s default ``"crosswire"``), ``correlationid``
+    (the parent's, or its ``id``), ``causationid`` (the parent's ``id``), the parent's
+    ``traceparent``/``tracestate``/``partitionkey``, and ``time`` (now)."""
+    changes: dict[str, Any] = {}
+    if child.source == "crosswire":
+        changes["source"] = source
+    if child.correlationid is None:
+        changes["correlationid"] = parent.correlationid or parent.id
+    if child.causationid is None:
+        changes["causationid"] = parent.id
+    for name in ("traceparent", "tracestate", "partitionkey"):
+        if getattr(child, name) is None and getattr(parent, name) is not None:
+            changes[name] = getattr(parent, name)
+    if child.time is None:
+        changes["time"] = _now_rfc3339()
+    return msgspec.structs.replace(child, **changes) if changes else child
+
+
 def _check_extensions(ext: dict[str, Any]) -> dict[str, Any]:
     for name, value in ext.items():
         if not isinstance(name, str) or not _EXTENSION_NAME.match(name) or name in RESERVED_NAMES:

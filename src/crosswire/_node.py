@@ -33,7 +33,7 @@ from ._deadletter import AttemptRecord, DeadLetter, DeadLetterStore, MemoryDeadL
 from ._deadletters import REPLAY_OF, REPLAY_TARGET, DeadLetters
 from ._dedup import IdempotencyStore, MemoryIdempotencyStore
 from ._dispatcher import Dispatcher
-from ._envelope import Event
+from ._envelope import Event, follow_up
 from ._errorinfo import ErrorCode, ErrorInfo
 from ._exceptions import ClosedError, ConfigurationError, TransportError
 from ._function import function_handler
@@ -463,7 +463,7 @@ class Node:
         if outcome.error is None:
             if outcome.emitted:
                 try:
-                    await self._publish([_follow_up(event, e, self.app.source) for e in outcome.emitted])
+                    await self._publish([follow_up(event, e, self.app.source) for e in outcome.emitted])
                 except (TransportError, ClosedError, OSError) as exc:
                     outcome = Outcome(
                         error=ErrorInfo.of(
@@ -593,20 +593,3 @@ def _encode_payload(payload: Any) -> tuple[bytes | None, str | None]:
         return _msgpack.encode(payload), "application/msgpack"
     except TypeError as exc:
         raise ValueError(f"payload of type {type(payload).__name__} cannot be encoded: {exc}") from None
-
-
-def _follow_up(parent: Event[Any], child: Event[Any], source: str) -> Event[Any]:
-    """Fill a follow-up event's lineage from the event that caused it."""
-    changes: dict[str, Any] = {}
-    if child.correlationid is None:
-        changes["correlationid"] = parent.correlationid or parent.id
-    if child.causationid is None:
-        changes["causationid"] = parent.id
-    if child.traceparent is None and parent.traceparent is not None:
-        changes["traceparent"] = parent.traceparent
-        changes["tracestate"] = parent.tracestate
-    if child.partitionkey is None and parent.partitionkey is not None:
-        changes["partitionkey"] = parent.partitionkey
-    if child.source == "crosswire":
-        changes["source"] = source
-    return msgspec.structs.replace(child, **changes) if changes else child

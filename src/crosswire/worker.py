@@ -37,9 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-import msgspec
-
-from ._envelope import Event, _now_rfc3339, decode_event, encode_event, new_event_id
+from ._envelope import Event, decode_event, encode_event, follow_up, new_event_id
 from ._errorinfo import ErrorCode, ErrorInfo
 from ._exceptions import ClosedError, ConfigurationError, CrosswireError, EnvelopeDecodeError, ProtocolError
 from ._frames import (
@@ -162,20 +160,7 @@ class Context:
             )
         else:
             out = event
-        changes: dict[str, Any] = {}
-        if out.source == "crosswire":
-            changes["source"] = self.worker
-        if out.correlationid is None:
-            changes["correlationid"] = incoming.correlationid or incoming.id
-        if out.causationid is None:
-            changes["causationid"] = incoming.id
-        for name in ("traceparent", "tracestate", "partitionkey"):
-            if getattr(out, name) is None and getattr(incoming, name) is not None:
-                changes[name] = getattr(incoming, name)
-        if out.time is None:
-            changes["time"] = _now_rfc3339()
-        if changes:
-            out = msgspec.structs.replace(out, **changes)
+        out = follow_up(incoming, out, self.worker)
         self.emitted.append(out)
         return out
 
