@@ -380,18 +380,16 @@ class Node:
             pairs.extend((event.id, b.name) for b in bindings)
         if self._pending.full(len(pairs)):
             await self._pending.reserve(len(pairs))
-        self._pending.add(pairs)
-        try:
-            await self.transport.publish(events)
-        except BaseException:
-            self._pending.remove(pairs)
-            raise
+        await self._publish_tracked(events, pairs)
         self.submitted += len(events)
 
     async def _publish(self, events: Sequence[Event[Any]]) -> None:
         """Internal publish (emitted follow-ups, replays): tracked, never blocked by
         ``max_pending`` — a handler waiting on capacity only it can free would deadlock."""
-        pairs = [(e.id, b.name) for e in events for b in self.router.route(e.type)]
+        await self._publish_tracked(events, [(e.id, b.name) for e in events for b in self.router.route(e.type)])
+
+    async def _publish_tracked(self, events: Sequence[Event[Any]], pairs: list[tuple[str, str]]) -> None:
+        """Publish, counting ``pairs`` as pending from before the transport accepts them."""
         self._pending.add(pairs)
         try:
             await self.transport.publish(events)
