@@ -80,31 +80,6 @@ def _check_traceparent(value: str) -> None:
     _valid_traceparents[value] = None
 
 
-#: Attribute keys of the envelope; user extensions may not reuse them.
-RESERVED_NAMES = frozenset(
-    {
-        "specversion",
-        "id",
-        "source",
-        "type",
-        "subject",
-        "time",
-        "datacontenttype",
-        "dataschema",
-        "data",
-        "data_base64",
-        "cwversion",
-        "correlationid",
-        "causationid",
-        "traceparent",
-        "tracestate",
-        "partitionkey",
-        "idempotencykey",
-        "deadline",
-        "attempt",
-        "extensions",
-    }
-)
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
 ExtensionValue = str | int | bool | bytes
@@ -139,20 +114,11 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
     extensions: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_EXTENSIONS)] = {}
 
     def __post_init__(self) -> None:
-        # Runs on construction and on every decode: keep it to what the type cannot say,
-        # and keep the common path free of further calls (this is most of the decode cost
-        # beyond msgspec's own).
-        when = self.time
-        if when is not None:
-            try:
-                shape = when.encode().translate(_DIGITS)
-            except UnicodeEncodeError:
-                shape = b""
-            if shape not in _TIME_SHAPES:
-                _check_time(when)  # raises with the message
-        trace = self.traceparent
-        if trace is not None and trace not in _valid_traceparents:
-            _check_traceparent(trace)
+        # runs on construction and on every decode: keep it to what the type cannot say
+        if self.time is not None:
+            _check_time(self.time)
+        if self.traceparent is not None:
+            _check_traceparent(self.traceparent)
         if self.extensions:
             self.extensions = _check_extensions(self.extensions)
 
@@ -220,6 +186,13 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
         """Attach the decoded payload (used by the dispatcher); returns ``self``."""
         self.__dict__["_payload"] = payload
         return self
+
+
+#: Attribute keys of the envelope (and ``data_base64``); user extensions may not reuse them.
+RESERVED_NAMES = frozenset(Event.__struct_fields__) | {"data_base64"}
+#: Attributes written to the CloudEvents JSON form, in wire order (``data`` is written apart,
+#: user extensions are flattened beside these).
+_JSON_ATTRIBUTES = tuple(name for name in Event.__struct_fields__ if name not in ("data", "extensions"))
 
 
 class _Ids:
@@ -352,27 +325,6 @@ def _classify(exc: Exception) -> EnvelopeDecodeError:
 
 # --- CloudEvents structured JSON form -------------------------------------------------
 
-_ATTRIBUTE_ORDER = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "dataschema",
-)
-_EXTENSION_ORDER = (
-    "cwversion",
-    "correlationid",
-    "causationid",
-    "traceparent",
-    "tracestate",
-    "partitionkey",
-    "idempotencykey",
-    "deadline",
-    "attempt",
-)
 _json_encoder = msgspec.json.Encoder()
 
 
@@ -387,11 +339,7 @@ def _is_json_type(content_type: str | None) -> bool:
 def event_to_dict(event: Event[Any]) -> dict[str, Any]:
     """The CloudEvents JSON form as a dict (attributes and extensions flattened)."""
     out: dict[str, Any] = {}
-    for name in _ATTRIBUTE_ORDER:
-        value = getattr(event, name)
-        if value is not None:
-            out[name] = value
-    for name in _EXTENSION_ORDER:
+    for name in _JSON_ATTRIBUTES:
         value = getattr(event, name)
         if value is not None and not (name in ("cwversion", "attempt") and value == 1):
             out[name] = value
