@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ._exceptions import ConfigurationError, TransportError
+from ._process import kill_process, stop_process
 
 __all__ = ["EmbeddedServer", "find_nats_server"]
 
@@ -258,15 +259,7 @@ class EmbeddedServer:
         proc = self._proc
         if proc is None:
             return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout=self.stop_grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await stop_process(proc, self.stop_grace)
         await self._reap()
 
     async def kill(self) -> None:
@@ -274,10 +267,7 @@ class EmbeddedServer:
         proc = self._proc
         if proc is None:
             return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await kill_process(proc)
         await self._reap()
 
     async def restart(self, *, hard: bool = False) -> None:

@@ -27,7 +27,6 @@ import collections
 import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -61,6 +60,7 @@ from ._frames import (
     Welcome,
     encode_frame,
 )
+from ._process import kill_process, stop_process
 from ._types import Attempt, Outcome
 from ._worker_conn import WorkerConnection, frame_kind
 from ._worker_hub import WorkerHub
@@ -277,14 +277,9 @@ class WorkerPool:
             self.state = "draining"
         self._wake_all()
         proc = self._proc
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_GRACE)
-            except TimeoutError:
-                self._log.warning("worker did not exit %g s after SIGTERM; killing it", STOP_GRACE)
-                await self._kill()
+        if proc is not None and await stop_process(proc, STOP_GRACE):
+            self._log.warning("worker did not exit %g s after SIGTERM; killed it", STOP_GRACE)
+            await self._kill()  # let the log forwarders finish
         session = self._session
         if session is not None and proc is None:
             with contextlib.suppress(ClosedError):
@@ -537,10 +532,7 @@ class WorkerPool:
         proc = self._proc
         if proc is None:
             return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await kill_process(proc)
         # let the log forwarders finish reading what the process wrote
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.gather(*self._pipes, return_exceptions=True), 1.0)
