@@ -33,6 +33,7 @@ from ._deadletter import DeadLetter
 from ._deadletters import DeadLetters
 from ._envelope import Event, event_to_dict
 from ._exceptions import ConfigurationError, CrosswireError
+from ._subjects import validate_type
 
 __all__ = ["main"]
 
@@ -346,10 +347,8 @@ async def cmd_submit(args: argparse.Namespace) -> int:
             raise UserError(f"--data is not valid JSON: {exc}") from None
         data, content_type = args.data.encode(), "application/json"
     try:
-        event = Event.new(args.type, data, source=args.source, id=args.id, key=args.key, datacontenttype=content_type)
-        from ._subjects import validate_type
-
         validate_type(args.type)
+        event = Event.new(args.type, data, source=args.source, id=args.id, key=args.key, datacontenttype=content_type)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     async with make_transport(args) as transport:
