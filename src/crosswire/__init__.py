@@ -5,16 +5,16 @@ private and may change.
 """
 
 from ._app import App as App
-from ._breaker import Breaker as Breaker
-from ._breaker import BreakerState as BreakerState
+from ._policies.breaker import Breaker as Breaker
+from ._policies.breaker import BreakerState as BreakerState
 from ._deadletter import AttemptRecord as AttemptRecord
 from ._deadletter import DeadLetter as DeadLetter
 from ._deadletter import DeadLetterStore as DeadLetterStore
 from ._deadletter import MemoryDeadLetterStore as MemoryDeadLetterStore
 from ._deadletter import ReplayRecord as ReplayRecord
-from ._dedup import Claim as Claim
-from ._dedup import IdempotencyStore as IdempotencyStore
-from ._dedup import MemoryIdempotencyStore as MemoryIdempotencyStore
+from ._policies.dedup import Claim as Claim
+from ._policies.dedup import IdempotencyStore as IdempotencyStore
+from ._policies.dedup import MemoryIdempotencyStore as MemoryIdempotencyStore
 from ._envelope import Event as Event
 from ._envelope import decode_event as decode_event
 from ._envelope import encode_event as encode_event
@@ -34,19 +34,19 @@ from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import TransportError as TransportError
 from ._exceptions import VersionMismatchError as VersionMismatchError
 from ._lifecycle import State as State
-from ._memory import MemoryTransport as MemoryTransport
+from ._transports.memory import MemoryTransport as MemoryTransport
 from ._metrics import metrics_registry as metrics_registry
 from ._node import DrainReport as DrainReport
 from ._node import Node as Node
-from ._retry import Retry as Retry
-from ._retry import RetryPolicy as RetryPolicy
+from ._policies.retry import Retry as Retry
+from ._policies.retry import RetryPolicy as RetryPolicy
 from ._signals import Fail as Fail
 from ._signals import Reject as Reject
 from ._signals import RetryLater as RetryLater
-from ._transport import Delivery as Delivery
-from ._transport import Features as Features
-from ._transport import Subscription as Subscription
-from ._transport import Transport as Transport
+from ._transports.base import Delivery as Delivery
+from ._transports.base import Features as Features
+from ._transports.base import Subscription as Subscription
+from ._transports.base import Transport as Transport
 
 
 def __getattr__(name: str) -> object:

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._breaker import Breaker
+from ._policies.breaker import Breaker
 from ._exceptions import ConfigurationError
 from ._function import HandlerFunction, payload_type
-from ._retry import Retry
+from ._policies.retry import Retry
 from ._subjects import validate_pattern
 
 __all__ = ["App", "HandlerConfig", "Policies", "WorkerConfig"]

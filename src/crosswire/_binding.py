@@ -8,14 +8,14 @@ import bisect
 from typing import Any
 
 from ._app import Policies
-from ._breaker import CircuitBreaker
-from ._dedup import Dedup, IdempotencyStore
+from ._policies.breaker import CircuitBreaker
+from ._policies.dedup import Dedup, IdempotencyStore
 from ._dispatcher import Dispatcher
 from ._lifecycle import Lifecycle
 from ._metrics import LATENCY_BUCKETS
-from ._timeout import Timeout
-from ._tracing import Tracing
-from ._transport import Delivery, Subscription
+from ._policies.timeout import Timeout
+from ._policies.tracing import Tracing
+from ._transports.base import Delivery, Subscription
 from ._types import Handler
 
 __all__ = ["Binding", "build_chain"]

@@ -279,7 +279,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     transport: Any
     if args.memory:
-        from ._memory import MemoryTransport
+        from ._transports.memory import MemoryTransport
 
         transport = MemoryTransport()
     else:

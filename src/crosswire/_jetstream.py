@@ -47,7 +47,7 @@ from nats.js import JetStreamContext, api
 from ._embedded import EmbeddedServer
 from ._envelope import Event, decode_event, encode_event
 from ._exceptions import ClosedError, ConfigurationError, EnvelopeDecodeError, TransportError
-from ._transport import Features
+from ._transports.base import Features
 
 if TYPE_CHECKING:
     from ._jetstream_dlq import JetStreamDeadLetterStore

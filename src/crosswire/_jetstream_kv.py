@@ -25,7 +25,7 @@ import nats.js.errors
 from nats.js import api
 from nats.js.kv import KeyValue
 
-from ._dedup import Claim
+from ._policies.dedup import Claim
 from ._exceptions import ConfigurationError, TransportError
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def _kv_key(key: str) -> str:
 
 
 class JetStreamIdempotencyStore:
-    """:class:`~crosswire._dedup.IdempotencyStore` on the KV bucket ``bucket``.
+    """:class:`~crosswire._policies.dedup.IdempotencyStore` on the KV bucket ``bucket``.
 
     :param transport: a :class:`~crosswire.JetStreamTransport`; the store uses its
         connection (started on first use if needed).

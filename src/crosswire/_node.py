@@ -31,7 +31,7 @@ from ._app import App, Policies
 from ._binding import Binding
 from ._deadletter import AttemptRecord, DeadLetter, DeadLetterStore, MemoryDeadLetterStore, dead_letter_id
 from ._deadletters import REPLAY_OF, REPLAY_TARGET, DeadLetters
-from ._dedup import IdempotencyStore, MemoryIdempotencyStore
+from ._policies.dedup import IdempotencyStore, MemoryIdempotencyStore
 from ._dispatcher import Dispatcher
 from ._envelope import Event, follow_up
 from ._errorinfo import ErrorCode, ErrorInfo
@@ -40,8 +40,8 @@ from ._function import function_handler
 from ._lifecycle import Lifecycle, State
 from ._pending import Pending
 from ._router import Router
-from ._tracing import tracing_if_configured
-from ._transport import Delivery, Transport
+from ._policies.tracing import tracing_if_configured
+from ._transports.base import Delivery, Transport
 from ._types import Attempt, Handler, Outcome
 
 __all__ = ["DrainReport", "Node"]
@@ -86,7 +86,7 @@ class Node:
         threads: int = 32,
     ) -> None:
         if transport is None:
-            from ._memory import MemoryTransport
+            from ._transports.memory import MemoryTransport
 
             transport = MemoryTransport()
         if on_full not in ("block", "reject"):

@@ -10,7 +10,7 @@ import pytest
 
 from crosswire import ClosedError, Event
 from crosswire._envelope import decode_event
-from crosswire._memory import MemoryTransport
+from crosswire._transports.memory import MemoryTransport
 from crosswire.testing import assert_no_more, collect, next_delivery
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from crosswire._jetstream import JetStreamTransport
-from crosswire._transport import Features
+from crosswire._transports.base import Features
 from crosswire.testing import TransportConformance
 
 pytestmark = pytest.mark.nats

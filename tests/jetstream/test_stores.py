@@ -10,7 +10,7 @@ import pytest
 
 from crosswire import ErrorCode, ErrorInfo, Event
 from crosswire._deadletter import AttemptRecord, DeadLetter, ReplayRecord, dead_letter_id
-from crosswire._dedup import Claim
+from crosswire._policies.dedup import Claim
 from crosswire._jetstream import JetStreamTransport
 from crosswire._jetstream_dlq import JetStreamDeadLetterStore
 from crosswire._jetstream_kv import JetStreamIdempotencyStore

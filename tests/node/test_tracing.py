@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from crosswire import App, Event, Node, Reject, Retry
-from crosswire._tracing import Tracing, tracing_if_configured
+from crosswire._policies.tracing import Tracing, tracing_if_configured
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

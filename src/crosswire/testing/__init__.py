@@ -18,7 +18,7 @@ module (needs ``pytest`` and ``pytest-asyncio`` with ``asyncio_mode = "auto"``):
             await t.close()
 """
 
-from .._transport import Features as Features
+from .._transports.base import Features as Features
 from ._helpers import Collector as Collector
 from ._helpers import Namespace as Namespace
 from ._helpers import assert_no_more as assert_no_more

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .._envelope import Event
-from .._transport import Delivery, Subscription
+from .._transports.base import Delivery, Subscription
 
 __all__ = ["Collector", "Namespace", "assert_no_more", "collect", "next_delivery"]
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import pytest
 
 from .._envelope import Event, decode_event, encode_event
-from .._transport import Delivery, Features, Subscription, Transport
+from .._transports.base import Delivery, Features, Subscription, Transport
 from ._helpers import Collector, Namespace, assert_no_more, collect, next_delivery
 
 __all__ = ["TransportConformance"]

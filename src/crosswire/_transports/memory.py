@@ -39,10 +39,10 @@ from typing import Any
 
 import msgspec
 
-from ._envelope import Event, encode_event
-from ._exceptions import ClosedError
-from ._subjects import subject_matches, validate_pattern, validate_type
-from ._transport import Delivery, Features
+from .._envelope import Event, encode_event
+from .._exceptions import ClosedError
+from .._subjects import subject_matches, validate_pattern, validate_type
+from .base import Delivery, Features
 
 __all__ = ["GroupStatistics", "MemoryDelivery", "MemoryStatistics", "MemoryTransport"]
 

@@ -16,8 +16,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Protocol
 
-from ._errorinfo import ErrorCode, ErrorInfo
-from ._types import Attempt, Handler, Outcome
+from .._errorinfo import ErrorCode, ErrorInfo
+from .._types import Attempt, Handler, Outcome
 
 __all__ = ["Claim", "Dedup", "IdempotencyStore", "MemoryIdempotencyStore"]
 

@@ -19,8 +19,8 @@ import time
 
 import msgspec
 
-from ._exceptions import ConfigurationError
-from ._types import Attempt, Handler, Outcome
+from .._exceptions import ConfigurationError
+from .._types import Attempt, Handler, Outcome
 
 __all__ = ["Breaker", "BreakerState", "CircuitBreaker"]
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from ._envelope import Event
+from .._envelope import Event
 
 __all__ = ["Delivery", "Features", "Subscription", "Transport"]
 

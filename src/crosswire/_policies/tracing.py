@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._types import Attempt, Handler, Outcome
+from .._types import Attempt, Handler, Outcome
 
 __all__ = ["Tracing", "tracing_if_configured"]
 

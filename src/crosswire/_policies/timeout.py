@@ -13,9 +13,9 @@ import time
 
 import msgspec
 
-from ._errorinfo import ErrorCode, ErrorInfo
-from ._exceptions import ConfigurationError
-from ._types import Attempt, Handler, Outcome
+from .._errorinfo import ErrorCode, ErrorInfo
+from .._exceptions import ConfigurationError
+from .._types import Attempt, Handler, Outcome
 
 __all__ = ["Timeout"]
 

@@ -12,8 +12,8 @@ from typing import Protocol
 
 import msgspec
 
-from ._errorinfo import ErrorInfo
-from ._exceptions import ConfigurationError
+from .._errorinfo import ErrorInfo
+from .._exceptions import ConfigurationError
 
 __all__ = ["Retry", "RetryPolicy"]
 
