@@ -1,0 +1,163 @@
+"""What every ``crosswire`` subcommand shares: user errors, connection options, loading
+the app, building the transport, logging."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._app import App
+
+__all__ = [
+    "SERVER_FILE",
+    "UserError",
+    "configure_logging",
+    "connection_args",
+    "load_app",
+    "make_transport",
+    "server_file",
+]
+
+SERVER_FILE = "server.json"  # written in the data dir by `crosswire run` with an embedded server
+
+
+class UserError(Exception):
+    """A mistake of the caller: printed as one line, exit code 3."""
+
+
+def connection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where events live")
+    g.add_argument(
+        "--nats",
+        metavar="URL",
+        action="append",
+        help="NATS server or cluster URL (repeat for several seeds); default: the embedded local server",
+    )
+    g.add_argument(
+        "--data-dir",
+        default=os.environ.get("CROSSWIRE_DATA_DIR", ".crosswire"),
+        help="embedded server's JetStream data directory (default: %(default)s)",
+    )
+    g.add_argument("--stream", default="CROSSWIRE", help="JetStream stream name (default: %(default)s)")
+    g.add_argument("--user", help="NATS user name")
+    g.add_argument(
+        "--password",
+        default=os.environ.get("CROSSWIRE_NATS_PASSWORD"),
+        help="NATS password (or $CROSSWIRE_NATS_PASSWORD)",
+    )
+    g.add_argument(
+        "--token", default=os.environ.get("CROSSWIRE_NATS_TOKEN"), help="NATS token (or $CROSSWIRE_NATS_TOKEN)"
+    )
+    g.add_argument("--creds", metavar="FILE", help="NATS credentials file (.creds)")
+    g.add_argument("--nkey", metavar="FILE", help="NKEYS seed file")
+    g.add_argument("--tls-ca", metavar="FILE", help="CA bundle to verify the server")
+    g.add_argument("--tls-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    g.add_argument("--tls-key", metavar="FILE", help="client key (mutual TLS)")
+
+
+def load_app(spec: str) -> App:
+    """Import ``module:attr`` (attr defaults to ``app``) from the current directory."""
+    module_name, _, attr = spec.partition(":")
+    attr = attr or "app"
+    if not module_name:
+        raise UserError(f"expected MODULE:APP, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UserError(f"cannot import module {module_name!r}: {exc}") from None
+        raise
+    try:
+        app = getattr(module, attr)
+    except AttributeError:
+        raise UserError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(app, App):
+        raise UserError(f"{spec} is a {type(app).__name__}, not a crosswire.App")
+    return app
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not (args.tls_ca or args.tls_cert):
+        return None
+    ctx = ssl.create_default_context(cafile=args.tls_ca)
+    if args.tls_cert:
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    return ctx
+
+
+def server_file(data_dir: str) -> Path:
+    return Path(data_dir) / SERVER_FILE
+
+
+def _running_embedded_url(data_dir: str) -> str | None:
+    """The URL of an embedded server a `crosswire run` started on this data dir, if alive."""
+    path = server_file(data_dir)
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+        return str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def make_transport(args: argparse.Namespace, *, for_run: bool = False) -> Any:
+    from .._jetstream import JetStreamTransport
+
+    url: Any = args.nats
+    if url is None and not for_run:
+        url = _running_embedded_url(args.data_dir)  # share the running node's server
+    if isinstance(url, list) and len(url) == 1:
+        url = url[0]
+    return JetStreamTransport(
+        url,
+        data_dir=args.data_dir,
+        stream=args.stream,
+        user=args.user,
+        password=args.password,
+        token=args.token,
+        credentials=args.creds,
+        nkeys_seed=args.nkey,
+        tls=_tls(args),
+        fsync=getattr(args, "fsync", False),
+    )
+
+
+def configure_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter()
+        if as_json
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    try:
+        root.setLevel(level.upper())
+    except ValueError:
+        raise UserError(f"unknown log level {level!r}") from None
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("event_id", "correlation_id", "trace_id", "binding"):
+            value = getattr(record, key, None)
+            if value is not None:
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)

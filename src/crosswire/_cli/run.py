@@ -1,0 +1,123 @@
+"""``crosswire run``: run a node for an App until SIGTERM/SIGINT, then drain."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from typing import Any
+
+import msgspec
+
+from .._exceptions import CrosswireError
+from .common import UserError, connection_args, load_app, make_transport
+
+__all__ = ["add_parser", "run_command"]
+
+log = logging.getLogger("crosswire.cli")
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run a node for an App, until SIGTERM/SIGINT",
+        description="Run a node: start its workers, consume and handle events, "
+        "drain on SIGTERM/SIGINT. Exits 1 if the drain deadline is missed.",
+    )
+    run.add_argument("app", metavar="MODULE:APP", help="e.g. examples.orders.app:app (APP defaults to 'app')")
+    run.add_argument(
+        "--memory",
+        action="store_true",
+        help="use the in-process memory transport (nothing durable; for trying things out)",
+    )
+    run.add_argument("--fsync", action="store_true", help="embedded server: fsync every write")
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a drain may take (default: %(default)s)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (default: off)",
+    )
+    run.add_argument(
+        "--stats-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="log node statistics periodically (default: off)",
+    )
+    connection_args(run)
+    run.set_defaults(handler=run_command)
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    from .._node import Node
+
+    app = load_app(args.app)
+    transport: Any
+    if args.memory:
+        from .._transports.memory import MemoryTransport
+
+        transport = MemoryTransport()
+    else:
+        transport = make_transport(args, for_run=True)
+    node = Node(app, transport, drain_timeout=args.drain_timeout)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+    except CrosswireError as exc:
+        raise UserError(f"could not start: {exc}") from None
+    server = getattr(transport, "server", None)
+    info_file = None
+    if server is not None and server.running:
+        info_file = server_file(args.data_dir)
+        info_file.write_text(json.dumps({"url": server.url, "pid": server.pid}))
+    where = "memory" if args.memory else (server.url + " (embedded)" if server is not None else str(args.nats))
+    log.info("node %s ready on %s with %d bindings", app.name, where, len(node.bindings))
+    for binding in node.bindings:
+        log.info("  %-40s %-24s %s", binding.name, binding.pattern, binding.runtime)
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from .._metrics import metrics_registry
+
+        try:
+            start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics_registry(node))
+        except OSError as exc:
+            await node.drain()
+            raise UserError(f"cannot serve metrics on port {args.metrics_port}: {exc}") from None
+        log.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
+    stats_task = None
+    if args.stats_every > 0:
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(args.stats_every)
+                log.info("stats %s", json.dumps(msgspec.to_builtins(node.statistics())))
+
+        stats_task = asyncio.create_task(report())
+    await stop.wait()
+    log.info("draining (deadline %.1fs)", args.drain_timeout)
+    if stats_task is not None:
+        stats_task.cancel()
+    report_ = await node.drain()
+    if info_file is not None:
+        with contextlib.suppress(OSError):
+            info_file.unlink()
+    log.info("stopped: %d finished, %d handed back, %.2fs", report_.finished, report_.returned, report_.seconds)
+    if report_.deadline_missed:
+        log.error("drain deadline of %.1fs missed", args.drain_timeout)
+        return 1
+    return 0
