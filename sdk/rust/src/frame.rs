@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_FRAME: u32 = 1024 * 1024 + 64 * 1024;
 pub const MIN_MAX_FRAME: u32 = 4096;
 /// Size of the length header.
 pub const HEADER_LEN: usize = 4;
+/// Deepest MessagePack container nesting a frame body or envelope may have (the body's
+/// map is level 1). Deeper input is `malformed`, with a message naming this limit.
+pub const MAX_NESTING: usize = mp::MAX_DEPTH;
 
 /// One protocol frame. Field order is the wire order.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,8 +12,10 @@
 use rmp::encode::ByteBuf;
 use rmp::Marker;
 
-/// Deepest container nesting accepted; deeper input is reported as malformed.
-const MAX_DEPTH: usize = 64;
+/// Deepest container nesting accepted (spec/protocol.md, "Nesting limit"): the
+/// outermost container is level 1. Deeper input is malformed, found without recursing
+/// past the limit, so hostile input cannot exhaust the stack.
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Why bytes could not be parsed as exactly one MessagePack value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +61,12 @@ impl<'a> Value<'a> {
 }
 
 /// Parse `input` as exactly one MessagePack value (trailing bytes are malformed).
+///
+/// Iterative: open containers live on an explicit stack of at most [`MAX_DEPTH`]
+/// entries, so the native stack use is constant whatever the input.
 pub(crate) fn parse(input: &[u8]) -> Result<Value<'_>, ParseError> {
     let mut reader = Reader { buf: input, pos: 0 };
-    let value = reader.value(0)?;
+    let value = reader.value()?;
     if reader.pos != input.len() {
         return Err(ParseError::Malformed(format!(
             "{} trailing bytes after the value",
@@ -74,6 +79,50 @@ pub(crate) fn parse(input: &[u8]) -> Result<Value<'_>, ParseError> {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+}
+
+/// One marker read: a whole scalar, or the header of a container.
+enum Head<'a> {
+    Scalar(Value<'a>),
+    Array(usize),
+    Map(usize),
+}
+
+/// A container being filled.
+enum Open<'a> {
+    Array {
+        items: Vec<Value<'a>>,
+        left: usize,
+    },
+    Map {
+        items: Vec<(Value<'a>, Value<'a>)>,
+        key: Option<Value<'a>>,
+        left: usize,
+    },
+}
+
+impl<'a> Open<'a> {
+    /// Add the next element; the finished container once it has all of them.
+    fn push(&mut self, value: Value<'a>) -> Option<Value<'a>> {
+        match self {
+            Open::Array { items, left } => {
+                items.push(value);
+                *left -= 1;
+                (*left == 0).then(|| Value::Array(std::mem::take(items)))
+            }
+            Open::Map { items, key, left } => match key.take() {
+                None => {
+                    *key = Some(value);
+                    None
+                }
+                Some(k) => {
+                    items.push((k, value));
+                    *left -= 1;
+                    (*left == 0).then(|| Value::Map(std::mem::take(items)))
+                }
+            },
+        }
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -103,7 +152,60 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
+    /// One whole value, containers included.
+    fn value(&mut self) -> Result<Value<'a>, ParseError> {
+        let mut stack: Vec<Open<'a>> = Vec::new();
+        loop {
+            let at = self.pos;
+            let mut value = match self.head()? {
+                Head::Scalar(v) => v,
+                head => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(ParseError::Malformed(format!(
+                            "MessagePack nested deeper than {MAX_DEPTH} levels \
+                             (the protocol's nesting limit) at offset {at}"
+                        )));
+                    }
+                    // Every element takes at least one byte (a map entry two): never
+                    // reserve more than is left, whatever the header claims.
+                    match head {
+                        Head::Array(0) => Value::Array(Vec::new()),
+                        Head::Map(0) => Value::Map(Vec::new()),
+                        Head::Array(n) => {
+                            let items = Vec::with_capacity(n.min(self.remaining()));
+                            stack.push(Open::Array { items, left: n });
+                            continue;
+                        }
+                        Head::Map(n) => {
+                            let items = Vec::with_capacity(n.min(self.remaining() / 2));
+                            stack.push(Open::Map {
+                                items,
+                                key: None,
+                                left: n,
+                            });
+                            continue;
+                        }
+                        Head::Scalar(_) => unreachable!("handled above"),
+                    }
+                }
+            };
+            // Hand the value to its container, closing every container it completes.
+            loop {
+                let Some(top) = stack.last_mut() else {
+                    return Ok(value);
+                };
+                match top.push(value) {
+                    None => break,
+                    Some(done) => {
+                        stack.pop();
+                        value = done;
+                    }
+                }
+            }
+        }
+    }
+
+    fn head(&mut self) -> Result<Head<'a>, ParseError> {
         let byte = self.take(1)?[0];
         let value = match Marker::from_u8(byte) {
             Marker::FixPos(n) => Value::Int(i128::from(n)),
@@ -122,48 +224,18 @@ impl<'a> Reader<'a> {
             Marker::F32 => Value::Float(f64::from(f32::from_bits(self.be(4)? as u32))),
             Marker::F64 => Value::Float(f64::from_bits(self.be(8)?)),
             Marker::FixStr(n) => Value::Str(self.take(usize::from(n))?),
-            Marker::Str8 => {
-                let n = self.len(1)?;
-                Value::Str(self.take(n)?)
-            }
-            Marker::Str16 => {
-                let n = self.len(2)?;
-                Value::Str(self.take(n)?)
-            }
-            Marker::Str32 => {
-                let n = self.len(4)?;
-                Value::Str(self.take(n)?)
-            }
-            Marker::Bin8 => {
-                let n = self.len(1)?;
-                Value::Bin(self.take(n)?)
-            }
-            Marker::Bin16 => {
-                let n = self.len(2)?;
-                Value::Bin(self.take(n)?)
-            }
-            Marker::Bin32 => {
-                let n = self.len(4)?;
-                Value::Bin(self.take(n)?)
-            }
-            Marker::FixArray(n) => self.array(usize::from(n), depth)?,
-            Marker::Array16 => {
-                let n = self.len(2)?;
-                self.array(n, depth)?
-            }
-            Marker::Array32 => {
-                let n = self.len(4)?;
-                self.array(n, depth)?
-            }
-            Marker::FixMap(n) => self.map(usize::from(n), depth)?,
-            Marker::Map16 => {
-                let n = self.len(2)?;
-                self.map(n, depth)?
-            }
-            Marker::Map32 => {
-                let n = self.len(4)?;
-                self.map(n, depth)?
-            }
+            Marker::Str8 => self.sized(1, Value::Str)?,
+            Marker::Str16 => self.sized(2, Value::Str)?,
+            Marker::Str32 => self.sized(4, Value::Str)?,
+            Marker::Bin8 => self.sized(1, Value::Bin)?,
+            Marker::Bin16 => self.sized(2, Value::Bin)?,
+            Marker::Bin32 => self.sized(4, Value::Bin)?,
+            Marker::FixArray(n) => return Ok(Head::Array(usize::from(n))),
+            Marker::Array16 => return Ok(Head::Array(self.len(2)?)),
+            Marker::Array32 => return Ok(Head::Array(self.len(4)?)),
+            Marker::FixMap(n) => return Ok(Head::Map(usize::from(n))),
+            Marker::Map16 => return Ok(Head::Map(self.len(2)?)),
+            Marker::Map32 => return Ok(Head::Map(self.len(4)?)),
             Marker::FixExt1 => self.ext(1)?,
             Marker::FixExt2 => self.ext(2)?,
             Marker::FixExt4 => self.ext(4)?,
@@ -188,43 +260,23 @@ impl<'a> Reader<'a> {
                 )))
             }
         };
-        Ok(value)
+        Ok(Head::Scalar(value))
+    }
+
+    /// A str or bin whose length takes `width` bytes.
+    fn sized(
+        &mut self,
+        width: usize,
+        make: fn(&'a [u8]) -> Value<'a>,
+    ) -> Result<Value<'a>, ParseError> {
+        let n = self.len(width)?;
+        Ok(make(self.take(n)?))
     }
 
     fn ext(&mut self, n: usize) -> Result<Value<'a>, ParseError> {
         self.take(1)?; // type tag
         self.take(n)?;
         Ok(Value::Ext)
-    }
-
-    fn enter(&self, depth: usize) -> Result<usize, ParseError> {
-        if depth >= MAX_DEPTH {
-            return Err(ParseError::Malformed(format!(
-                "containers nested deeper than {MAX_DEPTH}"
-            )));
-        }
-        Ok(depth + 1)
-    }
-
-    fn array(&mut self, n: usize, depth: usize) -> Result<Value<'a>, ParseError> {
-        let depth = self.enter(depth)?;
-        // Every element takes at least one byte: never reserve more than is left.
-        let mut items = Vec::with_capacity(n.min(self.remaining()));
-        for _ in 0..n {
-            items.push(self.value(depth)?);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn map(&mut self, n: usize, depth: usize) -> Result<Value<'a>, ParseError> {
-        let depth = self.enter(depth)?;
-        let mut items = Vec::with_capacity(n.min(self.remaining() / 2));
-        for _ in 0..n {
-            let key = self.value(depth)?;
-            let value = self.value(depth)?;
-            items.push((key, value));
-        }
-        Ok(Value::Map(items))
     }
 }
 
@@ -326,10 +378,65 @@ mod tests {
         );
     }
 
+    /// `levels` nested one-element arrays around a nil.
+    fn nested(levels: usize, marker: &[u8]) -> Vec<u8> {
+        let mut input = marker.repeat(levels);
+        input.push(0xc0);
+        input
+    }
+
     #[test]
-    fn deep_nesting_is_malformed() {
-        let input = vec![0x91; 10_000];
-        assert!(matches!(parse(&input), Err(ParseError::Malformed(_))));
+    fn containers_close_in_the_right_places() {
+        // [1, [2, {}], {"a": []}, nil]
+        let input = [0x94, 0x01, 0x92, 0x02, 0x80, 0x81, 0xa1, b'a', 0x90, 0xc0];
+        assert_eq!(
+            parse(&input),
+            Ok(Value::Array(vec![
+                Value::Int(1),
+                Value::Array(vec![Value::Int(2), Value::Map(vec![])]),
+                Value::Map(vec![(Value::Str(b"a"), Value::Array(vec![]))]),
+                Value::Nil,
+            ]))
+        );
+        assert_eq!(parse(&input[..9]), Err(ParseError::Truncated));
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_parses() {
+        assert!(parse(&nested(MAX_DEPTH, &[0x91])).is_ok());
+        // a map whose value is the nested chain: the map is level 1
+        let mut map = vec![0x81, 0xa1, b'k'];
+        map.extend(nested(MAX_DEPTH - 1, &[0x91]));
+        assert!(parse(&map).is_ok());
+    }
+
+    #[test]
+    fn one_level_past_the_limit_is_malformed_and_names_it() {
+        for marker in [&[0x91][..], &[0xdc, 0, 1], &[0xdd, 0, 0, 0, 1]] {
+            match parse(&nested(MAX_DEPTH + 1, marker)) {
+                Err(ParseError::Malformed(m)) => {
+                    assert!(m.contains("nested deeper than 64 levels"), "{m}")
+                }
+                other => panic!("expected malformed, got {other:?}"),
+            }
+        }
+        // maps nest too: {"k": {"k": ... }}
+        let mut maps = [0x81, 0xa1, b'k'].repeat(MAX_DEPTH + 1);
+        maps.push(0xc0);
+        assert!(matches!(parse(&maps), Err(ParseError::Malformed(_))));
+    }
+
+    #[test]
+    fn hundred_thousand_levels_do_not_overflow_the_stack() {
+        // Run on a thread with a deliberately small stack: the parser keeps open
+        // containers on the heap, so its stack use does not grow with the input.
+        let result = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| parse(&nested(100_000, &[0x91])).map(|_| ()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(matches!(result, Err(ParseError::Malformed(_))));
     }
 
     #[test]

@@ -599,6 +599,33 @@ async fn oversized_frame_from_node_closes_with_a_clear_error() {
 }
 
 #[tokio::test]
+async fn deeply_nested_frame_from_node_is_an_error_frame_naming_the_limit() {
+    let node = FakeNode::new("nested");
+    let run = spawn(echo_worker(&node));
+    let mut conn = node.accept().await;
+    conn.handshake(1000).await;
+    // a 100k-deep array as a whole frame body
+    let mut body = vec![0x91; 100_000];
+    body.push(0xc0);
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend(body);
+    conn.stream.write_all(&frame).await.unwrap();
+    match conn.recv().await {
+        Frame::Error { message } => assert!(
+            message.starts_with("malformed frame: MessagePack nested deeper than 64 levels"),
+            "{message}"
+        ),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+    assert_eq!(conn.recv_any().await, None, "worker closes");
+    let err = finish(run).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Frame(e) if e.outcome() == "malformed"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn heartbeats_flow_and_a_silent_node_ends_the_session() {
     let node = FakeNode::new("silent");
     let run = spawn(echo_worker(&node));
