@@ -45,6 +45,7 @@ mod handler;
 mod json;
 mod mp;
 mod routes;
+pub mod testing;
 mod worker;
 
 pub use attrs::{is_extension_name, new_event_id, now_rfc3339};

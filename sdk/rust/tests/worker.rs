@@ -1,158 +1,18 @@
-//! The worker against a fake node over a real Unix socket: handshake, reject,
-//! deliveries and their results, deadlines, panics, emitted events, flow control,
-//! heartbeats, drain, shutdown and oversized frames.
+//! The worker against the shipped fake node (`crosswire::testing`) over a real Unix
+//! socket: handshake, reject, deliveries and their results, deadlines, panics, emitted
+//! events, flow control, heartbeats, drain, shutdown, oversized and too deeply nested frames.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crosswire::frame::{decode_frame, Frame, DEFAULT_MAX_FRAME};
+use crosswire::frame::{Frame, DEFAULT_MAX_FRAME};
+use crosswire::testing::{FakeNode, Reply};
 use crosswire::{Context, Error, ErrorCode, Event, HandlerError, Worker};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A listening socket in a private directory, removed on drop.
-struct FakeNode {
-    dir: PathBuf,
-    path: PathBuf,
-    listener: UnixListener,
-}
-
-impl FakeNode {
-    fn new(tag: &str) -> FakeNode {
-        let dir = std::env::temp_dir().join(format!("crosswire-rs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("node.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        FakeNode {
-            dir,
-            path,
-            listener,
-        }
-    }
-
-    async fn accept(&self) -> Conn {
-        let (stream, _) = tokio::time::timeout(WAIT, self.listener.accept())
-            .await
-            .expect("worker connects")
-            .unwrap();
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-}
-
-impl Drop for FakeNode {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-struct Conn {
-    stream: UnixStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    /// The next frame from the worker, heartbeats included; `None` on close.
-    async fn recv_any(&mut self) -> Option<Frame> {
-        loop {
-            if let Some((frame, used)) =
-                decode_frame(&self.buf, DEFAULT_MAX_FRAME).expect("worker sends valid frames")
-            {
-                self.buf.drain(..used);
-                return Some(frame);
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
-                .await
-                .expect("worker answers")
-                .unwrap();
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// The next frame that is not a heartbeat.
-    async fn recv(&mut self) -> Frame {
-        loop {
-            match self.recv_any().await.expect("connection open") {
-                Frame::Heartbeat => continue,
-                other => return other,
-            }
-        }
-    }
-
-    async fn send(&mut self, frame: &Frame) {
-        self.stream.write_all(&frame.encode()).await.unwrap();
-    }
-
-    /// hello → welcome → init → ready; returns the hello.
-    async fn handshake(&mut self, heartbeat_ms: u64) -> Frame {
-        let hello = self.recv().await;
-        assert_eq!(hello.kind(), "hello");
-        self.send(&Frame::Welcome {
-            version: 1,
-            max_frame: DEFAULT_MAX_FRAME.into(),
-            heartbeat_ms,
-            node: "fake".into(),
-        })
-        .await;
-        self.send(&Frame::Init).await;
-        assert_eq!(self.recv().await, Frame::Ready);
-        hello
-    }
-
-    async fn deliver(&mut self, id: u64, event: &Event, deadline: u64) {
-        self.send(&Frame::Deliver {
-            id,
-            envelope: event.to_msgpack(),
-            deadline,
-        })
-        .await;
-    }
-
-    /// The next `result`: (id, error, emitted).
-    async fn result(&mut self) -> (u64, Option<crosswire::ErrorInfo>, Vec<Vec<u8>>) {
-        match self.recv().await {
-            Frame::Result {
-                id,
-                ok,
-                error,
-                start_ns,
-                emitted,
-                ..
-            } => {
-                assert_eq!(ok, error.is_none());
-                assert!(
-                    start_ns > 1_700_000_000_000_000_000,
-                    "start_ns is unix ns: {start_ns}"
-                );
-                (id, error, emitted)
-            }
-            other => panic!("expected result, got {other:?}"),
-        }
-    }
-
-    /// drain → drained → goodbye.
-    async fn drain(&mut self) {
-        self.send(&Frame::Drain).await;
-        assert_eq!(self.recv().await, Frame::Drained);
-        self.send(&Frame::Goodbye {
-            reason: Some("drained".into()),
-        })
-        .await;
-    }
-}
 
 #[derive(Serialize, Deserialize)]
 struct Sleep {
@@ -160,7 +20,7 @@ struct Sleep {
 }
 
 fn echo_worker(node: &FakeNode) -> Worker {
-    Worker::new("tw").socket(&node.path).handle(
+    Worker::new("tw").socket(node.path()).handle(
         "test.echo",
         |_ctx: Context, _ev: Event| async move { Ok(()) },
     )
@@ -186,7 +46,7 @@ fn now_ms() -> u64 {
 
 #[tokio::test]
 async fn handshake_warmup_then_drain_and_goodbye() {
-    let node = FakeNode::new("handshake");
+    let node = FakeNode::new();
     let warmed = Arc::new(AtomicBool::new(false));
     let flag = warmed.clone();
     let run = spawn(
@@ -241,7 +101,7 @@ async fn handshake_warmup_then_drain_and_goodbye() {
 
 #[tokio::test]
 async fn reject_ends_run_with_the_reason() {
-    let node = FakeNode::new("reject");
+    let node = FakeNode::new();
     let run = spawn(echo_worker(&node).protocol_versions(vec![2]));
     let mut conn = node.accept().await;
     match conn.recv().await {
@@ -260,7 +120,7 @@ async fn reject_ends_run_with_the_reason() {
 
 #[tokio::test]
 async fn results_carry_outcomes_and_error_envelopes() {
-    let node = FakeNode::new("results");
+    let node = FakeNode::new();
     let run = spawn(
         echo_worker(&node)
             .handle("test.transient", |_ctx: Context, ev: Event| async move {
@@ -279,17 +139,26 @@ async fn results_carry_outcomes_and_error_envelopes() {
             }),
     );
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
+    conn.handshake().await;
 
     conn.deliver(1, &Event::with_data("test.echo", None), 0)
         .await;
-    let (id, error, _) = conn.result().await;
+    let Reply {
+        id,
+        error,
+        start_ns,
+        ..
+    } = conn.result().await;
     assert_eq!((id, error), (1, None));
+    assert!(
+        start_ns > 1_700_000_000_000_000_000,
+        "start_ns is unix ns: {start_ns}"
+    );
 
     let mut ev = Event::with_data("test.transient", None);
     ev.attempt = 2;
     conn.deliver(2, &ev, 0).await;
-    let (id, error, _) = conn.result().await;
+    let Reply { id, error, .. } = conn.result().await;
     let error = error.expect("failed");
     assert_eq!(id, 2);
     assert_eq!(
@@ -302,7 +171,7 @@ async fn results_carry_outcomes_and_error_envelopes() {
     // a payload that does not decode: `?` gives a permanent invalid_argument
     conn.deliver(3, &Event::with_data("test.typed", Some(vec![0xc1])), 0)
         .await;
-    let error = conn.result().await.1.expect("failed");
+    let error = conn.result().await.error.expect("failed");
     assert_eq!(
         (error.code, error.retryable),
         (ErrorCode::InvalidArgument, false)
@@ -311,7 +180,7 @@ async fn results_carry_outcomes_and_error_envelopes() {
     // any other error type: retryable handler_error
     conn.deliver(4, &Event::new("test.typed", &Sleep { ms: 3 }).unwrap(), 0)
         .await;
-    let error = conn.result().await.1.expect("failed");
+    let error = conn.result().await.error.expect("failed");
     assert_eq!(
         (error.code, error.retryable, error.message.as_str()),
         (ErrorCode::HandlerError, true, "not zero")
@@ -319,7 +188,7 @@ async fn results_carry_outcomes_and_error_envelopes() {
 
     conn.deliver(5, &Event::with_data("test.nobody", None), 0)
         .await;
-    let error = conn.result().await.1.expect("failed");
+    let error = conn.result().await.error.expect("failed");
     assert_eq!(
         (error.code, error.retryable),
         (ErrorCode::Unimplemented, false)
@@ -331,7 +200,7 @@ async fn results_carry_outcomes_and_error_envelopes() {
         deadline: 0,
     })
     .await;
-    let (id, error, _) = conn.result().await;
+    let Reply { id, error, .. } = conn.result().await;
     assert_eq!(
         (id, error.expect("failed").code),
         (6, ErrorCode::InvalidArgument)
@@ -343,7 +212,7 @@ async fn results_carry_outcomes_and_error_envelopes() {
 
 #[tokio::test]
 async fn deadline_gives_timeout_and_panic_gives_handler_error() {
-    let node = FakeNode::new("deadline");
+    let node = FakeNode::new();
     let run = spawn(
         echo_worker(&node)
             .handle("test.sleep", |_ctx: Context, ev: Event| async move {
@@ -359,7 +228,7 @@ async fn deadline_gives_timeout_and_panic_gives_handler_error() {
             }),
     );
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
+    conn.handshake().await;
 
     let started = std::time::Instant::now();
     conn.deliver(
@@ -368,7 +237,7 @@ async fn deadline_gives_timeout_and_panic_gives_handler_error() {
         now_ms() + 150,
     )
     .await;
-    let (id, error, _) = conn.result().await;
+    let Reply { id, error, .. } = conn.result().await;
     let error = error.expect("timed out");
     assert_eq!(
         (id, error.code, error.retryable),
@@ -381,7 +250,7 @@ async fn deadline_gives_timeout_and_panic_gives_handler_error() {
 
     conn.deliver(2, &Event::with_data("test.panic", None), 0)
         .await;
-    let (id, error, _) = conn.result().await;
+    let Reply { id, error, .. } = conn.result().await;
     let error = error.expect("panicked");
     assert_eq!(
         (id, error.code, error.retryable),
@@ -392,14 +261,14 @@ async fn deadline_gives_timeout_and_panic_gives_handler_error() {
     // the worker keeps running after a panic
     conn.deliver(3, &Event::with_data("test.echo", None), 0)
         .await;
-    assert_eq!(conn.result().await.0, 3);
+    assert_eq!(conn.result().await.id, 3);
     conn.drain().await;
     finish(run).await.unwrap();
 }
 
 #[tokio::test]
 async fn emitted_events_inherit_correlation_trace_and_key() {
-    let node = FakeNode::new("emit");
+    let node = FakeNode::new();
     let run = spawn(
         echo_worker(&node).handle("test.emit", |ctx: Context, ev: Event| async move {
             assert_eq!(ctx.traceparent(), ev.traceparent.as_deref());
@@ -412,16 +281,16 @@ async fn emitted_events_inherit_correlation_trace_and_key() {
         }),
     );
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
+    conn.handshake().await;
     let mut incoming = Event::new("test.emit", &Sleep { ms: 1 }).unwrap();
     incoming.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
     incoming.tracestate = Some("k=v".into());
     incoming.partitionkey = Some("order-1".into());
     conn.deliver(1, &incoming, 0).await;
-    let (_, error, emitted) = conn.result().await;
+    let Reply { error, emitted, .. } = conn.result().await;
     assert_eq!(error, None);
     assert_eq!(emitted.len(), 1);
-    let out = Event::from_msgpack(&emitted[0]).unwrap();
+    let out = emitted[0].clone();
     assert_eq!(out.ty, "test.emitted");
     assert_eq!(out.source, "tw");
     assert_ne!(out.id, incoming.id);
@@ -442,7 +311,7 @@ async fn emitted_events_inherit_correlation_trace_and_key() {
     incoming.id = "evt-2".into();
     incoming.correlationid = Some("flow-9".into());
     conn.deliver(2, &incoming, 0).await;
-    let out = Event::from_msgpack(&conn.result().await.2[0]).unwrap();
+    let out = conn.result().await.emitted[0].clone();
     assert_eq!(
         (out.correlationid.as_deref(), out.causationid.as_deref()),
         (Some("flow-9"), Some("evt-2"))
@@ -453,7 +322,7 @@ async fn emitted_events_inherit_correlation_trace_and_key() {
 
 #[tokio::test]
 async fn never_more_than_max_in_flight_handlers_run() {
-    let node = FakeNode::new("credit");
+    let node = FakeNode::new();
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (r, p) = (running.clone(), peak.clone());
@@ -471,7 +340,7 @@ async fn never_more_than_max_in_flight_handlers_run() {
         },
     ));
     let mut conn = node.accept().await;
-    match conn.handshake(1000).await {
+    match conn.handshake().await {
         Frame::Hello { max_in_flight, .. } => assert_eq!(max_in_flight, 2),
         other => panic!("{other:?}"),
     }
@@ -482,7 +351,7 @@ async fn never_more_than_max_in_flight_handlers_run() {
     }
     let mut ids: Vec<u64> = Vec::new();
     for _ in 0..6 {
-        let (id, error, _) = conn.result().await;
+        let Reply { id, error, .. } = conn.result().await;
         assert_eq!(error, None);
         ids.push(id);
     }
@@ -499,7 +368,7 @@ async fn never_more_than_max_in_flight_handlers_run() {
 
 #[tokio::test]
 async fn drain_finishes_in_flight_work_first() {
-    let node = FakeNode::new("drain");
+    let node = FakeNode::new();
     let run = spawn(echo_worker(&node).handle(
         "test.sleep",
         |_ctx: Context, ev: Event| async move {
@@ -509,13 +378,13 @@ async fn drain_finishes_in_flight_work_first() {
         },
     ));
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
+    conn.handshake().await;
     conn.deliver(1, &Event::new("test.sleep", &Sleep { ms: 150 }).unwrap(), 0)
         .await;
     conn.deliver(2, &Event::new("test.sleep", &Sleep { ms: 50 }).unwrap(), 0)
         .await;
     conn.send(&Frame::Drain).await;
-    let mut done = vec![conn.result().await.0, conn.result().await.0];
+    let mut done = vec![conn.result().await.id, conn.result().await.id];
     done.sort_unstable();
     assert_eq!(done, vec![1, 2]);
     assert_eq!(
@@ -526,7 +395,7 @@ async fn drain_finishes_in_flight_work_first() {
     // a delivery after drain is refused as cancelled, not run
     conn.deliver(3, &Event::with_data("test.echo", None), 0)
         .await;
-    let (id, error, _) = conn.result().await;
+    let Reply { id, error, .. } = conn.result().await;
     assert_eq!((id, error.unwrap().code), (3, ErrorCode::Cancelled));
     conn.send(&Frame::Goodbye { reason: None }).await;
     finish(run).await.unwrap();
@@ -534,7 +403,7 @@ async fn drain_finishes_in_flight_work_first() {
 
 #[tokio::test]
 async fn shutdown_signal_drains_on_its_own() {
-    let node = FakeNode::new("sigterm");
+    let node = FakeNode::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = spawn(
         echo_worker(&node)
@@ -547,12 +416,13 @@ async fn shutdown_signal_drains_on_its_own() {
             }),
     );
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
+    conn.handshake().await;
     conn.deliver(1, &Event::with_data("test.sleep", None), 0)
         .await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     stop.send(()).unwrap();
-    assert_eq!(conn.result().await, (1, None, vec![]));
+    let reply = conn.result().await;
+    assert_eq!((reply.id, reply.error, reply.emitted), (1, None, vec![]));
     assert_eq!(conn.recv().await, Frame::Drained);
     assert_eq!(
         conn.recv().await,
@@ -566,14 +436,11 @@ async fn shutdown_signal_drains_on_its_own() {
 
 #[tokio::test]
 async fn oversized_frame_from_node_closes_with_a_clear_error() {
-    let node = FakeNode::new("oversized");
+    let node = FakeNode::new();
     let run = spawn(echo_worker(&node));
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
-    conn.stream
-        .write_all(&[0xff, 0xff, 0xff, 0xff])
-        .await
-        .unwrap();
+    conn.handshake().await;
+    conn.send_raw(&[0xff, 0xff, 0xff, 0xff]).await;
     assert_eq!(
         conn.recv().await,
         Frame::Error {
@@ -600,16 +467,16 @@ async fn oversized_frame_from_node_closes_with_a_clear_error() {
 
 #[tokio::test]
 async fn deeply_nested_frame_from_node_is_an_error_frame_naming_the_limit() {
-    let node = FakeNode::new("nested");
+    let node = FakeNode::new();
     let run = spawn(echo_worker(&node));
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
+    conn.handshake().await;
     // a 100k-deep array as a whole frame body
     let mut body = vec![0x91; 100_000];
     body.push(0xc0);
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend(body);
-    conn.stream.write_all(&frame).await.unwrap();
+    conn.send_raw(&frame).await;
     match conn.recv().await {
         Frame::Error { message } => assert!(
             message.starts_with("malformed frame: MessagePack nested deeper than 64 levels"),
@@ -627,7 +494,7 @@ async fn deeply_nested_frame_from_node_is_an_error_frame_naming_the_limit() {
 
 #[tokio::test]
 async fn heartbeats_flow_and_a_silent_node_ends_the_session() {
-    let node = FakeNode::new("silent");
+    let node = FakeNode::new();
     let run = spawn(echo_worker(&node));
     let mut conn = node.accept().await;
     conn.recv().await; // hello
@@ -652,7 +519,7 @@ async fn heartbeats_flow_and_a_silent_node_ends_the_session() {
 
 #[tokio::test]
 async fn failed_warmup_is_reported_and_ends_run() {
-    let node = FakeNode::new("warmup");
+    let node = FakeNode::new();
     let run = spawn(
         echo_worker(&node)
             .on_warmup(|| async { Err(HandlerError::new(ErrorCode::Unavailable, "db down")) }),
@@ -679,14 +546,14 @@ async fn failed_warmup_is_reported_and_ends_run() {
 
 #[tokio::test]
 async fn unknown_frames_are_ignored_after_handshake_but_not_before() {
-    let node = FakeNode::new("unknown");
+    let node = FakeNode::new();
     let run = spawn(echo_worker(&node));
     let mut conn = node.accept().await;
-    conn.handshake(1000).await;
+    conn.handshake().await;
     conn.send(&Frame::Unknown { t: "future".into() }).await;
     conn.deliver(1, &Event::with_data("test.echo", None), 0)
         .await;
-    assert_eq!(conn.result().await.0, 1);
+    assert_eq!(conn.result().await.id, 1);
     conn.drain().await;
     finish(run).await.unwrap();
 
