@@ -94,7 +94,12 @@ fn envelope_invalid() {
                 "{name}: decoded but should fail with {}: {ev:?}",
                 v["error"]
             ),
-            Err(e) => assert_eq!(e.code(), v["error"].as_str().unwrap(), "{name}: {e}"),
+            Err(e) => {
+                assert_eq!(e.code(), v["error"].as_str().unwrap(), "{name}: {e}");
+                if let Some(part) = v.get("message_contains").and_then(Value::as_str) {
+                    assert!(e.to_string().contains(part), "{name}: {e} lacks {part:?}");
+                }
+            }
         }
     }
 }
@@ -242,12 +247,15 @@ fn frames_invalid() {
     for (name, v) in load("frames/invalid") {
         let bytes = unhex(v["hex"].as_str().unwrap());
         let max = u32::try_from(v["max_frame"].as_u64().unwrap()).unwrap();
-        let outcome = match decode_frame(&bytes, max) {
-            Ok(None) => "incomplete".to_owned(),
-            Ok(Some((frame, _))) => format!("decoded {frame:?}"),
-            Err(e) => e.outcome().to_owned(),
+        let (outcome, message) = match decode_frame(&bytes, max) {
+            Ok(None) => ("incomplete".to_owned(), String::new()),
+            Ok(Some((frame, _))) => (format!("decoded {frame:?}"), String::new()),
+            Err(e) => (e.outcome().to_owned(), e.to_string()),
         };
         assert_eq!(outcome, v["outcome"].as_str().unwrap(), "{name}");
+        if let Some(part) = v.get("message_contains").and_then(Value::as_str) {
+            assert!(message.contains(part), "{name}: {message:?} lacks {part:?}");
+        }
     }
 }
 
