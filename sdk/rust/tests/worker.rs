@@ -564,3 +564,17 @@ async fn unknown_frames_are_ignored_after_handshake_but_not_before() {
     assert!(matches!(conn.recv().await, Frame::Error { .. }));
     assert!(matches!(finish(run).await.unwrap_err(), Error::Protocol(_)));
 }
+
+#[tokio::test]
+async fn an_invalid_pattern_fails_run_before_connecting() {
+    // no socket configured: the pattern is checked first
+    let err = Worker::new("w")
+        .handle("order.>.eu", |_ctx: Context, _ev: Event| async { Ok(()) })
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("`>` must be the last token")),
+        "{err:?}"
+    );
+}
