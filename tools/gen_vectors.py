@@ -7,18 +7,19 @@ fails its tests.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from crosswire import _frames as fr
 from crosswire._envelope import Event, decode_event, encode_event, event_to_dict
 from crosswire._errorinfo import ErrorCode, ErrorInfo, decode_error_info, encode_error_info
 from crosswire._exceptions import EnvelopeDecodeError, FrameDecodeError
+from crosswire._workers import frames as fr
 
 ROOT = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -447,12 +448,623 @@ def frame_vectors() -> None:
     write("frames", "unknown", "future-type", {"hex": unknown.hex(), "t": "future"})
 
 
+# -- payload vectors (spec/payloads.md) ---------------------------------------------------
+# The typed schemas every SDK declares natively for these vectors. Integer fields carry
+# their width as msgspec bounds, so Python refuses what a Go int8 or a Rust u32 cannot hold.
+
+
+def _int_range(bits: int, signed: bool) -> Any:
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+
+
+I8, I16, I32, I64 = (_int_range(b, True) for b in (8, 16, 32, 64))
+U8, U16, U32 = (_int_range(b, False) for b in (8, 16, 32))
+U64 = Annotated[int, msgspec.Meta(ge=0)]  # msgspec bounds stop at int64: the top is checked in __post_init__
+Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+
+
+class PCustomer(msgspec.Struct):
+    id: I64  # type: ignore[valid-type]
+    name: str
+    email: str | None = None
+
+
+class PItem(msgspec.Struct):
+    sku: str
+    qty: U32  # type: ignore[valid-type]
+    price: float
+
+
+class POrder(msgspec.Struct):
+    order_id: I64  # type: ignore[valid-type]
+    customer: PCustomer
+    items: list[PItem]
+    note: str | None = None
+    tags: dict[str, str] = {}
+    paid_at: Timestamp | None = None  # type: ignore[valid-type]
+    blob: bytes = b""
+
+
+class PNumbers(msgspec.Struct):
+    i8: I8  # type: ignore[valid-type]
+    u8: U8  # type: ignore[valid-type]
+    i16: I16  # type: ignore[valid-type]
+    u16: U16  # type: ignore[valid-type]
+    i32: I32  # type: ignore[valid-type]
+    u32: U32  # type: ignore[valid-type]
+    i64: I64  # type: ignore[valid-type]
+    u64: U64  # type: ignore[valid-type]
+    f64: float
+
+    def __post_init__(self) -> None:
+        if self.u64 >= 2**64:
+            raise ValueError("u64 does not fit 64 bits")
+
+
+PAYLOAD_SCHEMAS: dict[str, Any] = {"Order": POrder, "Numbers": PNumbers}
+UTC = dt.UTC
+
+
+def _expected(value: Any) -> Any:
+    """A decoded value as vector JSON: bytes as {"$bin": hex}, timestamps as {"$time": RFC 3339 UTC}."""
+    if isinstance(value, msgspec.Struct):
+        return {f: _expected(getattr(value, f)) for f in value.__struct_fields__}
+    if isinstance(value, bytes):
+        return {"$bin": value.hex()}
+    if isinstance(value, dt.datetime):
+        return {"$time": value.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+    if isinstance(value, dict):
+        return {k: _expected(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expected(v) for v in value]
+    return value
+
+
+def _order(**kw: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "order_id": 4242,
+        "customer": {"id": 7, "name": "Ada"},
+        "items": [{"sku": "A-1", "qty": 2, "price": 19.99}],
+    }
+    d.update(kw)
+    return d
+
+
+def _numbers(**kw: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {f: 0 for f in PNumbers.__struct_fields__}
+    d["f64"] = 0.0
+    d.update(kw)
+    return d
+
+
+def _to_json(value: Any) -> str:
+    """JSON text of a plain value the way msgspec writes it (bytes base64, datetimes RFC 3339)."""
+    return msgspec.json.encode(value).decode()
+
+
+def _decode_both(schema: str, mp: bytes | None, js: str | None) -> Any:
+    tp = PAYLOAD_SCHEMAS[schema]
+    got = [msgspec.msgpack.decode(mp, type=tp)] if mp is not None else []
+    got += [msgspec.json.decode(js.encode(), type=tp)] if js is not None else []
+    assert all(_expected(g) == _expected(got[0]) for g in got), (schema, got)
+    return got[0]
+
+
+def payload_valid(
+    name: str, desc: str, schema: str, value: Any, *, msgpack: bytes | None = None, json_text: str | None = None
+) -> None:
+    """``value`` (a Struct or a plain dict) gives both forms unless one is passed raw."""
+    if value is not None:
+        msgpack = msgspec.msgpack.encode(value) if msgpack is None else msgpack
+        json_text = _to_json(value) if json_text is None else json_text
+    decoded = _decode_both(schema, msgpack, json_text)
+    obj: dict[str, Any] = {"description": desc, "schema": schema}
+    if msgpack is not None:
+        obj["msgpack"] = msgpack.hex()
+    if json_text is not None:
+        obj["json"] = json_text
+    obj["expected"] = _expected(decoded)
+    write("payloads", "valid", name, obj)
+
+
+def payload_invalid(
+    name: str, desc: str, schema: str, value: Any, *, msgpack: bytes | None = None, json_text: str | None = None
+) -> None:
+    if value is not None:
+        msgpack = msgspec.msgpack.encode(value) if msgpack is None else msgpack
+        json_text = _to_json(value) if json_text is None else json_text
+    tp = PAYLOAD_SCHEMAS[schema]
+    for form, decode, data in (
+        ("msgpack", msgspec.msgpack.decode, msgpack),
+        ("json", msgspec.json.decode, json_text.encode() if json_text is not None else None),
+    ):
+        if data is None:
+            continue
+        try:
+            decode(data, type=tp)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        else:
+            raise AssertionError(f"{name}: the {form} form decoded")
+    obj: dict[str, Any] = {"description": desc, "schema": schema}
+    if msgpack is not None:
+        obj["msgpack"] = msgpack.hex()
+    if json_text is not None:
+        obj["json"] = json_text
+    obj["error"] = "invalid_argument"
+    write("payloads", "invalid", name, obj)
+
+
+def payload_vectors() -> None:
+    V, I = payload_valid, payload_invalid
+    t0 = dt.datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    full = POrder(
+        order_id=4242,
+        customer=PCustomer(id=7, name="Ada Lovelace", email="ada@example.com"),
+        items=[PItem(sku="A-1", qty=2, price=19.99), PItem(sku="B-22", qty=1, price=0.5)],
+        note="leave at the door",
+        tags={"channel": "web", "prio": "high"},
+        paid_at=dt.datetime(2026, 11, 28, 10, 0, 0, 250000, tzinfo=UTC),
+        blob=b"\x00\x01\xfe\xff",
+    )
+    V("order-full", "every field set, encoded from the typed struct", "Order", full)
+    V(
+        "order-defaults-encoded",
+        "optional fields at their defaults, as the Python node writes them (nil and empty map present)",
+        "Order",
+        POrder(order_id=1, customer=PCustomer(id=1, name="B"), items=[]),
+    )
+    V(
+        "order-missing-optional",
+        "optional fields absent: note, email, paid_at None; tags {}; blob empty",
+        "Order",
+        _order(),
+    )
+    V(
+        "order-null-optional",
+        "optional fields given as null/nil: the same as absent",
+        "Order",
+        _order(note=None, paid_at=None, customer={"id": 7, "name": "Ada", "email": None}),
+    )
+    V(
+        "order-unknown-fields",
+        "unknown keys at every level, of every shape, are ignored",
+        "Order",
+        _order(
+            zz_future="x",
+            version=3,
+            extra_list=[1, [2, [3]], {"a": None}],
+            extra_map={"k": {"deeper": [True, 1.5]}},
+            customer={"id": 7, "name": "Ada", "loyalty": {"tier": "gold"}},
+            items=[{"sku": "A-1", "qty": 2, "price": 19.99, "discount": 0.1, "meta": None}],
+        ),
+    )
+    V(
+        "order-field-order",
+        "fields in another order than declared",
+        "Order",
+        {
+            "items": [{"price": 1.25, "qty": 3, "sku": "Z"}],
+            "note": "n",
+            "customer": {"name": "C", "id": 9},
+            "order_id": 5,
+        },
+    )
+    V(
+        "order-unicode",
+        "non-ASCII text in strings and map keys: accents, CJK, emoji (astral plane), right-to-left",
+        "Order",
+        _order(
+            customer={"id": 7, "name": "Zoë Ñúñez 山田 🚀"},
+            note="مرحبا — ☕ «thé»",
+            tags={"clé": "été", "🔑": "值"},
+            items=[{"sku": "Ä-1", "qty": 1, "price": 2.0}],
+        ),
+    )
+    V(
+        "order-json-escapes",
+        'JSON string escapes (\\u00e9, a surrogate pair, \\n, \\") and insignificant whitespace',
+        "Order",
+        None,
+        json_text=(
+            '{ "order_id" : 12 ,\n "customer": {"id": 1, "name": "Jos\\u00e9 \\ud83d\\ude80"},\n'
+            ' "items": [ ], "note": "line1\\nline2 \\"q\\"" }'
+        ),
+    )
+    V("order-empty-items", "an empty item list", "Order", _order(items=[]))
+    V(
+        "order-many-items",
+        "20 items (array16 in MessagePack)",
+        "Order",
+        _order(items=[{"sku": f"S-{i}", "qty": i, "price": i + 0.25} for i in range(20)]),
+    )
+    V(
+        "order-blob-all-bytes",
+        "bytes: MessagePack bin, JSON base64 (standard, padded)",
+        "Order",
+        _order(blob=bytes(range(256))),
+    )
+    V("order-blob-empty", "present but empty bytes", "Order", _order(blob=b""))
+    V(
+        "order-paid-at-utc",
+        "timestamp: MessagePack timestamp ext (32-bit form), JSON RFC 3339",
+        "Order",
+        _order(paid_at=t0),
+    )
+    V(
+        "order-paid-at-micros",
+        "timestamp with microseconds (timestamp 64 ext)",
+        "Order",
+        _order(paid_at=dt.datetime(2026, 11, 28, 10, 0, 0, 123456, tzinfo=UTC)),
+    )
+    V(
+        "order-paid-at-pre-epoch",
+        "timestamp before 1970 (timestamp 96 ext)",
+        "Order",
+        _order(paid_at=dt.datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC)),
+    )
+    V(
+        "order-paid-at-offset",
+        "JSON timestamp with a numeric offset: the same instant as 08:00:00Z",
+        "Order",
+        None,
+        json_text=_to_json(_order()).removesuffix("}") + ',"paid_at":"2026-11-28T10:00:00+02:00"}',
+    )
+    V(
+        "order-large-ids",
+        "int64 ids beyond 2^53 (not exact in a float64) and negative",
+        "Order",
+        _order(order_id=2**53 + 1, customer={"id": -(2**62) - 3, "name": "N"}),
+    )
+    N = _numbers
+    V("numbers-zero", "every integer 0, f64 0.0", "Numbers", N())
+    V(
+        "numbers-max",
+        "every integer at its maximum",
+        "Numbers",
+        N(
+            i8=127,
+            u8=255,
+            i16=32767,
+            u16=65535,
+            i32=2**31 - 1,
+            u32=2**32 - 1,
+            i64=2**63 - 1,
+            u64=2**64 - 1,
+            f64=1.7976931348623157e308,
+        ),
+    )
+    V(
+        "numbers-min",
+        "every integer at its minimum",
+        "Numbers",
+        N(i8=-128, u8=0, i16=-32768, u16=0, i32=-(2**31), u32=0, i64=-(2**63), u64=0, f64=-5e-324),
+    )
+    V(
+        "numbers-exact",
+        "integers just above 2^53 stay exact in JSON",
+        "Numbers",
+        N(i64=2**53 + 1, u64=2**63 + 1, i32=-7, f64=0.1),
+    )
+    V("numbers-float-from-int", "an integer is accepted for a float field", "Numbers", N(f64=3))
+    wide = {**N(), "i8": 1, "u64": 1, "f64": 1.5}
+    body = b"".join(
+        msgspec.msgpack.encode(k)
+        + (b"\xd3" + struct.pack(">q", 1) if k == "i8" else b"\xcf" + struct.pack(">Q", 1) if k == "u64" else b"")
+        + (b"\xca" + struct.pack(">f", 1.5) if k == "f64" else b"")
+        + (msgspec.msgpack.encode(v) if k not in ("i8", "u64", "f64") else b"")
+        for k, v in wide.items()
+    )
+    V(
+        "numbers-wide-encodings",
+        "MessagePack ints in wider encodings than needed (int64 1, uint64 1) and a float32: accepted",
+        "Numbers",
+        None,
+        msgpack=bytes([0x80 | len(wide)]) + body,
+    )
+
+    # invalid: every one is invalid_argument
+    req = _order()
+    I(
+        "missing-order-id",
+        "a required top-level field is absent",
+        "Order",
+        {k: v for k, v in req.items() if k != "order_id"},
+    )
+    I(
+        "missing-customer",
+        "a required struct field is absent",
+        "Order",
+        {k: v for k, v in req.items() if k != "customer"},
+    )
+    I("missing-items", "a required list field is absent", "Order", {k: v for k, v in req.items() if k != "items"})
+    I("missing-nested-name", "a required field of a nested struct is absent", "Order", _order(customer={"id": 7}))
+    I(
+        "missing-field-in-list-item",
+        "a required field of a struct inside a list is absent",
+        "Order",
+        _order(items=[{"sku": "A", "qty": 1, "price": 1.0}, {"qty": 1, "price": 1.0}]),
+    )
+    I("empty-object", "no fields at all", "Order", {})
+    I("order-id-string", "an integer field given as a numeric string", "Order", _order(order_id="4242"))
+    I("order-id-bool", "an integer field given as a boolean", "Order", _order(order_id=True))
+    I("order-id-float", "an integer field given as a float with a fraction", "Order", _order(order_id=42.5))
+    I("order-id-float-integral", "an integer field given as a float, even 2.0", "Order", _order(order_id=2.0))
+    I(
+        "order-id-exponent",
+        "an integer field written with an exponent in JSON",
+        "Order",
+        None,
+        json_text=_to_json(_order()).replace('"order_id":4242', '"order_id":4.242e3'),
+    )
+    I("order-id-null", "a required field given as null", "Order", _order(order_id=None))
+    I("customer-not-object", "a struct field given as a string", "Order", _order(customer="Ada"))
+    I("items-not-list", "a list field given as an object", "Order", _order(items={"sku": "A"}))
+    I("items-null", "a required list given as null", "Order", _order(items=None))
+    I("tags-null", "a defaulted (non-optional) map given as null", "Order", _order(tags=None))
+    I("tags-value-int", "a map value of the wrong type", "Order", _order(tags={"a": 1}))
+    I("note-int", "an optional string given as an integer", "Order", _order(note=5))
+    I(
+        "price-string",
+        "a float field given as a string",
+        "Order",
+        _order(items=[{"sku": "A", "qty": 1, "price": "1.0"}]),
+    )
+    I(
+        "qty-negative",
+        "an unsigned field given a negative value",
+        "Order",
+        _order(items=[{"sku": "A", "qty": -1, "price": 1.0}]),
+    )
+    I("qty-too-large", "a uint32 field given 2^32", "Order", _order(items=[{"sku": "A", "qty": 2**32, "price": 1.0}]))
+    I("order-id-too-large", "an int64 field given 2^63", "Order", _order(order_id=2**63))
+    I(
+        "order-id-below-int64",
+        "an int64 field given -2^63-1 (JSON only: MessagePack cannot express it)",
+        "Order",
+        None,
+        json_text=_to_json(_order()).replace('"order_id":4242', f'"order_id":{-(2**63) - 1}'),
+    )
+    I(
+        "u64-too-large",
+        "a uint64 field given 2^64 (JSON only)",
+        "Numbers",
+        None,
+        json_text=_to_json(N()).replace('"u64":0', f'"u64":{2**64}'),
+    )
+    I("u64-negative", "a uint64 field given -1", "Numbers", N(u64=-1))
+    I("i8-too-large", "int8 given 128", "Numbers", N(i8=128))
+    I("i8-too-small", "int8 given -129", "Numbers", N(i8=-129))
+    I("u8-too-large", "uint8 given 256", "Numbers", N(u8=256))
+    I("i16-too-large", "int16 given 32768", "Numbers", N(i16=32768))
+    I("u16-too-large", "uint16 given 65536", "Numbers", N(u16=65536))
+    I("i32-too-small", "int32 given -2^31-1", "Numbers", N(i32=-(2**31) - 1))
+    I("u32-negative", "uint32 given -1", "Numbers", N(u32=-1))
+    I("f64-bool", "a float field given a boolean", "Numbers", N(f64=True))
+    I(
+        "blob-bad-base64",
+        "bytes in JSON without base64 padding",
+        "Order",
+        None,
+        json_text=_to_json(_order()).removesuffix("}") + ',"blob":"AP8"}',
+    )
+    I(
+        "blob-str-in-msgpack",
+        "bytes given as a MessagePack str",
+        "Order",
+        None,
+        msgpack=msgspec.msgpack.encode(_order(blob="AP8=")),
+    )
+    I("blob-array", "bytes given as an array of integers", "Order", _order(blob=[0, 255]))
+    I(
+        "paid-at-no-offset",
+        "a timestamp without a UTC offset (JSON)",
+        "Order",
+        None,
+        json_text=_to_json(_order(paid_at="2026-11-28T10:00:00")),
+    )
+    I(
+        "paid-at-not-a-time",
+        "a timestamp that is not RFC 3339",
+        "Order",
+        None,
+        json_text=_to_json(_order(paid_at="yesterday")),
+    )
+    I("paid-at-int", "a timestamp given as an integer", "Order", _order(paid_at=1795860000))
+    I("top-level-array", "the payload is an array, not an object", "Order", [4242, {"id": 7, "name": "A"}, []])
+    I("top-level-string", "the payload is a string", "Order", "order")
+    full_mp = msgspec.msgpack.encode(full)
+    I("truncated", "the encoding is cut short", "Order", None, msgpack=full_mp[:-3], json_text=_to_json(full)[:-3])
+    I(
+        "trailing-bytes",
+        "a valid payload followed by more bytes",
+        "Order",
+        None,
+        msgpack=full_mp + b"\x00",
+        json_text=_to_json(full) + " 0",
+    )
+
+
+# -- wildcard vectors (spec/vectors/wildcards/, NATS-style subjects) ---------------------
+
+
+def wildcard_vectors() -> None:
+    from crosswire._subjects import subject_matches, validate_pattern
+
+    matches = [
+        ("order.created", "order.created", True, "exact"),
+        ("order.created", "order.cancelled", False, "exact, other last token"),
+        ("order.created", "order.created.eu", False, "exact does not match a longer subject"),
+        ("order.created", "order", False, "exact does not match a shorter subject"),
+        ("order", "order.created", False, "a literal is not a prefix match"),
+        ("order.created", "Order.created", False, "case-sensitive"),
+        ("order.*", "order.created", True, "* matches one token"),
+        ("order.*", "order", False, "* needs a token"),
+        ("order.*", "order.created.eu", False, "* matches exactly one token"),
+        ("*.created", "payment.created", True, "* in first position"),
+        ("*", "order", True, "a lone * matches a one-token subject"),
+        ("*", "order.created", False, "a lone * does not match two tokens"),
+        ("order.*.eu", "order.created.eu", True, "* in the middle"),
+        ("order.*.eu", "order.created.us", False, "* in the middle, other tail"),
+        ("order.*.eu", "order.eu", False, "* in the middle needs its token"),
+        ("*.*", "a.b", True, "two *"),
+        ("*.*", "a.b.c", False, "two * match exactly two tokens"),
+        ("order.>", "order.created", True, "> matches one trailing token"),
+        ("order.>", "order.created.eu", True, "> matches several trailing tokens"),
+        ("order.>", "order", False, "> needs at least one token"),
+        ("order.>", "orders.created", False, "> after a literal that differs"),
+        (">", "anything.at.all", True, "a lone > matches any subject"),
+        (">", "one", True, "a lone > matches one token"),
+        ("*.>", "a.b", True, "* then >"),
+        ("*.>", "a", False, "* then > needs two tokens"),
+        ("order.*.>", "order.created.eu.west", True, "* then > with a long tail"),
+        ("order.*.>", "order.created", False, "* then > needs a token after *"),
+        ("a.b.c.d.e", "a.b.c.d.e", True, "many literal tokens"),
+        ("order-v2.*", "order-v2.created", True, "tokens may hold - and _"),
+        ("commande.créée", "commande.créée", True, "non-ASCII tokens compare exactly"),
+        ("commande.*", "commande.créée", True, "* matches a non-ASCII token"),
+    ]
+    invalid = [
+        ("", "empty pattern"),
+        ("order created", "whitespace"),
+        ("order.\tcreated", "whitespace (tab)"),
+        ("order..created", "empty token in the middle"),
+        (".order", "empty first token"),
+        ("order.", "empty last token"),
+        ("order.>.eu", "> not last"),
+        (">.>", "> not last (twice)"),
+        ("order.cre*", "* inside a token"),
+        ("order.>x", "> inside a token"),
+        ("order.*x", "* with other characters"),
+    ]
+    # worker SDKs route one delivery to one handler: an exact registration wins, then the
+    # first registered wildcard that matches (the node instead fans out to every match)
+    routing = [
+        (["order.*", "order.created"], "order.created", "order.created", "exact wins over an earlier wildcard"),
+        (["order.>", "order.*"], "order.created", "order.>", "first registered wildcard wins"),
+        (["order.*", "order.>"], "order.created", "order.*", "first registered wildcard wins (other order)"),
+        (["order.*", "order.>"], "order.created.eu", "order.>", "only > matches a longer subject"),
+        (["payment.*", "order.created"], "order.cancelled", None, "no match: no handler"),
+        ([">", "order.created"], "order.created", "order.created", "exact wins over >"),
+    ]
+    cases = []
+    for pattern, subject, want, desc in matches:
+        assert subject_matches(pattern, subject) is want, (pattern, subject)
+        cases.append({"pattern": pattern, "subject": subject, "matches": want, "description": desc})
+    bad = []
+    for pattern, desc in invalid:
+        try:
+            validate_pattern(pattern)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(pattern)
+        bad.append({"pattern": pattern, "description": desc})
+    route = [{"patterns": p, "subject": s, "handler": h, "description": d} for p, s, h, d in routing]
+    path = ROOT / "wildcards" / "subjects.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "name": "subjects",
+        "description": "NATS-style subject patterns: * one token, a final > one or more tokens",
+        "matches": cases,
+        "invalid_patterns": bad,
+        "routing": route,
+    }
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+# -- nesting limit (spec/protocol.md, "Nesting limit") -----------------------------------
+
+MAX_NESTING = 64
+
+
+def nesting_frame_vectors() -> None:
+    """Frames nested beyond MAX_NESTING levels are malformed; at the limit they decode.
+
+    Written without running the Python decoder, which the nesting rule is new to: the
+    suites of every runtime check these files.
+    """
+
+    def framed(body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + body
+
+    def arrays(levels: int) -> bytes:  # `levels` nested arrays, the innermost empty
+        return b"\x91" * (levels - 1) + b"\x90"
+
+    def maps(levels: int) -> bytes:  # {"a": {"a": ... {}}}
+        return b"\x81\xa1a" * (levels - 1) + b"\x80"
+
+    def I(name: str, data: bytes, desc: str) -> None:
+        write(
+            "frames",
+            "invalid",
+            name,
+            {
+                "description": desc,
+                "hex": data.hex(),
+                "max_frame": fr.DEFAULT_MAX_FRAME,
+                "outcome": "malformed",
+                "message_contains": "nesting limit",
+            },
+        )
+
+    hb = raw({"t": "heartbeat"})  # fixmap of 1
+    # the body map is level 1, so a value under one of its keys starts at level 2
+    I("nesting-arrays-65", framed(b"\x82" + hb[1:] + raw("x") + arrays(64)), "65 levels: the body map and 64 arrays")
+    I("nesting-maps-65", framed(b"\x82" + hb[1:] + raw("x") + maps(64)), "65 levels: the body map and 64 maps")
+    I(
+        "nesting-mixed-65",
+        framed(b"\x82" + hb[1:] + raw("x") + b"\x91\x81\xa1a" * 31 + b"\x91\x90"),
+        "65 levels alternating arrays and maps",
+    )
+    I(
+        "nesting-100k",
+        framed(b"\x82" + hb[1:] + raw("x") + arrays(100_000)),
+        "100,000 nested arrays in a heartbeat: malformed, never a crash",
+    )
+    I(
+        "nesting-100k-body",
+        framed(arrays(100_000)),
+        "the whole body is 100,000 nested arrays",
+    )
+    I(
+        "nesting-100k-first-key",
+        framed(b"\x82" + raw("x") + arrays(100_000) + hb[1:]),
+        "100,000 nested arrays before `t`",
+    )
+    hello = {
+        "t": "hello",
+        "versions": [1],
+        "name": "w",
+        "runtime": "go",
+        "max_in_flight": 1,
+        "max_frame": 4096,
+    }
+    body = raw(hello)
+    I(
+        "nesting-hello-types",
+        framed(bytes([body[0] + 1]) + body[1:] + raw("types") + arrays(64)),
+        "a hello whose `types` nests 65 levels: malformed (the limit is checked before the fields)",
+    )
+    ok = framed(b"\x82" + raw({"t": "future"})[1:] + raw("x") + arrays(63))
+    write(
+        "frames",
+        "unknown",
+        "nesting-at-limit",
+        {"description": "exactly 64 levels (the body map and 63 arrays) is allowed", "hex": ok.hex(), "t": "future"},
+    )
+
+
 def main() -> None:
-    for sub in ("envelope", "errors", "frames"):
+    for sub in ("envelope", "errors", "frames", "payloads", "wildcards"):
         shutil.rmtree(ROOT / sub, ignore_errors=True)
     envelope_vectors()
     error_vectors()
     frame_vectors()
+    nesting_frame_vectors()
+    payload_vectors()
+    wildcard_vectors()
     counts = {
         p.relative_to(ROOT).as_posix(): len(list(p.glob("*.json"))) for p in sorted(ROOT.glob("*/*")) if p.is_dir()
     }

@@ -1,0 +1,191 @@
+"""spec/vectors/payloads/ through the node's typed-payload path (spec/payloads.md).
+
+Each vector's ``msgpack`` and ``json`` forms are delivered to an in-process handler
+annotated ``Event[Order]`` (or ``Event[Numbers]``), the way an app author declares it:
+:func:`crosswire._function.function_handler` decodes ``data`` by ``datacontenttype`` and
+the handler reads ``event.payload``. Valid vectors must give ``expected`` field by field;
+invalid ones must end the attempt with ``invalid_argument`` before the handler runs.
+
+The schemas below are the Python declaration of the ones in spec/payloads.md: integer
+widths as msgspec bounds, optional fields as ``T | None = None``, defaulted collections
+as ``= {}`` / ``= b""``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+
+from crosswire import Event
+from crosswire._errorinfo import ErrorCode
+from crosswire._function import function_handler
+from crosswire._types import Attempt
+
+VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "payloads"
+
+
+def _bounded(lo: int, hi: int) -> Any:
+    return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+
+
+I64 = _bounded(-(2**63), 2**63 - 1)
+U32 = _bounded(0, 2**32 - 1)
+
+
+class Customer(msgspec.Struct):
+    id: I64  # type: ignore[valid-type]
+    name: str
+    email: str | None = None
+
+
+class Item(msgspec.Struct):
+    sku: str
+    qty: U32  # type: ignore[valid-type]
+    price: float
+
+
+class Order(msgspec.Struct):
+    order_id: I64  # type: ignore[valid-type]
+    customer: Customer
+    items: list[Item]
+    note: str | None = None
+    tags: dict[str, str] = {}
+    paid_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+    blob: bytes = b""
+
+
+class Numbers(msgspec.Struct):
+    i8: _bounded(-(2**7), 2**7 - 1)  # type: ignore[valid-type]
+    u8: _bounded(0, 2**8 - 1)  # type: ignore[valid-type]
+    i16: _bounded(-(2**15), 2**15 - 1)  # type: ignore[valid-type]
+    u16: _bounded(0, 2**16 - 1)  # type: ignore[valid-type]
+    i32: _bounded(-(2**31), 2**31 - 1)  # type: ignore[valid-type]
+    u32: U32  # type: ignore[valid-type]
+    i64: I64  # type: ignore[valid-type]
+    u64: Annotated[int, msgspec.Meta(ge=0)]
+    f64: float
+
+    def __post_init__(self) -> None:
+        # msgspec's bounds stop at int64, so the top of uint64 is checked here
+        if self.u64 > 2**64 - 1:
+            raise ValueError("u64 does not fit 64 bits")
+
+
+SCHEMAS: dict[str, type[msgspec.Struct]] = {"Order": Order, "Numbers": Numbers}
+FORMS = {"msgpack": "application/msgpack", "json": "application/json"}
+
+
+def _files(sub: str) -> list[Path]:
+    return sorted((VECTORS / sub).glob("*.json"))
+
+
+def _cases(sub: str) -> list[Any]:
+    out = []
+    for path in _files(sub):
+        vector = json.loads(path.read_text())
+        assert vector["name"] == path.stem
+        forms = [f for f in FORMS if f in vector]
+        assert forms, f"{path.name}: no msgpack or json form"
+        out += [pytest.param(vector, form, id=f"{path.stem}-{form}") for form in forms]
+    return out
+
+
+def _data(vector: dict[str, Any], form: str) -> bytes:
+    return bytes.fromhex(vector["msgpack"]) if form == "msgpack" else vector["json"].encode()
+
+
+def _handler_for(schema: str) -> tuple[Any, list[Any]]:
+    """A typed in-process handler for ``schema`` and the payloads it received."""
+    seen: list[Any] = []
+    if schema == "Order":
+
+        async def order_handler(event: Event[Order]) -> None:
+            seen.append(event.payload)
+
+        return function_handler(order_handler), seen
+
+    async def numbers_handler(event: Event[Numbers]) -> None:
+        seen.append(event.payload)
+
+    return function_handler(numbers_handler), seen
+
+
+def _deliver(schema: str, data: bytes, form: str) -> tuple[Any, list[Any]]:
+    handler, seen = _handler_for(schema)
+    event = Event.new("payload.vector", data, datacontenttype=FORMS[form])
+    outcome = asyncio.run(handler(Attempt(event=event, binding="vectors")))
+    return outcome, seen
+
+
+def _check(path: str, want: Any, got: Any) -> None:
+    """Compare one decoded value with its vector JSON, field by field."""
+    if isinstance(want, dict) and set(want) == {"$bin"}:
+        assert isinstance(got, bytes), f"{path}: {got!r} is not bytes"
+        assert got.hex() == want["$bin"], f"{path}: {got!r}"
+    elif isinstance(want, dict) and set(want) == {"$time"}:
+        assert isinstance(got, dt.datetime) and got.tzinfo is not None, f"{path}: {got!r}"
+        assert got == dt.datetime.fromisoformat(want["$time"]), f"{path}: {got!r} != {want['$time']}"
+    elif isinstance(got, msgspec.Struct):
+        assert isinstance(want, dict), path
+        assert set(want) == set(got.__struct_fields__), f"{path}: fields {sorted(want)}"
+        for name in got.__struct_fields__:
+            _check(f"{path}.{name}", want[name], getattr(got, name))
+    elif isinstance(want, dict):
+        assert isinstance(got, dict) and set(got) == set(want), f"{path}: {got!r}"
+        for key, value in want.items():
+            _check(f"{path}[{key!r}]", value, got[key])
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{path}: {got!r}"
+        for i, (w, g) in enumerate(zip(want, got, strict=True)):
+            _check(f"{path}[{i}]", w, g)
+    elif isinstance(want, float):
+        assert isinstance(got, float) and got == want, f"{path}: {got!r} != {want!r}"
+    else:
+        assert type(got) is type(want) and got == want, f"{path}: {got!r} != {want!r}"
+
+
+def test_vector_counts() -> None:
+    assert len(_files("valid")) >= 20
+    assert len(_files("invalid")) >= 40
+
+
+@pytest.mark.parametrize(("vector", "form"), _cases("valid"))
+def test_valid_payload_decodes_field_by_field(vector: dict[str, Any], form: str) -> None:
+    outcome, seen = _deliver(vector["schema"], _data(vector, form), form)
+    assert outcome.error is None, outcome.error
+    (payload,) = seen
+    assert isinstance(payload, SCHEMAS[vector["schema"]])
+    _check("$", vector["expected"], payload)
+
+
+@pytest.mark.parametrize(("vector", "form"), _cases("invalid"))
+def test_invalid_payload_is_invalid_argument(vector: dict[str, Any], form: str) -> None:
+    assert vector["error"] == "invalid_argument"
+    outcome, seen = _deliver(vector["schema"], _data(vector, form), form)
+    assert seen == [], "the handler ran on an invalid payload"
+    assert outcome.error is not None and outcome.error.code == ErrorCode.INVALID_ARGUMENT
+    assert outcome.error.retryable is False
+
+
+def test_the_two_forms_of_a_vector_agree() -> None:
+    """Where a vector has both forms they decode to equal values (one logical payload)."""
+    for path in _files("valid"):
+        vector = json.loads(path.read_text())
+        if "msgpack" in vector and "json" in vector:
+            tp = SCHEMAS[vector["schema"]]
+            assert msgspec.msgpack.decode(_data(vector, "msgpack"), type=tp) == msgspec.json.decode(
+                _data(vector, "json"), type=tp
+            ), path.stem
+
+
+def test_json_bytes_are_standard_padded_base64() -> None:
+    vector = json.loads((VECTORS / "valid" / "order-blob-all-bytes.json").read_text())
+    blob = json.loads(vector["json"])["blob"]
+    assert base64.b64decode(blob, validate=True) == bytes(range(256)) and blob.endswith("=")
