@@ -44,8 +44,7 @@ import msgspec
 import nats
 
 import crosswire
-from crosswire._embedded import EmbeddedServer
-from crosswire._jetstream import JetStreamTransport
+from crosswire.jetstream import EmbeddedServer, JetStreamTransport
 
 
 class Payload(msgspec.Struct):

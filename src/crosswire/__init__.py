@@ -52,7 +52,7 @@ from ._transports.base import Transport as Transport
 def __getattr__(name: str) -> object:
     # The JetStream transport pulls in nats-py; import it only when asked for.
     if name == "JetStreamTransport":
-        from ._jetstream import JetStreamTransport
+        from .jetstream import JetStreamTransport
 
         return JetStreamTransport
     raise AttributeError(f"module 'crosswire' has no attribute {name!r}")

@@ -3,7 +3,7 @@
 A :class:`DeadLetter` holds the event (or its raw bytes, if they never decoded), the
 final error envelope, the history of attempts, and every replay made of it.
 Stores implement :class:`DeadLetterStore`; the memory store is here, the JetStream
-store in :mod:`crosswire._jetstream_dlq`.
+store in :mod:`crosswire.jetstream`.
 """
 
 from __future__ import annotations

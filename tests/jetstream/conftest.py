@@ -21,8 +21,7 @@ import nats
 import nats.js.errors
 import pytest
 
-from crosswire._embedded import find_nats_server
-from crosswire._jetstream import JetStreamTransport
+from crosswire.jetstream import JetStreamTransport, find_nats_server
 
 pytestmark = pytest.mark.nats
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from crosswire._embedded import EmbeddedServer
+from crosswire.jetstream import EmbeddedServer
 
 
 async def main() -> None:

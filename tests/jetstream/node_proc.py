@@ -18,7 +18,7 @@ import os
 import signal
 
 import crosswire
-from crosswire._jetstream import JetStreamTransport
+from crosswire.jetstream import JetStreamTransport
 
 
 async def main() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from crosswire._jetstream import JetStreamTransport
 from crosswire._transports.base import Features
+from crosswire.jetstream import JetStreamTransport
 from crosswire.testing import TransportConformance
 
 pytestmark = pytest.mark.nats

@@ -13,8 +13,7 @@ import nats
 import pytest
 
 from crosswire import ConfigurationError, Event, TransportError
-from crosswire._embedded import EmbeddedServer, find_nats_server
-from crosswire._jetstream import JetStreamTransport
+from crosswire.jetstream import EmbeddedServer, JetStreamTransport, find_nats_server
 
 pytestmark = pytest.mark.nats
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from crosswire import Event, TransportError
-from crosswire._embedded import EmbeddedServer
-from crosswire._jetstream import JetStreamTransport
+from crosswire.jetstream import EmbeddedServer, JetStreamTransport
 
 pytestmark = pytest.mark.nats
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from crosswire import Event
-from crosswire._jetstream import JetStreamTransport
+from crosswire.jetstream import JetStreamTransport
 
 pytestmark = pytest.mark.nats
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from crosswire import Event, TransportError
-from crosswire._embedded import find_nats_server
-from crosswire._jetstream import JetStreamTransport
+from crosswire.jetstream import JetStreamTransport, find_nats_server
 
 pytestmark = pytest.mark.nats
 

@@ -11,9 +11,7 @@ import pytest
 from crosswire import ErrorCode, ErrorInfo, Event
 from crosswire._deadletter import AttemptRecord, DeadLetter, ReplayRecord, dead_letter_id
 from crosswire._policies.dedup import Claim
-from crosswire._jetstream import JetStreamTransport
-from crosswire._jetstream_dlq import JetStreamDeadLetterStore
-from crosswire._jetstream_kv import JetStreamIdempotencyStore
+from crosswire.jetstream import JetStreamDeadLetterStore, JetStreamIdempotencyStore, JetStreamTransport
 
 pytestmark = pytest.mark.nats
 

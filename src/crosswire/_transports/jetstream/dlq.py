@@ -17,18 +17,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import nats.errors
 import nats.js.errors
 from nats.js import api
 
-from ._deadletter import DeadLetter
-from ._exceptions import DecodeError, TransportError
-
-if TYPE_CHECKING:
-    from ._jetstream import JetStreamTransport
+from ..._deadletter import DeadLetter
+from ..._exceptions import DecodeError, TransportError
+from .connection import Connection
+from .streams import ensure_stream
 
 __all__ = ["JetStreamDeadLetterStore"]
 
@@ -44,14 +43,14 @@ def _token(value: str) -> str:
 class JetStreamDeadLetterStore:
     """:class:`~crosswire._deadletter.DeadLetterStore` on the stream ``<stream>_DLQ``.
 
-    :param transport: a :class:`~crosswire.JetStreamTransport`; the store uses its
+    :param transport: a :class:`~crosswire.jetstream.JetStreamTransport`; the store uses its
         connection, stream name and subject prefix (started on first use if needed).
     :param max_age: how long letters are kept (seconds; ``None``: until purged).
 
     Safe for concurrent use from many tasks of one event loop, and across nodes.
     """
 
-    def __init__(self, transport: JetStreamTransport, *, max_age: float | None = None) -> None:
+    def __init__(self, transport: Connection, *, max_age: float | None = None) -> None:
         self._transport = transport
         self.stream = f"{transport.stream}_DLQ"
         self.prefix = f"{transport.subject_prefix}dlq"
@@ -66,8 +65,6 @@ class JetStreamDeadLetterStore:
         if not self._ready:
             async with self._lock:
                 if not self._ready:
-                    from ._jetstream import ensure_stream
-
                     await self._transport.start()
                     await ensure_stream(
                         self._transport.jetstream,

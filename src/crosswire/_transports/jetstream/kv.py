@@ -18,18 +18,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nats.errors
 import nats.js.errors
 from nats.js import api
 from nats.js.kv import KeyValue
 
-from ._policies.dedup import Claim
-from ._exceptions import ConfigurationError, TransportError
-
-if TYPE_CHECKING:
-    from ._jetstream import JetStreamTransport
+from ..._exceptions import ConfigurationError, TransportError
+from ..._policies.dedup import Claim
+from .connection import Connection
 
 __all__ = ["JetStreamIdempotencyStore"]
 
@@ -45,14 +43,14 @@ def _kv_key(key: str) -> str:
 class JetStreamIdempotencyStore:
     """:class:`~crosswire._policies.dedup.IdempotencyStore` on the KV bucket ``bucket``.
 
-    :param transport: a :class:`~crosswire.JetStreamTransport`; the store uses its
+    :param transport: a :class:`~crosswire.jetstream.JetStreamTransport`; the store uses its
         connection (started on first use if needed).
     :param ttl: how long a ``done`` key is remembered (the bucket's max age), seconds.
 
     Safe for concurrent use from many tasks of one event loop, and across nodes.
     """
 
-    def __init__(self, transport: JetStreamTransport, *, bucket: str = "CROSSWIRE_DEDUP", ttl: float = 3600.0) -> None:
+    def __init__(self, transport: Connection, *, bucket: str = "CROSSWIRE_DEDUP", ttl: float = 3600.0) -> None:
         if ttl <= 0:
             raise ConfigurationError("ttl must be > 0")
         if not bucket or not all(c.isalnum() or c in "_-" for c in bucket):
@@ -98,7 +96,7 @@ class JetStreamIdempotencyStore:
         k = _kv_key(key)
         value = _RUNNING + str(int((time.time() + lease) * 1000)).encode()
         # The common case, a key never seen: one pipelined create-if-absent publish.
-        batch = await self._transport._send(
+        batch = await self._transport.publisher.send(
             [(f"$KV.{self.bucket}.{k}", value, {"Nats-Expected-Last-Subject-Sequence": "0"})],
             f"KV bucket {self.bucket}",
         )
@@ -147,7 +145,9 @@ class JetStreamIdempotencyStore:
         await self._bucket()
         k = _kv_key(key)
         self._owned.pop(k, None)
-        batch = await self._transport._send([(f"$KV.{self.bucket}.{k}", _DONE, None)], f"KV bucket {self.bucket}")
+        batch = await self._transport.publisher.send(
+            [(f"$KV.{self.bucket}.{k}", _DONE, None)], f"KV bucket {self.bucket}"
+        )
         if batch.error is not None:
             raise TransportError(f"dedup complete on {self.bucket} failed: {batch.error}")
 

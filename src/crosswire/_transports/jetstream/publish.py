@@ -1,0 +1,175 @@
+"""Pipelined JetStream publishing: write a whole batch, then await every ack.
+
+:class:`Publisher` is one per connection and shared by the transport and the stores
+on it (dead letters, KV dedup). Acks come back on one inbox per connection, counted
+per batch, without a future or timer per message.
+
+A leaf module: it imports nothing else of the JetStream package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from ..._envelope import Event
+from ..._exceptions import TransportError
+
+__all__ = ["Message", "PublishBatch", "Publisher", "ce_headers"]
+
+Message = tuple[str, bytes, dict[str, str] | None]
+"""``(subject, body, headers)``."""
+
+
+def _header_safe(value: str) -> bool:
+    return "\r" not in value and "\n" not in value
+
+
+def ce_headers(event: Event[Any]) -> dict[str, str]:
+    """``Nats-Msg-Id`` plus the CloudEvents binary-mode attributes as ``ce-*`` headers.
+
+    The body carries the whole envelope; the headers let NATS tooling and CloudEvents
+    consumers see the attributes without decoding it. Values that a header line cannot
+    hold (CR/LF) are left to the body.
+    """
+    headers = {
+        "Nats-Msg-Id": event.id,
+        "ce-specversion": event.specversion,
+        "ce-id": event.id,
+        "ce-source": event.source,
+        "ce-type": event.type,
+    }
+    for name in (
+        "time",
+        "subject",
+        "datacontenttype",
+        "dataschema",
+        "partitionkey",
+        "traceparent",
+        "tracestate",
+        "correlationid",
+        "causationid",
+        "idempotencykey",
+    ):
+        value = getattr(event, name)
+        if value is not None and _header_safe(value):
+            headers[f"ce-{name}"] = value
+    if event.deadline is not None:
+        headers["ce-deadline"] = str(event.deadline)
+    return headers
+
+
+class _ApiError(msgspec.Struct):
+    err_code: int = 0
+    description: str = ""
+
+
+class _PubAck(msgspec.Struct):
+    """JetStream's answer to a publish: ``{"stream": .., "seq": ..}`` or ``{"error": ..}``."""
+
+    seq: int = 0
+    duplicate: bool = False
+    error: _ApiError | None = None
+
+
+_puback_decoder = msgspec.json.Decoder(_PubAck)
+
+
+class PublishBatch:
+    """Acks still awaited for one batch of published messages.
+
+    ``error``/``error_code`` hold the last error the broker answered; ``seq`` the last
+    stream sequence.
+    """
+
+    __slots__ = ("done", "error", "error_code", "remaining", "seq")
+
+    def __init__(self, remaining: int, done: asyncio.Future[None]) -> None:
+        self.remaining = remaining
+        self.done = done
+        self.error: str | None = None
+        self.error_code: int | None = None
+        self.seq = 0
+
+
+class Publisher:
+    """Publishes messages to JetStream on one connection and awaits their acks.
+
+    :param nc: the connection.
+    :param timeout: how long :meth:`send` waits for a batch's acks.
+    :param last_error: returns the connection's last asynchronous error (for messages).
+    """
+
+    def __init__(self, nc: NatsClient, timeout: float, last_error: Callable[[], str | None]) -> None:
+        self._nc = nc
+        self._timeout = timeout
+        self._last_error = last_error
+        self._prefix: str | None = None
+        self._seq = 0
+        self._awaiting: dict[str, PublishBatch] = {}
+
+    async def send(self, messages: Sequence[Message], what: str) -> PublishBatch:
+        """Publish ``messages`` and await their acks: all are written before any ack is
+        awaited (one round trip per batch).
+
+        :raises TransportError: not every ack arrived within the timeout, or the
+            connection refused the messages.
+        """
+        nc = self._nc
+        if self._prefix is None:
+            self._prefix = nc.new_inbox()
+            await nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+        batch = PublishBatch(len(messages), asyncio.get_running_loop().create_future())
+        tokens: list[str] = []
+        prefix = self._prefix
+        try:
+            for subject, body, headers in messages:
+                self._seq += 1
+                token = str(self._seq)
+                self._awaiting[token] = batch
+                tokens.append(token)
+                await nc.publish(subject, body, reply=f"{prefix}.{token}", headers=headers)
+            async with asyncio.timeout(self._timeout):
+                await batch.done
+        except TimeoutError:
+            last = self._last_error()
+            raise TransportError(
+                f"publish to {what}: {batch.remaining} of {len(messages)} messages not "
+                f"acknowledged within {self._timeout}s" + (f" (last error: {last})" if last else "")
+            ) from None
+        except nats.errors.Error as exc:
+            raise TransportError(f"publish to {what} failed: {exc!r}") from exc
+        finally:
+            for token in tokens:
+                self._awaiting.pop(token, None)
+        return batch
+
+    async def _on_ack(self, msg: Msg) -> None:
+        token = msg.subject[msg.subject.rfind(".") + 1 :]
+        batch = self._awaiting.pop(token, None)
+        if batch is None:
+            return  # a late ack of a batch that already timed out
+        data = msg.data
+        if not data:  # a status message: 503 = no stream listens on this subject
+            status = (msg.headers or {}).get("Status", "?")
+            batch.error = f"no stream for this subject (status {status})"
+        else:
+            try:
+                ack = _puback_decoder.decode(data)
+            except msgspec.DecodeError:
+                batch.error = data.decode(errors="replace")
+            else:
+                if ack.error is not None:
+                    batch.error = ack.error.description or f"error code {ack.error.err_code}"
+                    batch.error_code = ack.error.err_code
+                else:
+                    batch.seq = ack.seq
+        batch.remaining -= 1
+        if batch.remaining == 0 and not batch.done.done():
+            batch.done.set_result(None)

@@ -1,0 +1,197 @@
+"""The pull loop: deliveries of one durable pull consumer, as an async iterator.
+
+Keeps pull requests outstanding (``prefetch`` messages, topped up when half were
+delivered), so the broker streams messages while earlier ones are handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from ..._exceptions import TransportError
+from .delivery import JetStreamDelivery
+
+__all__ = ["JetStreamSubscription"]
+
+log = logging.getLogger("crosswire.jetstream")
+
+_PULL_EXPIRES = 5.0
+_PULL_HEARTBEAT = 1.0
+_NAK = b"-NAK"
+
+
+class JetStreamSubscription:
+    """Deliveries of one durable pull consumer, as an async iterator.
+
+    Keeps up to ``prefetch`` messages requested from the broker. ``close()`` stops
+    pulling and naks every delivery not yet settled, so the consumer's other members
+    (or a later subscription) get them without waiting for ``ack_wait``.
+
+    :param latest: stream sequence -> newest delivery, shared by the subscriptions of
+        one consumer on one connection (a redelivery may reach a sibling).
+    :param on_close: called once when the subscription closed.
+    """
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        stream: str,
+        consumer: str,
+        prefetch: int,
+        *,
+        latest: dict[int, JetStreamDelivery],
+        on_close: Callable[[JetStreamSubscription], None],
+    ) -> None:
+        self._nc = nc
+        self._stream = stream
+        self._consumer = consumer
+        self._prefetch = prefetch
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._inbox = nc.new_inbox()
+        self._queue: asyncio.Queue[JetStreamDelivery | None] = asyncio.Queue()
+        self._unsettled: set[JetStreamDelivery] = set()
+        self._latest = latest
+        self._on_close = on_close
+        self._requested = 0
+        self._refill = max(1, prefetch // 2)  # ask for more once this much room is free
+        self._wake = asyncio.Event()
+        self._last_activity = time.monotonic()
+        self._closed = False
+        self._sub: Any = None
+        self._pull_task: asyncio.Task[None] | None = None
+        self.received = 0
+        self.acked = 0
+
+    @property
+    def consumer(self) -> str:
+        return self._consumer
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
+        self._pull_task = asyncio.create_task(self._pull_loop(), name=f"crosswire-pull-{self._consumer}")
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._last_activity = time.monotonic()
+        if not msg.reply:
+            self._on_status(msg)
+            return
+        self._requested = max(0, self._requested - 1)
+        if self._closed:
+            with contextlib.suppress(Exception):
+                await self._nc.publish(msg.reply, _NAK)
+            return
+        delivery = JetStreamDelivery(self, msg)
+        self.received += 1
+        if delivery.stream_sequence:
+            previous = self._latest.get(delivery.stream_sequence)
+            if previous is not None:  # its lease ran out and the broker sent the message again
+                previous.supersede()
+                self._unsettled.discard(previous)
+            self._latest[delivery.stream_sequence] = delivery
+        else:
+            log.error("consumer %s: %s", self._consumer, delivery.decode_error)
+        self._unsettled.add(delivery)
+        self._queue.put_nowait(delivery)
+
+    def _on_status(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        status = headers.get("Status", "")
+        if status == "100":  # idle heartbeat: the pull is alive
+            return
+        # 408 (request expired), 409 (consumer limit / deleted / leadership change),
+        # 404 (no messages): the request is over; Nats-Pending-Messages says how many
+        # of its messages will not come.
+        pending = headers.get("Nats-Pending-Messages")
+        if pending is not None and pending.isdigit():
+            self._requested = max(0, self._requested - int(pending))
+        else:
+            self._requested = 0
+        self._wake.set()
+
+    async def _pull_loop(self) -> None:
+        expires_ns = int(_PULL_EXPIRES * 1_000_000_000)
+        heartbeat_ns = int(_PULL_HEARTBEAT * 1_000_000_000)
+        while not self._closed:
+            if time.monotonic() - self._last_activity > 3 * _PULL_HEARTBEAT:
+                # No message nor heartbeat for a while: the requests were lost (broker
+                # restart, reconnect). Ask again.
+                self._requested = 0
+                self._last_activity = time.monotonic()
+            # Room = prefetch minus what is requested and what is held unsettled (queued
+            # or being handled): each subscription holds at most ``prefetch``.
+            want = self._prefetch - self._requested - len(self._unsettled)
+            if want >= self._refill and self._nc.is_connected:
+                request = json.dumps({"batch": want, "expires": expires_ns, "idle_heartbeat": heartbeat_ns}).encode()
+                try:
+                    await self._nc.publish(self._next_subject, request, reply=self._inbox)
+                    self._requested += want
+                except Exception:  # not connected: the next round asks again
+                    pass
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=_PULL_HEARTBEAT)
+
+    def reset_pulls(self) -> None:
+        """The connection dropped or came back: outstanding requests are gone."""
+        self._requested = 0
+        self._wake.set()
+
+    def delivery_settled(self, delivery: JetStreamDelivery) -> None:
+        self._unsettled.discard(delivery)
+        if self._prefetch - self._requested - len(self._unsettled) >= self._refill:
+            self._wake.set()
+        if self._latest.get(delivery.stream_sequence) is delivery:
+            del self._latest[delivery.stream_sequence]
+        self.acked += 1
+
+    def __aiter__(self) -> AsyncIterator[JetStreamDelivery]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[JetStreamDelivery]:
+        while not self._closed:
+            delivery = await self._queue.get()
+            if delivery is None:
+                self._queue.put_nowait(None)  # for any other iterator
+                return
+            yield delivery
+
+    async def close(self) -> None:
+        """Stop pulling; return unsettled deliveries to the broker. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pull_task is not None:
+            self._pull_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pull_task
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        for delivery in list(self._unsettled):
+            with contextlib.suppress(TransportError):
+                await delivery.retry(0)
+        # No flush here: the client's flusher sends the naks, and concurrent timed
+        # flushes trip a bug in the client's PONG handling.
+        while not self._queue.empty():  # already returned to the broker above
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+        self._on_close(self)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "consumer": self._consumer,
+            "received": self.received,
+            "settled": self.acked,
+            "unsettled": len(self._unsettled),
+            "queued": self._queue.qsize(),
+            "requested": self._requested,
+        }
