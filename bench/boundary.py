@@ -35,9 +35,9 @@ from typing import Any
 import msgspec
 
 import crosswire
-from crosswire._frames import Deliver, encode_frame
 from crosswire._types import Attempt
-from crosswire._worker_pool import WorkerHub, WorkerPool, WorkerSpec
+from crosswire._workers import WorkerHub, WorkerPool, WorkerSpec
+from crosswire._workers.frames import Deliver, encode_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"x" * 128

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from crosswire._errorinfo import ErrorCode, ErrorInfo
 from crosswire._exceptions import FrameDecodeError
-from crosswire._frames import (
+from crosswire._workers.frames import (
     DEFAULT_MAX_FRAME,
     Deliver,
     Drain,

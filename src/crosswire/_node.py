@@ -170,13 +170,17 @@ class Node:
     async def _start_workers(self) -> None:
         if not self.app.workers:
             return
-        from ._worker_pool import WorkerHub, WorkerPool, WorkerSpec
+        from ._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
 
         self._hub = WorkerHub(node_name=self.app.name)
         await self._hub.start()
         for config in self.app.workers:
             spec = WorkerSpec(
-                name=config.name, command=config.command, env=dict(config.env), cwd=config.cwd, **dict(config.options)
+                name=config.name,
+                command=config.command,
+                env=dict(config.env),
+                cwd=config.cwd,
+                options=WorkerOptions.parse(config.options),
             )
             pool = WorkerPool(spec, self._hub)
             self._pools.append(pool)

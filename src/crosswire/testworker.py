@@ -14,10 +14,7 @@ from typing import Any
 
 import msgspec
 
-from ._envelope import Event
-from ._errorinfo import ErrorCode
-from ._frames import DEFAULT_MAX_FRAME, PROTOCOL_VERSIONS
-from .worker import Context, Permanent, Retryable, Worker
+from crosswire.worker import DEFAULT_MAX_FRAME, PROTOCOL_VERSIONS, Context, ErrorCode, Event, Fail, RetryLater, Worker
 
 __all__ = ["build", "main"]
 
@@ -28,16 +25,16 @@ def _payload(event: Event[Any]) -> dict[str, Any]:
     try:
         value = msgspec.msgpack.decode(event.data)
     except msgspec.DecodeError as exc:
-        raise Permanent(ErrorCode.INVALID_ARGUMENT, f"payload is not MessagePack: {exc}") from None
+        raise Fail(ErrorCode.INVALID_ARGUMENT, f"payload is not MessagePack: {exc}", retryable=False) from None
     if not isinstance(value, dict):
-        raise Permanent(ErrorCode.INVALID_ARGUMENT, "payload must be a MessagePack map")
+        raise Fail(ErrorCode.INVALID_ARGUMENT, "payload must be a MessagePack map", retryable=False)
     return value
 
 
 def _int(payload: dict[str, Any], key: str, default: int) -> int:
     value = payload.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise Permanent(ErrorCode.INVALID_ARGUMENT, f"payload {key!r} must be an integer")
+        raise Fail(ErrorCode.INVALID_ARGUMENT, f"payload {key!r} must be an integer", retryable=False)
     return value
 
 
@@ -53,11 +50,11 @@ def build(name: str, *, max_in_flight: int, versions: list[int], max_frame: int)
     async def fail_transient(ctx: Context, event: Event[Any]) -> None:
         fail_until = _int(_payload(event), "fail_until", 3)
         if event.attempt < fail_until:
-            raise Retryable(ErrorCode.UNAVAILABLE, f"transient failure on attempt {event.attempt}", after=0.01)
+            raise RetryLater(after=0.01, reason=f"transient failure on attempt {event.attempt}")
 
     @w.handler("test.fail_permanent")
     async def fail_permanent(ctx: Context, event: Event[Any]) -> None:
-        raise Permanent(ErrorCode.INVALID_ARGUMENT, "permanent failure requested")
+        raise Fail(ErrorCode.INVALID_ARGUMENT, "permanent failure requested", retryable=False)
 
     @w.handler("test.sleep")
     async def sleep(ctx: Context, event: Event[Any]) -> None:

@@ -2,7 +2,7 @@
 
 ::
 
-    from crosswire.worker import Worker, Context, Retryable, Permanent
+    from crosswire.worker import Worker, Context, RetryLater, Reject, Fail
 
     w = Worker("enricher", max_in_flight=32)
 
@@ -19,8 +19,9 @@ dedup and dead letters are decided by the node.
 How a handler's attempt ends:
 
 - returns → ok, with the events it emitted;
-- raises :class:`Retryable` / :class:`Permanent` (or any :class:`crosswire._signals.Fail`)
-  → that error envelope;
+- raises :class:`RetryLater` / :class:`Reject` / :class:`Fail` — the same classes as
+  ``crosswire.RetryLater`` / ``Reject`` / ``Fail`` for in-process handlers — → that
+  error envelope;
 - the delivery deadline passes → ``timeout``;
 - raises anything else → ``handler_error`` (retryable), and the worker keeps running.
 """
@@ -34,13 +35,17 @@ import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from ._envelope import Event, decode_event, encode_event, follow_up, new_event_id
 from ._errorinfo import ErrorCode, ErrorInfo
 from ._exceptions import ClosedError, ConfigurationError, CrosswireError, EnvelopeDecodeError, ProtocolError
-from ._frames import (
+from ._signals import Fail, Reject, RetryLater
+from ._subjects import subject_matches, validate_pattern
+from ._workers.connection import WorkerConnection, frame_kind
+from ._workers.frames import (
     DEFAULT_MAX_FRAME,
     MIN_MAX_FRAME,
     PROTOCOL_VERSIONS,
@@ -53,16 +58,27 @@ from ._frames import (
     Hello,
     Init,
     Ready,
-    Reject,
     Result,
     UnknownFrame,
     Welcome,
     encode_frame,
 )
-from ._signals import Fail
-from ._worker_conn import WorkerConnection, frame_kind
+from ._workers.frames import Reject as RejectFrame
 
-__all__ = ["Context", "Permanent", "Retryable", "Worker", "WorkerHandler"]
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "PROTOCOL_VERSIONS",
+    "Context",
+    "ErrorCode",
+    "Event",
+    "Fail",
+    "Permanent",
+    "Reject",
+    "RetryLater",
+    "Retryable",
+    "Worker",
+    "WorkerHandler",
+]
 
 RUNTIME = "python"
 SDK = "crosswire-python/0.1.0"
@@ -77,7 +93,7 @@ def _code(code: ErrorCode | str) -> ErrorCode:
 
 
 class Retryable(Fail):
-    """End the attempt with a retryable error; the node retries no sooner than ``after`` s."""
+    """Deprecated: raise :class:`RetryLater`, or :class:`Fail` with ``retryable=True``."""
 
     def __init__(
         self,
@@ -87,13 +103,18 @@ class Retryable(Fail):
         after: float | None = None,
         details: dict[str, str] | None = None,
     ) -> None:
+        warnings.warn(
+            "crosswire.worker.Retryable is deprecated: raise RetryLater or Fail(code, retryable=True)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         if after is not None and after < 0:
             raise ValueError("after must be >= 0")
         super().__init__(_code(code), message, retryable=True, retry_after=after, details=details)
 
 
 class Permanent(Fail):
-    """End the attempt with an error the node never retries (it is dead-lettered)."""
+    """Deprecated: raise :class:`Reject`, or :class:`Fail` with ``retryable=False``."""
 
     def __init__(
         self,
@@ -102,6 +123,11 @@ class Permanent(Fail):
         *,
         details: dict[str, str] | None = None,
     ) -> None:
+        warnings.warn(
+            "crosswire.worker.Permanent is deprecated: raise Reject or Fail(code, retryable=False)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         super().__init__(_code(code), message, retryable=False, details=details)
 
 
@@ -169,18 +195,6 @@ WorkerHandler = Callable[[Context, Event[Any]], Awaitable[None]]
 H = TypeVar("H", bound=WorkerHandler)
 
 
-def _matches(pattern: str, subject: str) -> bool:
-    """NATS-style: ``*`` matches one token, a final ``>`` one or more."""
-    pat = pattern.split(".")
-    sub = subject.split(".")
-    for i, token in enumerate(pat):
-        if token == ">" and i == len(pat) - 1:
-            return len(sub) > i
-        if i >= len(sub) or (token != "*" and token != sub[i]):
-            return False
-    return len(pat) == len(sub)
-
-
 class Worker:
     """A worker process: register handlers, then :meth:`run`.
 
@@ -232,6 +246,10 @@ class Worker:
                 raise ConfigurationError(f"handler for {event_type!r} must be an async function")
             if event_type in self._handlers:
                 raise ConfigurationError(f"a handler for {event_type!r} is already registered")
+            try:
+                validate_pattern(event_type)
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
             self._handlers[event_type] = fn
             return fn
 
@@ -247,7 +265,7 @@ class Worker:
         if fn is not None:
             return fn
         for pattern, candidate in self._handlers.items():
-            if ("*" in pattern or ">" in pattern) and _matches(pattern, event_type):
+            if ("*" in pattern or ">" in pattern) and subject_matches(pattern, event_type):
                 return candidate
         return None
 
@@ -304,7 +322,7 @@ class Worker:
         )
         frames = await self._read(conn)
         first = frames.pop(0)
-        if isinstance(first, Reject):
+        if isinstance(first, RejectFrame):
             raise ProtocolError(f"rejected by node: {first.reason}")
         if not isinstance(first, Welcome):
             message = f"expected welcome or reject, got {frame_kind(first)!r}"

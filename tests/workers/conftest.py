@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from crosswire._worker_pool import WorkerHub, WorkerPool, WorkerSpec
+from crosswire._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_DIR = ROOT / "sdk" / "go"
@@ -117,7 +117,7 @@ async def make_pool(hub: WorkerHub) -> AsyncIterator[PoolFactory]:
     def factory(runtime: str, *args: str, **fields: Any) -> WorkerPool:
         name = fields.pop("name", f"testworker-{runtime}")
         command = [*conformance_command(runtime), "--name", name, *args]
-        pool = WorkerPool(WorkerSpec(name=name, command=tuple(command), **fields), hub)
+        pool = WorkerPool(WorkerSpec(name=name, command=tuple(command), options=WorkerOptions(**fields)), hub)
         pools.append(pool)
         return pool
 

@@ -16,7 +16,9 @@ import pytest
 
 import crosswire
 from crosswire import ErrorCode
-from crosswire._frames import (
+from crosswire._types import Attempt
+from crosswire._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
+from crosswire._workers.frames import (
     DEFAULT_MAX_FRAME,
     ErrorFrame,
     Hello,
@@ -27,8 +29,6 @@ from crosswire._frames import (
     decode_frame,
     encode_frame,
 )
-from crosswire._types import Attempt
-from crosswire._worker_pool import WorkerHub, WorkerPool, WorkerSpec
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -224,13 +224,13 @@ async def handshake(hub: WorkerHub, name: str) -> FakeWorker:
 
 
 async def test_external_worker_sending_an_oversized_frame_loses_its_deliveries(hub: WorkerHub) -> None:
-    pool = WorkerPool(WorkerSpec(name="external", heartbeat_interval=5.0, ready_timeout=5), hub)
+    pool = WorkerPool(WorkerSpec(name="external", options=WorkerOptions(heartbeat_interval=5.0, ready_timeout=5)), hub)
     start = asyncio.create_task(pool.start())
     await asyncio.sleep(0.05)
     fake = await handshake(hub, "external")
     assert await start == ("test.echo",)
     pending = asyncio.create_task(pool.handle(Attempt(event=crosswire.Event.new("test.echo"), binding="external")))
-    from crosswire._frames import Deliver
+    from crosswire._workers.frames import Deliver
 
     deliver = await fake.until(Deliver)
     assert isinstance(deliver, Deliver)
@@ -250,7 +250,7 @@ async def test_external_worker_sending_an_oversized_frame_loses_its_deliveries(h
 
 
 async def test_second_connection_for_a_connected_worker_is_rejected(hub: WorkerHub) -> None:
-    pool = WorkerPool(WorkerSpec(name="single", ready_timeout=5), hub)
+    pool = WorkerPool(WorkerSpec(name="single", options=WorkerOptions(ready_timeout=5)), hub)
     start = asyncio.create_task(pool.start())
     await asyncio.sleep(0.05)
     fake = await handshake(hub, "single")
@@ -265,9 +265,9 @@ async def test_second_connection_for_a_connected_worker_is_rejected(hub: WorkerH
 
 
 async def test_deliver_carries_attempt_number_and_deadline(hub: WorkerHub) -> None:
-    from crosswire._frames import Deliver, Result
+    from crosswire._workers.frames import Deliver, Result
 
-    pool = WorkerPool(WorkerSpec(name="ext", ready_timeout=5), hub)
+    pool = WorkerPool(WorkerSpec(name="ext", options=WorkerOptions(ready_timeout=5)), hub)
     start = asyncio.create_task(pool.start())
     await asyncio.sleep(0.05)
     fake = await handshake(hub, "ext")
@@ -311,9 +311,9 @@ async def test_deliver_carries_attempt_number_and_deadline(hub: WorkerHub) -> No
 
 
 async def test_node_bounds_a_worker_that_ignores_its_deadline(hub: WorkerHub) -> None:
-    from crosswire._frames import Deliver, Result
+    from crosswire._workers.frames import Deliver, Result
 
-    pool = WorkerPool(WorkerSpec(name="slow", ready_timeout=5), hub)
+    pool = WorkerPool(WorkerSpec(name="slow", options=WorkerOptions(ready_timeout=5)), hub)
     start = asyncio.create_task(pool.start())
     await asyncio.sleep(0.05)
     fake = await handshake(hub, "slow")

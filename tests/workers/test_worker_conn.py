@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from crosswire import ProtocolError
-from crosswire._frames import Deliver, ErrorFrame, Heartbeat
-from crosswire._worker_conn import ConnectionClosedError, WorkerConnection
+from crosswire._workers.connection import ConnectionClosedError, WorkerConnection
+from crosswire._workers.frames import Deliver, ErrorFrame, Heartbeat
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import crosswire
 from crosswire import ErrorCode, VersionMismatchError
 from crosswire._types import Attempt, Outcome
-from crosswire._worker_pool import WorkerHub, WorkerPool, WorkerSpec
+from crosswire._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
 
 PoolFactory = Callable[..., WorkerPool]
 
@@ -252,13 +252,12 @@ async def test_version_mismatch_is_rejected_naming_both_sets(
 async def test_drain_finishes_in_flight_work(make_pool: PoolFactory, runtime: str) -> None:
     pool = make_pool(runtime)
     await pool.start()
-    proc = pool._proc
     pending = [asyncio.create_task(pool.handle(attempt("test.sleep", {"ms": 200}))) for _ in range(5)]
     await wait_for(lambda: pool.statistics().in_flight == 5, what="five in flight")
     assert await pool.drain(5.0) is True
     assert [(await p).error for p in pending] == [None] * 5
     assert pool.state == "stopped"
-    assert proc is not None and proc.returncode == 0
+    assert pool.returncode == 0
     late = await pool.handle(attempt("test.echo"))
     assert late.error is not None and late.error.code is ErrorCode.CANCELLED
 
@@ -266,12 +265,11 @@ async def test_drain_finishes_in_flight_work(make_pool: PoolFactory, runtime: st
 async def test_sigterm_drains_the_worker_on_its_own(make_pool: PoolFactory, runtime: str) -> None:
     pool = make_pool(runtime)
     await pool.start()
-    proc = pool._proc
     pending = asyncio.create_task(pool.handle(attempt("test.sleep", {"ms": 300})))
     await wait_for(lambda: pool.statistics().in_flight == 1, what="one in flight")
     await pool.close()  # SIGTERM: the worker finishes what it has, then says goodbye
     assert (await pending).ok
-    assert proc is not None and proc.returncode == 0
+    assert pool.returncode == 0
     assert pool.state == "stopped"
 
 
@@ -318,7 +316,11 @@ async def test_missing_executable_fails_start_clearly(hub: WorkerHub) -> None:
 
 async def test_worker_that_never_says_hello_times_out(hub: WorkerHub) -> None:
     pool = WorkerPool(
-        WorkerSpec(name="mute", command=(sys.executable, "-c", "import time; time.sleep(60)"), ready_timeout=0.5),
+        WorkerSpec(
+            name="mute",
+            command=(sys.executable, "-c", "import time; time.sleep(60)"),
+            options=WorkerOptions(ready_timeout=0.5),
+        ),
         hub,
     )
     started = time.monotonic()

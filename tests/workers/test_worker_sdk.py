@@ -14,8 +14,9 @@ import msgspec
 import pytest
 
 import crosswire
+import crosswire.worker
 from crosswire import ConfigurationError, ErrorCode
-from crosswire._frames import (
+from crosswire._workers.frames import (
     DEFAULT_MAX_FRAME,
     Deliver,
     Hello,
@@ -26,7 +27,7 @@ from crosswire._frames import (
     decode_frame,
     encode_frame,
 )
-from crosswire.worker import Context, Permanent, Retryable, Worker
+from crosswire.worker import Context, Fail, Permanent, Reject, Retryable, RetryLater, Worker
 
 
 class FakeNode:
@@ -173,7 +174,24 @@ def test_wildcard_handlers_match_nats_style() -> None:
     assert w._lookup("audit") is None
 
 
+def test_worker_signals_are_the_in_process_signals() -> None:
+    assert (crosswire.worker.RetryLater, crosswire.worker.Reject, crosswire.worker.Fail) == (
+        crosswire.RetryLater,
+        crosswire.Reject,
+        crosswire.Fail,
+    )
+    r = RetryLater(after=2.5, reason="slow down")
+    assert (r.info.code, r.info.retryable, r.info.retry_after) == (ErrorCode.UNAVAILABLE, True, 2.5)
+    j = Reject("bad order")
+    assert (j.info.code, j.info.retryable) == (ErrorCode.REJECTED, False)
+    f = Fail(ErrorCode.NOT_FOUND, "no such sku", retryable=False, details={"sku": "x"})
+    assert (f.info.code, f.info.retryable, f.info.details) == (ErrorCode.NOT_FOUND, False, {"sku": "x"})
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_error_signals_build_envelopes() -> None:
+    with pytest.deprecated_call():
+        Retryable("unavailable")
     r = Retryable("resource_exhausted", "slow down", after=2.5)
     assert (r.info.code, r.info.retryable, r.info.retry_after, r.info.runtime) == (
         ErrorCode.RESOURCE_EXHAUSTED,
@@ -221,7 +239,7 @@ w.run()
 @pytest.mark.parametrize(("seconds", "fail"), [(0.8, False), (0.0, True)], ids=["slow", "failing"])
 async def test_python_warmup_hook(tmp_path: Any, seconds: float, fail: bool) -> None:
     from crosswire._types import Attempt
-    from crosswire._worker_pool import WorkerHub, WorkerPool, WorkerSpec
+    from crosswire._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
 
     script = tmp_path / "warm.py"
     script.write_text(WARMUP_WORKER)
@@ -229,7 +247,10 @@ async def test_python_warmup_hook(tmp_path: Any, seconds: float, fail: bool) -> 
     async with WorkerHub() as hub:
         # heartbeats every 0.1 s: a warm-up of 0.8 s must not look like silence
         spec = WorkerSpec(
-            name="warm", command=(sys.executable, str(script)), env=env, heartbeat_interval=0.1, ready_timeout=10
+            name="warm",
+            command=(sys.executable, str(script)),
+            env=env,
+            options=WorkerOptions(heartbeat_interval=0.1, ready_timeout=10),
         )
         pool = WorkerPool(spec, hub)
         try:

@@ -1,7 +1,7 @@
 """One worker-protocol connection over asyncio Unix streams (spec/protocol.md).
 
 Both sides use it: the node (one per worker session) and the Python worker SDK.
-The codec lives in :mod:`crosswire._frames`; this module owns the socket:
+The codec lives in :mod:`crosswire._workers.frames`; this module owns the socket:
 
 - **Reading**: bytes are read in chunks into one buffer and every complete frame in it
   is decoded at once. A header whose length exceeds ``max_frame`` is refused as soon
@@ -12,6 +12,9 @@ The codec lives in :mod:`crosswire._frames`; this module owns the socket:
 - **Heartbeats**: once started, a ``heartbeat`` is sent whenever nothing else went out
   for half an interval, and a peer heard from for 3 intervals is declared dead.
 - **Protocol violations** send an ``error`` frame naming what was wrong, then close.
+- **Tasks**: the writer and heartbeat tasks belong to the connection (a
+  :class:`~crosswire._workers.tasks.TaskSet`); one that fails unexpectedly is logged
+  and closes the connection. Closing drops the read buffer at once.
 
 Not thread-safe: use from the event loop that created it.
 """
@@ -22,9 +25,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
-from ._exceptions import ClosedError, FrameDecodeError, ProtocolError
-from ._frames import (
+from .._exceptions import ClosedError, FrameDecodeError, ProtocolError
+from .frames import (
     DEFAULT_MAX_FRAME,
     ErrorFrame,
     Frame,
@@ -33,6 +37,7 @@ from ._frames import (
     decode_frame,
     encode_frame,
 )
+from .tasks import TaskSet
 
 __all__ = ["ConnectionClosedError", "WorkerConnection", "frame_kind"]
 
@@ -85,7 +90,9 @@ class WorkerConnection:
         self._pending_error: ProtocolError | None = None
         self._out: list[bytes] = []
         self._wakeup = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._flushed = asyncio.Event()  # set while nothing is queued or being written
+        self._flushed.set()
+        self._tasks = TaskSet(label, _log, on_failure=lambda exc: self.abort(f"internal error: {exc!r}"))
         self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         now = time.monotonic()
         self.last_received = now
@@ -93,7 +100,7 @@ class WorkerConnection:
         self.frames_received = 0
         self.frames_sent = 0
         self.writes = 0
-        self._tasks.append(asyncio.create_task(self._write_loop()))
+        self._tasks.start(self._write_loop(), name="worker-conn:write")
 
     # --- state ----------------------------------------------------------------------
 
@@ -190,6 +197,7 @@ class WorkerConnection:
         if self._closed.done():
             raise ConnectionClosedError(self._closed.result())
         self._out.append(data)
+        self._flushed.clear()
         self.frames_sent += 1
         if not self._wakeup.is_set():
             self._wakeup.set()
@@ -199,34 +207,36 @@ class WorkerConnection:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
+                if self._out:
+                    data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+                    self._out.clear()
+                    self._writer.write(data)
+                    self.writes += 1
+                    self.last_sent = time.monotonic()
+                    await self._writer.drain()
                 if not self._out:
-                    continue
-                data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-                self._out.clear()
-                self._writer.write(data)
-                self.writes += 1
-                self.last_sent = time.monotonic()
-                await self._writer.drain()
+                    self._flushed.set()
         except (ConnectionError, OSError) as exc:
             self.abort(f"writing to {self.label} failed: {exc}")
 
     async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until everything queued so far was handed to the socket."""
-        deadline = time.monotonic() + timeout
-        while (self._out or self._wakeup.is_set()) and not self._closed.done():
-            if time.monotonic() > deadline:
-                return
-            await asyncio.sleep(0)
-        if not self._closed.done():
-            with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._writer.drain(), max(0.0, deadline - time.monotonic()))
+        """Wait (up to ``timeout`` s) until everything queued so far was handed to the
+        socket and drained; returns early when the connection closes."""
+        if self._closed.done():
+            return
+        flushed = asyncio.ensure_future(self._flushed.wait())
+        waiters: list[asyncio.Future[Any]] = [self._closed, flushed]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            flushed.cancel()
 
     # --- heartbeats -----------------------------------------------------------------
 
     def start_heartbeats(self, interval: float) -> None:
         """Send heartbeats every ``interval`` s of quiet; close after 3 silent intervals."""
         self.last_received = time.monotonic()
-        self._tasks.append(asyncio.create_task(self._heartbeat_loop(interval)))
+        self._tasks.start(self._heartbeat_loop(interval), name="worker-conn:heartbeat")
 
     async def _heartbeat_loop(self, interval: float) -> None:
         tick = interval / 2
@@ -263,10 +273,9 @@ class WorkerConnection:
             return
         self._closed.set_result(reason)
         self._out.clear()
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
+        self._flushed.set()
+        self._buf = bytearray()  # free the read buffer now, not when the object goes
+        self._tasks.cancel(keep=asyncio.current_task())
         with contextlib.suppress(Exception):
             self._writer.close()
 
@@ -277,3 +286,4 @@ class WorkerConnection:
         self.abort(reason)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer.wait_closed(), flush_timeout)
+        await self._tasks.aclose()

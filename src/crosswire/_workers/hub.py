@@ -3,8 +3,12 @@
 One :class:`WorkerHub` per node: a Unix socket in a private directory (``0700``, the
 socket ``0600``). It accepts connections, reads each ``hello``, checks it (a shared
 protocol version, some event types, ``max_in_flight`` ≥ 1, ``max_frame`` ≥ 4096) and
-hands it to the :class:`~crosswire._worker_pool.WorkerPool` registered under that name
-— or answers ``reject`` with a reason naming what was wrong, and keeps serving others.
+hands it to the :class:`WorkerSlot` registered under that name (a
+:class:`~crosswire._workers.pool.WorkerPool`) — or answers ``reject`` with a reason
+naming what was wrong, and keeps serving others.
+
+The hub knows slots only through the two-method :class:`WorkerSlot` protocol, so it
+imports nothing of the pool.
 """
 
 from __future__ import annotations
@@ -15,18 +19,35 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
-from ._exceptions import ClosedError, ConfigurationError, ProtocolError
-from ._frames import MIN_MAX_FRAME, PROTOCOL_VERSIONS, Hello, Reject
-from ._worker_conn import WorkerConnection, frame_kind
+from .._exceptions import ClosedError, ConfigurationError, ProtocolError
+from .connection import WorkerConnection, frame_kind
+from .frames import MIN_MAX_FRAME, PROTOCOL_VERSIONS, Frame, Hello, Reject, UnknownFrame
+from .tasks import TaskSet
 
-if TYPE_CHECKING:
-    from ._worker_pool import WorkerPool
-
-__all__ = ["WorkerHub", "check_hello"]
+__all__ = ["WorkerHub", "WorkerSlot", "check_hello"]
 
 _log = logging.getLogger("crosswire.worker")
+
+
+class WorkerSlot(Protocol):
+    """Where the hub hands a connection whose ``hello`` names this slot."""
+
+    @property
+    def name(self) -> str:
+        """The worker name a ``hello`` must carry."""
+        ...
+
+    def offer(self, conn: WorkerConnection, hello: Hello, rest: Sequence[Frame | UnknownFrame]) -> str | None:
+        """Take ``conn`` (already checked by :func:`check_hello`), with the frames that
+        arrived after its ``hello``; return None, or the reason it is refused."""
+        ...
+
+    def refused(self, hello: Hello, reason: str) -> None:
+        """A ``hello`` naming this slot was refused with ``reason`` (by the hub or the slot)."""
+        ...
 
 
 class WorkerHub:
@@ -39,12 +60,17 @@ class WorkerHub:
     def __init__(self, node_name: str = "crosswire", *, hello_timeout: float = 10.0) -> None:
         self.node_name = node_name
         self.hello_timeout = hello_timeout
-        self._pools: dict[str, WorkerPool] = {}
+        self._slots: dict[str, WorkerSlot] = {}
         self._server: asyncio.AbstractServer | None = None
         self._dir: str | None = None
         self._path: str | None = None
-        self._handshakes: set[asyncio.Task[None]] = set()
+        self._handshakes = TaskSet("worker hub", _log)
         self.rejected = 0
+
+    @property
+    def socket_path(self) -> str | None:
+        """The socket path, or None before :meth:`start`."""
+        return self._path
 
     @property
     def path(self) -> str:
@@ -69,8 +95,7 @@ class WorkerHub:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._handshakes):
-            task.cancel()
+        await self._handshakes.aclose()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -82,28 +107,25 @@ class WorkerHub:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def register(self, pool: WorkerPool) -> None:
-        """Route ``hello`` frames naming ``pool.spec.name`` to ``pool``.
+    def register(self, slot: WorkerSlot) -> None:
+        """Route ``hello`` frames naming ``slot.name`` to ``slot``.
 
-        :raises ConfigurationError: another pool already has that name.
+        :raises ConfigurationError: another slot already has that name.
         """
-        name = pool.spec.name
-        if self._pools.get(name) not in (None, pool):
+        name = slot.name
+        if self._slots.get(name) not in (None, slot):
             raise ConfigurationError(f"a worker named {name!r} is already registered")
-        self._pools[name] = pool
+        self._slots[name] = slot
 
-    def unregister(self, pool: WorkerPool) -> None:
-        if self._pools.get(pool.spec.name) is pool:
-            del self._pools[pool.spec.name]
+    def unregister(self, slot: WorkerSlot) -> None:
+        if self._slots.get(slot.name) is slot:
+            del self._slots[slot.name]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handshakes.add(task)
-        try:
-            await self._handshake(WorkerConnection(reader, writer, label="worker (before hello)"))
-        finally:
-            self._handshakes.discard(task)
+        # run as an owned task: the server's own callback task is not awaited on close
+        await asyncio.shield(
+            self._handshakes.start(self._handshake(WorkerConnection(reader, writer, label="worker (before hello)")))
+        )
 
     async def _handshake(self, conn: WorkerConnection) -> None:
         try:
@@ -120,21 +142,21 @@ class WorkerHub:
             conn.fail(f"expected a hello frame first, got {frame_kind(hello)!r}")
             return
         conn.label = f"worker {hello.name!r}"
-        pool = self._pools.get(hello.name)
+        slot = self._slots.get(hello.name)
         reason = check_hello(hello)
-        if reason is None and pool is None:
-            known = ", ".join(repr(n) for n in sorted(self._pools)) or "none"
+        if reason is None and slot is None:
+            known = ", ".join(repr(n) for n in sorted(self._slots)) or "none"
             reason = f"no worker named {hello.name!r} is configured on this node (configured: {known})"
-        if reason is None and pool is not None:
-            reason = pool._attach(conn, hello, frames[1:])
+        if reason is None and slot is not None:
+            reason = slot.offer(conn, hello, frames[1:])
         if reason is not None:
             self.rejected += 1
             _log.warning("rejected worker %r: %s", hello.name, reason)
             with contextlib.suppress(ClosedError):
                 conn.send(Reject(reason=reason))
             await conn.close(f"rejected: {reason}")
-            if pool is not None:
-                pool._rejected(hello, reason)
+            if slot is not None:
+                slot.refused(hello, reason)
 
 
 def check_hello(hello: Hello) -> str | None:

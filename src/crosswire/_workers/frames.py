@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ._errorinfo import ErrorInfo
-from ._exceptions import FrameDecodeError
+from .._errorinfo import ErrorInfo
+from .._exceptions import FrameDecodeError
 
 __all__ = [
     "DEFAULT_MAX_FRAME",

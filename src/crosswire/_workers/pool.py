@@ -1,0 +1,437 @@
+"""The worker-process adapter: a supervised worker speaking spec/protocol.md as a
+:data:`~crosswire._types.Handler`.
+
+::
+
+    hub  = WorkerHub("orders")            # one listening socket per node
+    pool = WorkerPool(WorkerSpec(name="pricing", command=("./pricing",)), hub)
+    types = await pool.start()            # spawn, HELLO → WELCOME, INIT → READY
+    outcome = await pool.handle(attempt)  # DELIVER → RESULT → Outcome (never raises)
+    await pool.drain(5.0); await pool.close()
+
+:class:`WorkerPool` runs one worker under supervision; one
+:class:`~crosswire._workers.session.Session` at a time carries its deliveries.
+
+- **Flow control.** Never more deliveries out than the worker's ``max_in_flight``;
+  callers of :meth:`WorkerPool.handle` wait for credit (bounded by the attempt deadline).
+- **Supervision.** A worker that exits, drops its connection, misses 3 heartbeats or
+  holds credit past deadline + ``hang_grace`` is killed and restarted with exponential
+  backoff. Every delivery it had in flight completes with ``worker_lost`` (retryable,
+  runtime ``node``): never lost, never ok.
+- **Logs.** The process's stdout/stderr go line by line to ``crosswire.worker.<name>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from .._errorinfo import ErrorCode
+from .._exceptions import ClosedError, ProtocolError, VersionMismatchError
+from .._types import Attempt, Outcome
+from .connection import WorkerConnection
+from .frames import Frame, Goodbye, Hello, UnknownFrame
+from .hub import WorkerHub
+from .process import WorkerProcess
+from .session import Counters, Session, Ticket, node_error, stamp
+from .spec import WorkerSpec, WorkerState, WorkerStatistics
+
+__all__ = ["WorkerPool"]
+
+#: How long past an attempt's deadline the pool waits for the worker's own ``timeout``.
+DEADLINE_GRACE = 0.5
+#: SIGTERM → SIGKILL grace when closing.
+STOP_GRACE = 3.0
+#: A session that stayed ready this long resets the restart backoff.
+STABLE_AFTER = 10.0
+
+
+class WorkerPool:
+    """One supervised worker as the innermost handler of its bindings.
+
+    :meth:`handle` is safe to call from many tasks at once; the other methods are
+    called by the owner (the node) in order: ``start``, ``drain``, ``close``.
+    Implements the hub's :class:`~crosswire._workers.hub.WorkerSlot`.
+    """
+
+    def __init__(self, spec: WorkerSpec, hub: WorkerHub) -> None:
+        self.spec = spec
+        self.hub = hub
+        self.state: WorkerState = "registered"
+        self._log = logging.getLogger(f"crosswire.worker.{spec.name}")
+        self._counters = Counters()
+        self._runner = WorkerProcess(spec.name, spec.command, env=spec.env, cwd=spec.cwd, logger=self._log)
+        self._session: Session | None = None
+        self._attached: asyncio.Future[Session] | None = None
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._first_ready: asyncio.Future[tuple[str, ...]] | None = None
+        self._stopping = False
+        self._types: tuple[str, ...] = ()
+        self._max_in_flight = 0
+        self._runtime = "worker"
+        self.restarts = 0
+
+    # --- public surface -------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def runtime(self) -> str:
+        """The runtime named in the worker's hello (``go``, ``rust``, ``python``)."""
+        session = self._session
+        return session.hello.runtime if session is not None else self._runtime
+
+    @property
+    def pid(self) -> int | None:
+        return self._runner.pid
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return self._types
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status of the last worker process, or None while it runs (or if none)."""
+        return self._runner.returncode
+
+    async def start(self) -> tuple[str, ...]:
+        """Start the worker and wait until it is ready.
+
+        :returns: the event types from its ``hello``.
+        :raises VersionMismatchError: the node rejected it for its protocol versions.
+        :raises ProtocolError: it was rejected, exited, or was not ready in time.
+        """
+        if self._supervisor is not None:
+            raise ClosedError(f"worker {self.spec.name!r} was already started")
+        await self.hub.start()
+        self.hub.register(self)
+        self._first_ready = asyncio.get_running_loop().create_future()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"worker:{self.spec.name}")
+        try:
+            return await asyncio.shield(self._first_ready)
+        except BaseException:
+            self._stopping = True
+            await self._stop_supervisor()
+            self.state = "failed"
+            raise
+
+    async def handle(self, attempt: Attempt) -> Outcome:
+        """Deliver one attempt and wait for its result. Never raises (but cancellation).
+
+        Waits for credit when the worker has ``max_in_flight`` deliveries out, and for a
+        restart when it is down; both waits end at the attempt's deadline (or the
+        event's own ``deadline``), and so does the wait for the result, a moment later.
+        """
+        try:
+            if self._stopping:
+                return node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
+            deadline = attempt.deadline
+            if deadline is not None:
+                deadline_ms = max(1, int((time.time() + (deadline - time.monotonic())) * 1000))
+            elif attempt.event.deadline:
+                # no attempt deadline, but the event has one: honour it
+                deadline_ms = attempt.event.deadline
+                deadline = time.monotonic() + (deadline_ms / 1000 - time.time())
+            else:
+                return await self._deliver(attempt, 0, None)
+            return await self._deliver(attempt, deadline_ms, deadline)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an adapter bug must still produce an outcome
+            self._log.exception("worker adapter failed")
+            return node_error(ErrorCode.INTERNAL, f"worker adapter failed: {type(exc).__name__}: {exc}")
+
+    async def drain(self, timeout: float) -> bool:
+        """Ask the worker to finish its in-flight deliveries, then say goodbye.
+
+        New calls to :meth:`handle` end at once with ``cancelled``.
+        :returns: False if the worker did not drain within ``timeout`` seconds.
+        """
+        self._stopping = True
+        session = self._session
+        if session is None or self.state not in ("ready", "warming"):
+            self.state = "stopped" if self.state != "failed" else "failed"
+            self._wake_all()
+            return True
+        self.state = "draining"
+        self._wake_all()
+        try:
+            async with asyncio.timeout(timeout):
+                await session.drain()
+                await self._runner.wait()
+        except (TimeoutError, ClosedError):
+            return False
+        self.state = "stopped"
+        return True
+
+    async def close(self) -> None:
+        """Stop the worker: SIGTERM (it drains on its own), SIGKILL after a grace period.
+
+        Deliveries still in flight complete with ``cancelled``.
+        """
+        self._stopping = True
+        if self.state not in ("stopped", "failed"):
+            self.state = "draining"
+        self._wake_all()
+        if self._runner.spawned and await self._runner.stop(STOP_GRACE):
+            self._log.warning("worker did not exit %g s after SIGTERM; killed it", STOP_GRACE)
+        session = self._session
+        if session is not None and not self._runner.spawned:
+            with contextlib.suppress(ClosedError):
+                session.conn.send(Goodbye(reason="node closing"))
+            await session.conn.close("node closing")
+        await self._stop_supervisor()
+        if session is not None:
+            session.settle_lost(ErrorCode.CANCELLED, "the worker pool was closed")
+        self.hub.unregister(self)
+        if self.state != "failed":
+            self.state = "stopped"
+
+    def statistics(self) -> WorkerStatistics:
+        session = self._session
+        c = self._counters
+        return WorkerStatistics(
+            name=self.spec.name,
+            state=self.state,
+            pid=self._runner.live_pid,
+            types=self._types,
+            max_in_flight=self._max_in_flight,
+            in_flight=session.in_flight if session else 0,
+            credit=session.credit if session and session.ready.is_set() else 0,
+            waiting=len(self._waiters),
+            restarts=self.restarts,
+            delivered=c.delivered,
+            results=c.results,
+            lost=c.lost,
+            hung=c.hung,
+            late=c.late,
+            socket=self.hub.socket_path,
+        )
+
+    # --- delivering -----------------------------------------------------------------
+
+    async def _deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Outcome:
+        session: Session | None = None
+        ticket: Ticket | None = None
+        try:
+            async with asyncio.timeout_at(deadline + DEADLINE_GRACE if deadline is not None else None):
+                session = await self._acquire()
+                if session is None:
+                    return node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
+                sent = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
+                if isinstance(sent, Outcome):
+                    self._wake()
+                    return sent
+                ticket = sent
+                # shielded: a cancelled caller does not cancel the delivery's bookkeeping
+                return await asyncio.shield(ticket.future)
+        except TimeoutError:
+            if session is not None and ticket is not None and deadline is not None:
+                session.abandon(ticket, deadline, self.spec.options.hang_grace)
+            return node_error(
+                ErrorCode.TIMEOUT, f"worker {self.spec.name!r} did not answer before the attempt's deadline"
+            )
+
+    def _usable(self, session: Session | None) -> bool:
+        return session is not None and session.ready.is_set() and session.credit > 0
+
+    async def _acquire(self) -> Session | None:
+        """A ready session with credit, or None when stopping. First come, first served."""
+        while True:
+            if self._stopping:
+                return None
+            session = self._session
+            if self._usable(session) and not self._waiters:
+                return session
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    # woken for a credit we will not use: pass it on
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+                    self._wake()
+                raise
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            session = self._session
+            if self._stopping:
+                return None
+            if self._usable(session):
+                return session
+
+    def _wake(self) -> None:
+        """Wake as many waiters as there is unclaimed credit (usually one)."""
+        session = self._session
+        if session is None or not self._waiters:
+            return
+        spare = session.credit
+        woken = 0
+        for waiter in self._waiters:
+            if woken >= spare:
+                break
+            if not waiter.done():
+                waiter.set_result(None)
+                woken += 1
+
+    def _wake_all(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # --- the hub's slot -------------------------------------------------------------
+
+    def offer(self, conn: WorkerConnection, hello: Hello, rest: Sequence[Frame | UnknownFrame]) -> str | None:
+        """Called by the hub with a checked hello; returns a reject reason or None."""
+        if self._attached is None or self._attached.done():
+            if self._session is not None:
+                return f"worker {self.spec.name!r} is already connected"
+            return f"worker {self.spec.name!r} is not expecting a connection now"
+        session = Session(
+            conn,
+            hello,
+            rest,
+            name=self.spec.name,
+            logger=self._log,
+            counters=self._counters,
+            on_credit=self._wake,
+        )
+        conn.label = f"worker {self.spec.name!r}"
+        conn.max_frame = self.spec.options.max_frame
+        conn.peer_max_frame = hello.max_frame
+        self._attached.set_result(session)
+        return None
+
+    def refused(self, hello: Hello, reason: str) -> None:
+        if self._attached is not None and not self._attached.done():
+            error: ProtocolError = (
+                VersionMismatchError(reason)
+                if reason.startswith("unsupported protocol")
+                else ProtocolError(f"worker {self.spec.name!r} rejected: {reason}")
+            )
+            self._attached.set_exception(error)
+
+    # --- supervision ----------------------------------------------------------------
+
+    async def _connect(self) -> Session:
+        """Spawn (or wait for) the worker and complete HELLO → WELCOME → INIT → READY."""
+        self._attached = asyncio.get_running_loop().create_future()
+        self.state = "initializing"
+        options = self.spec.options
+        await self._runner.spawn(self.hub.path)
+        try:
+            async with asyncio.timeout(options.ready_timeout):
+                if not await self._runner.until_attached(self._attached):
+                    await self._runner.kill()
+                    raise ProtocolError(
+                        f"worker {self.spec.name!r} exited before it connected: {self._runner.exit_text()}"
+                    )
+                session = self._attached.result()  # raises if rejected
+                self._session = session
+                self._types = tuple(session.hello.types)
+                self._max_in_flight = session.hello.max_in_flight
+                self._runtime = session.hello.runtime
+                self.state = "warming"
+                try:
+                    await session.start(
+                        max_frame=options.max_frame,
+                        heartbeat_interval=options.heartbeat_interval,
+                        node_name=self.hub.node_name,
+                    )
+                except ProtocolError as exc:
+                    await self._runner.wait_exit(1.0)
+                    detail = self._runner.exit_text() or str(exc)
+                    raise ProtocolError(f"worker {self.spec.name!r} failed during warm-up: {detail}") from None
+                return session
+        except TimeoutError:
+            raise ProtocolError(f"worker {self.spec.name!r} was not ready within {options.ready_timeout:g} s") from None
+
+    async def _supervise(self) -> None:
+        options = self.spec.options
+        backoff = options.restart_backoff_initial
+        first = True
+        while not self._stopping:
+            try:
+                session = await self._connect()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # a rejected or failing worker says why on stderr and exits: let it
+                await self._runner.wait_exit(1.0)
+                await self._end_session(self._session, str(exc))
+                if first:
+                    assert self._first_ready is not None
+                    if not self._first_ready.done():
+                        self._first_ready.set_exception(exc)
+                    return
+                self._log.error("restart failed: %s", exc)
+            else:
+                self.state = "ready"
+                if first:
+                    first = False
+                    assert self._first_ready is not None
+                    if not self._first_ready.done():
+                        self._first_ready.set_result(self._types)
+                self._wake()
+                reason = await self._serve(session)
+                if self._stopping:
+                    return
+                self._log.error("worker lost (%s); restarting in %.2f s", reason, backoff)
+                if time.monotonic() - session.ready_at >= STABLE_AFTER:
+                    backoff = options.restart_backoff_initial
+            if self._stopping:
+                return
+            self.state = "initializing"
+            if self._runner.spawns:  # an external worker reconnects on its own
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, options.restart_backoff_max)
+            self.restarts += 1
+
+    async def _serve(self, session: Session) -> str:
+        """Run until the session ends; settle what it had in flight. Returns why it ended."""
+        await self._runner.until_closed(session.conn.wait_closed())
+        if self._stopping:
+            # closing or draining: let the process finish on its own
+            await self._runner.wait_exit(STOP_GRACE)
+        else:
+            # the connection dropped first: a dying process exits a moment later, say how
+            await self._runner.wait_exit(0.2)
+        parts = [session.conn.close_reason, self._runner.exit_text()]
+        reason = "; ".join(p for p in parts if p) or "connection closed"
+        await self._end_session(session, reason)
+        return reason
+
+    async def _end_session(self, session: Session | None, reason: str) -> None:
+        if session is not None:
+            await session.close(reason)
+            if self._session is session:
+                self._session = None
+        await self._runner.kill()
+        if session is not None:
+            if self._stopping:
+                session.settle_lost(ErrorCode.CANCELLED, f"stopped mid-attempt ({reason})")
+            else:
+                session.settle_lost(ErrorCode.WORKER_LOST, f"worker lost mid-attempt ({reason})")
+
+    async def _stop_supervisor(self) -> None:
+        task = self._supervisor
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            self._log.error("worker supervisor failed", exc_info=task.exception())
+        if self._session is not None:
+            await self._end_session(self._session, "the worker pool was closed")
+        else:
+            await self._runner.kill()

@@ -1,0 +1,322 @@
+"""Child processes, started and stopped the same way everywhere (worker processes and
+the embedded nats-server).
+
+:class:`ChildProcess` spawns a command with stdin closed and its stdout/stderr read
+line by line into callbacks (lines longer than the reader's limit are cut, never
+buffered without bound). The two pipe readers belong to it: :meth:`ChildProcess.stop`
+and :meth:`ChildProcess.kill` reap the process, then wait (bounded) for the readers
+to finish what the process wrote. A reader that fails is logged, not swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from .._exceptions import ProtocolError
+
+__all__ = ["ChildProcess", "LineSink", "WorkerProcess", "kill_process", "stop_process"]
+
+_log = logging.getLogger("crosswire.process")
+
+#: Called with one decoded output line (trailing whitespace stripped).
+LineSink = Callable[[str], None]
+
+#: The longest line handed on whole; longer lines arrive in pieces of this size.
+MAX_LINE = 64 * 1024
+
+
+async def kill_process(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL now and reap. A process that already exited is left alone."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    await proc.wait()
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> bool:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL.
+
+    :returns: whether the process had to be killed.
+    """
+    if proc.returncode is not None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=grace)
+    except TimeoutError:
+        await kill_process(proc)
+        return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, have the kernel SIGTERM the child when the
+    process that started it dies (even by SIGKILL), so no orphan outlives its owner."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+class ChildProcess:
+    """One spawned process and the tasks reading its output. Build with :meth:`spawn`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]]) -> None:
+        self._proc = proc
+        self._readers = readers
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        on_stdout: LineSink | None = None,
+        on_stderr: LineSink | None = None,
+        new_session: bool = False,
+        die_with_parent: bool = False,
+    ) -> ChildProcess:
+        """Start ``argv``. A stream without a sink goes to ``/dev/null``.
+
+        :param new_session: start in a new session, so a Ctrl-C aimed at the parent's
+            process group does not reach the child first.
+        :param die_with_parent: on Linux, the child gets SIGTERM when this process dies.
+        :raises OSError: the command could not be started.
+        """
+        pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=null,
+            stdout=pipe if on_stdout is not None else null,
+            stderr=pipe if on_stderr is not None else null,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=new_session,
+            preexec_fn=_die_with_parent if die_with_parent else None,
+        )
+        readers: list[asyncio.Task[None]] = []
+        for stream, sink in ((proc.stdout, on_stdout), (proc.stderr, on_stderr)):
+            if stream is not None and sink is not None:
+                task = asyncio.create_task(_read_lines(stream, sink), name=f"pipe:{proc.pid}")
+                task.add_done_callback(_log_failure)
+                readers.append(task)
+        return cls(proc, readers)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    async def wait(self) -> int:
+        """Wait for the process to exit; its exit status."""
+        return await self._proc.wait()
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` unless the process has already exited."""
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(signum)
+
+    async def stop(self, grace: float) -> bool:
+        """SIGTERM, SIGKILL after ``grace`` s, then let the readers finish.
+
+        :returns: whether the process had to be killed.
+        """
+        killed = await stop_process(self._proc, grace)
+        await self.finish_output()
+        return killed
+
+    async def kill(self) -> None:
+        """SIGKILL now, reap, and let the readers finish. Idempotent."""
+        await kill_process(self._proc)
+        await self.finish_output()
+
+    async def finish_output(self, timeout: float = 1.0) -> None:
+        """Wait up to ``timeout`` s for the readers to reach the end of the output, then
+        cancel what is left (a grandchild may hold the pipe open)."""
+        readers = [t for t in self._readers if not t.done()]
+        if readers:
+            await asyncio.wait(readers, timeout=timeout)
+        for task in readers:
+            if not task.done():
+                task.cancel()
+        for task in readers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def describe_exit(self) -> str:
+        """``process N exited with code C`` / ``was killed by signal S``; empty if running."""
+        code = self._proc.returncode
+        if code is None:
+            return ""
+        what = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"process {self._proc.pid} {what}"
+
+
+async def _read_lines(stream: asyncio.StreamReader, sink: LineSink) -> None:
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # longer than the stream limit: hand on a piece
+            line = await stream.read(MAX_LINE)
+        if not line:
+            return
+        sink(line.decode("utf-8", "replace").rstrip())
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("reading a child process's output failed", exc_info=task.exception())
+
+
+class WorkerProcess:
+    """The process of one worker: spawned with ``CROSSWIRE_SOCKET`` (and
+    ``CROSSWIRE_TOKEN``) in its environment, its output forwarded line by line to
+    ``logger`` (stdout at INFO, stderr at WARNING, the last stderr lines kept for error
+    messages). With ``command=None`` (an external worker) every method is a no-op and
+    nothing is ever spawned.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str] | None,
+        *,
+        env: Mapping[str, str],
+        cwd: str | None,
+        logger: logging.Logger,
+    ) -> None:
+        self.name = name
+        self.command = tuple(command) if command is not None else None
+        self.env = dict(env)
+        self.cwd = cwd
+        self._logger = logger
+        self._child: ChildProcess | None = None
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=8)
+
+    @property
+    def spawns(self) -> bool:
+        """Whether this worker is spawned by the node (it has a command)."""
+        return self.command is not None
+
+    @property
+    def spawned(self) -> bool:
+        """Whether a process was started (it may have exited since)."""
+        return self._child is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the last process started, running or not."""
+        return self._child.pid if self._child is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._child.returncode if self._child is not None else None
+
+    @property
+    def live_pid(self) -> int | None:
+        """The pid of the process if it is still running."""
+        child = self._child
+        return child.pid if child is not None and child.returncode is None else None
+
+    async def spawn(self, socket_path: str, token: str | None = None) -> None:
+        """Start the command (a no-op for an external worker).
+
+        :raises ProtocolError: the command could not be started.
+        """
+        if self.command is None:
+            return
+        env = {**os.environ, **self.env, "CROSSWIRE_SOCKET": socket_path}
+        if token is not None:
+            env["CROSSWIRE_TOKEN"] = token
+        else:
+            env.pop("CROSSWIRE_TOKEN", None)
+        self._stderr_tail.clear()
+        try:
+            child = await ChildProcess.spawn(
+                self.command,
+                env=env,
+                cwd=self.cwd,
+                on_stdout=self._on_stdout,
+                on_stderr=self._on_stderr,
+            )
+        except OSError as exc:
+            raise ProtocolError(f"worker {self.name!r}: cannot start {self.command[0]!r}: {exc}") from exc
+        self._child = child
+
+    def _on_stdout(self, text: str) -> None:
+        self._logger.info("%s", text, extra={"worker_pid": self.pid})
+
+    def _on_stderr(self, text: str) -> None:
+        self._stderr_tail.append(text)
+        self._logger.warning("%s", text, extra={"worker_pid": self.pid})
+
+    async def until_attached(self, attached: asyncio.Future[Any]) -> bool:
+        """Wait until ``attached`` completes or the process exits; whether it completed."""
+        await self._until(attached)
+        return attached.done()
+
+    async def until_closed(self, closed_waiter: Awaitable[Any]) -> None:
+        """Wait until ``closed_waiter`` (the connection's end) completes or the process exits."""
+        closed = asyncio.ensure_future(closed_waiter)
+        try:
+            await self._until(closed)
+        finally:
+            closed.cancel()
+
+    async def _until(self, fut: asyncio.Future[Any]) -> None:
+        child = self._child
+        if child is None or child.returncode is not None:
+            if child is None:
+                await asyncio.wait([fut])
+            return
+        exited = asyncio.ensure_future(child.wait())
+        try:
+            await asyncio.wait([fut, exited], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+
+    async def wait_exit(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the process to exit on its own."""
+        child = self._child
+        if child is not None and child.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(child.wait(), timeout)
+
+    async def wait(self) -> None:
+        """Wait for the process to exit (returns at once for an external worker)."""
+        if self._child is not None:
+            await self._child.wait()
+
+    async def stop(self, grace: float) -> bool:
+        """SIGTERM, then SIGKILL after ``grace`` s; whether it had to be killed."""
+        return await self._child.stop(grace) if self._child is not None else False
+
+    async def kill(self) -> None:
+        """SIGKILL and reap, letting the log forwarders finish."""
+        if self._child is not None:
+            await self._child.kill()
+
+    def exit_text(self) -> str:
+        """How the process ended, with its last stderr line; empty while it runs."""
+        child = self._child
+        if child is None or child.returncode is None:
+            return ""
+        tail = f": {self._stderr_tail[-1]}" if self._stderr_tail else ""
+        return f"{child.describe_exit()}{tail}"
