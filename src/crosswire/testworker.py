@@ -60,6 +60,18 @@ def build(name: str, *, max_in_flight: int, versions: list[int], max_frame: int)
     async def sleep(ctx: Context, event: Event[Any]) -> None:
         await asyncio.sleep(_int(_payload(event), "ms", 500) / 1000)
 
+    @w.handler("test.hang")
+    async def hang(ctx: Context, event: Event[Any]) -> None:
+        # ignores its deadline on purpose (swallows the cancellation): the node must
+        # reclaim the credit this delivery keeps
+        loop = asyncio.get_running_loop()
+        end = loop.time() + _int(_payload(event), "ms", 60000) / 1000
+        while (left := end - loop.time()) > 0:
+            try:
+                await asyncio.sleep(left)
+            except asyncio.CancelledError:
+                continue
+
     @w.handler("test.emit")
     async def emit(ctx: Context, event: Event[Any]) -> None:
         ctx.emit("test.emitted", event.data, datacontenttype=event.datacontenttype)

@@ -10,7 +10,7 @@
     async def enrich(ctx: Context, event: crosswire.Event) -> None:
         ctx.emit("order.enriched", event.data, datacontenttype="application/msgpack")
 
-    w.run()   # connects to $CROSSWIRE_SOCKET; SIGTERM drains
+    w.run()   # connects to $CROSSWIRE_SOCKET (sending $CROSSWIRE_TOKEN); SIGTERM drains
 
 Like the Go and Rust SDKs it is thin: the codec, the handshake, lifecycle, heartbeats,
 flow control and handler dispatch (spec/protocol.md). Retries, backoff, breakers,
@@ -318,6 +318,7 @@ class Worker:
                 max_frame=self.max_frame,
                 pid=os.getpid(),
                 sdk=SDK,
+                token=os.environ.get("CROSSWIRE_TOKEN") or None,
             )
         )
         frames = await self._read(conn)

@@ -42,9 +42,10 @@ def conformance_command(runtime: str) -> list[str]:
     if runtime == "python":
         argv = [sys.executable, "-m", "crosswire.testworker"]
     elif runtime == "go":
-        binary = Path(os.environ.get("CROSSWIRE_GO_TESTWORKER", GO_DIR / "bin" / "crosswire-testworker"))
+        given = os.environ.get("CROSSWIRE_GO_TESTWORKER")  # a prebuilt binary is used as is
+        binary = Path(given or GO_DIR / "bin" / "crosswire-testworker")
         go = shutil.which("go")
-        if go is not None:
+        if go is not None and not given:
             _build(
                 [go, "build", "-o", str(binary), "./cmd/crosswire-testworker"],
                 GO_DIR,
@@ -55,9 +56,10 @@ def conformance_command(runtime: str) -> list[str]:
         argv = [str(binary)]
     elif runtime == "rust":
         target = Path(os.environ.get("CARGO_TARGET_DIR", RUST_DIR / "target"))
-        binary = Path(os.environ.get("CROSSWIRE_RUST_TESTWORKER", target / "release" / "examples" / "testworker"))
+        given = os.environ.get("CROSSWIRE_RUST_TESTWORKER")
+        binary = Path(given or target / "release" / "examples" / "testworker")
         cargo = shutil.which("cargo")
-        if cargo is not None:
+        if cargo is not None and not given:
             # build where the binary is expected: <target>/release/examples/testworker
             _build(
                 [

@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import time
 from typing import Any
 
@@ -103,6 +105,19 @@ class WorkerConnection:
         self._tasks.start(self._write_loop(), name="worker-conn:write")
 
     # --- state ----------------------------------------------------------------------
+
+    @property
+    def peer_pid(self) -> int | None:
+        """The pid of the process on the other end (``SO_PEERCRED``), where the OS says."""
+        sock = self._writer.get_extra_info("socket")
+        peercred = getattr(socket, "SO_PEERCRED", None)
+        if sock is None or peercred is None:
+            return None
+        try:
+            pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i")))
+        except OSError:
+            return None
+        return pid if pid > 0 else None
 
     @property
     def is_closed(self) -> bool:

@@ -62,6 +62,7 @@ class Hello(_Frame, tag="hello", kw_only=True):
     max_frame: Annotated[int, msgspec.Meta(ge=0)]
     pid: int | None = None
     sdk: _Name | None = None
+    token: _Name | None = None
 
 
 class Welcome(_Frame, tag="welcome"):

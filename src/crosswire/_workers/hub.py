@@ -45,8 +45,9 @@ class WorkerSlot(Protocol):
         arrived after its ``hello``; return None, or the reason it is refused."""
         ...
 
-    def refused(self, hello: Hello, reason: str) -> None:
-        """A ``hello`` naming this slot was refused with ``reason`` (by the hub or the slot)."""
+    def refused(self, hello: Hello, reason: str, peer_pid: int | None = None) -> None:
+        """A ``hello`` naming this slot, from process ``peer_pid`` (when known), was
+        refused with ``reason`` (by the hub or the slot)."""
         ...
 
 
@@ -156,7 +157,7 @@ class WorkerHub:
                 conn.send(Reject(reason=reason))
             await conn.close(f"rejected: {reason}")
             if slot is not None:
-                slot.refused(hello, reason)
+                slot.refused(hello, reason, conn.peer_pid)
 
 
 def check_hello(hello: Hello) -> str | None:

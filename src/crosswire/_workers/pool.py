@@ -26,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hmac
 import logging
+import secrets
 import time
 from collections.abc import Sequence
 
@@ -36,7 +38,7 @@ from .._types import Attempt, Outcome
 from .connection import WorkerConnection
 from .frames import Frame, Goodbye, Hello, UnknownFrame
 from .hub import WorkerHub
-from .process import WorkerProcess
+from .process import WorkerProcess, descends_from
 from .session import Counters, Session, Ticket, node_error, stamp
 from .spec import WorkerSpec, WorkerState, WorkerStatistics
 
@@ -74,6 +76,8 @@ class WorkerPool:
         self._types: tuple[str, ...] = ()
         self._max_in_flight = 0
         self._runtime = "worker"
+        #: What a hello must carry: per spawn for a spawned worker, else the option.
+        self._token: str | None = spec.options.token
         self.restarts = 0
 
     # --- public surface -------------------------------------------------------------
@@ -218,26 +222,37 @@ class WorkerPool:
     # --- delivering -----------------------------------------------------------------
 
     async def _deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Outcome:
-        session: Session | None = None
-        ticket: Ticket | None = None
+        if deadline is None:
+            return await self._send_and_wait(attempt, 0, None)
+        # filled in by _send_and_wait, read here when the deadline cuts it short
+        sent: list[tuple[Session, Ticket]] = []
         try:
-            async with asyncio.timeout_at(deadline + DEADLINE_GRACE if deadline is not None else None):
-                session = await self._acquire()
-                if session is None:
-                    return node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
-                sent = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
-                if isinstance(sent, Outcome):
-                    self._wake()
-                    return sent
-                ticket = sent
-                # shielded: a cancelled caller does not cancel the delivery's bookkeeping
-                return await asyncio.shield(ticket.future)
+            async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
+                return await self._send_and_wait(attempt, deadline_ms, sent)
         except TimeoutError:
-            if session is not None and ticket is not None and deadline is not None:
+            for session, ticket in sent:
                 session.abandon(ticket, deadline, self.spec.options.hang_grace)
             return node_error(
                 ErrorCode.TIMEOUT, f"worker {self.spec.name!r} did not answer before the attempt's deadline"
             )
+
+    async def _send_and_wait(
+        self, attempt: Attempt, deadline_ms: int, sent: list[tuple[Session, Ticket]] | None
+    ) -> Outcome:
+        session = self._session
+        if session is None or not session.ready.is_set() or session.credit <= 0 or self._waiters:
+            session = await self._acquire()
+            if session is None:
+                return node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
+        ticket = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
+        if isinstance(ticket, Outcome):
+            self._wake()
+            return ticket
+        if sent is not None:
+            sent.append((session, ticket))
+        # a cancelled wait cancels the future too; the ticket stays until the result (or
+        # the session's end) returns its credit
+        return await ticket.future
 
     def _usable(self, session: Session | None) -> bool:
         return session is not None and session.ready.is_set() and session.credit > 0
@@ -293,6 +308,9 @@ class WorkerPool:
 
     def offer(self, conn: WorkerConnection, hello: Hello, rest: Sequence[Frame | UnknownFrame]) -> str | None:
         """Called by the hub with a checked hello; returns a reject reason or None."""
+        if not self._authentic(hello, conn.peer_pid):
+            # checked first: an impostor learns nothing about the slot's state
+            return f"worker {self.spec.name!r}: {'missing' if hello.token is None else 'wrong'} token"
         if self._attached is None or self._attached.done():
             if self._session is not None:
                 return f"worker {self.spec.name!r} is already connected"
@@ -312,7 +330,23 @@ class WorkerPool:
         self._attached.set_result(session)
         return None
 
-    def refused(self, hello: Hello, reason: str) -> None:
+    def _authentic(self, hello: Hello, peer_pid: int | None) -> bool:
+        """Whether ``hello`` comes from this slot's worker: it carries the expected token,
+        or, for a spawned worker and a ``hello`` without one, the peer (``SO_PEERCRED``)
+        is the spawned process or one of its descendants."""
+        expected = self._token
+        if expected is None:
+            return True
+        if hello.token is not None:
+            return hmac.compare_digest(hello.token.encode(), expected.encode())
+        spawned = self._runner.live_pid
+        return spawned is not None and peer_pid is not None and descends_from(peer_pid, spawned)
+
+    def refused(self, hello: Hello, reason: str, peer_pid: int | None = None) -> None:
+        if not self._authentic(hello, peer_pid):
+            # not our process: it must not fail the start (or restart) it raced with
+            self._log.warning("refused a connection claiming to be worker %r: %s", self.spec.name, reason)
+            return
         if self._attached is not None and not self._attached.done():
             error: ProtocolError = (
                 VersionMismatchError(reason)
@@ -328,7 +362,9 @@ class WorkerPool:
         self._attached = asyncio.get_running_loop().create_future()
         self.state = "initializing"
         options = self.spec.options
-        await self._runner.spawn(self.hub.path)
+        if self._runner.spawns:
+            self._token = secrets.token_urlsafe(32)  # a fresh secret per spawn
+        await self._runner.spawn(self.hub.path, self._token)
         try:
             async with asyncio.timeout(options.ready_timeout):
                 if not await self._runner.until_attached(self._attached):

@@ -22,7 +22,7 @@ from typing import Any
 
 from .._exceptions import ProtocolError
 
-__all__ = ["ChildProcess", "LineSink", "WorkerProcess", "kill_process", "stop_process"]
+__all__ = ["ChildProcess", "LineSink", "WorkerProcess", "descends_from", "kill_process", "stop_process"]
 
 _log = logging.getLogger("crosswire.process")
 
@@ -68,6 +68,28 @@ def _die_with_parent() -> None:
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+def descends_from(pid: int, ancestor: int, *, max_depth: int = 32) -> bool:
+    """Whether process ``pid`` is ``ancestor`` or one of its descendants (Linux ``/proc``;
+    False where that cannot be read)."""
+    for _ in range(max_depth):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return False
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        try:
+            pid = int(fields[1])
+        except (IndexError, ValueError):
+            return False
+    return False
 
 
 class ChildProcess:

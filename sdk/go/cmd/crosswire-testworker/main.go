@@ -88,7 +88,7 @@ func register(w *crosswire.Worker) {
 
 	w.Handle("test.fail_transient", func(ctx context.Context, ev *crosswire.Event) error {
 		p := struct {
-			FailUntil int `msgpack:"fail_until" json:"fail_until"`
+			FailUntil int `msgpack:"fail_until,omitempty"`
 		}{FailUntil: 3}
 		if err := decodePayload(ev, &p); err != nil {
 			return err
@@ -106,7 +106,7 @@ func register(w *crosswire.Worker) {
 
 	w.Handle("test.sleep", func(ctx context.Context, ev *crosswire.Event) error {
 		p := struct {
-			MS int `msgpack:"ms" json:"ms"`
+			MS int `msgpack:"ms,omitempty"`
 		}{MS: 500}
 		if err := decodePayload(ev, &p); err != nil {
 			return err
@@ -121,8 +121,21 @@ func register(w *crosswire.Worker) {
 		}
 	})
 
+	// test.hang ignores ctx on purpose: a handler that overruns its deadline and keeps
+	// its delivery's credit (the node must reclaim it).
+	w.Handle("test.hang", func(_ context.Context, ev *crosswire.Event) error {
+		p := struct {
+			MS int `msgpack:"ms,omitempty"`
+		}{MS: 60000}
+		if err := decodePayload(ev, &p); err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(p.MS) * time.Millisecond)
+		return nil
+	})
+
 	w.Handle("test.emit", func(ctx context.Context, ev *crosswire.Event) error {
-		out := crosswire.NewEvent("test.emitted", nil)
+		out := crosswire.MustNewEvent("test.emitted", nil)
 		out.Data, out.DataContentType = ev.Data, ev.DataContentType
 		return crosswire.Emit(ctx, out)
 	})
