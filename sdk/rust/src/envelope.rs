@@ -15,6 +15,7 @@ use crate::attrs::{check_extension_name, is_rfc3339, is_traceparent, new_event_i
 use crate::error::{DecodeError, PayloadError};
 use crate::fields::{self, Fields};
 use crate::mp::{self, Value, Writer};
+use crate::payload;
 
 /// The only CloudEvents version this binding reads and writes.
 pub const SPECVERSION: &str = "1.0";
@@ -146,7 +147,7 @@ impl Event {
         ty: impl Into<String>,
         payload: &T,
     ) -> Result<Event, PayloadError> {
-        let data = rmp_serde::to_vec_named(payload)?;
+        let data = payload::to_msgpack(payload)?;
         let mut event = Event::with_data(ty, Some(data));
         event.datacontenttype = Some(MSGPACK.to_owned());
         Ok(event)
@@ -175,21 +176,24 @@ impl Event {
         }
     }
 
-    /// `data` deserialised into `T`: MessagePack unless `datacontenttype` is
-    /// `application/json` or a `+json` type. An absent content type means MessagePack.
+    /// `data` deserialised into `T` under spec/payloads.md: JSON when
+    /// `datacontenttype` is `application/json` or a `+json` type, else MessagePack
+    /// (also when it is absent). The same payload gives the same `T` either way.
     ///
     /// # Errors
     /// [`PayloadError`]; a handler's `?` turns it into a permanent `invalid_argument`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
         let data = self.data.as_deref().ok_or(PayloadError::NoData)?;
-        match self.datacontenttype.as_deref() {
-            Some(ct) if is_json_type(ct) => Ok(serde_json::from_slice(data)?),
-            None => Ok(rmp_serde::from_slice(data)?),
-            Some(ct) if media_type(ct) == MSGPACK || media_type(ct) == "application/x-msgpack" => {
-                Ok(rmp_serde::from_slice(data)?)
-            }
-            Some(ct) => Err(PayloadError::UnsupportedContentType(ct.to_owned())),
+        if self.is_json() {
+            payload::from_json(data)
+        } else {
+            payload::from_msgpack(data)
         }
+    }
+
+    /// Whether `data` is JSON by its `datacontenttype`.
+    pub fn is_json(&self) -> bool {
+        self.datacontenttype.as_deref().is_some_and(is_json_type)
     }
 
     /// What deduplication keys on: the idempotency key, else the id.
@@ -544,10 +548,13 @@ mod tests {
         json.datacontenttype = Some("application/cloudevents+json".into());
         json.data = Some(br#"{"order_id":7,"sku":"A-1"}"#.to_vec());
         assert_eq!(json.decode::<Order>().unwrap(), order);
+        // spec/payloads.md: any other content type is MessagePack
         json.datacontenttype = Some("text/plain".into());
         assert!(matches!(
             json.decode::<Order>(),
-            Err(PayloadError::UnsupportedContentType(_))
+            Err(PayloadError::Msgpack(_))
         ));
+        json.data = back.data.clone();
+        assert_eq!(json.decode::<Order>().unwrap(), order);
     }
 }

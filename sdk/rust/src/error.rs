@@ -119,24 +119,29 @@ impl FrameError {
     }
 }
 
-/// `data` could not be converted to or from a Rust value.
+/// `data` could not be converted to or from a Rust value (spec/payloads.md). A
+/// handler's `?` reports any of these as a permanent `invalid_argument`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PayloadError {
     /// The event has no `data`.
     #[error("event has no data")]
     NoData,
-    /// `datacontenttype` is neither MessagePack nor JSON.
-    #[error("unsupported datacontenttype {0:?}: expected application/msgpack or a JSON type")]
-    UnsupportedContentType(String),
     /// MessagePack `data` did not match the target type.
     #[error("payload is not the expected MessagePack: {0}")]
     Msgpack(#[from] rmp_serde::decode::Error),
+    /// Bytes follow the MessagePack value.
+    #[error("payload is not the expected MessagePack: {0} bytes after the value")]
+    TrailingBytes(usize),
     /// The value could not be serialised to MessagePack.
     #[error("payload could not be encoded as MessagePack: {0}")]
     MsgpackEncode(#[from] rmp_serde::encode::Error),
     /// JSON `data` did not match the target type.
     #[error("payload is not the expected JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The value could not be serialised to JSON.
+    #[error("payload could not be encoded as JSON: {0}")]
+    JsonEncode(serde_json::Error),
 }
 
 /// Everything that ends a worker session abnormally.

@@ -44,6 +44,7 @@ pub mod frame;
 mod handler;
 mod json;
 mod mp;
+pub mod payload;
 mod routes;
 pub mod testing;
 mod worker;
