@@ -995,19 +995,12 @@ def nesting_frame_vectors() -> None:
     def maps(levels: int) -> bytes:  # {"a": {"a": ... {}}}
         return b"\x81\xa1a" * (levels - 1) + b"\x80"
 
-    def I(name: str, data: bytes, desc: str) -> None:
-        write(
-            "frames",
-            "invalid",
-            name,
-            {
-                "description": desc,
-                "hex": data.hex(),
-                "max_frame": fr.DEFAULT_MAX_FRAME,
-                "outcome": "malformed",
-                "message_contains": "nesting limit",
-            },
-        )
+    def I(name: str, data: bytes, desc: str, message: str | None = "nesting limit") -> None:
+        obj: dict[str, Any] = {"description": desc, "hex": data.hex(), "max_frame": fr.DEFAULT_MAX_FRAME}
+        obj["outcome"] = "malformed"
+        if message is not None:
+            obj["message_contains"] = message
+        write("frames", "invalid", name, obj)
 
     hb = raw({"t": "heartbeat"})  # fixmap of 1
     # the body map is level 1, so a value under one of its keys starts at level 2
@@ -1026,7 +1019,8 @@ def nesting_frame_vectors() -> None:
     I(
         "nesting-100k-body",
         framed(arrays(100_000)),
-        "the whole body is 100,000 nested arrays",
+        "the whole body is 100,000 nested arrays (not a map either, so either message will do)",
+        None,
     )
     I(
         "nesting-100k-first-key",

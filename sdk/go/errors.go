@@ -199,6 +199,10 @@ func ErrorInfoFromError(err error) ErrorInfo {
 		}
 		return info
 	}
+	var pe *PayloadError
+	if errors.As(err, &pe) {
+		return ErrorInfo{Code: CodeInvalidArgument, Message: truncateUTF8(err.Error(), MaxErrorMessage), Runtime: Runtime}
+	}
 	return ErrorInfo{
 		Code:      CodeHandlerError,
 		Message:   truncateUTF8(err.Error(), MaxErrorMessage),

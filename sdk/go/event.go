@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -63,19 +62,13 @@ type Event struct {
 
 // NewEvent builds an event of the given type whose data is v encoded as
 // MessagePack (datacontenttype application/msgpack), with a fresh id and the
-// current time. If v is []byte it is used as is. Source defaults to the
-// worker's name when the event is emitted from a handler, else "crosswire".
-// NewEvent panics if v cannot be encoded; use NewEventErr to get the error.
-func NewEvent(typ string, v any) *Event {
-	ev, err := NewEventErr(typ, v)
-	if err != nil {
-		panic(err)
-	}
-	return ev
-}
-
-// NewEventErr is NewEvent returning the encoding error instead of panicking.
-func NewEventErr(typ string, v any) (*Event, error) {
+// current time. If v is []byte it is used as is; nil leaves the event without
+// data. Struct fields are named by their `msgpack` tags (see Event.Decode).
+// Source is left empty: Emit fills it with the worker's name; set it yourself
+// for an event you encode directly (EncodeEvent requires it).
+//
+// It returns an error if v cannot be encoded.
+func NewEvent(typ string, v any) (*Event, error) {
 	ev := newBareEvent(typ)
 	if v == nil {
 		return ev, nil
@@ -93,6 +86,16 @@ func NewEventErr(typ string, v any) (*Event, error) {
 	return ev, nil
 }
 
+// MustNewEvent is NewEvent that panics if v cannot be encoded (for values
+// known to encode, such as literals in tests).
+func MustNewEvent(typ string, v any) *Event {
+	ev, err := NewEvent(typ, v)
+	if err != nil {
+		panic(err)
+	}
+	return ev
+}
+
 // MarshalMsgpack encodes v as MessagePack the way NewEvent does: integers in
 // their smallest representation and map keys sorted, so equal values give equal bytes.
 func MarshalMsgpack(v any) ([]byte, error) {
@@ -106,12 +109,18 @@ func MarshalMsgpack(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// NewEventJSON is NewEvent with the data encoded as JSON (application/json).
+// NewEventJSON is NewEvent with the data encoded as JSON (application/json),
+// under the same field names as MessagePack (the `msgpack` tags): bytes as
+// base64, times as RFC 3339. A node or SDK decoding it gets the same values.
 func NewEventJSON(typ string, v any) (*Event, error) {
 	ev := newBareEvent(typ)
-	data, err := json.Marshal(v)
+	packed, err := MarshalMsgpack(v)
 	if err != nil {
 		return nil, fmt.Errorf("crosswire: encode data of %s: %w", typ, err)
+	}
+	data, err := msgpackToJSON(packed)
+	if err != nil {
+		return nil, fmt.Errorf("crosswire: encode data of %s as JSON: %w", typ, err)
 	}
 	ev.Data = data
 	ev.DataContentType = ContentTypeJSON
@@ -132,25 +141,6 @@ func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// Decode decodes Data into v according to DataContentType: JSON for
-// application/json and +json types, MessagePack otherwise (the SDK default).
-// An absent Data is an error.
-func (e *Event) Decode(v any) error {
-	if e.Data == nil {
-		return fmt.Errorf("crosswire: event %s (%s) has no data", e.ID, e.Type)
-	}
-	if isJSONType(e.DataContentType) {
-		if err := json.Unmarshal(e.Data, v); err != nil {
-			return fmt.Errorf("crosswire: decode JSON data of %s: %w", e.Type, err)
-		}
-		return nil
-	}
-	if err := msgpack.Unmarshal(e.Data, v); err != nil {
-		return fmt.Errorf("crosswire: decode MessagePack data of %s: %w", e.Type, err)
-	}
-	return nil
 }
 
 // DeadlineTime is the deadline as a time, and whether there is one.

@@ -13,7 +13,7 @@ func TestNewEventDecodeRoundTrip(t *testing.T) {
 		ID  int    `msgpack:"order_id" json:"order_id"`
 		SKU string `msgpack:"sku" json:"sku"`
 	}
-	ev := NewEvent("order.created", order{ID: 7, SKU: "A-1"})
+	ev := MustNewEvent("order.created", order{ID: 7, SKU: "A-1"})
 	ev.Source = "/orders"
 	if ev.DataContentType != ContentTypeMsgpack || len(ev.ID) != 32 || ev.Time == "" {
 		t.Fatalf("NewEvent = %+v", ev)

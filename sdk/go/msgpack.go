@@ -310,33 +310,56 @@ func (r *reader) isNil() bool {
 	return true
 }
 
-// skip skips one value of any shape without recursion, so deeply nested
-// input cannot exhaust the stack.
+// MaxNesting is the deepest container nesting (arrays and maps) a frame body
+// or an envelope may have (spec/protocol.md, "Nesting limit"); the top-level
+// map is level 1.
+const MaxNesting = 64
+
+// nestingErr is the error for input nested deeper than MaxNesting.
+func nestingErr(field string) *DecodeError {
+	return decodeErr(DecodeMalformed, field,
+		"MessagePack nested deeper than %d levels (the protocol's nesting limit)", MaxNesting)
+}
+
+// skip skips one value of any shape that sits directly in a top-level map
+// (level 2). It does not recurse, and it fails with malformed once containers
+// nest deeper than MaxNesting, so deeply nested input can neither exhaust the
+// stack nor pass unnoticed.
 func (r *reader) skip(field string) error {
-	for pending := 1; pending > 0; pending-- {
+	// pending[i] counts the values still to read at level i+2.
+	pending := make([]int, 1, 8)
+	pending[0] = 1
+	for len(pending) > 0 {
+		top := len(pending) - 1
+		if pending[top] == 0 {
+			pending = pending[:top]
+			continue
+		}
+		pending[top]--
 		k, err := r.peek(field)
 		if err != nil {
 			return err
 		}
 		switch k {
-		case kindMap:
-			n, err := r.d.DecodeMapLen()
+		case kindMap, kindArray:
+			var n int
+			if k == kindMap {
+				n, err = r.d.DecodeMapLen()
+				n *= 2
+			} else {
+				n, err = r.d.DecodeArrayLen()
+			}
 			if err != nil {
 				return libErr(err, field)
 			}
 			if n > r.r.Len() {
-				return decodeErr(DecodeTruncated, field, "map declares %d entries, %d bytes left", n, r.r.Len())
+				return decodeErr(DecodeTruncated, field, "%s declares %d values, %d bytes left", k, n, r.r.Len())
 			}
-			pending += 2 * n
-		case kindArray:
-			n, err := r.d.DecodeArrayLen()
-			if err != nil {
-				return libErr(err, field)
+			// this container is at level len(pending)+1
+			if len(pending)+1 > MaxNesting {
+				return nestingErr(field)
 			}
-			if n > r.r.Len() {
-				return decodeErr(DecodeTruncated, field, "array declares %d items, %d bytes left", n, r.r.Len())
-			}
-			pending += n
+			pending = append(pending, n)
 		default:
 			if err := r.d.Skip(); err != nil {
 				return libErr(err, field)

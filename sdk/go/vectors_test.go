@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +27,8 @@ type vector struct {
 	T            string          `json:"t"`
 	Reencode     *bool           `json:"reencode"`
 	CanonicalHex string          `json:"canonical_hex"`
+	// MessageContains is a phrase the decoder's error must contain (nesting vectors).
+	MessageContains string `json:"message_contains"`
 }
 
 // loadVectors reads every vector file in dir; the test fails if there are none,
@@ -292,6 +295,9 @@ func TestFrameInvalidVectors(t *testing.T) {
 			}
 			if string(fe.Outcome) != v.Outcome {
 				t.Errorf("outcome %s (%v), want %s", fe.Outcome, err, v.Outcome)
+			}
+			if !strings.Contains(fe.Msg, v.MessageContains) {
+				t.Errorf("message %q does not contain %q", fe.Msg, v.MessageContains)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package crosswire_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -53,7 +54,7 @@ func runErr(t *testing.T, done <-chan error) error {
 }
 
 func event(typ string, v any) *crosswire.Event {
-	ev := crosswire.NewEvent(typ, v)
+	ev := crosswire.MustNewEvent(typ, v)
 	ev.Source = "/test"
 	return ev
 }
@@ -253,15 +254,15 @@ func TestEmitSetsCorrelationCausationTrace(t *testing.T) {
 			if crosswire.TraceParent(ctx) != ev.TraceParent || crosswire.EventFromContext(ctx) != ev {
 				return errors.New("context does not carry the event")
 			}
-			if err := crosswire.Emit(ctx, crosswire.NewEvent("order.priced", map[string]int{"total": 5})); err != nil {
+			if err := crosswire.Emit(ctx, crosswire.MustNewEvent("order.priced", map[string]int{"total": 5})); err != nil {
 				return err
 			}
-			custom := crosswire.NewEvent("order.audit", nil)
+			custom := crosswire.MustNewEvent("order.audit", nil)
 			custom.CorrelationID, custom.Source = "mine", "/audit"
 			return crosswire.Emit(ctx, custom)
 		})
 		w.Handle("fail", func(ctx context.Context, ev *crosswire.Event) error {
-			_ = crosswire.Emit(ctx, crosswire.NewEvent("never", nil))
+			_ = crosswire.Emit(ctx, crosswire.MustNewEvent("never", nil))
 			return errors.New("failed")
 		})
 		return w
@@ -526,6 +527,32 @@ func TestCancelDuringHandshakeReturnsNil(t *testing.T) {
 	crosswiretest.Expect[crosswire.HelloFrame](t, conn)
 	cancel() // the node never answers
 	if err := runErr(t, done); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestDeeplyNestedFrameFromNodeIsMalformedNamingTheLimit(t *testing.T) {
+	conn, done := start(t, func(s string) *crosswire.Worker {
+		w := newWorker(s)
+		w.Handle("a", func(context.Context, *crosswire.Event) error { return nil })
+		return w
+	})
+	conn.Handshake(t, crosswiretest.Welcome())
+	// {"t": "heartbeat", "x": 100,000 nested arrays}
+	body := append([]byte{0x82, 0xa1, 't', 0xa9}, "heartbeat"...)
+	body = append(body, 0xa1, 'x')
+	body = append(body, bytes.Repeat([]byte{0x91}, 100000)...)
+	body = append(body, 0x90)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	conn.SendRaw(t, append(frame, body...))
+	frames := conn.Closed(t)
+	if len(frames) != 1 {
+		t.Fatalf("frames %#v, want one error frame", frames)
+	}
+	if ef, ok := frames[0].(crosswire.ErrorFrame); !ok || !strings.Contains(ef.Message, "nesting limit") {
+		t.Errorf("frame %#v, want an error naming the nesting limit", frames[0])
+	}
+	if err := runErr(t, done); !errors.Is(err, crosswire.ErrFrameMalformed) || !strings.Contains(err.Error(), "nested deeper than 64 levels") {
 		t.Errorf("Run = %v", err)
 	}
 }

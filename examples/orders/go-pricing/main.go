@@ -66,15 +66,15 @@ func price(o Order) (Priced, error) {
 }
 
 func handleValidated(ctx context.Context, ev *crosswire.Event) error {
-	var o Order
-	if err := ev.Decode(&o); err != nil {
-		return crosswire.Permanent(crosswire.CodeInvalidArgument, err)
+	o, err := crosswire.Decode[Order](ev)
+	if err != nil {
+		return err // a *PayloadError: invalid_argument, not retried
 	}
 	p, err := price(o)
 	if err != nil {
 		return crosswire.Permanent(crosswire.CodeInvalidArgument, err)
 	}
-	out, err := crosswire.NewEventErr("order.priced", p)
+	out, err := crosswire.NewEvent("order.priced", p)
 	if err != nil {
 		return crosswire.Permanent(crosswire.CodeInternal, err)
 	}

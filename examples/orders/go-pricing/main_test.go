@@ -48,7 +48,7 @@ func TestWorkerEmitsOrderPriced(t *testing.T) {
 	if hello.Name != "pricing" || len(hello.Types) != 1 || hello.Types[0] != "order.validated" {
 		t.Fatalf("hello %+v", hello)
 	}
-	in := crosswire.NewEvent("order.validated", Order{OrderID: 42, Customer: "c", SKU: "A-1", Qty: 3, UnitPriceCents: 999, Country: "DE"})
+	in := crosswire.MustNewEvent("order.validated", Order{OrderID: 42, Customer: "c", SKU: "A-1", Qty: 3, UnitPriceCents: 999, Country: "DE"})
 	in.Source, in.PartitionKey = "/orders", "order-42"
 	conn.Deliver(t, 1, in, 0)
 	r := conn.Result(t)
@@ -67,7 +67,7 @@ func TestWorkerEmitsOrderPriced(t *testing.T) {
 		p != (Priced{OrderID: 42, SubtotalCents: 2997, TaxCents: 569, TotalCents: 3566, Country: "DE"}) {
 		t.Errorf("emitted %+v / %+v", out, p)
 	}
-	bad := crosswire.NewEvent("order.validated", Order{OrderID: 7, Qty: 0})
+	bad := crosswire.MustNewEvent("order.validated", Order{OrderID: 7, Qty: 0})
 	bad.Source = "/orders"
 	conn.Deliver(t, 2, bad, 0)
 	if r := conn.Result(t); r.OK || r.Error.Code != crosswire.CodeInvalidArgument || r.Error.Retryable {
