@@ -1,0 +1,342 @@
+"""The ledger: every offered event, every handler run, every dead letter — and the
+verdicts computed from them.
+
+The fate of an event in a binding is one of: **handled** (n successful runs; more
+than one is a duplicate), **dead-lettered** (with its code, after n runs), **refused**
+(``submit`` did not accept it: backpressure) or **lost** (none of these).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from .scenario import Verdicts
+from .traffic import Offer
+
+__all__ = ["Ledger", "Verdict", "percentile"]
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    name: str
+    ok: bool
+    expected: str
+    actual: str
+    detail: list[str] = []
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
+    return s[k]
+
+
+class _Pair:
+    """One event in one binding."""
+
+    __slots__ = ("code", "dead", "faulted", "first_ok", "first_start", "ok", "runs")
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.ok = 0
+        self.first_start = math.inf
+        self.first_ok = 0.0  # wall time the first successful run ended
+        self.code = ""  # the last failed run's code
+        self.faulted = False
+        self.dead: tuple[str, int] | None = None  # (code, attempts in the letter)
+
+
+class Ledger:
+    """The harness's books. ``t0`` is the wall time of scenario second 0."""
+
+    def __init__(self, t0: float, bin_seconds: float = 1.0) -> None:
+        self.t0 = t0
+        self.bin = bin_seconds
+        self.index: dict[str, int] = {}
+        self.offers: list[Offer] = []
+        self.routes: dict[str, list[str]] = {}
+        self.max_attempts: dict[str, int] = {}
+        self.pairs: dict[tuple[int, str], _Pair] = {}
+        self.refused: set[int] = set()
+        self.foreign_runs = 0  # runs of events the harness did not offer (follow-ups)
+        self.run_count = 0
+        self.failed_runs = 0
+        self.handled_pairs = 0
+        self.final_failures = 0
+        self.offered_bins: list[int] = []
+        self.handled_bins: list[int] = []
+        self.failed_bins: list[int] = []
+        self.latency_bins: list[list[float]] = []
+        self.healthy_latencies: list[float] = []
+        self.letters_seen = False
+        self.expected = 0
+
+    # -- input -------------------------------------------------------------------------
+
+    def _bin(self, rel: float, series: list[Any], zero: Any) -> int:
+        b = max(0, int(rel / self.bin))
+        while len(series) <= b:
+            series.append(zero() if callable(zero) else zero)
+        return b
+
+    def offer(self, offers: Iterable[Offer]) -> None:
+        index, store, bins, routes = self.index, self.offers, self.offered_bins, self.routes
+        for o in offers:
+            self.expected += len(routes.get(o.type, ()))
+            index[o.id] = len(store)
+            store.append(o)
+            b = int(o.at / self.bin)
+            while len(bins) <= b:
+                bins.append(0)
+            bins[b] += 1
+
+    def refuse(self, ids: Iterable[str]) -> None:
+        for i in ids:
+            idx = self.index.get(i)
+            if idx is not None and idx not in self.refused:
+                self.refused.add(idx)
+                self.expected -= len(self.routes.get(self.offers[idx].type, ()))
+
+    def add_runs(self, runs: Iterable[Sequence[Any]]) -> None:
+        index, pairs, offers = self.index, self.pairs, self.offers
+        for event_id, binding, number, start, end, code, faulted in runs:
+            if code == "~":
+                continue  # dedup acknowledged it without running the handler
+            idx = index.get(event_id)
+            if idx is None:
+                self.foreign_runs += 1
+                continue
+            key = (idx, binding)
+            pair = pairs.get(key)
+            if pair is None:
+                pair = pairs[key] = _Pair()
+            pair.runs += 1
+            self.run_count += 1
+            if start < pair.first_start:
+                pair.first_start = start
+            if faulted:
+                pair.faulted = True
+            rel = end - self.t0
+            if code:
+                pair.code = code
+                self.failed_runs += 1
+                b = self._bin(rel, self.failed_bins, 0)
+                self.failed_bins[b] += 1
+                maximum = self.max_attempts.get(binding, 0)
+                if number >= maximum > 0 and pair.ok == 0:
+                    self.final_failures += 1
+                continue
+            pair.ok += 1
+            if pair.ok == 1:
+                self.handled_pairs += 1
+                pair.first_ok = end
+                b = self._bin(rel, self.handled_bins, 0)
+                self.handled_bins[b] += 1
+                offer = offers[idx]
+                if not offer.poison and not pair.faulted:
+                    latency = end - (self.t0 + offer.at)
+                    self.healthy_latencies.append(latency)
+                    b = self._bin(rel, self.latency_bins, list)
+                    self.latency_bins[b].append(latency)
+
+    def add_letters(self, letters: Iterable[Sequence[Any]]) -> None:
+        self.letters_seen = True
+        for event_id, binding, code, attempts in letters:
+            idx = self.index.get(event_id)
+            if idx is None:
+                continue
+            pair = self.pairs.get((idx, binding))
+            if pair is None:
+                pair = self.pairs[(idx, binding)] = _Pair()
+            pair.dead = (code, int(attempts))
+
+    # -- questions ---------------------------------------------------------------------
+
+    def expected_pairs(self) -> int:
+        return self.expected
+
+    def unresolved(self) -> int:
+        """Pairs with no successful run and no sign of a final failure (an estimate,
+        until the dead letters are read)."""
+        return max(0, self.expected_pairs() - self.handled_pairs - self.final_failures)
+
+    def fates(self) -> dict[str, Any]:
+        handled = dead = lost = dup = 0
+        both = 0
+        dead_codes: dict[str, int] = {}
+        lost_ids: list[str] = []
+        dup_ids: list[str] = []
+        for idx, o in enumerate(self.offers):
+            if idx in self.refused:
+                continue
+            for binding in self.routes.get(o.type, ()):
+                pair = self.pairs.get((idx, binding))
+                if pair is not None and pair.ok:
+                    handled += 1
+                    if pair.ok > 1:
+                        dup += 1
+                        if len(dup_ids) < 20:
+                            dup_ids.append(f"{o.id} in {binding}: {pair.ok} times")
+                    if pair.dead is not None:
+                        both += 1
+                elif pair is not None and pair.dead is not None:
+                    dead += 1
+                    dead_codes[pair.dead[0]] = dead_codes.get(pair.dead[0], 0) + 1
+                else:
+                    lost += 1
+                    if len(lost_ids) < 20:
+                        runs = pair.runs if pair else 0
+                        lost_ids.append(
+                            f"{o.id} in {binding} ({runs} runs{', last ' + pair.code if pair and pair.code else ''})"
+                        )
+        return {
+            "offered": len(self.offers),
+            "refused": len(self.refused),
+            "expected": self.expected_pairs(),
+            "handled": handled,
+            "dead_lettered": dead,
+            "dead_letter_codes": dead_codes,
+            "lost": lost,
+            "duplicates": dup,
+            "handled_and_dead_lettered": both,
+            "runs": self.run_count,
+            "failed_runs": self.failed_runs,
+            "foreign_runs": self.foreign_runs,
+            "lost_examples": lost_ids,
+            "duplicate_examples": dup_ids,
+        }
+
+    # -- verdicts ----------------------------------------------------------------------
+
+    def verdicts(self, spec: Verdicts, *, windows: Sequence[tuple[float, float]], max_rss: int | None) -> list[Verdict]:
+        fates = self.fates()
+        out: list[Verdict] = []
+        if spec.lost is not None:
+            out.append(
+                Verdict(
+                    "lost", fates["lost"] <= spec.lost, f"<= {spec.lost}", str(fates["lost"]), fates["lost_examples"]
+                )
+            )
+        if spec.max_duplicates is not None:
+            out.append(
+                Verdict(
+                    "duplicates",
+                    fates["duplicates"] <= spec.max_duplicates,
+                    f"<= {spec.max_duplicates}",
+                    str(fates["duplicates"]),
+                    fates["duplicate_examples"],
+                )
+            )
+        if spec.poison_dead_lettered:
+            out.append(self._poison())
+        if spec.p99_ms is not None:
+            p99 = percentile(self.healthy_latencies, 99)
+            actual = "no healthy event handled" if p99 is None else f"{p99 * 1000:.1f} ms"
+            out.append(Verdict("p99", p99 is not None and p99 * 1000 <= spec.p99_ms, f"<= {spec.p99_ms:g} ms", actual))
+        if spec.healthy_throughput_pct is not None:
+            out.append(self._throughput(spec.healthy_throughput_pct, windows))
+        if spec.key_order:
+            out.append(self._key_order())
+        if spec.max_rss_mb is not None:
+            mb = (max_rss or 0) / 2**20
+            out.append(
+                Verdict(
+                    "rss", max_rss is not None and mb <= spec.max_rss_mb, f"<= {spec.max_rss_mb:g} MB", f"{mb:.0f} MB"
+                )
+            )
+        return out
+
+    def _poison(self) -> Verdict:
+        total = bad = 0
+        detail: list[str] = []
+        for idx, o in enumerate(self.offers):
+            if not o.poison or idx in self.refused:
+                continue
+            for binding in self.routes.get(o.type, ()):
+                total += 1
+                pair = self.pairs.get((idx, binding))
+                want = self.max_attempts.get(binding, 0)
+                runs = pair.runs if pair else 0
+                dead = pair.dead if pair else None
+                if dead is None or runs != want:
+                    bad += 1
+                    if len(detail) < 20:
+                        state = f"dead-lettered ({dead[0]})" if dead else "not dead-lettered"
+                        detail.append(f"{o.id} in {binding}: {state} after {runs} runs (max_attempts {want})")
+        return Verdict(
+            "poison_dead_lettered", bad == 0 and total > 0, f"all {total} after max_attempts runs", f"{bad} not", detail
+        )
+
+    def _throughput(self, pct: float, windows: Sequence[tuple[float, float]]) -> Verdict:
+        if not windows:
+            return Verdict("healthy_throughput", True, f">= {pct:g}% during faults", "no fault windows")
+
+        def inside(t: float) -> bool:
+            return any(a <= t < b for a, b in windows)
+
+        offered = handled = 0
+        for idx, o in enumerate(self.offers):
+            if o.poison or idx in self.refused:
+                continue
+            for binding in self.routes.get(o.type, ()):
+                pair = self.pairs.get((idx, binding))
+                if pair is not None and pair.faulted:
+                    continue
+                if inside(o.at):
+                    offered += 1
+                if pair is not None and pair.ok and inside(pair.first_ok - self.t0):
+                    handled += 1
+        if offered == 0:
+            return Verdict("healthy_throughput", True, f">= {pct:g}% during faults", "nothing offered during faults")
+        got = 100.0 * handled / offered
+        return Verdict(
+            "healthy_throughput", got >= pct, f">= {pct:g}% during faults", f"{got:.1f}% ({handled}/{offered})"
+        )
+
+    def _key_order(self) -> Verdict:
+        last: dict[tuple[str, str], tuple[float, str]] = {}
+        bad = 0
+        detail: list[str] = []
+        for idx, o in enumerate(self.offers):
+            if o.key is None or idx in self.refused:
+                continue
+            for binding in self.routes.get(o.type, ()):
+                pair = self.pairs.get((idx, binding))
+                if pair is None or pair.runs == 0:
+                    continue
+                k = (binding, o.key)
+                prev = last.get(k)
+                if prev is not None and pair.first_start < prev[0]:
+                    bad += 1
+                    if len(detail) < 20:
+                        detail.append(f"{binding} key {o.key}: {o.id} started before the earlier {prev[1]}")
+                if prev is None or pair.first_start > prev[0]:
+                    last[k] = (pair.first_start, o.id)
+        return Verdict("key_order", bad == 0, "first runs in offer order, per key", f"{bad} out of order", detail)
+
+    # -- series --------------------------------------------------------------------------
+
+    def series(self) -> dict[str, list[Any]]:
+        n = max(len(self.offered_bins), len(self.handled_bins), len(self.failed_bins), len(self.latency_bins))
+
+        def pad(xs: list[Any], zero: Any) -> list[Any]:
+            return xs + [zero] * (n - len(xs))
+
+        lat = pad(self.latency_bins, [])
+        return {
+            "t": [round(i * self.bin, 3) for i in range(n)],
+            "offered_per_s": [x / self.bin for x in pad(self.offered_bins, 0)],
+            "handled_per_s": [x / self.bin for x in pad(self.handled_bins, 0)],
+            "failed_runs_per_s": [x / self.bin for x in pad(self.failed_bins, 0)],
+            "p50_ms": [_ms(percentile(v, 50)) for v in lat],
+            "p99_ms": [_ms(percentile(v, 99)) for v in lat],
+        }
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v * 1000, 3)

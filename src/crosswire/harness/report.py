@@ -1,0 +1,151 @@
+"""The report: one JSON document with every series and verdict, and a PNG of rate,
+latency and queue depth over time with the fault markers (matplotlib, the
+``crosswire[harness]`` extra)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .accounting import Ledger, Verdict, percentile
+from .scenario import Scenario
+
+__all__ = ["build_report", "write_png"]
+
+REPORT_VERSION = 1
+
+
+def _node_series(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "t": [s["t"] for s in samples],
+        "queued": [s["queued"] for s in samples],
+        "running": [s["running"] for s in samples],
+        "pending": [s["pending"] for s in samples],
+        "rss_mb": [s["rss_mb"] for s in samples],
+        "node": [s["node"] for s in samples],
+    }
+    # counters restart with a new node process: make them cumulative over the run
+    for name in ("retried", "dead_lettered"):
+        total, base, prev_node, prev = 0, 0, None, 0
+        values: list[int] = []
+        for s in samples:
+            if s["node"] != prev_node:
+                base, prev_node, prev = total, s["node"], 0
+            prev = int(s[name])
+            total = base + prev
+            values.append(total)
+        out[name] = values
+    for name in ("breakers", "credit", "worker_in_flight", "worker_restarts"):
+        keys = sorted({k for s in samples for k in (s.get(name) or {})})
+        out[name] = {k: [(s.get(name) or {}).get(k) for s in samples] for k in keys}
+    return out
+
+
+def build_report(
+    *,
+    scenario: Scenario,
+    app: str,
+    transport: str,
+    started: float,
+    ledger: Ledger,
+    verdicts: list[Verdict],
+    fates: dict[str, Any],
+    samples: list[dict[str, Any]],
+    markers: list[dict[str, Any]],
+    notes: list[str],
+    node_restarts: int,
+    max_rss: int | None,
+    bindings: dict[str, Any],
+    node_log: str,
+) -> dict[str, Any]:
+    lat = ledger.healthy_latencies
+    return {
+        "report_version": REPORT_VERSION,
+        "scenario": msgspec.to_builtins(scenario),
+        "app": app,
+        "transport": transport,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 3),
+        "ok": all(v.ok for v in verdicts),
+        "verdicts": msgspec.to_builtins(verdicts),
+        "fates": fates,
+        "latency_ms": {
+            q: (None if (v := percentile(lat, p)) is None else round(v * 1000, 3))
+            for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))
+        },
+        "bindings": bindings,
+        "peak_rss_mb": None if max_rss is None else round(max_rss / 2**20, 1),
+        "node_faults": node_restarts,
+        "series": ledger.series(),
+        "node_series": _node_series(samples),
+        "markers": markers,
+        "notes": notes,
+        "node_log_tail": node_log,
+    }
+
+
+_COLORS = {"handler_error": "tab:red", "handler_latency": "tab:orange", "handler_hang": "tab:purple",
+           "worker": "tab:brown", "broker": "tab:gray", "node": "black"}  # fmt: skip
+
+
+def write_png(report: dict[str, Any], path: str | Path) -> None:
+    """Draw the report: offered/handled rate, p50/p99 latency, queue depth and dead
+    letters over time; fault windows shaded, instant faults as lines.
+
+    :raises RuntimeError: matplotlib is not installed (``pip install 'crosswire[harness]'``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("the PNG needs matplotlib: pip install 'crosswire[harness]'") from None
+    s, n = report["series"], report["node_series"]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True, constrained_layout=True)
+    ok = "passed" if report["ok"] else "FAILED"
+    fates = report["fates"]
+    fig.suptitle(
+        f"{report['scenario']['name']} — {report['transport']}, seed {report['scenario']['seed']}: {ok}  "
+        f"(offered {fates['offered']}, handled {fates['handled']}, dead-lettered {fates['dead_lettered']}, "
+        f"lost {fates['lost']})",
+        fontsize=11,
+    )
+    ax = axes[0]
+    ax.plot(s["t"], s["offered_per_s"], label="offered/s", color="tab:blue", drawstyle="steps-post")
+    ax.plot(s["t"], s["handled_per_s"], label="handled/s", color="tab:green", drawstyle="steps-post")
+    ax.plot(s["t"], s["failed_runs_per_s"], label="failed runs/s", color="tab:red", alpha=0.6, drawstyle="steps-post")
+    ax.set_ylabel("events/s")
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[1]
+    t_lat = [t for t, v in zip(s["t"], s["p99_ms"], strict=True) if v is not None]
+    ax.plot(t_lat, [v for v in s["p50_ms"] if v is not None], label="p50", color="tab:green")
+    ax.plot(t_lat, [v for v in s["p99_ms"] if v is not None], label="p99", color="tab:red")
+    ax.set_ylabel("latency, ms (healthy)")
+    if t_lat and max(v for v in s["p99_ms"] if v is not None) > 50 * max(
+        1e-3, min(v for v in s["p50_ms"] if v is not None)
+    ):
+        ax.set_yscale("log")
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[2]
+    ax.plot(n["t"], [q + r for q, r in zip(n["queued"], n["running"], strict=True)], label="queued + running",
+            color="tab:blue")  # fmt: skip
+    ax.plot(n["t"], n["dead_lettered"], label="dead letters (total)", color="tab:red")
+    ax.plot(n["t"], n["retried"], label="retries (total)", color="tab:orange", alpha=0.7)
+    ax.set_ylabel("events")
+    ax.set_xlabel("seconds")
+    ax.legend(loc="upper left", fontsize=8)
+    for m in report["markers"]:
+        color = _COLORS.get(m["kind"], "tab:gray")
+        for a in axes:
+            if m["end"] - m["t"] > 0.2:
+                a.axvspan(m["t"], m["end"], color=color, alpha=0.12)
+            else:
+                a.axvline(m["t"], color=color, linestyle="--", linewidth=1)
+        axes[0].annotate(m["label"], (m["t"], 1.0), xycoords=("data", "axes fraction"), fontsize=7, rotation=0,
+                         va="top", color=color)  # fmt: skip
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
