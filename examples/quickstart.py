@@ -36,10 +36,10 @@ async def main() -> None:
         for i in range(10):
             await node.submit("order.created", Order(order_id=i, qty=0 if i == 7 else 1), key=f"order-{i}")
         await node.wait_idle(10)
-        stats = node.statistics()["bindings"]["reserve_stock"]
+        stats = node.statistics().bindings["reserve_stock"]
         letters = await node.dead_letters.list()
     print(f"reserved {sorted(reserved)}")
-    print(f"handled {stats['handled']}, retried {stats['retried']}, dead-lettered {stats['dead_lettered']}")
+    print(f"handled {stats.handled}, retried {stats.retried}, dead-lettered {stats.dead_lettered}")
     for letter in letters:
         print(f"dead letter {letter.id}: {letter.error.code.value}: {letter.error.message}")
 

@@ -42,7 +42,7 @@ def test_new_fills_id_time_and_defaults() -> None:
 
 
 def test_dedup_key_prefers_idempotency_key() -> None:
-    assert Event.new("t", idempotencykey="pay-1").dedup_key == "pay-1"
+    assert Event.new("t", idempotency_key="pay-1").dedup_key == "pay-1"
 
 
 def test_payload_is_absent_until_attached() -> None:

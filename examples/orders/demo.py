@@ -40,11 +40,6 @@ def make_order(i: int) -> Order:
     )
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=200, help="how many orders to submit (default 200)")
@@ -53,7 +48,7 @@ async def main() -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     console = Console(width=None if sys.stdout.isatty() else 110)
     data_dir = tempfile.mkdtemp(prefix="crosswire-demo-")
-    transport: crosswire.Transport = (
+    transport: crosswire.transports.Transport = (
         crosswire.MemoryTransport() if args.memory else crosswire.JetStreamTransport(data_dir=data_dir)
     )
     where = "memory transport" if args.memory else f"embedded JetStream (nats-server, data in {data_dir})"
@@ -76,18 +71,17 @@ async def main() -> int:
         table.add_column(column, justify="left" if column in ("binding", "runtime") else "right")
     by_runtime: dict[str, int] = {}
     for binding in node.bindings:
-        s = stats["bindings"][binding.name]
-        by_runtime[binding.runtime] = by_runtime.get(binding.runtime, 0) + s["handled"]
-        lat = [x * 1000 for x in binding.latencies]
+        s = stats.bindings[binding.name]
+        by_runtime[binding.runtime] = by_runtime.get(binding.runtime, 0) + s.handled
         table.add_row(
             binding.name,
             binding.runtime,
-            str(s["handled"]),
-            str(s["retried"]),
-            str(s["dead_lettered"]),
-            f"{percentile(lat, 0.5):.2f}",
-            f"{percentile(lat, 0.95):.2f}",
-            f"{percentile(lat, 0.99):.2f}",
+            str(s.handled),
+            str(s.retried),
+            str(s.dead_lettered),
+            f"{binding.latency_quantile(0.5) * 1000:.2f}",
+            f"{binding.latency_quantile(0.95) * 1000:.2f}",
+            f"{binding.latency_quantile(0.99) * 1000:.2f}",
         )
     console.print(table)
     per_runtime = ", ".join(f"{k} {v}" for k, v in sorted(by_runtime.items()))

@@ -4,17 +4,14 @@ The public API is what ``__all__`` lists; everything in ``crosswire._*`` modules
 private and may change.
 """
 
+import typing as _typing
+
 from ._app import App as App
-from ._policies.breaker import Breaker as Breaker
-from ._policies.breaker import BreakerState as BreakerState
+from ._app import WorkerOptionArgs as WorkerOptionArgs
+from ._binding import BindingStatistics as BindingStatistics
 from ._deadletter import AttemptRecord as AttemptRecord
 from ._deadletter import DeadLetter as DeadLetter
-from ._deadletter import DeadLetterStore as DeadLetterStore
-from ._deadletter import MemoryDeadLetterStore as MemoryDeadLetterStore
-from ._deadletter import ReplayRecord as ReplayRecord
-from ._policies.dedup import Claim as Claim
-from ._policies.dedup import IdempotencyStore as IdempotencyStore
-from ._policies.dedup import MemoryIdempotencyStore as MemoryIdempotencyStore
+from ._dispatcher import QueueStatistics as QueueStatistics
 from ._envelope import Event as Event
 from ._envelope import decode_event as decode_event
 from ._envelope import encode_event as encode_event
@@ -34,44 +31,70 @@ from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import TransportError as TransportError
 from ._exceptions import VersionMismatchError as VersionMismatchError
 from ._lifecycle import State as State
-from ._transports.memory import MemoryTransport as MemoryTransport
-from ._metrics import metrics_registry as metrics_registry
 from ._node import DrainReport as DrainReport
 from ._node import Node as Node
+from ._node import NodeStatistics as NodeStatistics
+from ._policies.breaker import Breaker as Breaker
+from ._policies.breaker import BreakerState as BreakerState
+from ._policies.breaker import BreakerStatistics as BreakerStatistics
+from ._policies.dedup import Dedup as Dedup
 from ._policies.retry import Retry as Retry
 from ._policies.retry import RetryPolicy as RetryPolicy
+from ._policies.timeout import Timeout as Timeout
+from ._replay import DeadLetters as DeadLetters
+from ._replay import ReplayResult as ReplayResult
 from ._signals import Fail as Fail
 from ._signals import Reject as Reject
 from ._signals import RetryLater as RetryLater
-from ._transports.base import Delivery as Delivery
-from ._transports.base import Features as Features
-from ._transports.base import Subscription as Subscription
-from ._transports.base import Transport as Transport
+from ._transports.memory import MemoryTransport as MemoryTransport
+from ._types import Attempt as Attempt
+from ._types import Handler as Handler
+from ._types import Layer as Layer
+from ._types import Middleware as Middleware
+from ._types import Outcome as Outcome
+from ._workers.spec import WorkerOptions as WorkerOptions
+from ._workers.spec import WorkerStatistics as WorkerStatistics
+
+if _typing.TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from .jetstream import JetStreamTransport as JetStreamTransport
+else:
+
+    def __getattr__(name: str) -> object:
+        # JetStream pulls in nats-py: import it when first asked for (the type checker
+        # sees the real class above).
+        if name == "JetStreamTransport":
+            from .jetstream import JetStreamTransport
+
+            return JetStreamTransport
+        raise AttributeError(f"module 'crosswire' has no attribute {name!r}")
 
 
-def __getattr__(name: str) -> object:
-    # The JetStream transport pulls in nats-py; import it only when asked for.
-    if name == "JetStreamTransport":
-        from .jetstream import JetStreamTransport
+def metrics_registry(node: Node) -> "CollectorRegistry":
+    """A Prometheus registry holding only ``node``'s metrics, read at scrape time.
+    (The exporter is imported here, not on the event path.)"""
+    from ._metrics import metrics_registry as build
 
-        return JetStreamTransport
-    raise AttributeError(f"module 'crosswire' has no attribute {name!r}")
+    return build(node)
 
 
 __all__ = [
     "App",
+    "Attempt",
     "AttemptRecord",
     "BackpressureError",
+    "BindingStatistics",
     "Breaker",
     "BreakerState",
-    "Claim",
+    "BreakerStatistics",
     "ClosedError",
     "ConfigurationError",
     "CrosswireError",
     "DeadLetter",
-    "DeadLetterStore",
+    "DeadLetters",
     "DecodeError",
-    "Delivery",
+    "Dedup",
     "DrainReport",
     "DrainTimeoutError",
     "EnvelopeDecodeError",
@@ -79,25 +102,29 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "Fail",
-    "Features",
     "FrameDecodeError",
-    "IdempotencyStore",
+    "Handler",
     "JetStreamTransport",
-    "MemoryDeadLetterStore",
-    "MemoryIdempotencyStore",
+    "Layer",
     "MemoryTransport",
+    "Middleware",
     "Node",
+    "NodeStatistics",
+    "Outcome",
     "ProtocolError",
+    "QueueStatistics",
     "Reject",
-    "ReplayRecord",
+    "ReplayResult",
     "Retry",
     "RetryLater",
     "RetryPolicy",
     "State",
-    "Subscription",
-    "Transport",
+    "Timeout",
     "TransportError",
     "VersionMismatchError",
+    "WorkerOptionArgs",
+    "WorkerOptions",
+    "WorkerStatistics",
     "decode_event",
     "encode_event",
     "event_from_json",

@@ -3,49 +3,46 @@
 An :class:`App` is pure configuration (STYLE: configuration apart from the running
 wrapper). :class:`~crosswire.Node` builds the running bindings from it.
 
-Policy order, the same for every binding, outermost first::
+Policy order, the same for every binding, outermost first (:mod:`crosswire._policies.chain`)::
 
-    trace ► dedup ► breaker ► timeout ► handler (Python function | worker process)
+    trace ► retry ► dedup ► breaker ► timeout ► middleware… ► handler (Python function | worker process)
 
-then the retry policy decides on the outcome, and the node settles the delivery.
+the retry layer decides on the outcome, and settlement executes the decision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import msgspec
 
-from ._policies.breaker import Breaker
 from ._exceptions import ConfigurationError
 from ._function import HandlerFunction, payload_type
-from ._policies.retry import Retry
+from ._policies.breaker import Breaker
+from ._policies.chain import MiddlewareLike, Policies, check_middleware
+from ._policies.dedup import Dedup
+from ._policies.retry import Retry, RetryPolicy
+from ._policies.timeout import Timeout
 from ._subjects import validate_pattern
+from ._workers.spec import WorkerOptions
 
-__all__ = ["App", "HandlerConfig", "Policies", "WorkerConfig"]
+__all__ = ["App", "HandlerConfig", "Policies", "WorkerConfig", "WorkerOptionArgs"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Hook = Callable[[], Awaitable[None]]
 
 
-class Policies(msgspec.Struct, frozen=True, kw_only=True):
-    """The policies of one binding. Validated when built; immutable afterwards."""
+class WorkerOptionArgs(TypedDict, total=False):
+    """The keyword options of :meth:`App.worker` (fields of :class:`WorkerOptions`)."""
 
-    timeout: float | None = 30.0
-    retry: Retry = Retry()
-    breaker: Breaker | None = Breaker()
-    dedup: bool = True
-    concurrency: int = 16
-    queue_size: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.timeout is not None and not self.timeout > 0:
-            raise ConfigurationError(f"timeout must be > 0 seconds or None, got {self.timeout}")
-        if self.concurrency < 1:
-            raise ConfigurationError(f"concurrency must be >= 1, got {self.concurrency}")
-        if self.queue_size < 1:
-            raise ConfigurationError(f"queue_size must be >= 1, got {self.queue_size}")
+    heartbeat_interval: float
+    ready_timeout: float
+    restart_backoff_initial: float
+    restart_backoff_max: float
+    max_frame: int
+    hang_grace: float
+    token: str | None
 
 
 class HandlerConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,23 +58,34 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     env: Mapping[str, str]
     cwd: str | None
     policies: Policies
-    options: Mapping[str, Any]
+    options: WorkerOptions
 
 
 class App:
-    """Handlers, workers and lifecycle hooks, registered before the node starts."""
+    """Handlers, workers and lifecycle hooks, registered before the node starts.
 
-    def __init__(self, name: str, *, source: str | None = None) -> None:
+    :param middleware: wraps every binding's handler, outside each handler's own
+        ``middleware`` (see the policy order above).
+    """
+
+    def __init__(self, name: str, *, source: str | None = None, middleware: Sequence[MiddlewareLike] = ()) -> None:
         if not name:
             raise ConfigurationError("an App needs a name")
         self.name = name
         self.source = source or f"/{name}"
+        for m in middleware:
+            check_middleware(m)
+        self.middleware: tuple[MiddlewareLike, ...] = tuple(middleware)
         self.handlers: list[HandlerConfig] = []
         self.workers: list[WorkerConfig] = []
         self.init_hooks: list[Hook] = []
         self.warmup_hooks: list[Hook] = []
         self.shutdown_hooks: list[Hook] = []
         self._frozen = False
+
+    def freeze(self) -> None:
+        """Refuse further registration (the node calls this when it starts)."""
+        self._frozen = True
 
     def _check_open(self) -> None:
         if self._frozen:
@@ -88,25 +96,32 @@ class App:
         type: str,
         *,
         name: str | None = None,
-        timeout: float | None = 30.0,
-        retry: Retry | None = None,
-        breaker: Breaker | bool | None = True,
-        dedup: bool = True,
+        timeout: float | Timeout | None = 30.0,
+        retry: RetryPolicy | None = None,
+        breaker: Breaker | bool = True,
+        dedup: Dedup | bool = True,
+        middleware: Sequence[MiddlewareLike] = (),
         concurrency: int = 16,
         queue_size: int = 1024,
     ) -> Callable[[F], F]:
         """Register an async or sync function for events whose type matches ``type``
         (wildcards ``*`` and ``>`` allowed). ``concurrency`` bounds parallel calls;
         events with the same key are always handled one at a time, in order.
+        ``retry`` takes any :class:`RetryPolicy`; ``middleware`` wraps the handler
+        inside the timeout (the first is outermost).
+
+        :raises ConfigurationError: a bad pattern, policy, middleware or signature, or
+            the app is already running.
         """
         self._check_open()
         try:
             validate_pattern(type)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        policies = _policies(timeout, retry, breaker, dedup, concurrency, queue_size)
+        policies = self._policies(timeout, retry, breaker, dedup, middleware, concurrency, queue_size)
 
         def register(fn: F) -> F:
+            self._check_open()
             payload_type(fn)  # fail now on a bad signature, not on the first event
             binding = name or str(getattr(fn, "__name__", "handler"))
             if any(h.name == binding for h in self.handlers):
@@ -125,26 +140,33 @@ class App:
         command: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
-        timeout: float | None = 30.0,
-        retry: Retry | None = None,
-        breaker: Breaker | bool | None = True,
-        dedup: bool = True,
+        timeout: float | Timeout | None = 30.0,
+        retry: RetryPolicy | None = None,
+        breaker: Breaker | bool = True,
+        dedup: Dedup | bool = True,
+        middleware: Sequence[MiddlewareLike] = (),
         concurrency: int = 64,
         queue_size: int = 1024,
-        **options: Any,
+        **options: Unpack[WorkerOptionArgs],
     ) -> None:
         """Register a worker process. With ``command`` the node spawns and supervises it
         (socket path in ``CROSSWIRE_SOCKET``); without, it waits for a worker of that
         name to connect. Each event type in the worker's HELLO becomes a binding
-        ``<name>:<type>`` with these policies. ``options`` go to the worker pool
-        (e.g. ``heartbeat_interval``, ``ready_timeout``).
+        ``<name>:<type>`` with these policies. ``options`` are :class:`WorkerOptions`
+        fields (``heartbeat_interval``, ``ready_timeout``, ``hang_grace``, ``token``, ...).
+
+        :raises ConfigurationError: an unknown or invalid option, a bad command, a
+            duplicate name, or the app is already running.
         """
         self._check_open()
+        if not name:
+            raise ConfigurationError("a worker needs a name")
         if any(w.name == name for w in self.workers):
             raise ConfigurationError(f"worker {name!r} is already registered")
         if command is not None and (isinstance(command, str) or not command):
             raise ConfigurationError("command must be a non-empty list of arguments, e.g. ['./bin/pricing']")
-        policies = _policies(timeout, retry, breaker, dedup, concurrency, queue_size)
+        worker_options = WorkerOptions.parse(options)
+        policies = self._policies(timeout, retry, breaker, dedup, middleware, concurrency, queue_size)
         self.workers.append(
             WorkerConfig(
                 name=name,
@@ -152,7 +174,7 @@ class App:
                 env=dict(env or {}),
                 cwd=cwd,
                 policies=policies,
-                options=dict(options),
+                options=worker_options,
             )
         )
 
@@ -174,20 +196,30 @@ class App:
         self.shutdown_hooks.append(fn)
         return fn
 
-
-def _policies(
-    timeout: float | None,
-    retry: Retry | None,
-    breaker: Breaker | bool | None,
-    dedup: bool,
-    concurrency: int,
-    queue_size: int,
-) -> Policies:
-    return Policies(
-        timeout=timeout,
-        retry=retry or Retry(),
-        breaker=Breaker() if breaker is True else (breaker or None),
-        dedup=dedup,
-        concurrency=concurrency,
-        queue_size=queue_size,
-    )
+    def _policies(
+        self,
+        timeout: float | Timeout | None,
+        retry: RetryPolicy | None,
+        breaker: Breaker | bool,
+        dedup: Dedup | bool,
+        middleware: Sequence[MiddlewareLike],
+        concurrency: int,
+        queue_size: int,
+    ) -> Policies:
+        if isinstance(timeout, bool) or not (timeout is None or isinstance(timeout, (int, float, Timeout))):
+            raise ConfigurationError(f"timeout must be seconds, a Timeout or None, got {timeout!r}")
+        if not isinstance(breaker, (bool, Breaker)) and breaker is not None:
+            raise ConfigurationError(f"breaker must be a Breaker, True or False, got {breaker!r}")
+        if not isinstance(dedup, (bool, Dedup)):
+            raise ConfigurationError(f"dedup must be a Dedup, True or False, got {dedup!r}")
+        if isinstance(middleware, (str, bytes)) or not isinstance(middleware, Sequence):
+            raise ConfigurationError(f"middleware must be a list, got {type(middleware).__name__}")
+        return Policies(
+            timeout=Timeout(float(timeout)) if isinstance(timeout, (int, float)) else timeout,
+            retry=retry if retry is not None else Retry(),
+            breaker=Breaker() if breaker is True else (breaker or None),
+            dedup=Dedup() if dedup is True else (dedup or None),
+            middleware=(*self.middleware, *middleware),
+            concurrency=concurrency,
+            queue_size=queue_size,
+        )

@@ -9,13 +9,27 @@ while ``capacity`` items are queued — that is the backpressure towards the con
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Dispatcher"]
+import msgspec
+
+__all__ = ["Dispatcher", "QueueStatistics"]
+
+log = logging.getLogger("crosswire.node")
 
 T = TypeVar("T")
+
+
+class QueueStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    queued: int
+    """Items queued or waiting behind their key, not yet running."""
+    running: int
+    processed: int
+    concurrency: int
+    capacity: int
 
 
 class Dispatcher(Generic[T]):
@@ -47,16 +61,42 @@ class Dispatcher(Generic[T]):
         self._name = name
         self.running = 0
         self.processed = 0
+        self._outstanding = 0  # put and not yet processed or drained
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
+        """Start the worker tasks; they are owned here and ended by :meth:`stop`."""
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._work(), name=f"{self._name}-{i}") for i in range(self._concurrency)
             ]
+            for task in self._tasks:
+                task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: a dispatcher task died", self._name, exc_info=task.exception())
 
     async def put(self, item: T) -> None:
         """Queue ``item``; waits while the queue is full."""
-        await self._queue.put(item)
+        self._outstanding += 1
+        self._idle.clear()
+        try:
+            await self._queue.put(item)
+        except BaseException:
+            self._settle(1)
+            raise
+
+    def _settle(self, n: int) -> None:
+        self._outstanding -= n
+        if self._outstanding <= 0:
+            self._outstanding = 0
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until every item put has been processed (or removed by :meth:`drain_queued`)."""
+        await self._idle.wait()
 
     @property
     def depth(self) -> int:
@@ -71,6 +111,7 @@ class Dispatcher(Generic[T]):
         for backlog in self._waiting.values():
             items.extend(backlog)
             backlog.clear()
+        self._settle(len(items))
         return items
 
     async def stop(self) -> None:
@@ -110,12 +151,13 @@ class Dispatcher(Generic[T]):
         finally:
             self.running -= 1
             self.processed += 1
+            self._settle(1)
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "queued": self.depth,
-            "running": self.running,
-            "processed": self.processed,
-            "concurrency": self._concurrency,
-            "capacity": self._queue.maxsize,
-        }
+    def statistics(self) -> QueueStatistics:
+        return QueueStatistics(
+            queued=self.depth,
+            running=self.running,
+            processed=self.processed,
+            concurrency=self._concurrency,
+            capacity=self._queue.maxsize,
+        )

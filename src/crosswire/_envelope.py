@@ -126,24 +126,34 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
     def new(
         cls,
         type: str,
-        data: bytes | None = None,
+        data: Any = None,
         *,
         source: str = "crosswire",
         id: str | None = None,
         subject: str | None = None,
         datacontenttype: str | None = None,
         key: str | None = None,
-        correlationid: str | None = None,
-        causationid: str | None = None,
-        idempotencykey: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        idempotency_key: str | None = None,
         traceparent: str | None = None,
+        deadline: float | datetime | None = None,
         extensions: dict[str, ExtensionValue] | None = None,
         stamp_time: bool = True,
     ) -> Event[Any]:
         """A new event with a fresh id and the current time.
 
-        :raises ValueError: for an invalid extension name or value.
+        The same names and units as ``Node.submit``: ``data`` is ``bytes`` (sent as they
+        are, with the ``datacontenttype`` given), ``str`` (UTF-8 text) or anything msgspec encodes (Structs, dataclasses,
+        dicts: MessagePack); ``deadline`` is seconds from now or an aware ``datetime``.
+
+        :raises ValueError: for data that cannot be encoded, an invalid extension name
+            or value, or a naive ``datetime`` deadline.
         """
+        if data is None or isinstance(data, (bytes, bytearray, memoryview)):
+            body, content_type = (bytes(data) if data is not None else None), None
+        else:
+            body, content_type = encode_payload(data)
         return cls(
             specversion="1.0",
             id=id or new_event_id(),
@@ -151,13 +161,14 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
             type=type,
             subject=subject,
             time=_now_rfc3339() if stamp_time else None,
-            datacontenttype=datacontenttype,
-            data=data,
-            correlationid=correlationid,
-            causationid=causationid,
+            datacontenttype=datacontenttype or content_type,
+            data=body,
+            correlationid=correlation_id,
+            causationid=causation_id,
             traceparent=traceparent,
             partitionkey=key,
-            idempotencykey=idempotencykey,
+            idempotencykey=idempotency_key,
+            deadline=deadline_ms(deadline),
             extensions=extensions or {},
         )
 
@@ -326,6 +337,39 @@ def _classify(exc: Exception) -> EnvelopeDecodeError:
 # --- CloudEvents structured JSON form -------------------------------------------------
 
 _json_encoder = msgspec.json.Encoder()
+
+
+_payload_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_payload(payload: Any) -> tuple[bytes | None, str | None]:
+    """``data`` and its ``datacontenttype`` for a payload given to ``Event.new``/``submit``.
+
+    :raises ValueError: the payload cannot be encoded (named in the message).
+    """
+    if payload is None:
+        return None, None
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return bytes(payload), "application/octet-stream"
+    if isinstance(payload, str):
+        return payload.encode(), "text/plain; charset=utf-8"
+    try:
+        return _payload_encoder.encode(payload), "application/msgpack"
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(f"payload of type {type(payload).__name__} cannot be encoded: {exc}") from None
+
+
+def deadline_ms(deadline: float | datetime | None) -> int | None:
+    """An event deadline (unix ms) from seconds from now or an aware ``datetime``."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, datetime):
+        if deadline.tzinfo is None:
+            raise ValueError("a deadline datetime must be timezone-aware")
+        return int(deadline.timestamp() * 1000)
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        raise ValueError(f"deadline must be seconds from now or a datetime, got {deadline!r}")
+    return int((_time.time() + deadline) * 1000)
 
 
 @functools.lru_cache(maxsize=256)

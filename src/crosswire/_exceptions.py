@@ -77,7 +77,7 @@ class VersionMismatchError(ProtocolError):
     """The worker and the node share no protocol version."""
 
 
-class ConfigurationError(CrosswireError):
+class ConfigurationError(CrosswireError, ValueError):
     """Invalid configuration, reported when the object is built, not when it runs."""
 
 

@@ -49,6 +49,15 @@ class Lifecycle:
         self.state = state
         self.history.append(state)
 
+    def stop(self) -> None:
+        """End in ``stopped`` by the legal path from wherever it is (through
+        ``draining`` when it was starting or running); idempotent."""
+        if self.state is State.STOPPED:
+            return
+        if State.STOPPED not in _NEXT[self.state]:
+            self.to(State.DRAINING)
+        self.to(State.STOPPED)
+
     def fail(self, reason: str) -> None:
         self.error = reason
         self.to(State.FAILED)

@@ -1,16 +1,13 @@
-"""The node: lifecycle, submit, consume, settle. It owns every task it starts.
+"""The node: lifecycle, consume, submit and drain. It owns every task it starts.
 
 The path of one event::
 
     submit ─► transport ─► subscription (one per binding) ─► dispatcher (bounded queue,
-    long-lived tasks, per-key order) ─► policy chain ─► adapter ─► outcome
-    ─► retry policy ─► settle: ack | retry(after) | dead-letter + terminate
+    long-lived tasks, per-key order) ─► settler: policy chain ─► adapter ─► outcome
+    ─► ack | retry(after) | dead-letter + terminate
 
-Settlement rules ("nothing lost"): a delivery is acknowledged only after its
-handler returned success and its emitted events were accepted by the transport; a
-failed attempt is either handed back for a later attempt or stored as a dead letter
-*before* it is terminated; a delivery still unsettled when a drain deadline passes is
-handed back to the transport, never acknowledged.
+What happens to one delivery, and the rules that lose nothing, are in
+:mod:`crosswire._settle`; the policy order is in :mod:`crosswire._policies.chain`.
 """
 
 from __future__ import annotations
@@ -19,32 +16,34 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import msgspec
 
 from ._app import App, Policies
-from ._binding import Binding
-from ._deadletter import AttemptRecord, DeadLetter, DeadLetterStore, MemoryDeadLetterStore, dead_letter_id
-from ._deadletters import REPLAY_OF, REPLAY_TARGET, DeadLetters
-from ._policies.dedup import IdempotencyStore, MemoryIdempotencyStore
+from ._binding import Binding, BindingStatistics
+from ._deadletter import DeadLetterStore, MemoryDeadLetterStore
 from ._dispatcher import Dispatcher
-from ._envelope import Event, follow_up
-from ._errorinfo import ErrorCode, ErrorInfo
-from ._exceptions import ClosedError, ConfigurationError, TransportError
+from ._envelope import Event, encode_payload
+from ._exceptions import ClosedError, ConfigurationError
 from ._function import function_handler
 from ._lifecycle import Lifecycle, State
 from ._pending import Pending
-from ._router import Router
+from ._policies.dedup import IdempotencyStore, MemoryIdempotencyStore
 from ._policies.tracing import tracing_if_configured
+from ._replay import DeadLetters
+from ._router import Router
+from ._settle import Settler, give_back
+from ._tasks import TaskOwner
 from ._transports.base import Delivery, Transport
-from ._types import Attempt, Handler, Outcome
+from ._types import Handler
+from ._workers.spec import WorkerStatistics
 
-__all__ = ["DrainReport", "Node"]
+__all__ = ["DrainReport", "Node", "NodeStatistics"]
 
 log = logging.getLogger("crosswire.node")
 
@@ -59,6 +58,23 @@ class DrainReport:
     seconds: float
 
 
+class NodeStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    node: str
+    state: State
+    submitted: int
+    pending: int
+    """(event, binding) pairs submitted through this node and not yet settled."""
+    pending_bytes: int
+    in_flight: int
+    bindings: dict[str, BindingStatistics]
+    workers: dict[str, WorkerStatistics] = {}
+    """Worker name -> its pool's statistics (:class:`WorkerStatistics`)."""
+    worker_socket: str | None = None
+    """Where external workers connect (``None``: no workers configured)."""
+    transport: Any = None
+    """The transport's own statistics, if it keeps any."""
+
+
 class Node:
     """Runs an :class:`App` on a transport.
 
@@ -68,7 +84,11 @@ class Node:
         ``submit_timeout``, then :class:`BackpressureError`) or fails it at once
         (``on_full="reject"``). Defaults to 10,000 on non-durable transports and no
         bound on durable ones (the stream is the buffer).
+    :param max_pending_bytes: the same bound in bytes of event data; defaults to
+        128 MiB on non-durable transports and no bound on durable ones.
     :param drain_timeout: how long ``drain``/``__aexit__`` waits for in-flight work.
+    :param worker_socket: the Unix socket path external workers connect to (default:
+        a fresh private directory); logged at start and in :meth:`statistics`.
     """
 
     def __init__(
@@ -78,12 +98,14 @@ class Node:
         *,
         dead_letters: DeadLetterStore | None = None,
         idempotency: IdempotencyStore | None = None,
-        max_pending: int | None = -1,
+        max_pending: int | None | Literal["auto"] = "auto",
+        max_pending_bytes: int | None | Literal["auto"] = "auto",
         on_full: Literal["block", "reject"] = "block",
         submit_timeout: float = 10.0,
         drain_timeout: float = 30.0,
         ack_wait: float = 30.0,
         threads: int = 32,
+        worker_socket: str | None = None,
     ) -> None:
         if transport is None:
             from ._transports.memory import MemoryTransport
@@ -95,30 +117,35 @@ class Node:
         self.transport = transport
         self.lifecycle = Lifecycle(f"node {app.name}")
         # A durable transport brings its durable dead-letter store (JetStream: a stream).
-        # Dedup defaults to this node's memory: it catches redeliveries and duplicates that
-        # reach this node at no broker cost. Cluster-wide dedup is one argument away
-        # (JetStream: idempotency=transport.idempotency_store(), a KV bucket) and costs
-        # two broker round trips per event.
         if dead_letters is None:
             make_dlq = getattr(transport, "dead_letter_store", None)
             dead_letters = make_dlq() if callable(make_dlq) else MemoryDeadLetterStore()
         self.dead_letters = DeadLetters(dead_letters, self._publish)
-        self.idempotency = idempotency or MemoryIdempotencyStore()
-        if max_pending == -1:
-            max_pending = None if transport.features.durable else 10_000
+        if idempotency is None:
+            make_store = getattr(transport, "default_idempotency_store", None)
+            idempotency = make_store() if callable(make_store) else None
+        self.idempotency: IdempotencyStore = idempotency or MemoryIdempotencyStore()
+        durable = transport.features.durable
+        if max_pending == -1 or max_pending == "auto":  # -1: the former spelling of "auto"
+            max_pending = None if durable else 10_000
+        if max_pending_bytes == "auto":
+            max_pending_bytes = None if durable else 128 * 1024 * 1024
         if max_pending is not None and max_pending < 1:
             raise ConfigurationError("max_pending must be >= 1 or None")
+        if max_pending_bytes is not None and max_pending_bytes < 1:
+            raise ConfigurationError("max_pending_bytes must be >= 1 or None")
         self.max_pending = max_pending
-        self._pending = Pending(max_pending, on_full=on_full, timeout=submit_timeout)
+        self._pending = Pending(max_pending, max_bytes=max_pending_bytes, on_full=on_full, timeout=submit_timeout)
         self.drain_timeout = drain_timeout
         self.ack_wait = ack_wait
         self.router: Router[Binding] = Router()
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crosswire-sync")
-        self._history: dict[tuple[str, str], list[AttemptRecord]] = {}
-        self._in_flight: set[Delivery] = set()
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._settler = Settler(dead_letters, self._publish, self._pending.discard, app.source)
+        self._tasks = TaskOwner(f"node {app.name}", self._task_failed)
         self._pools: list[Any] = []
         self._hub: Any = None
-        self._lease_task: asyncio.Task[None] | None = None
+        self._worker_socket = worker_socket
         self.submitted = 0
 
     # -- lifecycle -------------------------------------------------------------------
@@ -137,13 +164,15 @@ class Node:
     async def start(self) -> None:
         """initializing (transport, on_init) → warming (workers, on_warmup) → ready
         (subscriptions consuming). On any failure the node is stopped and the error raised."""
-        self.app._frozen = True
+        self.app.freeze()
         self.lifecycle.to(State.INITIALIZING)
         try:
             await self.transport.start()
             for hook in self.app.init_hooks:
                 await hook()
             for config in self.app.handlers:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="crosswire-sync")
                 fn_handler = function_handler(config.fn, executor=self._executor)
                 self._add_binding(config.name, config.pattern, fn_handler, config.policies, "python")
             self.lifecycle.to(State.WARMING)
@@ -152,12 +181,17 @@ class Node:
                 await hook()
             for binding in self.router.bindings:
                 await self._consume(binding)
-            self._lease_task = asyncio.create_task(self._keep_leases(), name="crosswire-leases")
+            self._tasks.spawn(self._settler.keep_leases(max(0.5, self.ack_wait / 3)), name="crosswire-leases")
             self.lifecycle.to(State.READY)
         except BaseException as exc:
             self.lifecycle.fail(f"{type(exc).__name__}: {exc}")
             await self._shutdown(force=True)
             raise
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        # a consumer that died would leave the node deaf while it says ready: say it is not
+        if self.lifecycle.state is State.READY:
+            self.lifecycle.fail(f"task {name} failed: {type(exc).__name__}: {exc}")
 
     def _add_binding(self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str) -> Binding:
         binding = Binding(
@@ -170,29 +204,22 @@ class Node:
     async def _start_workers(self) -> None:
         if not self.app.workers:
             return
-        from ._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
+        from ._workers.hub import WorkerHub
+        from ._workers.pool import WorkerPool
+        from ._workers.spec import WorkerSpec
 
-        self._hub = WorkerHub(node_name=self.app.name)
+        self._hub = WorkerHub(node_name=self.app.name, **_socket_arg(WorkerHub, self._worker_socket))
         await self._hub.start()
+        log.info("workers connect on %s", self._hub.socket_path)
         for config in self.app.workers:
             spec = WorkerSpec(
-                name=config.name,
-                command=config.command,
-                env=dict(config.env),
-                cwd=config.cwd,
-                options=WorkerOptions.parse(config.options),
+                name=config.name, command=config.command, env=dict(config.env), cwd=config.cwd, options=config.options
             )
             pool = WorkerPool(spec, self._hub)
             self._pools.append(pool)
             types = await pool.start()
             for event_type in types:
-                self._add_binding(
-                    f"{config.name}:{event_type}",
-                    event_type,
-                    pool.handle,
-                    config.policies,
-                    getattr(pool, "runtime", "worker"),
-                )
+                self._add_binding(f"{config.name}:{event_type}", event_type, pool.handle, config.policies, pool.runtime)
 
     async def _consume(self, binding: Binding) -> None:
         binding.lifecycle.to(State.WARMING)
@@ -200,8 +227,9 @@ class Node:
         binding.subscription = await self.transport.subscribe(
             binding.pattern, self._group(binding), prefetch=prefetch, ack_wait=self.ack_wait
         )
+        settler = self._settler
         dispatcher: Dispatcher[Delivery] = Dispatcher(
-            lambda d, b=binding: self._process(b, d),  # type: ignore[misc]
+            lambda d, b=binding: settler.process(b, d),  # type: ignore[misc]
             _delivery_key,
             concurrency=binding.policies.concurrency,
             capacity=binding.policies.queue_size,
@@ -212,7 +240,7 @@ class Node:
         )
         binding.dispatcher = dispatcher
         dispatcher.start()
-        binding.consumer = asyncio.create_task(self._pump(binding), name=f"crosswire-consume-{binding.name}")
+        binding.consumer = self._tasks.spawn(self._pump(binding), name=f"crosswire-consume-{binding.name}")
         binding.lifecycle.to(State.READY)
 
     def _group(self, binding: Binding) -> str:
@@ -243,33 +271,32 @@ class Node:
                 await self.wait_idle(max(0.0, deadline - time.monotonic()))
         for binding in bindings:
             binding.lifecycle.to(State.DRAINING)
-            if binding.consumer is not None:
-                binding.consumer.cancel()
-        await asyncio.gather(*(b.consumer for b in bindings if b.consumer), return_exceptions=True)
-        before = sum(b.dispatcher.processed for b in bindings if b.dispatcher)
-        while any(b.dispatcher and (b.dispatcher.depth or b.dispatcher.running) for b in bindings):
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.01)
+        await self._tasks.cancel(*(b.consumer for b in bindings))
+        dispatchers = [b.dispatcher for b in bindings if b.dispatcher is not None]
+        before = sum(d.processed for d in dispatchers)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await asyncio.gather(*(d.wait_idle() for d in dispatchers))
         returned = 0
         missed = False
-        for binding in bindings:
-            if binding.dispatcher is None:
-                continue
-            left = binding.dispatcher.drain_queued()
-            if left or binding.dispatcher.running:
+        for dispatcher in dispatchers:
+            left = dispatcher.drain_queued()
+            if left or dispatcher.running:
                 missed = True
             for delivery in left:
-                await _give_back(delivery)
+                await give_back(delivery)
                 returned += 1
-            returned += binding.dispatcher.running  # cancelled below; _process hands them back
-            await binding.dispatcher.stop()
-        finished = sum(b.dispatcher.processed for b in bindings if b.dispatcher) - before
+            returned += dispatcher.running  # cancelled below; the settler hands them back
+            await dispatcher.stop()
+        finished = sum(d.processed for d in dispatchers) - before
         for pool in self._pools:
             remaining = max(0.1, deadline - time.monotonic())
-            with contextlib.suppress(Exception):
+            try:
                 if not await pool.drain(remaining):
                     missed = True
+            except Exception:
+                log.exception("worker pool %s: drain failed", pool.name)
+                missed = True
         if not self.transport.features.durable and len(self._pending):
             missed = True
             log.error(
@@ -284,89 +311,87 @@ class Node:
 
     async def stop(self) -> None:
         """Drain with the default deadline (idempotent)."""
-        if self.lifecycle.state not in (State.STOPPED,):
+        if self.lifecycle.state is not State.STOPPED:
             await self.drain()
 
     async def _shutdown(self, *, force: bool) -> None:
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            await asyncio.gather(self._lease_task, return_exceptions=True)
+        await self._tasks.aclose()
         for binding in self.router.bindings:
-            if binding.consumer is not None and not binding.consumer.done():
-                binding.consumer.cancel()
-                await asyncio.gather(binding.consumer, return_exceptions=True)
             if force and binding.dispatcher is not None:
                 for delivery in binding.dispatcher.drain_queued():
-                    await _give_back(delivery)
+                    await give_back(delivery)
                 await binding.dispatcher.stop()
             if binding.subscription is not None:
-                with contextlib.suppress(Exception):
+                try:
                     await binding.subscription.close()
-            if binding.lifecycle.state is not State.STOPPED:
-                binding.lifecycle.state = State.STOPPED
+                except Exception:
+                    log.exception("binding %s: closing the subscription failed", binding.name)
+            binding.lifecycle.stop()
         for pool in self._pools:
-            with contextlib.suppress(Exception):
+            try:
                 await pool.close()
+            except Exception:
+                log.exception("worker pool %s: close failed", pool.name)
         if self._hub is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self._hub.close()
+            except Exception:
+                log.exception("worker hub: close failed")
         for hook in self.app.shutdown_hooks:
             try:
                 await hook()
             except Exception:
                 log.exception("on_shutdown hook failed")
-        with contextlib.suppress(Exception):
+        try:
             await self.transport.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        if self.lifecycle.state is not State.STOPPED:
-            self.lifecycle.to(State.STOPPED) if self.lifecycle.state in (
-                State.DRAINING,
-                State.FAILED,
-                State.REGISTERED,
-            ) else None
-            self.lifecycle.state = State.STOPPED
+        except Exception:
+            log.exception("closing the transport failed")
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.lifecycle.stop()
 
     # -- submit ----------------------------------------------------------------------
 
     async def submit(
         self,
         type: str,
-        payload: Any = None,
+        data: Any = None,
         *,
         key: str | None = None,
         id: str | None = None,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
-        deadline: float | None = None,
+        deadline: float | datetime | None = None,
         subject: str | None = None,
         extensions: dict[str, Any] | None = None,
     ) -> Event[Any]:
         """Build an event and hand it to the transport; returns it once accepted.
 
-        ``payload``: ``bytes`` are sent as they are; ``str`` as UTF-8 text; anything
-        else msgspec can encode (Structs, dataclasses, dicts, lists) as MessagePack.
-        ``deadline``: seconds from now within which the event must be handled.
+        ``data``: ``bytes`` are sent as they are (``application/octet-stream``); ``str``
+        as UTF-8 text; anything else msgspec can encode (Structs, dataclasses, dicts,
+        lists) as MessagePack.
+        ``deadline``: seconds from now (or an aware ``datetime``) by which the event
+        must be handled. The names and units are those of ``Event.new``.
 
         :raises BackpressureError: the node stayed full (see ``max_pending``).
         :raises ClosedError: the node is not running.
         :raises TransportError: the transport did not accept the event.
         :raises ValueError: invalid type or attributes.
         """
-        data, content_type = _encode_payload(payload)
+        body, content_type = encode_payload(data)
         event = Event.new(
             type,
-            data,
+            body,
             source=self.app.source,
             id=id,
             subject=subject,
             datacontenttype=content_type,
             key=key,
-            correlationid=correlation_id,
-            idempotencykey=idempotency_key,
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+            deadline=deadline,
             extensions=extensions,
         )
-        if deadline is not None:
-            event.deadline = int((time.time() + deadline) * 1000)
         await self.submit_events([event])
         return event
 
@@ -382,8 +407,9 @@ class Node:
                     f"no handler for event type {event.type!r}: on a non-durable transport it would be lost"
                 )
             pairs.extend((event.id, b.name) for b in bindings)
-        if self._pending.full(len(pairs)):
-            await self._pending.reserve(len(pairs))
+        size = sum(len(e.data) for e in events if e.data is not None)
+        if self._pending.full(len(pairs), size):
+            await self._pending.reserve(len(pairs), size)
         await self._publish_tracked(events, pairs)
         self.submitted += len(events)
 
@@ -394,16 +420,12 @@ class Node:
 
     async def _publish_tracked(self, events: Sequence[Event[Any]], pairs: list[tuple[str, str]]) -> None:
         """Publish, counting ``pairs`` as pending from before the transport accepts them."""
-        self._pending.add(pairs)
+        self._pending.add(pairs, {e.id: len(e.data) for e in events if e.data})
         try:
             await self.transport.publish(events)
         except BaseException:
             self._pending.remove(pairs)
             raise
-
-    def _settled(self, event_id: str, binding: str) -> None:
-        self._pending.discard((event_id, binding))
-        self._history.pop((event_id, binding), None)
 
     async def wait_idle(self, timeout: float | None = None) -> None:
         """Wait until every event submitted through this node reached a terminal state
@@ -414,134 +436,6 @@ class Node:
         async with asyncio.timeout(timeout):
             await self._pending.wait_empty()
 
-    # -- process and settle ------------------------------------------------------------
-
-    async def _process(self, binding: Binding, delivery: Delivery) -> None:
-        self._in_flight.add(delivery)
-        try:
-            await self._process_one(binding, delivery)
-        except asyncio.CancelledError:
-            await _give_back(delivery)
-            raise
-        finally:
-            self._in_flight.discard(delivery)
-
-    async def _process_one(self, binding: Binding, delivery: Delivery) -> None:
-        event = delivery.event
-        if event is None:
-            error = ErrorInfo.of(
-                ErrorCode.INVALID_ARGUMENT, f"event bytes do not decode: {delivery.decode_error}", runtime="node"
-            )
-            await self._dead_letter(binding, delivery, None, error, delivery.attempt)
-            return
-        target = event.extensions.get(REPLAY_TARGET)
-        if target is not None and target != binding.name:
-            await delivery.ack()  # a replay aimed at another binding
-            self._settled(event.id, binding.name)
-            return
-        number = delivery.attempt
-        policy = binding.policies.retry
-        if number > policy.max_attempts:
-            # redelivered after a consumer was lost mid-attempt: the budget is spent
-            error = ErrorInfo.of(
-                ErrorCode.WORKER_LOST if binding.runtime != "python" else ErrorCode.CANCELLED,
-                f"delivery attempt {number} exceeds max_attempts={policy.max_attempts} "
-                "(earlier attempts were lost with their consumer)",
-                runtime="node",
-            )
-            await self._dead_letter(binding, delivery, event, error, number)
-            return
-        event.attempt = number  # the delivery owns its event (Transport contract)
-        attempt = Attempt(event=event, binding=binding.name, number=number)
-        t0 = time.perf_counter()
-        try:
-            outcome = await binding.chain(attempt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # an adapter bug; the event is not lost for it
-            log.exception("binding %s: handler chain raised", binding.name)
-            outcome = Outcome(error=ErrorInfo.of(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", runtime="node"))
-        binding.record_latency(time.perf_counter() - t0)
-        if outcome.error is None:
-            if outcome.emitted:
-                try:
-                    await self._publish([follow_up(event, e, self.app.source) for e in outcome.emitted])
-                except (TransportError, ClosedError, OSError) as exc:
-                    outcome = Outcome(
-                        error=ErrorInfo.of(
-                            ErrorCode.UNAVAILABLE, f"emitted events were not accepted: {exc}", runtime="node"
-                        )
-                    )
-            if outcome.error is None:
-                await delivery.ack()
-                binding.handled += 1
-                self._settled(event.id, binding.name)
-                return
-        error = outcome.error
-        binding.failed_attempts += 1
-        history = self._history.setdefault((event.id, binding.name), [])
-        history.append(AttemptRecord(number=number, at=time.time(), error=error))
-        delay = policy.next_delay(number, error)
-        if delay is not None:
-            await delivery.retry(delay)
-            binding.retried += 1
-            return
-        await self._dead_letter(binding, delivery, event, error, number)
-
-    async def _dead_letter(
-        self, binding: Binding, delivery: Delivery, event: Event[Any] | None, error: ErrorInfo, number: int
-    ) -> None:
-        event_id = event.id if event is not None else f"raw-{os.urandom(8).hex()}"
-        original = str(event.extensions.get(REPLAY_OF, event.id)) if event is not None else event_id
-        letter_id = dead_letter_id(binding.name, original)
-        history = self._history.get((event_id, binding.name)) or [
-            AttemptRecord(number=number, at=time.time(), error=error)
-        ]
-        try:
-            previous = await self.dead_letters.store.get(letter_id)
-            await self.dead_letters.store.put(
-                DeadLetter(
-                    id=letter_id,
-                    binding=binding.name,
-                    event=event,
-                    raw=delivery.raw if event is None else None,
-                    error=error,
-                    attempts=list(history),
-                    replays=list(previous.replays) if previous else [],
-                )
-            )
-        except Exception:
-            # not stored ⇒ not terminated: hand it back and try again later
-            log.exception("binding %s: dead-letter store failed; event %s handed back", binding.name, event_id)
-            await delivery.retry(1.0)
-            return
-        await delivery.terminate()
-        binding.dead_lettered += 1
-        log.warning(
-            "binding %s: event %s dead-lettered after %d attempt(s): %s: %s",
-            binding.name,
-            event_id,
-            number,
-            error.code.value,
-            error.message,
-            extra={
-                "event_id": event_id,
-                "binding": binding.name,
-                "correlation_id": event.correlationid if event is not None else None,
-            },
-        )
-        if event is not None:
-            self._settled(event.id, binding.name)
-
-    async def _keep_leases(self) -> None:
-        """Tell the transport we are still working on long deliveries."""
-        interval = max(0.5, self.ack_wait / 3)
-        while True:
-            await asyncio.sleep(interval)
-            for delivery in list(self._in_flight):
-                with contextlib.suppress(Exception):
-                    await delivery.in_progress()
-
     # -- inspection --------------------------------------------------------------------
 
     @property
@@ -550,48 +444,36 @@ class Node:
 
     @property
     def ready(self) -> bool:
-        """True when the node and every binding are ready."""
-        return self.lifecycle.ready and all(b.lifecycle.ready for b in self.router.bindings)
+        """True when the node, every binding and the transport's connection are ready."""
+        connected = getattr(self.transport, "connected", True)
+        return self.lifecycle.ready and bool(connected) and all(b.lifecycle.ready for b in self.router.bindings)
 
-    def statistics(self) -> dict[str, Any]:
-        stats: dict[str, Any] = {
-            "node": self.app.name,
-            "state": self.lifecycle.state.value,
-            "submitted": self.submitted,
-            "pending": len(self._pending),
-            "in_flight": len(self._in_flight),
-            "bindings": {b.name: b.statistics() for b in self.router.bindings},
-        }
-        if self._pools:
-            stats["workers"] = {getattr(p, "name", str(i)): p.statistics() for i, p in enumerate(self._pools)}
+    def statistics(self) -> NodeStatistics:
         transport_stats = getattr(self.transport, "statistics", None)
-        if callable(transport_stats):
-            stats["transport"] = transport_stats()
-        return stats
+        return NodeStatistics(
+            node=self.app.name,
+            state=self.lifecycle.state,
+            submitted=self.submitted,
+            pending=len(self._pending),
+            pending_bytes=self._pending.bytes,
+            in_flight=len(self._settler.in_flight),
+            bindings={b.name: b.statistics() for b in self.router.bindings},
+            workers={p.name: p.statistics() for p in self._pools},
+            worker_socket=self._hub.socket_path if self._hub is not None else None,
+            transport=transport_stats() if callable(transport_stats) else None,
+        )
+
+
+def _socket_arg(hub_type: type, path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import inspect
+
+    if "socket_path" not in inspect.signature(hub_type).parameters:
+        raise ConfigurationError("this build cannot place the worker socket; leave worker_socket unset")
+    return {"socket_path": path}
 
 
 def _delivery_key(delivery: Delivery) -> str | None:
     event = delivery.event
     return event.partitionkey if event is not None else None
-
-
-async def _give_back(delivery: Delivery) -> None:
-    """Return an unfinished delivery to the transport for redelivery (never ack it)."""
-    with contextlib.suppress(Exception):
-        await asyncio.shield(delivery.retry(0.0))
-
-
-_msgpack = msgspec.msgpack.Encoder()
-
-
-def _encode_payload(payload: Any) -> tuple[bytes | None, str | None]:
-    if payload is None:
-        return None, None
-    if isinstance(payload, (bytes, bytearray, memoryview)):
-        return bytes(payload), "application/octet-stream"
-    if isinstance(payload, str):
-        return payload.encode(), "text/plain; charset=utf-8"
-    try:
-        return _msgpack.encode(payload), "application/msgpack"
-    except TypeError as exc:
-        raise ValueError(f"payload of type {type(payload).__name__} cannot be encoded: {exc}") from None

@@ -20,13 +20,23 @@ Pair = tuple[str, str]
 
 
 class Pending:
-    """Bounded by ``limit`` (``None``: unbounded). Use from one event loop."""
+    """Bounded by ``limit`` entries and ``max_bytes`` of event data (``None``: unbounded).
+    An event's size counts once per entry it has. Use from one event loop."""
 
-    def __init__(self, limit: int | None, *, on_full: Literal["block", "reject"], timeout: float) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        *,
+        max_bytes: int | None = None,
+        on_full: Literal["block", "reject"],
+        timeout: float,
+    ) -> None:
         self.limit = limit
+        self.max_bytes = max_bytes
         self.on_full = on_full
         self.timeout = timeout
-        self._pairs: set[Pair] = set()
+        self._pairs: dict[Pair, int] = {}
+        self.bytes = 0
         self._room = asyncio.Event()  # set whenever len < limit
         self._idle = asyncio.Event()  # set whenever empty
         self._idle.set()
@@ -34,49 +44,64 @@ class Pending:
     def __len__(self) -> int:
         return len(self._pairs)
 
-    def full(self, n: int) -> bool:
-        """Whether ``n`` more entries would exceed the limit (an empty set always takes them)."""
-        return self.limit is not None and bool(self._pairs) and len(self._pairs) + n > self.limit
+    def full(self, n: int, size: int = 0) -> bool:
+        """Whether ``n`` more entries of ``size`` bytes in all would exceed a limit (an
+        empty set always takes them)."""
+        if not self._pairs:
+            return False
+        if self.limit is not None and len(self._pairs) + n > self.limit:
+            return True
+        return self.max_bytes is not None and self.bytes + size > self.max_bytes
 
-    async def reserve(self, n: int) -> None:
-        """Wait until ``n`` more entries fit (never when empty: one oversized batch passes).
+    def _describe(self) -> str:
+        return (
+            f"{len(self._pairs)} pending (max_pending={self.limit}), "
+            f"{self.bytes} bytes (max_pending_bytes={self.max_bytes})"
+        )
+
+    async def reserve(self, n: int, size: int = 0) -> None:
+        """Wait until ``n`` more entries of ``size`` bytes fit (never when empty: one
+        oversized batch passes).
 
         :raises BackpressureError: still full after ``timeout`` (or at once, ``on_full="reject"``).
         """
-        limit = self.limit
-        if limit is None or not self.full(n):
+        if not self.full(n, size):
             return
         if self.on_full == "reject":
-            raise BackpressureError(f"{len(self._pairs)} events pending (max_pending={limit}); rejected")
+            raise BackpressureError(f"node is full: {self._describe()}; rejected")
         try:
             async with asyncio.timeout(self.timeout):
-                while self.full(n):
+                while self.full(n, size):
                     self._room.clear()
                     await self._room.wait()
         except TimeoutError:
-            raise BackpressureError(
-                f"node stayed full for {self.timeout:g}s ({len(self._pairs)} pending, max_pending={limit})"
-            ) from None
+            raise BackpressureError(f"node stayed full for {self.timeout:g}s: {self._describe()}") from None
 
-    def add(self, pairs: Iterable[Pair]) -> None:
-        before = len(self._pairs)
-        self._pairs.update(pairs)
-        if len(self._pairs) != before:
+    def add(self, pairs: Iterable[Pair], sizes: dict[str, int] | None = None) -> None:
+        """Add entries; ``sizes`` maps an event id to its data size in bytes."""
+        added = False
+        for pair in pairs:
+            if pair not in self._pairs:
+                size = sizes.get(pair[0], 0) if sizes else 0
+                self._pairs[pair] = size
+                self.bytes += size
+                added = True
+        if added:
             self._idle.clear()
 
     def remove(self, pairs: Iterable[Pair]) -> None:
         for pair in pairs:
-            self._pairs.discard(pair)
+            self.bytes -= self._pairs.pop(pair, 0)
         self._changed()
 
-    def discard(self, pair: Pair) -> None:
-        self._pairs.discard(pair)
+    def discard(self, event_id: str, binding: str) -> None:
+        self.bytes -= self._pairs.pop((event_id, binding), 0)
         self._changed()
 
     def _changed(self) -> None:
         if not self._pairs:
             self._idle.set()
-        if self.limit is not None and len(self._pairs) < self.limit:
+        if not self.full(1):
             self._room.set()
 
     async def wait_empty(self) -> None:

@@ -5,22 +5,25 @@ An *attempt* goes in, an *outcome* comes out::
     Handler    = async (Attempt) -> Outcome       # never raises; failures are Outcome.error
     Middleware = (Handler) -> Handler             # one shape for every policy
 
+    Layer      = an object with .layer(Handler) -> Handler   # a policy's config
+
 Adapters (a Python function in-process, a worker process over the protocol) are the
-innermost ``Handler``; policies (trace, dedup, breaker, timeout) wrap it. The retry
-policy and the settlement (ack / retry / dead-letter) happen after the chain returns.
+innermost ``Handler``; policies and user middleware wrap it, in one order (see
+:mod:`crosswire._policies`). The retry layer writes its decision into the outcome
+(``retry_delay``); settlement (ack / retry / dead-letter) executes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from ._envelope import Event
 from ._errorinfo import ErrorInfo
 
-__all__ = ["Attempt", "Handler", "Middleware", "Outcome"]
+__all__ = ["Attempt", "Handler", "Layer", "Middleware", "Outcome"]
 
 
 class Attempt(msgspec.Struct, kw_only=True):
@@ -41,14 +44,16 @@ class Outcome(msgspec.Struct, kw_only=True, frozen=True):
 
     ``emitted`` are follow-up events to submit once this attempt is acknowledged;
     ``start_ns``/``duration_ns`` are the handler's own timings (unix ns), used for spans
-    of work done in other processes.
+    of work done in other processes. ``retry_delay`` is the retry policy's decision for a
+    failed attempt: seconds until the next attempt, or ``None`` for no further attempt
+    (dead-letter).
     """
 
     error: ErrorInfo | None = None
     emitted: tuple[Event[Any], ...] = ()
     start_ns: int = 0
     duration_ns: int = 0
-    skipped: bool = False  # True when dedup acked without running the handler
+    retry_delay: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,4 +63,15 @@ class Outcome(msgspec.Struct, kw_only=True, frozen=True):
 OK = Outcome()
 
 Handler = Callable[[Attempt], Awaitable[Outcome]]
+"""Runs one attempt. Never raises for a failed attempt: the failure is ``Outcome.error``."""
+
 Middleware = Callable[[Handler], Handler]
+"""Wraps a handler: the shape of user middleware (``App.handler(..., middleware=[...])``)."""
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """A policy's frozen configuration, which builds its running wrapper (tower's Layer).
+    Each binding calls ``layer`` once, so per-binding state (a breaker's window) is not shared."""
+
+    def layer(self, inner: Handler) -> Handler: ...

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import crosswire
-from crosswire import Delivery, Event, Features, MemoryTransport
+from crosswire import Event, MemoryTransport
+from crosswire.transports import Delivery, Features
 
 
 class RecordedDelivery:

@@ -148,10 +148,10 @@ async def test_retry_then_success_and_retry_after_is_honoured() -> None:
         await node.submit("t.flaky", b"")
         await node.wait_idle(5)
         assert await node.dead_letters.list() == []
-        stats = node.statistics()["bindings"]["flaky"]
+        stats = node.statistics().bindings["flaky"]
     assert len(times) == 3
     assert times[1] - times[0] >= 0.19  # retry_after wins over the 1 ms backoff
-    assert stats["handled"] == 1 and stats["retried"] == 2
+    assert stats.handled == 1 and stats.retried == 2
 
 
 async def test_gives_up_after_max_attempts_with_history() -> None:
@@ -252,9 +252,9 @@ async def test_dedup_runs_a_completed_event_once() -> None:
         await node.wait_idle(5)
         await node.submit("t.pay", b"", idempotency_key="pay-1")  # a new event id, same key
         await node.wait_idle(5)
-        stats = node.statistics()["bindings"]["pay"]
+        stats = node.statistics().bindings["pay"]
     assert calls == 1
-    assert stats["deduplicated"] == 1 and stats["handled"] == 2
+    assert stats.deduplicated == 1 and stats.handled == 2
 
 
 async def test_concurrent_duplicates_run_once() -> None:
@@ -281,7 +281,7 @@ async def test_breaker_opens_and_waits_instead_of_losing_events() -> None:
     @app.handler(
         "t.dep",
         retry=Retry(max_attempts=50, initial=0.001, max_delay=0.005),
-        breaker=crosswire.Breaker(failure_threshold=3, reset_after=0.2),
+        breaker=crosswire.Breaker(minimum_calls=3, reset_after=0.2),
         concurrency=1,
     )
     async def dep(event: Event[Any]) -> None:
@@ -293,17 +293,17 @@ async def test_breaker_opens_and_waits_instead_of_losing_events() -> None:
     async with Node(app) as node:
         await node.submit("t.dep", b"")
         await asyncio.sleep(0.1)
-        breaker = node.statistics()["bindings"]["dep"]["breaker"]
-        assert breaker["state"] == "open"
+        breaker = node.statistics().bindings["dep"].breaker
+        assert breaker.state == "open"
         calls_while_open = calls
         await asyncio.sleep(0.05)
         assert calls == calls_while_open  # open: no calls go through
         failing = False
         await node.wait_idle(5)
-        stats = node.statistics()["bindings"]["dep"]
-    assert stats["handled"] == 1 and stats["dead_lettered"] == 0
-    assert stats["breaker"]["state"] == "closed"
-    assert stats["breaker"]["times_opened"] >= 1
+        stats = node.statistics().bindings["dep"]
+    assert stats.handled == 1 and stats.dead_lettered == 0
+    assert stats.breaker.state == "closed"
+    assert stats.breaker.times_opened >= 1
 
 
 async def test_backpressure_blocks_then_raises() -> None:
@@ -323,7 +323,7 @@ async def test_backpressure_blocks_then_raises() -> None:
         await node.wait_idle(5)
         await node.submit("t.slow", b"")  # capacity is back
         await node.wait_idle(5)
-        assert node.statistics()["bindings"]["slow"]["handled"] == 4
+        assert node.statistics().bindings["slow"].handled == 4
 
 
 async def test_backpressure_reject_policy() -> None:

@@ -206,9 +206,9 @@ def test_error_signals_build_envelopes() -> None:
 
 
 def test_emit_keeps_what_the_handler_set() -> None:
-    incoming = crosswire.Event.new("in", key="k1", correlationid="c1")
+    incoming = crosswire.Event.new("in", key="k1", correlation_id="c1")
     ctx = Context("enricher", 1, incoming, 0)
-    out = ctx.emit(crosswire.Event.new("out", b"x", source="custom", correlationid="mine"))
+    out = ctx.emit(crosswire.Event.new("out", b"x", source="custom", correlation_id="mine"))
     assert out.source == "custom" and out.correlationid == "mine"
     assert out.causationid == incoming.id and out.partitionkey == "k1"
     plain = ctx.emit(crosswire.Event.new("out2"))

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from .._exceptions import CrosswireError
-from .common import UserError, connection_args, load_app, make_transport
+from .common import UserError, connection_args, load_app, make_transport, server_file
 
 __all__ = ["add_parser", "run_command"]
 

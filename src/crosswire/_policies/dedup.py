@@ -16,10 +16,20 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Protocol
 
-from .._errorinfo import ErrorCode, ErrorInfo
-from .._types import Attempt, Handler, Outcome
+import msgspec
 
-__all__ = ["Claim", "Dedup", "IdempotencyStore", "MemoryIdempotencyStore"]
+from .._errorinfo import ErrorCode, ErrorInfo
+from .._exceptions import ConfigurationError
+from .._types import OK, Attempt, Handler, Outcome
+
+__all__ = [
+    "Claim",
+    "Dedup",
+    "Deduplicating",
+    "IdempotencyStore",
+    "IdempotencyStoreStatistics",
+    "MemoryIdempotencyStore",
+]
 
 
 class Claim(enum.Enum):
@@ -60,7 +70,7 @@ class MemoryIdempotencyStore:
 
     def __init__(self, *, ttl: float = 3600.0, max_keys: int = 100_000) -> None:
         if ttl <= 0 or max_keys <= 0:
-            raise ValueError("ttl and max_keys must be positive")
+            raise ConfigurationError("ttl and max_keys must be positive")
         self.ttl = ttl
         self.max_keys = max_keys
         # key -> (done, expires_at)
@@ -88,61 +98,78 @@ class MemoryIdempotencyStore:
         while len(self._entries) > self.max_keys:
             self._entries.popitem(last=False)
 
-    def statistics(self) -> dict[str, int]:
-        return {"keys": len(self._entries), "max_keys": self.max_keys}
+    def statistics(self) -> IdempotencyStoreStatistics:
+        return IdempotencyStoreStatistics(keys=len(self._entries), max_keys=self.max_keys)
 
 
-class Dedup:
+class IdempotencyStoreStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    keys: int
+    max_keys: int
+
+
+class Dedup(msgspec.Struct, frozen=True, kw_only=True):
     """The dedup policy: run each (binding, dedup key) to success at most once.
 
     A key already done is acknowledged without running the handler; a concurrent
     duplicate waits until the first attempt completes (then it is skipped) or fails
-    (then it runs). ``lease`` bounds how long a crashed holder blocks the key.
+    (then it runs). ``lease`` bounds how long a crashed holder blocks the key (``None``:
+    twice the binding's timeout, at least 60 s). ``store=None`` uses the node's store.
     """
 
-    def __init__(self, store: IdempotencyStore, *, lease: float = 60.0) -> None:
-        if lease <= 0:
-            raise ValueError("lease must be > 0")
+    store: IdempotencyStore | None = None
+    lease: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lease is not None and not self.lease > 0:
+            raise ConfigurationError(f"Dedup.lease must be > 0 seconds, got {self.lease}")
+
+    def layer(self, inner: Handler) -> Deduplicating:
+        if self.store is None:
+            raise ConfigurationError("Dedup needs a store; the node fills in its own")
+        return Deduplicating(self.store, self.lease or 60.0, inner)
+
+
+class Deduplicating:
+    """The running dedup layer of one binding: a :data:`Handler`."""
+
+    def __init__(self, store: IdempotencyStore, lease: float, inner: Handler) -> None:
         self.store = store
         self.lease = lease
+        self._inner = inner
         self.skipped = 0
 
-    def __call__(self, inner: Handler) -> Handler:
+    async def __call__(self, attempt: Attempt) -> Outcome:
         store, lease = self.store, self.lease
-
-        async def deduplicated(attempt: Attempt) -> Outcome:
-            key = f"{attempt.binding}\x1f{attempt.event.dedup_key}"
-            pause = 0.005
-            try:
-                while True:
-                    claim = await store.claim(key, lease=lease)
-                    if claim is Claim.NEW:
-                        break
-                    if claim is Claim.DONE:
-                        self.skipped += 1
-                        return Outcome(skipped=True)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 0.5)
-            except Exception as exc:  # the store itself failed: retry the event later
+        key = f"{attempt.binding}\x1f{attempt.event.dedup_key}"
+        pause = 0.005
+        try:
+            while True:
+                claim = await store.claim(key, lease=lease)
+                if claim is Claim.NEW:
+                    break
+                if claim is Claim.DONE:
+                    self.skipped += 1
+                    return OK
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+        except Exception as exc:  # the store itself failed: retry the event later
+            return Outcome(error=_store_error(exc))
+        try:
+            outcome = await self._inner(attempt)
+        except BaseException:
+            await _quietly(store.release(key))
+            raise
+        try:
+            if outcome.error is None:
+                await store.complete(key)
+            else:
+                await store.release(key)
+        except Exception as exc:
+            if outcome.error is None:
+                # the handler ran; the marker failed. The event will be retried and may run
+                # again: say so rather than pretend it is done.
                 return Outcome(error=_store_error(exc))
-            try:
-                outcome = await inner(attempt)
-            except BaseException:
-                await _quietly(store.release(key))
-                raise
-            try:
-                if outcome.error is None:
-                    await store.complete(key)
-                else:
-                    await store.release(key)
-            except Exception as exc:
-                if outcome.error is None:
-                    # the handler ran; the marker failed. The event will be retried and may run
-                    # again: say so rather than pretend it is done.
-                    return Outcome(error=_store_error(exc))
-            return outcome
-
-        return deduplicated
+        return outcome
 
 
 def _store_error(exc: Exception) -> ErrorInfo:

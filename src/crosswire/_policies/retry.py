@@ -1,25 +1,38 @@
 """The retry policy: decides, from an attempt's error alone, whether and when to retry.
 
-A policy is one method, ``next_delay(attempt, error) -> seconds | None`` (``None``:
-give up and dead-letter). :class:`Retry` is exponential backoff with jitter that never
-retries a non-retryable error and never waits less than the error's ``retry_after``.
+A policy is one attribute and one method (tower's retry ``Policy``): ``max_attempts``
+and ``next_delay(attempt, error) -> seconds | None`` (``None``: give up and
+dead-letter). Any object of that shape is accepted by ``App.handler(retry=...)``.
+:class:`Retry` is exponential backoff with jitter that never retries a non-retryable
+error and never waits less than the error's ``retry_after``.
+
+The retry layer does not loop: it writes the decision into ``Outcome.retry_delay`` and
+settlement hands the delivery back to the transport for that long, so a retry waits
+without holding a handler slot and survives a restart of the node.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from .._errorinfo import ErrorInfo
 from .._exceptions import ConfigurationError
+from .._types import Attempt, Handler, Outcome
 
-__all__ = ["Retry", "RetryPolicy"]
+__all__ = ["Retry", "RetryPolicy", "retrying"]
 
 
+@runtime_checkable
 class RetryPolicy(Protocol):
-    max_attempts: int
+    """How many handler runs an event gets, and how long to wait between them."""
+
+    @property
+    def max_attempts(self) -> int:
+        """Handler runs at most, the first one included."""
+        ...
 
     def next_delay(self, attempt: int, error: ErrorInfo) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up."""
@@ -58,6 +71,25 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
         return delay
+
+    def layer(self, inner: Handler) -> Handler:
+        return retrying(self, inner)
+
+
+def retrying(policy: RetryPolicy, inner: Handler) -> Handler:
+    """The retry layer for any :class:`RetryPolicy`: decides on a failed outcome."""
+
+    async def decide(attempt: Attempt) -> Outcome:
+        outcome = await inner(attempt)
+        error = outcome.error
+        if error is None:
+            return outcome
+        delay = policy.next_delay(attempt.number, error)
+        if delay is not None and delay < 0:
+            delay = 0.0
+        return msgspec.structs.replace(outcome, retry_delay=delay)
+
+    return decide
 
 
 NO_RETRY = Retry(max_attempts=1)

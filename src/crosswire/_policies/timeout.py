@@ -76,7 +76,10 @@ def _deadlines_for(loop: asyncio.AbstractEventLoop) -> _Deadlines:
 
 
 class Timeout(msgspec.Struct, frozen=True):
-    """Fail an attempt with ``timeout`` (retryable) after ``seconds``."""
+    """Fail an attempt with ``timeout`` (retryable) after ``seconds``.
+
+    A handler that ignores the deadline is cancelled (in-process) or abandoned (a worker's
+    late result is ignored); the attempt ends at the deadline either way."""
 
     seconds: float
 
@@ -84,7 +87,7 @@ class Timeout(msgspec.Struct, frozen=True):
         if not self.seconds > 0:
             raise ConfigurationError(f"timeout must be > 0 seconds, got {self.seconds}")
 
-    def __call__(self, inner: Handler) -> Handler:
+    def layer(self, inner: Handler) -> Handler:
         seconds = self.seconds
 
         async def timed(attempt: Attempt) -> Outcome:

@@ -16,16 +16,18 @@ __all__ = ["Tracing", "tracing_if_configured"]
 
 
 class Tracing:
+    """The trace policy's configuration: the OpenTelemetry tracer to record spans with."""
+
+    __slots__ = ("tracer",)
+
     def __init__(self, tracer: Any) -> None:
+        self.tracer = tracer
+
+    def layer(self, inner: Handler) -> Handler:
+        from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        self._tracer = tracer
-        self._propagator = TraceContextTextMapPropagator()
-
-    def __call__(self, inner: Handler) -> Handler:
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
-        tracer, propagator = self._tracer, self._propagator
+        tracer, propagator = self.tracer, TraceContextTextMapPropagator()
 
         async def traced(attempt: Attempt) -> Outcome:
             event = attempt.event
@@ -57,6 +59,10 @@ class Tracing:
                 if outcome.error is not None:
                     span.set_status(Status(StatusCode.ERROR, outcome.error.message))
                     span.set_attribute("crosswire.error_code", outcome.error.code.value)
+                    if outcome.retry_delay is not None:
+                        span.add_event("retry scheduled", {"crosswire.retry_delay": outcome.retry_delay})
+                    else:
+                        span.add_event("dead-lettered", {"crosswire.error_code": outcome.error.code.value})
                 return outcome
 
         return traced

@@ -4,7 +4,7 @@ Run the suite on a transport by subclassing :class:`TransportConformance` in a p
 module (needs ``pytest`` and ``pytest-asyncio`` with ``asyncio_mode = "auto"``)::
 
     import pytest
-    from crosswire import Features
+    from crosswire.transports import Features
     from crosswire.testing import TransportConformance
 
     class TestMyTransport(TransportConformance):

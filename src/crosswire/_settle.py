@@ -1,0 +1,198 @@
+"""Run one delivery and settle it: ack | retry(after) | dead-letter.
+
+The dispatcher calls :meth:`Settler.process` for every delivery of a binding. It
+builds the attempt, runs the binding's policy chain, and executes the decision the
+retry layer wrote into the outcome.
+
+Settlement rules ("nothing lost"):
+
+- a delivery is acknowledged only after its handler returned success and its emitted
+  events were accepted by the transport;
+- a failed attempt is either handed back for a later attempt (``retry(after)``) or
+  stored as a dead letter *before* it is terminated; a dead-letter store that fails
+  means the delivery is handed back, never terminated;
+- a delivery that is cancelled (a drain deadline passed, the node stops) is handed
+  back unacknowledged;
+- a replay aimed at another binding is acknowledged without running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ._binding import Binding
+from ._deadletter import AttemptRecord, DeadLetter, DeadLetterStore, dead_letter_id
+from ._envelope import Event, follow_up
+from ._errorinfo import ErrorCode, ErrorInfo
+from ._exceptions import ClosedError, TransportError
+from ._replay import REPLAY_OF, REPLAY_TARGET
+from ._transports.base import Delivery
+from ._types import Attempt, Outcome
+
+__all__ = ["Settler", "give_back"]
+
+log = logging.getLogger("crosswire.node")
+
+Publish = Callable[[Sequence[Event[Any]]], Awaitable[None]]
+
+
+class Settler:
+    """Processes and settles deliveries for every binding of one node.
+
+    :param publish: submits emitted follow-up events (tracked, never blocked).
+    :param settled: called with (event id, binding name) once an event reached a
+        terminal state in a binding.
+    """
+
+    def __init__(self, store: DeadLetterStore, publish: Publish, settled: Callable[[str, str], None], source: str):
+        self.store = store
+        self._publish = publish
+        self._settled = settled
+        self._source = source
+        self._history: dict[tuple[str, str], list[AttemptRecord]] = {}
+        self.in_flight: set[Delivery] = set()
+
+    async def process(self, binding: Binding, delivery: Delivery) -> None:
+        """Run and settle ``delivery``; never raises except ``CancelledError`` (after
+        handing the delivery back)."""
+        self.in_flight.add(delivery)
+        try:
+            await self._process(binding, delivery)
+        except asyncio.CancelledError:
+            await give_back(delivery)
+            raise
+        finally:
+            self.in_flight.discard(delivery)
+
+    def forget(self, event_id: str, binding: str) -> None:
+        self._history.pop((event_id, binding), None)
+        self._settled(event_id, binding)
+
+    async def _process(self, binding: Binding, delivery: Delivery) -> None:
+        event = delivery.event
+        if event is None:
+            error = ErrorInfo.of(
+                ErrorCode.INVALID_ARGUMENT, f"event bytes do not decode: {delivery.decode_error}", runtime="node"
+            )
+            await self._dead_letter(binding, delivery, None, error, delivery.attempt)
+            return
+        target = event.extensions.get(REPLAY_TARGET)
+        if target is not None and target != binding.name:
+            await delivery.ack()  # a replay aimed at another binding
+            self.forget(event.id, binding.name)
+            return
+        number = delivery.attempt
+        max_attempts = binding.policies.retry.max_attempts
+        if number > max_attempts:
+            # redelivered after a consumer was lost mid-attempt: the budget is spent
+            error = ErrorInfo.of(
+                ErrorCode.WORKER_LOST if binding.runtime != "python" else ErrorCode.CANCELLED,
+                f"delivery attempt {number} exceeds max_attempts={max_attempts} "
+                "(earlier attempts were lost with their consumer)",
+                runtime="node",
+            )
+            await self._dead_letter(binding, delivery, event, error, number)
+            return
+        event.attempt = number  # the delivery owns its event (Transport contract)
+        attempt = Attempt(event=event, binding=binding.name, number=number)
+        t0 = time.perf_counter()
+        try:
+            outcome = await binding.chain(attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an adapter bug; the event is not lost for it
+            log.exception("binding %s: handler chain raised", binding.name)
+            error = ErrorInfo.of(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", runtime="node")
+            outcome = Outcome(error=error, retry_delay=binding.policies.retry.next_delay(number, error))
+        binding.record_latency(time.perf_counter() - t0)
+        if outcome.error is None and outcome.emitted:
+            outcome = await self._emit(binding, event, outcome, number)
+        if outcome.error is None:
+            await delivery.ack()
+            binding.handled += 1
+            self.forget(event.id, binding.name)
+            return
+        error = outcome.error
+        binding.failed_attempts += 1
+        history = self._history.setdefault((event.id, binding.name), [])
+        history.append(AttemptRecord(number=number, at=time.time(), error=error))
+        if outcome.retry_delay is not None:
+            await delivery.retry(outcome.retry_delay)
+            binding.retried += 1
+            return
+        await self._dead_letter(binding, delivery, event, error, number)
+
+    async def _emit(self, binding: Binding, event: Event[Any], outcome: Outcome, number: int) -> Outcome:
+        """Submit the follow-ups of a successful attempt; their failure fails the attempt."""
+        try:
+            await self._publish([follow_up(event, e, self._source) for e in outcome.emitted])
+        except (TransportError, ClosedError, OSError) as exc:
+            error = ErrorInfo.of(ErrorCode.UNAVAILABLE, f"emitted events were not accepted: {exc}", runtime="node")
+            return Outcome(error=error, retry_delay=binding.policies.retry.next_delay(number, error))
+        return outcome
+
+    async def _dead_letter(
+        self, binding: Binding, delivery: Delivery, event: Event[Any] | None, error: ErrorInfo, number: int
+    ) -> None:
+        event_id = event.id if event is not None else f"raw-{os.urandom(8).hex()}"
+        original = str(event.extensions.get(REPLAY_OF, event.id)) if event is not None else event_id
+        letter_id = dead_letter_id(binding.name, original)
+        history = self._history.get((event_id, binding.name)) or [
+            AttemptRecord(number=number, at=time.time(), error=error)
+        ]
+        try:
+            previous = await self.store.get(letter_id)
+            await self.store.put(
+                DeadLetter(
+                    id=letter_id,
+                    binding=binding.name,
+                    event=event,
+                    raw=delivery.raw if event is None else None,
+                    error=error,
+                    attempts=list(history),
+                    replays=list(previous.replays) if previous else [],
+                )
+            )
+        except Exception:
+            # not stored ⇒ not terminated: hand it back and try again later
+            log.exception("binding %s: dead-letter store failed; event %s handed back", binding.name, event_id)
+            await delivery.retry(1.0)
+            return
+        await delivery.terminate()
+        binding.dead_lettered += 1
+        log.warning(
+            "binding %s: event %s dead-lettered after %d attempt(s): %s: %s",
+            binding.name,
+            event_id,
+            number,
+            error.code.value,
+            error.message,
+            extra={
+                "event_id": event_id,
+                "binding": binding.name,
+                "correlation_id": event.correlationid if event is not None else None,
+            },
+        )
+        if event is not None:
+            self.forget(event.id, binding.name)
+
+    async def keep_leases(self, interval: float) -> None:
+        """Tell the transport, every ``interval`` seconds, that long deliveries are still
+        being worked on (including those waiting in an open breaker)."""
+        while True:
+            await asyncio.sleep(interval)
+            for delivery in list(self.in_flight):
+                with contextlib.suppress(Exception):
+                    await delivery.in_progress()
+
+
+async def give_back(delivery: Delivery) -> None:
+    """Return an unfinished delivery to the transport for redelivery (never ack it)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(delivery.retry(0.0))
