@@ -36,6 +36,8 @@ pub enum Frame {
         max_frame: u64,
         pid: Option<u64>,
         sdk: Option<String>,
+        /// `CROSSWIRE_TOKEN`, proving a spawned worker is the process the node started.
+        token: Option<String>,
     },
     /// Node → worker: handshake accepted.
     Welcome {
@@ -133,10 +135,13 @@ impl Frame {
                 max_frame,
                 pid,
                 sdk,
+                token,
             } => {
                 head(
                     w,
-                    7 + u32::from(pid.is_some()) + u32::from(sdk.is_some()),
+                    7 + u32::from(pid.is_some())
+                        + u32::from(sdk.is_some())
+                        + u32::from(token.is_some()),
                     "hello",
                 );
                 w.str("versions");
@@ -154,6 +159,9 @@ impl Frame {
                 }
                 if let Some(sdk) = sdk {
                     w.kv_str("sdk", sdk);
+                }
+                if let Some(token) = token {
+                    w.kv_str("token", token);
                 }
             }
             Frame::Welcome {
@@ -309,6 +317,7 @@ pub fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
             max_frame: r.uint("max_frame")?,
             pid: r.opt(|| r.uint("pid"), "pid")?,
             sdk: r.opt(|| r.str("sdk"), "sdk")?,
+            token: r.opt(|| r.str("token"), "token")?,
         },
         "welcome" => Frame::Welcome {
             version: r.uint("version")?,

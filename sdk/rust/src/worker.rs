@@ -32,19 +32,22 @@ type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Heartbeat interval assumed before `welcome` says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(1000);
+/// Longest `hello.token` (spec/protocol.md).
+const MAX_TOKEN: usize = 256;
 /// Frames queued for the writer before senders wait.
 const WRITE_QUEUE: usize = 1024;
 
 /// A worker's configuration; [`Worker::run`] connects and serves until drained.
 ///
 /// Defaults: `max_in_flight` 64, `max_frame` 1 MiB + 64 KiB, protocol versions `[1]`,
-/// socket from `$CROSSWIRE_SOCKET`, SIGTERM drains.
+/// socket from `$CROSSWIRE_SOCKET`, token from `$CROSSWIRE_TOKEN`, SIGTERM drains.
 pub struct Worker {
     name: String,
     max_in_flight: usize,
     max_frame: u32,
     versions: Vec<u64>,
     socket: Option<PathBuf>,
+    token: Option<String>,
     handlers: Vec<(String, Arc<dyn ErasedHandler>)>,
     warmup: Option<WarmupHook>,
     shutdown: Option<Shutdown>,
@@ -59,6 +62,7 @@ impl Worker {
             max_frame: DEFAULT_MAX_FRAME,
             versions: PROTOCOL_VERSIONS.to_vec(),
             socket: None,
+            token: None,
             handlers: Vec::new(),
             warmup: None,
             shutdown: None,
@@ -86,6 +90,15 @@ impl Worker {
     /// Connect to `path` instead of `$CROSSWIRE_SOCKET`.
     pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
         self.socket = Some(path.into());
+        self
+    }
+
+    /// Send `token` in `hello` instead of `$CROSSWIRE_TOKEN` (spec/protocol.md,
+    /// "Authentication"). The node sets that variable for every worker it spawns and
+    /// refuses a spawned worker's name without it; give an external worker the token
+    /// its node was configured with.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
@@ -139,6 +152,19 @@ impl Worker {
             return Err(Error::Config(format!(
                 "max_frame must be at least {MIN_MAX_FRAME}"
             )));
+        }
+        if self.token.is_none() {
+            self.token = std::env::var("CROSSWIRE_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty());
+        }
+        if let Some(token) = &self.token {
+            if token.chars().count() > MAX_TOKEN {
+                return Err(Error::Config(format!(
+                    "token is {} characters > {MAX_TOKEN}",
+                    token.chars().count()
+                )));
+            }
         }
         let path = match self.socket.take() {
             Some(p) => p,
@@ -284,6 +310,7 @@ impl Session {
                 max_frame: u64::from(self.config.max_frame),
                 pid: Some(u64::from(std::process::id())),
                 sdk: Some(crate::SDK.to_owned()),
+                token: self.config.token.clone(),
             },
         )
         .await;

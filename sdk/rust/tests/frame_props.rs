@@ -39,10 +39,11 @@ fn frame() -> impl Strategy<Value = Frame> {
             any::<u64>(),
             any::<u64>(),
             proptest::option::of(any::<u64>()),
+            proptest::option::of(text()),
             proptest::option::of(text())
         )
             .prop_map(
-                |(versions, name, runtime, types, max_in_flight, max_frame, pid, sdk)| {
+                |(versions, name, runtime, types, max_in_flight, max_frame, pid, sdk, token)| {
                     Frame::Hello {
                         versions,
                         name,
@@ -52,6 +53,7 @@ fn frame() -> impl Strategy<Value = Frame> {
                         max_frame,
                         pid,
                         sdk,
+                        token,
                     }
                 }
             ),

@@ -153,6 +153,7 @@ fn frame_json(frame: &Frame) -> Value {
             max_frame,
             pid,
             sdk,
+            token,
         } => {
             put("versions", json!(versions));
             put("name", json!(name));
@@ -165,6 +166,9 @@ fn frame_json(frame: &Frame) -> Value {
             }
             if let Some(sdk) = sdk {
                 put("sdk", json!(sdk));
+            }
+            if let Some(token) = token {
+                put("token", json!(token));
             }
         }
         Frame::Welcome {

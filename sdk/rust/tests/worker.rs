@@ -52,6 +52,7 @@ async fn handshake_warmup_then_drain_and_goodbye() {
     let run = spawn(
         echo_worker(&node)
             .max_in_flight(7)
+            .token("secret-1")
             .on_warmup(move || async move {
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 flag.store(true, Ordering::SeqCst);
@@ -70,8 +71,10 @@ async fn handshake_warmup_then_drain_and_goodbye() {
             max_frame,
             pid,
             sdk,
+            token,
         } => {
             assert_eq!(versions, &vec![1]);
+            assert_eq!(token.as_deref(), Some("secret-1"), "configured token");
             assert_eq!(name, "tw");
             assert_eq!(runtime, "rust");
             assert_eq!(types, &vec!["test.echo".to_owned()]);
