@@ -41,7 +41,14 @@ from typing import Any, TypeVar
 
 from ._envelope import Event, decode_event, encode_event, follow_up, new_event_id
 from ._errorinfo import ErrorCode, ErrorInfo
-from ._exceptions import ClosedError, ConfigurationError, CrosswireError, EnvelopeDecodeError, ProtocolError
+from ._exceptions import (
+    ClosedError,
+    ConfigurationError,
+    CrosswireError,
+    EnvelopeDecodeError,
+    FrameDecodeError,
+    ProtocolError,
+)
 from ._signals import Fail, Reject, RetryLater
 from ._subjects import subject_matches, validate_pattern
 from ._workers.connection import WorkerConnection, frame_kind
@@ -61,6 +68,7 @@ from ._workers.frames import (
     Result,
     UnknownFrame,
     Welcome,
+    check_nesting,
     encode_frame,
 )
 from ._workers.frames import Reject as RejectFrame
@@ -451,8 +459,9 @@ class Worker:
 
     async def _run_handler(self, deliver: Deliver) -> tuple[ErrorInfo | None, list[Event[Any]]]:
         try:
+            check_nesting(deliver.envelope)  # an envelope nested too deep is malformed
             event = decode_event(deliver.envelope)
-        except EnvelopeDecodeError as exc:
+        except (EnvelopeDecodeError, FrameDecodeError) as exc:
             return ErrorInfo.of(ErrorCode.INVALID_ARGUMENT, f"envelope did not decode: {exc}"), []
         fn = self._lookup(event.type)
         if fn is None:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,17 @@ import crosswire
 from crosswire import ErrorCode
 from crosswire._types import Attempt
 from crosswire._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
-from crosswire._workers.frames import DEFAULT_MAX_FRAME, Hello, Reject, Welcome, decode_frame, encode_frame
+from crosswire._workers.frames import (
+    DEFAULT_MAX_FRAME,
+    ErrorFrame,
+    Hello,
+    Init,
+    Ready,
+    Reject,
+    Welcome,
+    decode_frame,
+    encode_frame,
+)
 
 PoolFactory = Callable[..., WorkerPool]
 
@@ -175,3 +186,112 @@ async def test_late_result_after_timeout_is_ignored(make_pool: PoolFactory, runt
     stats = pool.statistics()
     assert (stats.in_flight, stats.hung, stats.restarts, stats.state) == (0, 0, 0, "ready")
     assert (await pool.handle(attempt("test.echo", timeout=5))).ok
+
+
+# --- 4. deeply nested MessagePack is malformed, not a crash --------------------------
+
+
+def deep_frame(depth: int = 100_000, t: str = "heartbeat") -> bytes:
+    """A frame whose body map holds ``depth`` nested arrays under an unknown key."""
+    body = b"\x82\xa1t" + msgspec.msgpack.encode(t) + b"\xa1x" + b"\x91" * depth + b"\xc0"
+    return len(body).to_bytes(4, "big") + body
+
+
+async def frames_until_closed(reader: asyncio.StreamReader, timeout: float = 5.0) -> list[object]:
+    buf = b""
+    async with asyncio.timeout(timeout):
+        while chunk := await reader.read(65536):
+            buf += chunk
+    out: list[object] = []
+    while (decoded := decode_frame(buf)) is not None:
+        out.append(decoded[0])
+        buf = buf[decoded[1] :]
+    return out
+
+
+async def test_deep_first_frame_gets_an_error_frame_naming_the_limit(
+    hub: WorkerHub, make_pool: PoolFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "crosswire")
+    reader, writer = await asyncio.open_unix_connection(hub.path)
+    writer.write(deep_frame(3000))  # 3000 levels: still under the pre-hello frame limit
+    await writer.drain()
+    frames = await frames_until_closed(reader)
+    writer.close()
+    assert len(frames) == 1 and isinstance(frames[0], ErrorFrame), frames
+    assert "nesting limit" in frames[0].message
+    assert not any(r.exc_info for r in caplog.records), "a traceback was logged"
+    # the hub keeps serving real workers
+    pool = make_pool("python")
+    await pool.start()
+    assert (await pool.handle(attempt("test.echo"))).ok
+
+
+async def test_deep_frame_after_the_handshake_ends_the_session_at_once(hub: WorkerHub) -> None:
+    pool = WorkerPool(WorkerSpec(name="deep", options=WorkerOptions(ready_timeout=10, heartbeat_interval=5.0)), hub)
+    start = asyncio.create_task(pool.start())
+    reader, writer = await asyncio.open_unix_connection(hub.path)
+    writer.write(encode_frame(hello("deep")))
+    await writer.drain()
+    buf = b""
+    while not any(isinstance(f, Init) for f in _decode_all(buf)):
+        buf += await asyncio.wait_for(reader.read(65536), 5)
+    writer.write(encode_frame(Ready()))
+    await writer.drain()
+    await asyncio.wait_for(start, 5)
+    sent = time.monotonic()
+    writer.write(deep_frame())
+    await writer.drain()
+    try:
+        frames = await frames_until_closed(reader)
+        # the node answers at once with an error frame, well before 3 heartbeat intervals (15 s)
+        assert time.monotonic() - sent < 2.0
+        errors = [f for f in frames if isinstance(f, ErrorFrame)]
+        assert errors and "nesting limit" in errors[-1].message
+        await wait_for(lambda: pool.state == "initializing", timeout=2, what="the session ended")
+    finally:
+        writer.close()
+        await pool.close()
+
+
+def _decode_all(buf: bytes) -> list[object]:
+    out: list[object] = []
+    while (decoded := decode_frame(buf)) is not None:
+        out.append(decoded[0])
+        buf = buf[decoded[1] :]
+    return out
+
+
+async def test_worker_sdk_refuses_deep_frames_with_an_error_frame(runtime: str, worker_argv: list[str]) -> None:
+    directory = tempfile.mkdtemp(prefix="cw-deep-")
+    path = os.path.join(directory, "n.sock")
+    conns: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    server = await asyncio.start_unix_server(lambda r, w: conns.put_nowait((r, w)), path=path)
+    proc = await asyncio.create_subprocess_exec(
+        *worker_argv,
+        env={**os.environ, "CROSSWIRE_SOCKET": path},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        reader, writer = await asyncio.wait_for(conns.get(), 10)
+        buf = b""
+        while not any(isinstance(f, Hello) for f in _decode_all(buf)):
+            buf += await asyncio.wait_for(reader.read(65536), 5)
+        writer.write(encode_frame(Welcome(version=1, max_frame=DEFAULT_MAX_FRAME, heartbeat_ms=1000, node="n")))
+        writer.write(deep_frame())
+        await writer.drain()
+        frames = await frames_until_closed(reader, 10)
+        assert proc.stderr is not None
+        stderr = (await asyncio.wait_for(proc.stderr.read(), 10)).decode()
+        code = await asyncio.wait_for(proc.wait(), 10)
+        assert code != 0
+        assert "nesting limit" in stderr, stderr
+        errors = [f for f in frames if isinstance(f, ErrorFrame)]
+        assert errors and "nesting limit" in errors[-1].message, frames
+        assert "RecursionError" not in stderr and "Traceback" not in stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        server.close()

@@ -4,6 +4,10 @@ A frame on the wire is a 4-byte big-endian body length followed by one MessagePa
 map whose first key ``t`` names the frame type. :func:`decode_frame` distinguishes
 "need more bytes" (returns ``None``) from "malformed" (raises), and refuses an
 oversized length from the header alone, before anything of that size is allocated.
+
+A body nested deeper than :data:`MAX_NESTING` levels (arrays and maps; the body map is
+level 1) is ``malformed``, found by :func:`check_nesting` without recursion before
+msgspec sees the body, so no input can exhaust the decoder's stack.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .._exceptions import FrameDecodeError
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
+    "MAX_NESTING",
     "PROTOCOL_VERSIONS",
     "Deliver",
     "Drain",
@@ -33,6 +38,7 @@ __all__ = [
     "Result",
     "UnknownFrame",
     "Welcome",
+    "check_nesting",
     "decode_frame",
     "encode_frame",
     "encode_frames",
@@ -45,6 +51,92 @@ DEFAULT_MAX_FRAME = 1024 * 1024 + 64 * 1024
 MIN_MAX_FRAME = 4096
 
 _U32 = struct.Struct(">I")
+
+#: Deepest nesting of MessagePack arrays and maps in a frame body (spec/protocol.md).
+MAX_NESTING = 64
+NESTING_MESSAGE = f"MessagePack nested deeper than {MAX_NESTING} levels (the protocol's nesting limit)"
+
+# Per MessagePack lead byte: >= 0 the fixed number of bytes that follow; else one of
+# the kinds below (a length of 1/2/4 bytes for str/bin/ext, or a container).
+_FIXMAP, _FIXARR, _FIXSTR = -1, -2, -3
+_LEN1, _LEN2, _LEN4 = -4, -5, -6  # str8/bin8, str16/bin16, str32/bin32: that many length bytes
+_EXT1, _EXT2, _EXT4 = -7, -8, -9  # ext8/16/32: length bytes, then a type byte
+_ARR2, _ARR4, _MAP2, _MAP4 = -10, -11, -12, -13
+
+
+def _lead_table() -> list[int]:
+    table = [0] * 256
+    for b in range(0x80, 0x90):
+        table[b] = _FIXMAP
+    for b in range(0x90, 0xA0):
+        table[b] = _FIXARR
+    for b in range(0xA0, 0xC0):
+        table[b] = _FIXSTR
+    fixed = {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}
+    fixed |= {0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}  # fixext: type byte + data
+    for b, n in fixed.items():
+        table[b] = n
+    kinds = {0xC4: _LEN1, 0xC5: _LEN2, 0xC6: _LEN4, 0xD9: _LEN1, 0xDA: _LEN2, 0xDB: _LEN4}
+    kinds |= {0xC7: _EXT1, 0xC8: _EXT2, 0xC9: _EXT4, 0xDC: _ARR2, 0xDD: _ARR4, 0xDE: _MAP2, 0xDF: _MAP4}
+    for b, kind in kinds.items():
+        table[b] = kind
+    return table
+
+
+_LEAD = _lead_table()
+# every byte that is not a container's lead byte: deleting them counts the containers
+_NOT_CONTAINER = bytes(b for b in range(256) if _LEAD[b] not in (_FIXMAP, _FIXARR, _ARR2, _ARR4, _MAP2, _MAP4))
+
+
+def check_nesting(body: bytes | bytearray | memoryview, limit: int = MAX_NESTING) -> None:
+    """Refuse MessagePack nested deeper than ``limit`` levels, iteratively.
+
+    Truncated or otherwise broken input is left for the decoder to report.
+
+    :raises FrameDecodeError: ``malformed``, naming the nesting limit.
+    """
+    if len(body) <= limit:
+        return  # too short to hold limit + 1 containers
+    data = bytes(body)
+    if len(data.translate(None, _NOT_CONTAINER)) <= limit:
+        return  # too few container bytes (even counting those inside strings) to be too deep
+    lead, n, pos = _LEAD, len(data), 0
+    stack: list[int] = []  # items left in each enclosing container
+    todo = 1  # items left at this level (the top level holds one value)
+    while True:
+        while todo == 0:
+            if not stack:
+                return
+            todo = stack.pop()
+        if pos >= n:
+            return
+        kind = lead[data[pos]]
+        pos += 1
+        todo -= 1
+        if kind >= 0:
+            pos += kind
+            continue
+        if kind == _FIXSTR:
+            pos += data[pos - 1] & 0x1F
+            continue
+        if kind in (_LEN1, _LEN2, _LEN4, _EXT1, _EXT2, _EXT4):
+            width = 1 if kind in (_LEN1, _EXT1) else 2 if kind in (_LEN2, _EXT2) else 4
+            length = int.from_bytes(data[pos : pos + width], "big")
+            pos += width + length + (1 if kind in (_EXT1, _EXT2, _EXT4) else 0)
+            continue
+        if kind == _FIXMAP:
+            count = (data[pos - 1] & 0x0F) * 2
+        elif kind == _FIXARR:
+            count = data[pos - 1] & 0x0F
+        else:
+            width = 2 if kind in (_ARR2, _MAP2) else 4
+            count = int.from_bytes(data[pos : pos + width], "big") * (2 if kind in (_MAP2, _MAP4) else 1)
+            pos += width
+        if len(stack) + 1 > limit:
+            raise FrameDecodeError("malformed", NESTING_MESSAGE)
+        stack.append(todo)
+        todo = count
+
 
 _Name = Annotated[str, msgspec.Meta(max_length=256)]
 
@@ -191,6 +283,7 @@ def decode_body(body: bytes | memoryview) -> Frame | UnknownFrame:
 
     :raises FrameDecodeError: ``malformed`` or ``invalid``.
     """
+    check_nesting(body)
     try:
         return _decoder.decode(body)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
@@ -208,3 +301,5 @@ def decode_body(body: bytes | memoryview) -> Frame | UnknownFrame:
         raise FrameDecodeError("invalid", msg) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise FrameDecodeError("malformed", str(exc)) from None
+    except RecursionError:  # not reachable past check_nesting; kept as a backstop
+        raise FrameDecodeError("malformed", NESTING_MESSAGE) from None
