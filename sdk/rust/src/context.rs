@@ -65,6 +65,11 @@ impl Context {
         })
     }
 
+    /// The delivery attempt, 1-based (the event's `attempt`).
+    pub fn attempt(&self) -> u64 {
+        self.inner.event.attempt
+    }
+
     /// The incoming W3C `traceparent`.
     pub fn traceparent(&self) -> Option<&str> {
         self.inner.event.traceparent.as_deref()

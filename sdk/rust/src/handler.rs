@@ -1,17 +1,20 @@
 //! Handlers and their errors.
 //!
-//! A handler is an async function `(Context, Event) -> Result<(), HandlerError>`,
-//! either a closure given to [`crate::Worker::handle`] or a type implementing
-//! [`Handler`] given to [`crate::Worker::handler`]. Its failure becomes an error
-//! envelope ([`ErrorInfo`]) in the `result` frame; the node's retry policy decides
-//! from that alone.
+//! A handler is an async function `(Context, Event) -> Result<(), HandlerError>`: a
+//! closure or `async fn`, [`typed`] around one that takes the decoded payload instead of
+//! the event, or a type implementing [`Handler`]; all are given to
+//! [`crate::Worker::handle`]. Its failure becomes an error envelope ([`ErrorInfo`]) in
+//! the `result` frame; the node's retry policy decides from that alone.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::envelope::Event;
@@ -132,7 +135,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
 ///         Ok(())
 ///     }
 /// }
-/// let worker = crosswire::Worker::new("audit").handler("order.*", Audit { prefix: "seen".into() });
+/// let worker = crosswire::Worker::new("audit").handle("order.*", Audit { prefix: "seen".into() });
 /// ```
 pub trait Handler: Send + Sync + 'static {
     /// Handle one delivery. Runs on the tokio runtime, concurrently with other
@@ -155,6 +158,76 @@ where
         event: Event,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send {
         self(ctx, event)
+    }
+}
+
+/// A handler that receives the payload decoded into `T` (spec/payloads.md; JSON or
+/// MessagePack by `datacontenttype`) instead of the raw event, which stays available as
+/// [`Context::event`]. A payload that does not decode — no data, a missing required
+/// field, a wrong type, an integer out of range — fails the delivery with a permanent
+/// `invalid_argument` before `f` runs.
+///
+/// ```
+/// use crosswire::{typed, Context, Event, HandlerError, Worker};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Deserialize)]
+/// struct Order { order_id: i64, qty: u32 }
+/// #[derive(Serialize)]
+/// struct Score { order_id: i64, score: u64 }
+///
+/// async fn score(ctx: Context, order: Order) -> Result<(), HandlerError> {
+///     let score = Score { order_id: order.order_id, score: u64::from(order.qty) * 10 };
+///     ctx.emit(Event::new("order.scored", &score)?);
+///     Ok(())
+/// }
+///
+/// let worker = Worker::new("fraud").handle("order.validated", typed(score));
+/// ```
+pub fn typed<T, F, Fut>(f: F) -> Typed<T, F>
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(Context, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    Typed {
+        f,
+        payload: PhantomData,
+    }
+}
+
+/// The [`Handler`] made by [`typed`].
+pub struct Typed<T, F> {
+    f: F,
+    payload: PhantomData<fn() -> T>,
+}
+
+impl<T, F> fmt::Debug for Typed<T, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Typed")
+            .field("payload", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T, F, Fut> Handler for Typed<T, F>
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(Context, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    fn handle(
+        &self,
+        ctx: Context,
+        event: Event,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let call = event.decode::<T>().map(|payload| (self.f)(ctx, payload));
+        async move {
+            match call {
+                Ok(running) => running.await,
+                Err(bad) => Err(bad.into()),
+            }
+        }
     }
 }
 

@@ -57,7 +57,7 @@ pub use envelope::{
 };
 pub use error::{DecodeError, Error, FrameError, PayloadError};
 pub use errorinfo::{ErrorCode, ErrorInfo};
-pub use handler::{Handler, HandlerError};
+pub use handler::{typed, Handler, HandlerError, Typed};
 pub use worker::Worker;
 
 /// The value of `runtime` in `hello` and in error envelopes from this SDK.

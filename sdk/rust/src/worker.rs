@@ -17,9 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::connection::{write_frames, FrameReader};
-use crate::context::Context;
 use crate::delivery::{deliver, panic_message, result_frame, unix_ns, Shared};
-use crate::envelope::Event;
 use crate::error::Error;
 use crate::errorinfo::{ErrorCode, ErrorInfo};
 use crate::frame::{Frame, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSIONS};
@@ -120,17 +118,11 @@ impl Worker {
     }
 
     /// Handle events of type `ty` (NATS-style wildcards: `*` one token, `>` the rest)
-    /// with an async closure.
-    pub fn handle<F, Fut>(self, ty: impl Into<String>, f: F) -> Self
-    where
-        F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
-    {
-        self.handler(ty, f)
-    }
-
-    /// Handle events of type `ty` with a [`Handler`] implementation.
-    pub fn handler(mut self, ty: impl Into<String>, handler: impl Handler) -> Self {
+    /// with `handler`: an async function or closure `(Context, Event)`, a
+    /// [`typed`](crate::typed) one that takes the decoded payload, or a type implementing
+    /// [`Handler`]. Registering a type twice, or an invalid pattern, fails [`Worker::run`]
+    /// with [`Error::Config`].
+    pub fn handle(mut self, ty: impl Into<String>, handler: impl Handler) -> Self {
         self.handlers.push((ty.into(), Arc::new(handler)));
         self
     }

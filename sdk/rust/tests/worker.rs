@@ -581,3 +581,71 @@ async fn an_invalid_pattern_fails_run_before_connecting() {
         "{err:?}"
     );
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Order {
+    order_id: i64,
+    qty: u32,
+}
+
+#[tokio::test]
+async fn typed_handlers_get_the_same_payload_from_json_and_msgpack() {
+    let node = FakeNode::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let run = spawn(echo_worker(&node).handle(
+        "order.validated",
+        crosswire::typed(move |ctx: Context, order: Order| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                ctx.emit(Event::new("order.seen", &order)?);
+                Ok(())
+            }
+        }),
+    ));
+    let mut conn = node.accept().await;
+    conn.handshake().await;
+    let order = Order {
+        order_id: 9_007_199_254_740_993, // beyond 2^53: exact in JSON too
+        qty: 2,
+    };
+    let as_msgpack = Event::new("order.validated", &order).unwrap();
+    let mut as_json = Event::with_data(
+        "order.validated",
+        Some(br#"{"qty": 2, "order_id": 9007199254740993, "extra": [1]}"#.to_vec()),
+    );
+    as_json.datacontenttype = Some("application/json; charset=utf-8".into());
+    for ev in [&as_msgpack, &as_json] {
+        let reply = conn.call(ev).await;
+        assert!(reply.is_ok(), "{:?}", reply.error);
+        assert_eq!(reply.emitted[0].decode::<Order>().unwrap(), order);
+    }
+
+    // a JSON payload whose field does not fit: invalid_argument, the handler never runs
+    let mut too_big = as_json.clone();
+    too_big.data = Some(br#"{"order_id": 1, "qty": 4294967296}"#.to_vec());
+    let error = conn.call(&too_big).await.error.expect("failed");
+    assert_eq!(
+        (error.code, error.retryable),
+        (ErrorCode::InvalidArgument, false)
+    );
+    assert!(error.message.contains("JSON"), "{}", error.message);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    conn.drain().await;
+    finish(run).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_type_registered_twice_fails_run() {
+    let err = Worker::new("w")
+        .handle("a.b", |_ctx: Context, _ev: Event| async { Ok(()) })
+        .handle("a.b", |_ctx: Context, _ev: Event| async { Ok(()) })
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("registered twice")),
+        "{err:?}"
+    );
+}

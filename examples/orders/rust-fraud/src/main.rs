@@ -10,11 +10,12 @@
 
 use std::time::Duration;
 
-use crosswire::{Context, ErrorCode, Event, HandlerError, Worker};
+use crosswire::{typed, Context, ErrorCode, HandlerError, Worker};
 use serde::Deserialize;
 
 /// `order.validated` payload.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 struct Order {
     order_id: i64,
     customer: String,
@@ -44,9 +45,10 @@ fn warming_up(order: &Order, attempt: u64) -> bool {
     attempt == 1 && order.order_id.rem_euclid(7) == 3
 }
 
-async fn check(_ctx: Context, ev: Event) -> Result<(), HandlerError> {
-    let order: Order = ev.decode()?;
-    if warming_up(&order, ev.attempt) {
+/// The handler: the payload arrives decoded (a bad one never gets here: the SDK
+/// reports it as a permanent `invalid_argument`).
+async fn check(ctx: Context, order: Order) -> Result<(), HandlerError> {
+    if warming_up(&order, ctx.attempt()) {
         return Err(
             HandlerError::retryable(ErrorCode::Unavailable, "fraud service warming up")
                 .retry_after(Duration::from_millis(50)),
@@ -62,13 +64,16 @@ async fn check(_ctx: Context, ev: Event) -> Result<(), HandlerError> {
     Ok(())
 }
 
+/// The worker, as `main` runs it (and the tests drive it).
+fn worker() -> Worker {
+    Worker::new("fraud")
+        .max_in_flight(64)
+        .handle("order.validated", typed(check))
+}
+
 #[tokio::main]
 async fn main() {
-    let result = Worker::new("fraud")
-        .max_in_flight(64)
-        .handle("order.validated", check)
-        .run()
-        .await;
+    let result = worker().run().await;
     if let Err(err) = result {
         eprintln!("crosswire: {err}");
         std::process::exit(1);
@@ -96,6 +101,41 @@ mod tests {
         assert_eq!(score(&order(1, 3, 1999, "JP")), 55);
         assert_eq!(score(&order(1, 100, 10_000, "US")), 1000);
         assert!(score(&order(1, 100, 10_000, "US")) > SUSPICIOUS);
+    }
+
+    /// The worker end to end against the SDK's fake node: the retry on the first
+    /// attempt, success on the next, and a JSON payload decoding like MessagePack.
+    #[tokio::test]
+    async fn the_worker_retries_then_scores() {
+        use crosswire::testing::FakeNode;
+        use crosswire::Event;
+
+        let node = FakeNode::new();
+        let run = tokio::spawn(worker().socket(node.path()).run());
+        let mut conn = node.accept().await;
+        conn.handshake().await;
+
+        let mut ev = Event::new("order.validated", &order(10, 2, 500, "DE")).unwrap();
+        let error = conn.call(&ev).await.error.expect("first attempt fails");
+        assert_eq!(
+            (error.code, error.retry_after),
+            (ErrorCode::Unavailable, Some(0.05))
+        );
+        ev.attempt = 2;
+        assert!(conn.call(&ev).await.is_ok());
+
+        let mut json = Event::with_data(
+            "order.validated",
+            Some(br#"{"order_id":4,"customer":"c","sku":"s","qty":1,"unit_price_cents":9,"country":"FR"}"#.to_vec()),
+        );
+        json.datacontenttype = Some("application/json".into());
+        assert!(conn.call(&json).await.is_ok());
+        json.data = Some(br#"{"order_id":4}"#.to_vec());
+        let error = conn.call(&json).await.error.expect("missing fields");
+        assert_eq!(error.code, ErrorCode::InvalidArgument);
+
+        conn.drain().await;
+        run.await.unwrap().unwrap();
     }
 
     #[test]
