@@ -34,6 +34,8 @@ type HelloFrame struct {
 	MaxFrame    uint64
 	PID         uint64 // optional; 0 = absent
 	SDK         string // optional
+	// Token is the spawn secret from $CROSSWIRE_TOKEN (optional; "" = absent).
+	Token string
 }
 
 // WelcomeFrame accepts a worker.
@@ -175,6 +177,9 @@ func AppendFrame(buf *bytes.Buffer, f Frame) {
 		if x.SDK != "" {
 			n++
 		}
+		if x.Token != "" {
+			n++
+		}
 		tag(n)
 		_ = enc.EncodeString("versions")
 		_ = enc.EncodeArrayLen(len(x.Versions))
@@ -195,6 +200,9 @@ func AppendFrame(buf *bytes.Buffer, f Frame) {
 		}
 		if x.SDK != "" {
 			s("sdk", x.SDK)
+		}
+		if x.Token != "" {
+			s("token", x.Token)
 		}
 	case WelcomeFrame:
 		tag(5)

@@ -137,6 +137,8 @@ func decodeFrameFields(t string, body []byte) (Frame, error) {
 				h.PID, err = r.uint(key)
 			case "sdk":
 				h.SDK, err = r.str(key, 256)
+			case "token":
+				h.Token, err = r.str(key, 256)
 			default:
 				return false, nil
 			}

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,6 +30,7 @@ type session struct {
 	jobs     chan job
 	results  chan jobResult
 	abort    context.CancelFunc // cancels running handlers when the session ends
+	running  sync.WaitGroup     // the handler pool and the warm-up hook: run waits for them
 	inFlight int
 	draining bool // no new work: drain frame, signal or ctx
 	selfStop bool // drain started by this side: send drained+goodbye and exit
@@ -74,6 +76,7 @@ func (s *session) run(ctx context.Context) error {
 		MaxFrame:    uint64(w.opts.maxFrame),
 		PID:         uint64(os.Getpid()),
 		SDK:         SDKName,
+		Token:       w.opts.token,
 	}
 	if _, err := s.conn.Write(EncodeFrame(hello)); err != nil {
 		return protoErr(err, "send hello: %v", err)
@@ -99,12 +102,16 @@ func (s *session) run(ctx context.Context) error {
 	defer s.out.close(time.Second)
 
 	// Handlers run in a fixed pool of maxInFlight goroutines; their contexts
-	// derive from handlerCtx, cancelled when the session ends.
+	// derive from handlerCtx, cancelled when the session ends. On the way out
+	// (deferred, so in reverse): close jobs, cancel handlers, wait for every
+	// handler and the warm-up hook to return, then flush the writer.
+	defer s.running.Wait()
 	handlerCtx, abort := context.WithCancel(context.WithoutCancel(ctx))
 	s.abort = abort
 	defer abort()
 	s.jobs = make(chan job, w.opts.maxInFlight)
 	s.results = make(chan jobResult, w.opts.maxInFlight)
+	s.running.Add(w.opts.maxInFlight)
 	for i := 0; i < w.opts.maxInFlight; i++ {
 		go s.poolWorker(handlerCtx)
 	}
@@ -258,7 +265,9 @@ func (s *session) onFrame(ctx context.Context, f Frame, warmed chan<- error) (st
 			return false, nil
 		}
 		s.initSeen = true
+		s.running.Add(1)
 		go func() {
+			defer s.running.Done()
 			var err error
 			if s.w.warmup != nil {
 				err = safeWarmup(ctx, s.w.warmup)
@@ -380,6 +389,7 @@ func (s *session) finishDrain() bool {
 
 // poolWorker runs handlers until jobs is closed.
 func (s *session) poolWorker(ctx context.Context) {
+	defer s.running.Done()
 	for j := range s.jobs {
 		res := s.runHandler(ctx, j)
 		select {

@@ -9,8 +9,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // SDKName is sent in hello as the SDK name/version.
@@ -23,8 +25,19 @@ const SDKName = "crosswire-go/0.1.0"
 // envelope, or any other error for a retryable handler_error.
 type HandlerFunc func(ctx context.Context, ev *Event) error
 
-// Option configures a Worker.
+// Option configures a Worker. NewWorker reports an invalid one as an error
+// that errors.Is ErrInvalidOption.
 type Option func(*options)
+
+// Registration and configuration errors; compare with errors.Is.
+var (
+	// ErrInvalidOption: an option out of range, no socket path, or no handler.
+	ErrInvalidOption = errors.New("crosswire: invalid option")
+	// ErrDuplicateHandler: Handle for an event type that already has a handler.
+	ErrDuplicateHandler = errors.New("crosswire: duplicate handler")
+	// ErrInvalidPattern: an event type pattern that breaks the NATS subject rules.
+	ErrInvalidPattern = errors.New("crosswire: invalid event type pattern")
+)
 
 type options struct {
 	maxInFlight int
@@ -34,6 +47,7 @@ type options struct {
 	logger      *slog.Logger
 	signals     bool
 	handshake   time.Duration
+	token       string
 }
 
 // WithMaxInFlight sets how many deliveries may run at once (default 64): the
@@ -52,6 +66,11 @@ func WithProtocolVersions(v ...uint64) Option {
 // WithSocket sets the node's socket path (default $CROSSWIRE_SOCKET).
 func WithSocket(path string) Option { return func(o *options) { o.socket = path } }
 
+// WithToken sets the token sent in hello (default $CROSSWIRE_TOKEN, which the
+// node sets for the workers it spawns; an external worker uses the token its
+// node was configured with).
+func WithToken(token string) Option { return func(o *options) { o.token = token } }
+
 // WithLogger sets the logger for worker events (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -59,10 +78,13 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func WithSignals(on bool) Option { return func(o *options) { o.signals = on } }
 
 // Worker runs handlers for event types on behalf of a crosswire node.
-// Register handlers and the warm-up hook before Run; they must not change after.
+// Register handlers and the warm-up hook before Run; Handle refuses
+// registrations once Run has started.
 type Worker struct {
 	name     string
 	opts     options
+	mu       sync.Mutex // guards patterns, handlers and started until Run starts
+	started  bool
 	patterns []string
 	handlers map[string]HandlerFunc
 	warmup   func(context.Context) error
@@ -70,7 +92,11 @@ type Worker struct {
 }
 
 // NewWorker returns a worker named name (the default source of emitted events).
-func NewWorker(name string, opts ...Option) *Worker {
+//
+// It returns an error that errors.Is ErrInvalidOption if name is empty or an
+// option is out of range (max in flight < 1, max frame < MinMaxFrame, no
+// protocol version, a token over 256 characters).
+func NewWorker(name string, opts ...Option) (*Worker, error) {
 	o := options{
 		maxInFlight: 64,
 		maxFrame:    DefaultMaxFrame,
@@ -78,6 +104,7 @@ func NewWorker(name string, opts ...Option) *Worker {
 		socket:      os.Getenv("CROSSWIRE_SOCKET"),
 		signals:     true,
 		handshake:   30 * time.Second,
+		token:       os.Getenv("CROSSWIRE_TOKEN"),
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -85,7 +112,19 @@ func NewWorker(name string, opts ...Option) *Worker {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-	return &Worker{name: name, opts: o, handlers: map[string]HandlerFunc{}}
+	switch {
+	case name == "":
+		return nil, fmt.Errorf("%w: the worker name is empty", ErrInvalidOption)
+	case o.maxInFlight < 1:
+		return nil, fmt.Errorf("%w: max in flight must be ≥ 1, got %d", ErrInvalidOption, o.maxInFlight)
+	case o.maxFrame < MinMaxFrame:
+		return nil, fmt.Errorf("%w: max frame must be ≥ %d, got %d", ErrInvalidOption, MinMaxFrame, o.maxFrame)
+	case len(o.versions) == 0:
+		return nil, fmt.Errorf("%w: no protocol version", ErrInvalidOption)
+	case len([]rune(o.token)) > 256:
+		return nil, fmt.Errorf("%w: the token is longer than 256 characters", ErrInvalidOption)
+	}
+	return &Worker{name: name, opts: o, handlers: map[string]HandlerFunc{}}, nil
 }
 
 // Name is the worker's name.
@@ -94,11 +133,52 @@ func (w *Worker) Name() string { return w.name }
 // Handle registers h for an event type. The type may use NATS-style wildcards:
 // `*` matches one dot-separated token, a final `>` one or more. An exact
 // registration wins over a wildcard one; among wildcards the first registered wins.
-func (w *Worker) Handle(eventType string, h HandlerFunc) {
-	if _, ok := w.handlers[eventType]; !ok {
-		w.patterns = append(w.patterns, eventType)
+//
+// It returns an error that errors.Is ErrInvalidPattern for a malformed
+// pattern, ErrDuplicateHandler if the type already has a handler, or
+// ErrInvalidOption for a nil h or once Run has started.
+func (w *Worker) Handle(eventType string, h HandlerFunc) error {
+	if err := validatePattern(eventType); err != nil {
+		return err
 	}
+	if h == nil {
+		return fmt.Errorf("%w: nil handler for %q", ErrInvalidOption, eventType)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return fmt.Errorf("%w: Handle(%q) after Run started", ErrInvalidOption, eventType)
+	}
+	if _, ok := w.handlers[eventType]; ok {
+		return fmt.Errorf("%w: a handler for %q is already registered", ErrDuplicateHandler, eventType)
+	}
+	w.patterns = append(w.patterns, eventType)
 	w.handlers[eventType] = h
+	return nil
+}
+
+// validatePattern applies the subject rules of spec/vectors/wildcards: tokens
+// are non-empty and hold no whitespace; `*` and `>` are whole tokens; `>` is last.
+func validatePattern(p string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidPattern, p, why) }
+	if p == "" {
+		return bad("empty")
+	}
+	if strings.IndexFunc(p, unicode.IsSpace) >= 0 {
+		return bad("contains whitespace")
+	}
+	tokens := strings.Split(p, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return bad(fmt.Sprintf("empty token at position %d", i+1))
+		case t == ">" && i != len(tokens)-1:
+			return bad("'>' must be the last token")
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return bad(fmt.Sprintf("wildcards must be whole tokens, got %q", t))
+		}
+	}
+	return nil
 }
 
 // OnWarmup sets the hook run between init and ready (open connections, prime
@@ -172,19 +252,21 @@ func protoErr(err error, format string, args ...any) *ProtocolError {
 // says goodbye, a drain requested by SIGTERM/SIGINT (or by cancelling ctx)
 // completes — both return nil — or the session fails, which returns a
 // *ProtocolError naming the reason (e.g. "rejected by node: ...",
-// "frame too large: N bytes > max M").
+// "frame too large: N bytes > max M"). Run returns only after every handler
+// it started has returned (a handler that ignores its ctx delays it).
+//
+// It returns an error that errors.Is ErrInvalidOption, before connecting, if
+// no handler is registered or there is no socket path.
 func (w *Worker) Run(ctx context.Context) error {
-	if len(w.patterns) == 0 {
-		return errors.New("crosswire: no handlers registered")
-	}
-	if w.opts.maxInFlight < 1 {
-		return fmt.Errorf("crosswire: max in flight must be ≥ 1, got %d", w.opts.maxInFlight)
-	}
-	if w.opts.maxFrame < MinMaxFrame {
-		return fmt.Errorf("crosswire: max frame must be ≥ %d, got %d", MinMaxFrame, w.opts.maxFrame)
+	w.mu.Lock()
+	w.started = true
+	n := len(w.patterns)
+	w.mu.Unlock()
+	if n == 0 {
+		return fmt.Errorf("%w: no handlers registered", ErrInvalidOption)
 	}
 	if w.opts.socket == "" {
-		return errors.New("crosswire: no socket path: set CROSSWIRE_SOCKET or use WithSocket")
+		return fmt.Errorf("%w: no socket path: set CROSSWIRE_SOCKET or use WithSocket", ErrInvalidOption)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", w.opts.socket)

@@ -39,7 +39,11 @@ func start(t *testing.T, w func(socket string) *crosswire.Worker) (*crosswiretes
 
 func newWorker(socket string, opts ...crosswire.Option) *crosswire.Worker {
 	base := []crosswire.Option{crosswire.WithSocket(socket), crosswire.WithSignals(false), crosswire.WithLogger(quiet)}
-	return crosswire.NewWorker("pricing", append(base, opts...)...)
+	w, err := crosswire.NewWorker("pricing", append(base, opts...)...)
+	if err != nil {
+		panic(err)
+	}
+	return w
 }
 
 func runErr(t *testing.T, done <-chan error) error {
@@ -554,5 +558,118 @@ func TestDeeplyNestedFrameFromNodeIsMalformedNamingTheLimit(t *testing.T) {
 	}
 	if err := runErr(t, done); !errors.Is(err, crosswire.ErrFrameMalformed) || !strings.Contains(err.Error(), "nested deeper than 64 levels") {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestRunWaitsForItsHandlers(t *testing.T) {
+	var finished atomic.Bool
+	started := make(chan struct{})
+	conn, done := start(t, func(s string) *crosswire.Worker {
+		w := newWorker(s)
+		w.Handle("order.created", func(ctx context.Context, _ *crosswire.Event) error {
+			close(started)
+			<-ctx.Done()                       // the session ended...
+			time.Sleep(100 * time.Millisecond) // ...and the handler still cleans up
+			finished.Store(true)
+			return ctx.Err()
+		})
+		return w
+	})
+	conn.Handshake(t, crosswiretest.Welcome())
+	conn.Deliver(t, 1, event("order.created", order{OrderID: 1}), 0)
+	<-started
+	conn.C.Close() // the node goes away mid-delivery
+	if err := runErr(t, done); err == nil {
+		t.Fatal("Run = nil after the node vanished")
+	}
+	if !finished.Load() {
+		t.Error("Run returned while a handler was still running")
+	}
+}
+
+func TestHandleRefusesDuplicatesAndBadPatterns(t *testing.T) {
+	w := newWorker("unused")
+	h := func(context.Context, *crosswire.Event) error { return nil }
+	if err := w.Handle("order.*", h); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Handle("order.*", h); !errors.Is(err, crosswire.ErrDuplicateHandler) {
+		t.Errorf("duplicate Handle = %v, want ErrDuplicateHandler", err)
+	}
+	if err := w.Handle("order.>.eu", h); !errors.Is(err, crosswire.ErrInvalidPattern) || !strings.Contains(err.Error(), "last token") {
+		t.Errorf("bad pattern = %v", err)
+	}
+	if err := w.Handle("order.x", nil); !errors.Is(err, crosswire.ErrInvalidOption) {
+		t.Errorf("nil handler = %v", err)
+	}
+}
+
+func TestHandleAfterRunIsRefused(t *testing.T) {
+	w := newWorker("/nonexistent/socket")
+	_ = w.Handle("a", func(context.Context, *crosswire.Event) error { return nil })
+	_ = w.Run(context.Background()) // fails to connect, but Run has started
+	if err := w.Handle("b", func(context.Context, *crosswire.Event) error { return nil }); !errors.Is(err, crosswire.ErrInvalidOption) {
+		t.Errorf("Handle after Run = %v", err)
+	}
+}
+
+func TestInvalidOptionsAreErrInvalidOption(t *testing.T) {
+	for name, opts := range map[string][]crosswire.Option{
+		"max in flight 0":  {crosswire.WithMaxInFlight(0)},
+		"max frame 100":    {crosswire.WithMaxFrame(100)},
+		"no versions":      {crosswire.WithProtocolVersions()},
+		"token too long":   {crosswire.WithToken(strings.Repeat("t", 257))},
+		"negative in flig": {crosswire.WithMaxInFlight(-1)},
+	} {
+		if _, err := crosswire.NewWorker("w", opts...); !errors.Is(err, crosswire.ErrInvalidOption) {
+			t.Errorf("%s: NewWorker = %v, want ErrInvalidOption", name, err)
+		}
+	}
+	if _, err := crosswire.NewWorker(""); !errors.Is(err, crosswire.ErrInvalidOption) {
+		t.Errorf("empty name: %v", err)
+	}
+	w := newWorker("/tmp/x.sock")
+	if err := w.Run(context.Background()); !errors.Is(err, crosswire.ErrInvalidOption) || !strings.Contains(err.Error(), "no handlers") {
+		t.Errorf("Run without handlers = %v", err)
+	}
+	w = newWorker("", crosswire.WithSocket(""))
+	_ = w.Handle("a", func(context.Context, *crosswire.Event) error { return nil })
+	if err := w.Run(context.Background()); !errors.Is(err, crosswire.ErrInvalidOption) || !strings.Contains(err.Error(), "socket") {
+		t.Errorf("Run without socket = %v", err)
+	}
+}
+
+func TestHelloCarriesTheSpawnToken(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		opts []crosswire.Option
+		want string
+	}{
+		{env: "s3cr3t-token", want: "s3cr3t-token"},
+		{env: "", want: ""},
+		{env: "from-env", opts: []crosswire.Option{crosswire.WithToken("explicit")}, want: "explicit"},
+	} {
+		t.Setenv("CROSSWIRE_TOKEN", tc.env)
+		conn, _ := start(t, func(s string) *crosswire.Worker {
+			w := newWorker(s, tc.opts...)
+			w.Handle("a", func(context.Context, *crosswire.Event) error { return nil })
+			return w
+		})
+		hello := crosswiretest.Expect[crosswire.HelloFrame](t, conn)
+		if hello.Token != tc.want {
+			t.Errorf("env %q: hello token %q, want %q", tc.env, hello.Token, tc.want)
+		}
+	}
+}
+
+func TestHelloTokenIsWrittenLast(t *testing.T) {
+	b := crosswire.EncodeFrame(crosswire.HelloFrame{Versions: []uint64{1}, Name: "w", Runtime: "go", Types: []string{"a"},
+		MaxInFlight: 1, MaxFrame: 4096, SDK: "x", Token: "tok"})
+	if !strings.HasSuffix(string(b), "\xa5token\xa3tok") {
+		t.Errorf("hello %x does not end with the token", b)
+	}
+	f, _, err := crosswire.DecodeFrame(b, crosswire.DefaultMaxFrame)
+	if h, ok := f.(crosswire.HelloFrame); err != nil || !ok || h.Token != "tok" {
+		t.Errorf("decoded %#v, %v", f, err)
 	}
 }

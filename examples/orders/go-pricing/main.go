@@ -82,14 +82,23 @@ func handleValidated(ctx context.Context, ev *crosswire.Event) error {
 	return crosswire.Emit(ctx, out)
 }
 
-func newWorker(opts ...crosswire.Option) *crosswire.Worker {
-	w := crosswire.NewWorker("pricing", append([]crosswire.Option{crosswire.WithMaxInFlight(64)}, opts...)...)
-	w.Handle("order.validated", handleValidated)
-	return w
+func newWorker(opts ...crosswire.Option) (*crosswire.Worker, error) {
+	w, err := crosswire.NewWorker("pricing", append([]crosswire.Option{crosswire.WithMaxInFlight(64)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Handle("order.validated", handleValidated); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 func main() {
-	if err := newWorker().Run(context.Background()); err != nil {
+	w, err := newWorker()
+	if err == nil {
+		err = w.Run(context.Background())
+	}
+	if err != nil {
 		var pe *crosswire.ProtocolError
 		if errors.As(err, &pe) {
 			log.SetFlags(0)

@@ -38,8 +38,11 @@ func TestPrice(t *testing.T) {
 
 func TestWorkerEmitsOrderPriced(t *testing.T) {
 	node := crosswiretest.Listen(t)
-	w := newWorker(crosswire.WithSocket(node.Path), crosswire.WithSignals(false),
+	w, err := newWorker(crosswire.WithSocket(node.Path), crosswire.WithSignals(false),
 		crosswire.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = w.Run(ctx) }()

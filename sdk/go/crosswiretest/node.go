@@ -3,7 +3,9 @@
 // directory, and a test drives the protocol frame by frame.
 //
 //	node := crosswiretest.Listen(t)
-//	go worker.Run(ctx)                       // with crosswire.WithSocket(node.Path)
+//	w, err := crosswire.NewWorker("pricing", node.Options()...)
+//	// w.Handle(...)
+//	go w.Run(ctx)
 //	conn := node.Accept(t)
 //	hello := conn.Handshake(t, crosswiretest.Welcome())
 //	conn.Deliver(t, 1, ev, 0)
@@ -51,6 +53,12 @@ func Listen(t testing.TB) *Node {
 	}
 	t.Cleanup(func() { ln.Close(); os.RemoveAll(dir) })
 	return &Node{Path: path, ln: ln}
+}
+
+// Options are the worker options for a worker under test: this node's socket
+// and no signal handling (the test process keeps its own SIGINT).
+func (n *Node) Options() []crosswire.Option {
+	return []crosswire.Option{crosswire.WithSocket(n.Path), crosswire.WithSignals(false)}
 }
 
 // Accept waits for a worker to connect.
@@ -139,9 +147,14 @@ func (c *Conn) Handshake(t testing.TB, w crosswire.WelcomeFrame) crosswire.Hello
 	return hello
 }
 
-// Deliver sends one event; deadline is unix ms (0 = none).
+// Deliver sends one event; deadline is unix ms (0 = none). An event without a
+// source (as NewEvent leaves it) is sent with source "/crosswiretest".
 func (c *Conn) Deliver(t testing.TB, id uint64, ev *crosswire.Event, deadline uint64) {
 	t.Helper()
+	if ev.Source == "" {
+		ev = ev.Clone()
+		ev.Source = "/crosswiretest"
+	}
 	b, err := crosswire.EncodeEvent(ev)
 	if err != nil {
 		t.Fatalf("crosswiretest: encode event: %v", err)

@@ -60,9 +60,14 @@ func main() {
 	if len(versions) > 0 {
 		opts = append(opts, crosswire.WithProtocolVersions(versions...))
 	}
-	w := crosswire.NewWorker(*name, opts...)
-	register(w)
-	if err := w.Run(context.Background()); err != nil {
+	w, err := crosswire.NewWorker(*name, opts...)
+	if err == nil {
+		err = register(w)
+	}
+	if err == nil {
+		err = w.Run(context.Background())
+	}
+	if err != nil {
 		msg := err.Error()
 		if !strings.HasPrefix(msg, "crosswire: ") {
 			msg = "crosswire: " + msg
@@ -83,10 +88,14 @@ func decodePayload(ev *crosswire.Event, v any) error {
 	return nil
 }
 
-func register(w *crosswire.Worker) {
-	w.Handle("test.echo", func(context.Context, *crosswire.Event) error { return nil })
+// register adds the handlers of spec/conformance-worker.md.
+func register(w *crosswire.Worker) error {
+	var errs []error
+	handle := func(eventType string, h crosswire.HandlerFunc) { errs = append(errs, w.Handle(eventType, h)) }
 
-	w.Handle("test.fail_transient", func(ctx context.Context, ev *crosswire.Event) error {
+	handle("test.echo", func(context.Context, *crosswire.Event) error { return nil })
+
+	handle("test.fail_transient", func(ctx context.Context, ev *crosswire.Event) error {
 		p := struct {
 			FailUntil int `msgpack:"fail_until,omitempty"`
 		}{FailUntil: 3}
@@ -100,11 +109,11 @@ func register(w *crosswire.Worker) {
 		return nil
 	})
 
-	w.Handle("test.fail_permanent", func(context.Context, *crosswire.Event) error {
+	handle("test.fail_permanent", func(context.Context, *crosswire.Event) error {
 		return crosswire.Permanent(crosswire.CodeInvalidArgument, errors.New("permanent failure requested"))
 	})
 
-	w.Handle("test.sleep", func(ctx context.Context, ev *crosswire.Event) error {
+	handle("test.sleep", func(ctx context.Context, ev *crosswire.Event) error {
 		p := struct {
 			MS int `msgpack:"ms,omitempty"`
 		}{MS: 500}
@@ -123,7 +132,7 @@ func register(w *crosswire.Worker) {
 
 	// test.hang ignores ctx on purpose: a handler that overruns its deadline and keeps
 	// its delivery's credit (the node must reclaim it).
-	w.Handle("test.hang", func(_ context.Context, ev *crosswire.Event) error {
+	handle("test.hang", func(_ context.Context, ev *crosswire.Event) error {
 		p := struct {
 			MS int `msgpack:"ms,omitempty"`
 		}{MS: 60000}
@@ -134,13 +143,14 @@ func register(w *crosswire.Worker) {
 		return nil
 	})
 
-	w.Handle("test.emit", func(ctx context.Context, ev *crosswire.Event) error {
+	handle("test.emit", func(ctx context.Context, ev *crosswire.Event) error {
 		out := crosswire.MustNewEvent("test.emitted", nil)
 		out.Data, out.DataContentType = ev.Data, ev.DataContentType
 		return crosswire.Emit(ctx, out)
 	})
 
-	w.Handle("test.panic", func(context.Context, *crosswire.Event) error {
+	handle("test.panic", func(context.Context, *crosswire.Event) error {
 		panic("test.panic requested")
 	})
+	return errors.Join(errs...)
 }
