@@ -16,6 +16,7 @@ import fnmatch
 import math
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from .._errorinfo import ErrorCode, ErrorInfo
@@ -36,14 +37,17 @@ def _codes() -> dict[str, ErrorCode]:
 
 
 class FaultMiddleware:
-    """Injects the active handler faults and logs runs. ``activate``/``deactivate`` are
+    """Injects the active handler faults and logs runs to ``sink`` (default: the
+    ``runs`` list). The node process's sink writes each run to a file with one
+    ``write(2)`` before the outcome returns — so before the delivery is acknowledged —
+    and a run survives a SIGKILL of the node that follows it. ``activate``/``deactivate`` are
     driven by the harness's fault schedule (over the control channel)."""
 
-    def __init__(self, seed: int, faults: dict[int, HandlerFault] | None = None) -> None:
+    def __init__(self, seed: int, sink: Callable[[Run], None] | None = None) -> None:
         self.seed = seed
-        self.faults: dict[int, HandlerFault] = dict(faults or {})
         self.active: dict[int, HandlerFault] = {}
         self.runs: list[Run] = []
+        self.sink: Callable[[Run], None] = sink or self.runs.append
         self._codes = _codes()
 
     def activate(self, index: int, fault: HandlerFault) -> None:
@@ -76,13 +80,13 @@ class FaultMiddleware:
                 if outcome is None:
                     outcome = await inner(attempt)
             except asyncio.CancelledError:
-                self.runs.append((event.id, attempt.binding, attempt.number, start, time.time(), "cancelled", faulted))
+                self.sink((event.id, attempt.binding, attempt.number, start, time.time(), "cancelled", faulted))
                 raise
             if getattr(outcome, "skipped", False):
                 code = "~"
             else:
                 code = outcome.error.code.value if outcome.error is not None else ""
-            self.runs.append((event.id, attempt.binding, attempt.number, start, time.time(), code, faulted))
+            self.sink((event.id, attempt.binding, attempt.number, start, time.time(), code, faulted))
             return outcome
 
         return handle

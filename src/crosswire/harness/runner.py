@@ -43,6 +43,7 @@ __all__ = ["HarnessError", "Result", "run"]
 
 log = logging.getLogger("crosswire.harness")
 _json = msgspec.json.Encoder()
+_runs_decoder = msgspec.json.Decoder(tuple[str, str, int, float, float, str, bool])
 
 
 class HarnessError(CrosswireError):
@@ -107,6 +108,7 @@ class _NodeProcess:
             sys.executable, "-m", "crosswire.harness.child",
             "--app", h.app_spec,
             "--socket", h.socket_path,
+            "--runs", str(h.runs_path),
             "--transport", h.transport,
             "--nats", ",".join(h.nats_urls),
             "--stream", h.stream,
@@ -231,6 +233,10 @@ class _Harness:
         self.workdir = workdir
         self.socket_path = str(workdir / "control.sock")
         self.node_log_path = workdir / "node.log"
+        self.runs_path = workdir / "runs.jsonl"
+        self.runs_path.write_bytes(b"")
+        self._runs_file: Any = None
+        self._runs_rest = b""
         self.node_log = open(self.node_log_path, "w")  # noqa: SIM115 - closed in run()
         self.node_log_level = node_log_level
         tag = f"{os.getpid():x}{int(time.time()) % 100000:x}"
@@ -317,6 +323,27 @@ class _Harness:
         if self.backlog:
             backlog, self.backlog = self.backlog, []
             await self._send_events(backlog)
+
+    def read_runs(self) -> None:
+        """Account the runs the node processes appended since the last call."""
+        if self._runs_file is None:
+            try:
+                self._runs_file = open(self.runs_path, "rb")  # noqa: SIM115 - closed in run()
+            except FileNotFoundError:
+                return
+        chunk = self._runs_file.read()
+        if not chunk:
+            return
+        data = self._runs_rest + chunk
+        cut = data.rfind(b"\n") + 1
+        self._runs_rest = data[cut:]
+        if cut:
+            self.ledger.add_runs(_runs_decoder.decode_lines(data[:cut]))
+
+    async def _runs_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            self.read_runs()
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.node_log.closed:
@@ -460,6 +487,7 @@ class _Harness:
             self.ledger.t0 = self.t0
             self.phase = "traffic"
             ticker = asyncio.create_task(self._ticker())
+            runs_reader = asyncio.create_task(self._runs_loop())
             for i, f in enumerate(self.scenario.faults):
                 for at in f.times():
                     tasks.append(asyncio.create_task(self.fault(i, f, at)))
@@ -473,7 +501,9 @@ class _Harness:
             if self.node is not None:
                 await self.node.stop(timeout=float(self.scenario.node.get("drain_timeout", 30.0)) + 15)
             ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+            runs_reader.cancel()
+            await asyncio.gather(ticker, runs_reader, return_exceptions=True)
+            self.read_runs()
         finally:
             for t in tasks:
                 t.cancel()
@@ -487,11 +517,14 @@ class _Harness:
                 with contextlib.suppress(Exception):
                     await self.server.stop()
             self.node_log.close()
+            if self._runs_file is not None:
+                self._runs_file.close()
 
     async def _settle(self) -> None:
         deadline = time.monotonic() + self.scenario.verdicts.settle_timeout
         # wait for the node (a restart may be under way) and for the books to balance
         while time.monotonic() < deadline:
+            self.read_runs()
             if self.ledger.unresolved() == 0 and not self.backlog and self.node is not None and self.node.alive:
                 break
             await asyncio.sleep(0.1)
@@ -499,7 +532,9 @@ class _Harness:
             node = self.node
             if node is not None and node.alive:
                 with contextlib.suppress(HarnessError, TimeoutError, ConnectionError, OSError):
-                    self.ledger.add_letters(await node.get_letters())
+                    letters = await node.get_letters()
+                    self.read_runs()
+                    self.ledger.add_letters(letters)
                     if self.ledger.fates()["lost"] == 0:
                         return
             if time.monotonic() >= deadline:
