@@ -64,3 +64,8 @@ pub use worker::Worker;
 pub const RUNTIME: &str = "rust";
 /// SDK name and version, sent in `hello`.
 pub const SDK: &str = concat!("crosswire-rust/", env!("CARGO_PKG_VERSION"));
+
+/// docs/rust-sdk.md, so `cargo test` compiles and runs every `rust` block of the guide.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/rust-sdk.md")]
+pub struct RustSdkGuide;
