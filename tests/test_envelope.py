@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crosswire import EnvelopeDecodeError, Event, decode_event, encode_event, event_from_json, event_to_json
-from crosswire._envelope import RESERVED_NAMES, event_to_dict
+from crosswire._envelope import RESERVED_NAMES
+from crosswire._jsonform import event_to_dict
 
 # -- Event.new ---------------------------------------------------------------------------
 

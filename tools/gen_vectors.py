@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from crosswire._envelope import Event, decode_event, encode_event, event_to_dict
+from crosswire._envelope import Event, decode_event, encode_event
+from crosswire._jsonform import event_to_dict
 from crosswire._errorinfo import ErrorCode, ErrorInfo, decode_error_info, encode_error_info
 from crosswire._exceptions import EnvelopeDecodeError, FrameDecodeError
 from crosswire._workers import frames as fr

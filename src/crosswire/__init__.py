@@ -15,8 +15,6 @@ from ._dispatcher import QueueStatistics as QueueStatistics
 from ._envelope import Event as Event
 from ._envelope import decode_event as decode_event
 from ._envelope import encode_event as encode_event
-from ._envelope import event_from_json as event_from_json
-from ._envelope import event_to_json as event_to_json
 from ._errorinfo import ErrorCode as ErrorCode
 from ._errorinfo import ErrorInfo as ErrorInfo
 from ._exceptions import BackpressureError as BackpressureError
@@ -30,10 +28,10 @@ from ._exceptions import FrameDecodeError as FrameDecodeError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import TransportError as TransportError
 from ._exceptions import VersionMismatchError as VersionMismatchError
+from ._jsonform import event_from_json as event_from_json
+from ._jsonform import event_to_json as event_to_json
 from ._lifecycle import State as State
-from ._node import DrainReport as DrainReport
 from ._node import Node as Node
-from ._node import NodeStatistics as NodeStatistics
 from ._policies.breaker import Breaker as Breaker
 from ._policies.breaker import BreakerState as BreakerState
 from ._policies.breaker import BreakerStatistics as BreakerStatistics
@@ -43,6 +41,8 @@ from ._policies.retry import RetryPolicy as RetryPolicy
 from ._policies.timeout import Timeout as Timeout
 from ._replay import DeadLetters as DeadLetters
 from ._replay import ReplayResult as ReplayResult
+from ._reports import DrainReport as DrainReport
+from ._reports import NodeStatistics as NodeStatistics
 from ._signals import Fail as Fail
 from ._signals import Reject as Reject
 from ._signals import RetryLater as RetryLater

@@ -8,8 +8,6 @@ produce the same bytes for the same event.
 
 from __future__ import annotations
 
-import base64
-import functools
 import itertools
 import os
 import re
@@ -22,11 +20,14 @@ import msgspec
 from ._exceptions import EnvelopeDecodeError
 
 __all__ = [
+    "JSON_ATTRIBUTES",
+    "RESERVED_NAMES",
+    "classify_validation_error",
+    "deadline_ms",
+    "encode_payload",
     "Event",
     "decode_event",
     "encode_event",
-    "event_from_json",
-    "event_to_json",
     "new_event_id",
 ]
 
@@ -143,9 +144,10 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
     ) -> Event[Any]:
         """A new event with a fresh id and the current time.
 
-        The same names and units as ``Node.submit``: ``data`` is ``bytes`` (sent as they
-        are, with the ``datacontenttype`` given), ``str`` (UTF-8 text) or anything msgspec encodes (Structs, dataclasses,
-        dicts: MessagePack); ``deadline`` is seconds from now or an aware ``datetime``.
+        The same names and units as ``Node.submit``: ``data`` is ``bytes`` (sent as
+        they are, with the ``datacontenttype`` given), ``str`` (UTF-8 text) or anything
+        msgspec encodes (Structs, dataclasses, dicts: MessagePack); ``deadline`` is
+        seconds from now or an aware ``datetime``.
 
         :raises ValueError: for data that cannot be encoded, an invalid extension name
             or value, or a naive ``datetime`` deadline.
@@ -203,7 +205,7 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
 RESERVED_NAMES = frozenset(Event.__struct_fields__) | {"data_base64"}
 #: Attributes written to the CloudEvents JSON form, in wire order (``data`` is written apart,
 #: user extensions are flattened beside these).
-_JSON_ATTRIBUTES = tuple(name for name in Event.__struct_fields__ if name not in ("data", "extensions"))
+JSON_ATTRIBUTES = tuple(name for name in Event.__struct_fields__ if name not in ("data", "extensions"))
 
 
 class _Ids:
@@ -305,12 +307,12 @@ def decode_event(data: bytes | memoryview) -> Event[Any]:
     try:
         return _decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _classify(exc) from None
+        raise classify_validation_error(exc) from None
     except EnvelopeDecodeError:
         raise
 
 
-def _classify(exc: Exception) -> EnvelopeDecodeError:
+def classify_validation_error(exc: Exception) -> EnvelopeDecodeError:
     """Map a msgspec error onto the spec's closed set of decode codes."""
     msg = str(exc)
     if isinstance(exc, UnicodeDecodeError):
@@ -332,11 +334,6 @@ def _classify(exc: Exception) -> EnvelopeDecodeError:
     if "$.cwversion" in msg:
         return EnvelopeDecodeError("unsupported_version", msg)
     return EnvelopeDecodeError("invalid_value", msg)
-
-
-# --- CloudEvents structured JSON form -------------------------------------------------
-
-_json_encoder = msgspec.json.Encoder()
 
 
 _payload_encoder = msgspec.msgpack.Encoder()
@@ -370,86 +367,3 @@ def deadline_ms(deadline: float | datetime | None) -> int | None:
     if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
         raise ValueError(f"deadline must be seconds from now or a datetime, got {deadline!r}")
     return int((_time.time() + deadline) * 1000)
-
-
-@functools.lru_cache(maxsize=256)
-def _is_json_type(content_type: str | None) -> bool:
-    if content_type is None:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
-
-
-def event_to_dict(event: Event[Any]) -> dict[str, Any]:
-    """The CloudEvents JSON form as a dict (attributes and extensions flattened)."""
-    out: dict[str, Any] = {}
-    for name in _JSON_ATTRIBUTES:
-        value = getattr(event, name)
-        if value is not None and not (name in ("cwversion", "attempt") and value == 1):
-            out[name] = value
-    for name, value in event.extensions.items():
-        out[name] = base64.b64encode(value).decode() if isinstance(value, bytes) else value
-    if event.data is not None:
-        if _is_json_type(event.datacontenttype):
-            try:
-                out["data"] = msgspec.json.decode(event.data)
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                out["data_base64"] = base64.b64encode(event.data).decode()
-        else:
-            out["data_base64"] = base64.b64encode(event.data).decode()
-    return out
-
-
-def event_to_json(event: Event[Any]) -> bytes:
-    """The CloudEvents structured JSON form (``application/cloudevents+json``)."""
-    return _json_encoder.encode(event_to_dict(event))
-
-
-def event_from_dict(obj: dict[str, Any]) -> Event[Any]:
-    """Read the CloudEvents JSON form.
-
-    :raises EnvelopeDecodeError: as for :func:`decode_event`.
-    """
-    if not isinstance(obj, dict):
-        raise EnvelopeDecodeError("malformed", "a CloudEvent in JSON must be an object")
-    fields: dict[str, Any] = {}
-    extensions: dict[str, Any] = {}
-    for name, value in obj.items():
-        if name == "data":
-            if isinstance(value, str) and not _is_json_type(obj.get("datacontenttype")):
-                fields["data"] = value.encode()
-            else:
-                fields["data"] = msgspec.json.encode(value)
-        elif name == "data_base64":
-            if not isinstance(value, str):
-                raise EnvelopeDecodeError("wrong_type", "data_base64 must be a string")
-            try:
-                fields["data"] = base64.b64decode(value, validate=True)
-            except ValueError as exc:
-                raise EnvelopeDecodeError("invalid_value", f"data_base64: {exc}") from None
-        elif name in RESERVED_NAMES:
-            fields[name] = value
-        else:
-            if value is None:
-                continue
-            if isinstance(value, float) or not isinstance(value, (str, int, bool)):
-                raise EnvelopeDecodeError("wrong_type", f"extension {name!r} must be a string, integer or boolean")
-            extensions[name] = value
-    if extensions:
-        fields["extensions"] = extensions
-    try:
-        return msgspec.convert(fields, Event)
-    except msgspec.ValidationError as exc:
-        raise _classify(exc) from None
-
-
-def event_from_json(data: bytes | str) -> Event[Any]:
-    """Parse the CloudEvents structured JSON form.
-
-    :raises EnvelopeDecodeError: for invalid JSON (``malformed``) or an invalid event.
-    """
-    try:
-        obj = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        raise EnvelopeDecodeError("malformed", f"invalid JSON: {exc}") from None
-    return event_from_dict(obj)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import msgspec
 
+from ._envelope import classify_validation_error  # shared classification of msgspec errors
+
 __all__ = ["ErrorCode", "ErrorInfo", "decode_error_info", "encode_error_info"]
 
 
@@ -101,9 +103,7 @@ def decode_error_info(data: bytes) -> ErrorInfo:
 
     :raises EnvelopeDecodeError: with a code from spec/envelope.md's table.
     """
-    from ._envelope import _classify  # shared classification of msgspec errors
-
     try:
         return _decoder.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _classify(exc) from None
+        raise classify_validation_error(exc) from None

@@ -23,9 +23,10 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import msgspec
 
-from ._envelope import Event, _is_json_type
+from ._envelope import Event
 from ._errorinfo import ErrorCode, ErrorInfo
 from ._exceptions import ConfigurationError
+from ._jsonform import is_json_type
 from ._signals import error_info_from_exception
 from ._types import Attempt, Handler, Outcome
 
@@ -79,7 +80,7 @@ class _PayloadDecoder:
             return data if data is not None else b""
         if data is None:
             raise msgspec.ValidationError("the event has no data")
-        if _is_json_type(event.datacontenttype):
+        if is_json_type(event.datacontenttype):
             return self.json.decode(data)
         return self.msgpack.decode(data)
 

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Literal
 
-import msgspec
-
 from ._app import App, Policies
-from ._binding import Binding, BindingStatistics
+from ._binding import Binding
 from ._deadletter import DeadLetterStore, MemoryDeadLetterStore
 from ._dispatcher import Dispatcher
 from ._envelope import Event, encode_payload
@@ -36,43 +33,16 @@ from ._pending import Pending
 from ._policies.dedup import IdempotencyStore, MemoryIdempotencyStore
 from ._policies.tracing import tracing_if_configured
 from ._replay import DeadLetters
+from ._reports import DrainReport, NodeStatistics, drain_dispatchers
 from ._router import Router
 from ._settle import Settler, give_back
 from ._tasks import TaskOwner
 from ._transports.base import Delivery, Transport
 from ._types import Handler
-from ._workers.spec import WorkerStatistics
 
-__all__ = ["DrainReport", "Node", "NodeStatistics"]
+__all__ = ["Node"]
 
 log = logging.getLogger("crosswire.node")
-
-
-@dataclasses.dataclass(frozen=True)
-class DrainReport:
-    """How a drain went. ``deadline_missed`` ⇒ ``returned`` deliveries were handed back."""
-
-    finished: int
-    returned: int
-    deadline_missed: bool
-    seconds: float
-
-
-class NodeStatistics(msgspec.Struct, frozen=True, kw_only=True):
-    node: str
-    state: State
-    submitted: int
-    pending: int
-    """(event, binding) pairs submitted through this node and not yet settled."""
-    pending_bytes: int
-    in_flight: int
-    bindings: dict[str, BindingStatistics]
-    workers: dict[str, WorkerStatistics] = {}
-    """Worker name -> its pool's statistics (:class:`WorkerStatistics`)."""
-    worker_socket: str | None = None
-    """Where external workers connect (``None``: no workers configured)."""
-    transport: Any = None
-    """The transport's own statistics, if it keeps any."""
 
 
 class Node:
@@ -98,8 +68,8 @@ class Node:
         *,
         dead_letters: DeadLetterStore | None = None,
         idempotency: IdempotencyStore | None = None,
-        max_pending: int | None | Literal["auto"] = "auto",
-        max_pending_bytes: int | None | Literal["auto"] = "auto",
+        max_pending: int | Literal["auto"] | None = "auto",
+        max_pending_bytes: int | Literal["auto"] | None = "auto",
         on_full: Literal["block", "reject"] = "block",
         submit_timeout: float = 10.0,
         drain_timeout: float = 30.0,
@@ -208,7 +178,7 @@ class Node:
         from ._workers.pool import WorkerPool
         from ._workers.spec import WorkerSpec
 
-        self._hub = WorkerHub(node_name=self.app.name, **_socket_arg(WorkerHub, self._worker_socket))
+        self._hub = WorkerHub(node_name=self.app.name, socket_path=self._worker_socket)
         await self._hub.start()
         log.info("workers connect on %s", self._hub.socket_path)
         for config in self.app.workers:
@@ -216,7 +186,9 @@ class Node:
                 name=config.name, command=config.command, env=dict(config.env), cwd=config.cwd, options=config.options
             )
             pool = WorkerPool(spec, self._hub)
+            pool.open()  # every name is taken before any worker starts
             self._pools.append(pool)
+        for config, pool in zip(self.app.workers, self._pools, strict=True):
             types = await pool.start()
             for event_type in types:
                 self._add_binding(f"{config.name}:{event_type}", event_type, pool.handle, config.policies, pool.runtime)
@@ -272,23 +244,9 @@ class Node:
         for binding in bindings:
             binding.lifecycle.to(State.DRAINING)
         await self._tasks.cancel(*(b.consumer for b in bindings))
-        dispatchers = [b.dispatcher for b in bindings if b.dispatcher is not None]
-        before = sum(d.processed for d in dispatchers)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                await asyncio.gather(*(d.wait_idle() for d in dispatchers))
-        returned = 0
-        missed = False
-        for dispatcher in dispatchers:
-            left = dispatcher.drain_queued()
-            if left or dispatcher.running:
-                missed = True
-            for delivery in left:
-                await give_back(delivery)
-                returned += 1
-            returned += dispatcher.running  # cancelled below; the settler hands them back
-            await dispatcher.stop()
-        finished = sum(d.processed for d in dispatchers) - before
+        finished, returned, missed = await drain_dispatchers(
+            [b.dispatcher for b in bindings if b.dispatcher is not None], deadline
+        )
         for pool in self._pools:
             remaining = max(0.1, deadline - time.monotonic())
             try:
@@ -462,16 +420,6 @@ class Node:
             worker_socket=self._hub.socket_path if self._hub is not None else None,
             transport=transport_stats() if callable(transport_stats) else None,
         )
-
-
-def _socket_arg(hub_type: type, path: str | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import inspect
-
-    if "socket_path" not in inspect.signature(hub_type).parameters:
-        raise ConfigurationError("this build cannot place the worker socket; leave worker_socket unset")
-    return {"socket_path": path}
 
 
 def _delivery_key(delivery: Delivery) -> str | None:

@@ -19,7 +19,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from crosswire._envelope import decode_event, encode_event, event_to_dict
+from crosswire._envelope import decode_event, encode_event
+from crosswire._jsonform import event_to_dict
 from crosswire._errorinfo import decode_error_info, encode_error_info
 from crosswire._exceptions import EnvelopeDecodeError, FrameDecodeError
 from crosswire._workers.frames import UnknownFrame, decode_frame, encode_frame

@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 
 from .._deadletter import DeadLetter
-from .._deadletters import DeadLetters
-from .._envelope import event_to_dict
+from .._jsonform import event_to_dict
+from .._replay import DeadLetters
 from .common import UserError, connection_args, make_transport
 
 __all__ = ["add_parser", "dlq_command"]
