@@ -148,12 +148,18 @@ func (c *Conn) Handshake(t testing.TB, w crosswire.WelcomeFrame) crosswire.Hello
 }
 
 // Deliver sends one event; deadline is unix ms (0 = none). An event without a
-// source (as NewEvent leaves it) is sent with source "/crosswiretest".
+// source (as NewEvent leaves it) is sent with source "/crosswiretest", one
+// without an id with a fresh one; ev itself is not changed.
 func (c *Conn) Deliver(t testing.TB, id uint64, ev *crosswire.Event, deadline uint64) {
 	t.Helper()
-	if ev.Source == "" {
+	if ev.Source == "" || ev.ID == "" {
 		ev = ev.Clone()
-		ev.Source = "/crosswiretest"
+		if ev.Source == "" {
+			ev.Source = "/crosswiretest"
+		}
+		if ev.ID == "" {
+			ev.ID = crosswire.NewID()
+		}
 	}
 	b, err := crosswire.EncodeEvent(ev)
 	if err != nil {
