@@ -17,13 +17,13 @@ import asyncio
 import sys
 
 from .._exceptions import ConfigurationError, CrosswireError
-from . import dlq, run, submit
+from . import dlq, load, record, run, submit
 from .common import UserError, configure_logging
 
 __all__ = ["build_parser", "main"]
 
 #: Each subcommand module has ``add_parser(subparsers)``, which sets ``handler``.
-COMMANDS = (run, submit, dlq)
+COMMANDS = (run, submit, dlq, load, record)
 
 
 def build_parser() -> argparse.ArgumentParser:

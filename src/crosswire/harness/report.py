@@ -23,6 +23,7 @@ def _node_series(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "t": [s["t"] for s in samples],
         "queued": [s["queued"] for s in samples],
         "running": [s["running"] for s in samples],
+        "backlog": [s.get("backlog", 0) for s in samples],
         "pending": [s["pending"] for s in samples],
         "rss_mb": [s["rss_mb"] for s in samples],
         "node": [s["node"] for s in samples],
@@ -131,8 +132,8 @@ def write_png(report: dict[str, Any], path: str | Path) -> None:
         ax.set_yscale("log")
     ax.legend(loc="upper left", fontsize=8)
     ax = axes[2]
-    ax.plot(n["t"], [q + r for q, r in zip(n["queued"], n["running"], strict=True)], label="queued + running",
-            color="tab:blue")  # fmt: skip
+    depth = [q + r + b for q, r, b in zip(n["queued"], n["running"], n["backlog"], strict=True)]
+    ax.plot(n["t"], depth, label="queue depth (transport backlog + queued + running)", color="tab:blue")
     ax.plot(n["t"], n["dead_lettered"], label="dead letters (total)", color="tab:red")
     ax.plot(n["t"], n["retried"], label="retries (total)", color="tab:orange", alpha=0.7)
     ax.set_ylabel("events")

@@ -296,12 +296,17 @@ class _Harness:
         queue = sum(int((b.get("queue") or {}).get("queued", 0)) for b in bindings.values())
         running = sum(int((b.get("queue") or {}).get("running", 0)) for b in bindings.values())
         workers = s.get("workers", {}) or {}
+        groups = (s.get("transport") or {}).get("groups") or []
+        backlog = sum(
+            int(g.get(k) or 0) for g in groups if isinstance(g, dict) for k in ("pending", "held_back", "delayed")
+        )
         self.samples.append(
             {
                 "t": round(float(msg["at"]) - self.t0, 3),
                 "node": self.generation,
                 "queued": queue,
                 "running": running,
+                "backlog": backlog,
                 "pending": int(s.get("pending", 0)),
                 "retried": sum(int(b.get("retried", 0)) for b in bindings.values()),
                 "dead_lettered": sum(int(b.get("dead_lettered", 0)) for b in bindings.values()),
@@ -573,6 +578,7 @@ class _Harness:
             "p99_ms": None if p99 is None else p99 * 1000,
             "queued": sample.get("queued", 0),
             "running": sample.get("running", 0),
+            "backlog": sample.get("backlog", 0),
             "retried": sample.get("retried", 0),
             "dead_lettered": sample.get("dead_lettered", 0),
             "breakers": sample.get("breakers", {}),
@@ -593,7 +599,7 @@ async def run(
     transport: str | None = None,
     nats: Sequence[str] | None = None,
     on_tick: Callable[[Any], None] | None = None,
-    node_log_level: str = "WARNING",
+    node_log_level: str = "ERROR",
     workdir: str | Path | None = None,
 ) -> Result:
     """Run ``scenario`` against ``app`` (``module:attr``; default ``scenario.app``).

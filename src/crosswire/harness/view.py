@@ -22,7 +22,7 @@ def _line(s: dict[str, Any]) -> str:
         f"handled {s['handled_per_s']:.0f}/s",
         f"p50 {_ms(s['p50_ms'])} ms",
         f"p99 {_ms(s['p99_ms'])} ms",
-        f"queue {s['queued']}+{s['running']}",
+        f"queue {s['backlog']}+{s['queued']}+{s['running']}",
         f"retries {s['retried']}",
         f"dead {s['dead_lettered']}",
         f"unsettled {s['unresolved']}",
@@ -77,13 +77,26 @@ class LiveView:
         from rich.table import Table
 
         table = Table(title=f"{self.title} — {s['phase']} {s['t']:.1f}/{s['duration']:g}s", expand=False)
-        for col in ("offered/s", "handled/s", "p50 ms", "p99 ms", "queued", "running", "retries", "dead", "unsettled"):
+        cols = (
+            "offered/s",
+            "handled/s",
+            "p50 ms",
+            "p99 ms",
+            "backlog",
+            "queued",
+            "running",
+            "retries",
+            "dead",
+            "unsettled",
+        )
+        for col in cols:
             table.add_column(col, justify="right")
         table.add_row(
             f"{s['offered_per_s']:.0f}",
             f"{s['handled_per_s']:.0f}",
             _ms(s["p50_ms"]),
             _ms(s["p99_ms"]),
+            str(s["backlog"]),
             str(s["queued"]),
             str(s["running"]),
             str(s["retried"]),
