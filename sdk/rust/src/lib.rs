@@ -6,6 +6,7 @@
 //! heartbeats and flow control, and runs your handlers on tokio.
 //!
 //! ```no_run
+//! use crosswire::{typed, Context, Event, HandlerError, Worker};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Deserialize)]
@@ -13,22 +14,31 @@
 //! #[derive(Serialize)]
 //! struct Score { order_id: i64, score: i64 }
 //!
+//! // the payload arrives decoded; a bad one is a permanent invalid_argument
+//! async fn score(ctx: Context, order: Order) -> Result<(), HandlerError> {
+//!     let score = Score { order_id: order.order_id, score: order.qty * 10 };
+//!     ctx.emit(Event::new("order.scored", &score)?);
+//!     Ok(())
+//! }
+//!
 //! #[tokio::main]
 //! async fn main() -> Result<(), crosswire::Error> {
-//!     crosswire::Worker::new("fraud")
+//!     Worker::new("fraud")
 //!         .max_in_flight(64)
-//!         .handle("order.validated", |ctx: crosswire::Context, ev: crosswire::Event| async move {
-//!             let order: Order = ev.decode()?; // a bad payload: permanent invalid_argument
-//!             let score = Score { order_id: order.order_id, score: order.qty * 10 };
-//!             ctx.emit(crosswire::Event::new("order.scored", &score)?);
-//!             Ok(())
-//!         })
+//!         .handle("order.validated", typed(score))
 //!         .run() // connects to $CROSSWIRE_SOCKET
 //!         .await
 //! }
 //! ```
 //!
-//! The codecs ([`Event`], [`ErrorInfo`], [`frame`]) do no I/O and can be used alone.
+//! - [`Worker`]: configuration and the session; [`Worker::handle`] takes closures,
+//!   `async fn`s, [`typed`] handlers and [`Handler`] types.
+//! - [`payload`]: how payload bytes become typed values (spec/payloads.md), the same for
+//!   JSON and MessagePack.
+//! - [`testing`]: a scripted fake node to test a worker end to end.
+//! - The codecs ([`Event`], [`ErrorInfo`], [`frame`]) do no I/O and can be used alone.
+//!
+//! The guide is docs/rust-sdk.md in the repository.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

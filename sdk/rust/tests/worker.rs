@@ -60,7 +60,18 @@ async fn handshake_warmup_then_drain_and_goodbye() {
             }),
     );
     let mut conn = node.accept().await;
-    let hello = conn.recv().await;
+    let hello = conn
+        .handshake_with(Frame::Welcome {
+            version: 1,
+            max_frame: 65536,
+            heartbeat_ms: 1000,
+            node: "fake".into(),
+        })
+        .await;
+    assert!(
+        warmed.load(Ordering::SeqCst),
+        "ready only after the warm-up hook finished"
+    );
     match &hello {
         Frame::Hello {
             versions,
@@ -85,19 +96,6 @@ async fn handshake_warmup_then_drain_and_goodbye() {
         }
         other => panic!("expected hello, got {other:?}"),
     }
-    conn.send(&Frame::Welcome {
-        version: 1,
-        max_frame: 65536,
-        heartbeat_ms: 1000,
-        node: "fake".into(),
-    })
-    .await;
-    conn.send(&Frame::Init).await;
-    assert_eq!(conn.recv().await, Frame::Ready);
-    assert!(
-        warmed.load(Ordering::SeqCst),
-        "ready only after the warm-up hook finished"
-    );
     conn.drain().await;
     finish(run).await.expect("clean drain returns Ok");
 }
