@@ -51,7 +51,7 @@ def install_middleware(app: App, middleware: Middleware) -> type[Node]:
 
     class HarnessNode(Node):
         def _add_binding(self, name: str, pattern: str, handler: Handler, *args: Any, **kwargs: Any) -> Any:
-            return super()._add_binding(name, pattern, middleware(handler), *args, **kwargs)  # type: ignore[misc]
+            return super()._add_binding(name, pattern, middleware(handler), *args, **kwargs)
 
     if not hasattr(Node, "_add_binding") or len(inspect.signature(Node._add_binding).parameters) < 4:
         raise RuntimeError("this crosswire has no place for harness middleware")
@@ -186,7 +186,7 @@ class Child:
 
     def _signal(self, msg: dict[str, Any]) -> dict[str, Any]:
         assert self.node is not None
-        workers = _builtins(self.node.statistics().get("workers", {}))
+        workers = _builtins(self.node.statistics()).get("workers") or {}
         name = msg["worker"]
         pid = (workers.get(name) or {}).get("pid")
         if not pid:

@@ -1,5 +1,5 @@
 """Recordings: the events of a stream (or of a running node) with their timing, as
-JSON lines, for a scenario to replay at ×speed with the same types, keys and payloads.
+JSON lines, for a scenario to replay at a chosen speed with the same types, keys and payloads.
 
 Line 1 is a header ``{"recording": {...}}``; each further line is a
 :class:`~crosswire.harness.traffic.Recorded` — ``t`` (seconds from the first event),
@@ -63,12 +63,12 @@ class RecordingMiddleware:
     def __call__(self, inner: Handler) -> Handler:
         async def handle(attempt: Attempt) -> Outcome:
             event = attempt.event
-            if attempt.number == 1 and (self.bindings is None or attempt.binding in self.bindings):
-                if event.id not in self._seen:
-                    self._seen.add(event.id)
-                    if len(self._seen) > 100_000:
-                        self._seen.clear()
-                    self._write(event)
+            wanted = self.bindings is None or attempt.binding in self.bindings
+            if attempt.number == 1 and wanted and event.id not in self._seen:
+                self._seen.add(event.id)
+                if len(self._seen) > 100_000:
+                    self._seen.clear()
+                self._write(event)
             return await inner(attempt)
 
         return handle
@@ -153,7 +153,7 @@ async def record_stream(args: argparse.Namespace) -> int:
         since = time.time() - args.since if args.since else None
         follow_until = time.monotonic() + args.follow if args.follow else None
         t0: float | None = None
-        with open(args.output, "wb") as out:
+        with open(args.output, "wb") as out:  # noqa: ASYNC230 - a local file, written as events arrive
             out.write(_header(source="stream", stream=args.stream, subject=subject, url=url, started=time.time()))
             while written < args.limit:
                 try:
