@@ -38,20 +38,26 @@ _fault_decoder = msgspec.json.Decoder(HandlerError | HandlerLatency | HandlerHan
 
 
 def install_middleware(app: App, middleware: Middleware) -> type[Node]:
-    """Put ``middleware`` on every binding of ``app``; returns the Node class to run it.
+    """Put ``middleware`` innermost on every binding of ``app`` (closest to the handler,
+    inside the timeout, where it sees every handler run); returns the Node class to run it.
 
-    With the App's user-middleware slot (``App(middleware=[...])``) it goes there; on a
-    crosswire without that slot it wraps each binding's innermost handler (the adapter),
-    which is the same position for the purpose of counting handler runs.
+    Uses the binding policies' middleware slot; on a crosswire without one it wraps
+    each binding's adapter, which is the same position.
     """
-    slot = getattr(app, "middleware", None)
-    if isinstance(slot, list):
-        slot.append(middleware)
+    configs: list[Any] = [*app.handlers, *app.workers]
+    if all(hasattr(c.policies, "middleware") for c in configs):
+
+        def add(config: Any) -> Any:
+            policies = msgspec.structs.replace(config.policies, middleware=(*config.policies.middleware, middleware))
+            return msgspec.structs.replace(config, policies=policies)
+
+        app.handlers[:] = [add(c) for c in app.handlers]
+        app.workers[:] = [add(c) for c in app.workers]
         return Node
 
     class HarnessNode(Node):
         def _add_binding(self, name: str, pattern: str, handler: Handler, *args: Any, **kwargs: Any) -> Any:
-            return super()._add_binding(name, pattern, middleware(handler), *args, **kwargs)
+            return super()._add_binding(name, pattern, middleware(handler), *args, **kwargs)  # type: ignore[misc, unused-ignore]
 
     if not hasattr(Node, "_add_binding") or len(inspect.signature(Node._add_binding).parameters) < 4:
         raise RuntimeError("this crosswire has no place for harness middleware")
