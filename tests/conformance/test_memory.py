@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crosswire import ClosedError, Event
+from crosswire import ClosedError, ConfigurationError, Event
 from crosswire._envelope import decode_event
 from crosswire._transports.memory import MemoryTransport
 from crosswire.testing import assert_no_more, collect, next_delivery
@@ -49,13 +49,13 @@ async def test_subscribe_checks_its_arguments(
     transport: MemoryTransport, kwargs: dict[str, object], message: str
 ) -> None:
     args: dict[str, object] = {"pattern": "a.b", "group": "g", **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         await transport.subscribe(**args)  # type: ignore[arg-type]
 
 
 async def test_publish_refuses_a_wildcard_type_and_accepts_nothing(transport: MemoryTransport) -> None:
     sub = await transport.subscribe(">", "g")
-    with pytest.raises(ValueError, match="wildcard"):
+    with pytest.raises(ConfigurationError, match="wildcard"):
         await transport.publish([Event.new("a.ok"), Event.new("a.*")])
     await assert_no_more(sub, 0.05, "a batch with an invalid type must be refused whole")
     assert transport.statistics().published == 0

@@ -11,7 +11,7 @@ import pytest
 
 from crosswire._transports.base import Features
 from crosswire.jetstream import JetStreamTransport
-from crosswire.testing import TransportConformance
+from crosswire.testing import OpenTransport, TransportConformance
 
 pytestmark = pytest.mark.nats
 
@@ -24,6 +24,18 @@ class TestJetStreamTransport(TransportConformance):
     # ``transport`` is the fixture of conftest.py: a JetStreamTransport on the session's
     # nats-server with a stream of its own, dropped after the test.
 
+    @pytest.fixture
+    def open_transport(self, nats_url: str, names: tuple[str, str]) -> OpenTransport:
+        """Another connection to the same server, stream and prefix as ``transport``."""
+        stream, prefix = names
+
+        async def open_() -> JetStreamTransport:
+            t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix, publish_timeout=5.0)
+            await t.start()
+            return t
+
+        return open_
+
     @pytest.mark.soak
-    async def test_stress(self, transport: JetStreamTransport) -> None:  # type: ignore[override]
-        await super().test_stress(transport)
+    async def test_stress(self, transport: JetStreamTransport, open_transport: OpenTransport) -> None:  # type: ignore[override]
+        await super().test_stress(transport, open_transport)
