@@ -40,7 +40,7 @@ from typing import Any
 import msgspec
 
 from .._envelope import Event, encode_event
-from .._exceptions import ClosedError
+from .._exceptions import ClosedError, ConfigurationError
 from .._subjects import subject_matches, validate_pattern, validate_type
 from .base import Delivery, Features
 
@@ -432,9 +432,9 @@ class MemoryTransport:
 
     def __init__(self, *, dedup_window: float = 120.0, dedup_max_ids: int = 100_000) -> None:
         if dedup_window < 0:
-            raise ValueError(f"dedup_window must be >= 0, got {dedup_window}")
+            raise ConfigurationError(f"dedup_window must be >= 0, got {dedup_window}")
         if dedup_max_ids < 0:
-            raise ValueError(f"dedup_max_ids must be >= 0, got {dedup_max_ids}")
+            raise ConfigurationError(f"dedup_max_ids must be >= 0, got {dedup_max_ids}")
         self._dedup_window = dedup_window
         self._dedup_max_ids = dedup_max_ids
         # ids accepted within the dedup window, and (accepted at, id) oldest first
@@ -491,11 +491,17 @@ class MemoryTransport:
         """Accept ``events``: each matching group gets its own shallow copy.
 
         :raises ClosedError: the transport is not running.
-        :raises ValueError: an event type is not a valid subject (nothing is accepted).
+        :raises ConfigurationError: an item is not an :class:`Event`, or its type is not
+            a valid subject (nothing is accepted).
         """
         self._check_open()
         for event in events:
-            validate_type(event.type)
+            if not isinstance(event, Event):
+                raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
+            try:
+                validate_type(event.type)
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
         dedup = self._dedup_window > 0 and self._dedup_max_ids > 0
         seen, order = self._seen, self._seen_order
         now = time.monotonic()
@@ -533,16 +539,20 @@ class MemoryTransport:
     ) -> _MemorySubscription:
         """Consume the events of ``(pattern, group)``; see the module docstring.
 
-        :raises ValueError: invalid pattern, empty group, ``prefetch < 1`` or ``ack_wait <= 0``.
+        :raises ConfigurationError: invalid pattern, empty group, ``prefetch < 1`` or
+            ``ack_wait <= 0``.
         :raises ClosedError: the transport is not running.
         """
-        validate_pattern(pattern)
+        try:
+            validate_pattern(pattern)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         if not isinstance(group, str) or not group:
-            raise ValueError("group must be a non-empty str")
+            raise ConfigurationError("group must be a non-empty str")
         if prefetch < 1:
-            raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+            raise ConfigurationError(f"prefetch must be >= 1, got {prefetch}")
         if not ack_wait > 0:
-            raise ValueError(f"ack_wait must be > 0 seconds, got {ack_wait}")
+            raise ConfigurationError(f"ack_wait must be > 0 seconds, got {ack_wait}")
         loop = self._check_open()
         grp = self._groups.get((pattern, group))
         if grp is None:
