@@ -848,6 +848,17 @@ mod tests {
     }
 
     #[test]
+    fn json_floats_are_correctly_rounded() {
+        // serde_json's default parser gives ...291e-83 here (one ulp off); Go, Python and
+        // Rust's own literal parsing give the correctly rounded value
+        let text = "-1.0115940217569293e-83";
+        assert_eq!(
+            from_json::<f64>(text.as_bytes()).unwrap().to_bits(),
+            text.parse::<f64>().unwrap().to_bits()
+        );
+    }
+
+    #[test]
     fn trailing_bytes_are_refused() {
         assert!(matches!(
             from_msgpack::<i64>(&[0x01, 0x02]),

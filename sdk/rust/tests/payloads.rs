@@ -288,3 +288,62 @@ fn invalid_payloads_fail_with_invalid_argument_in_every_form() {
         }
     }
 }
+
+mod same_values_both_ways {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn numbers() -> impl Strategy<Value = Numbers> {
+        (
+            (any::<i8>(), any::<u8>(), any::<i16>(), any::<u16>()),
+            (any::<i32>(), any::<u32>(), any::<i64>(), any::<u64>()),
+            any::<f64>().prop_filter("JSON has no NaN or infinity", |f| f.is_finite()),
+        )
+            .prop_map(|((i8, u8, i16, u16), (i32, u32, i64, u64), f64)| Numbers {
+                i8,
+                u8,
+                i16,
+                u16,
+                i32,
+                u32,
+                i64,
+                u64,
+                f64,
+            })
+    }
+
+    fn timestamp() -> impl Strategy<Value = Timestamp> {
+        // years 0000..=9999, every nanosecond
+        (-62_167_219_200i64..253_402_300_800, 0u32..1_000_000_000)
+            .prop_map(|(secs, nanos)| Timestamp::new(secs, nanos).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_read_back_the_same_from_json_and_msgpack(n in numbers()) {
+            let mp: Numbers = payload::from_msgpack(&payload::to_msgpack(&n).unwrap()).unwrap();
+            let js: Numbers = payload::from_json(&payload::to_json(&n).unwrap()).unwrap();
+            prop_assert_eq!(&mp, &n);
+            prop_assert_eq!(&js, &n);
+        }
+
+        #[test]
+        fn timestamps_read_back_the_same_from_json_and_msgpack(t in timestamp(), bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let order = Order {
+                order_id: 1,
+                customer: Customer { id: 2, name: "n".into(), email: None },
+                items: vec![],
+                note: None,
+                tags: HashMap::new(),
+                paid_at: Some(t),
+                blob: bytes,
+            };
+            let mp: Order = payload::from_msgpack(&payload::to_msgpack(&order).unwrap()).unwrap();
+            let js: Order = payload::from_json(&payload::to_json(&order).unwrap()).unwrap();
+            prop_assert_eq!(&mp, &order);
+            prop_assert_eq!(&js, &order);
+            let text = t.to_string();
+            prop_assert_eq!(text.parse::<Timestamp>().unwrap(), t);
+        }
+    }
+}
