@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import msgspec
 
 from crosswire._envelope import Event, decode_event, encode_event
-from crosswire._jsonform import event_to_dict
 from crosswire._errorinfo import ErrorCode, ErrorInfo, decode_error_info, encode_error_info
 from crosswire._exceptions import EnvelopeDecodeError, FrameDecodeError
+from crosswire._jsonform import event_to_dict
 from crosswire._workers import frames as fr
 
 ROOT = Path(__file__).resolve().parent.parent / "spec" / "vectors"
@@ -706,6 +706,12 @@ def payload_vectors() -> None:
         _order(paid_at=dt.datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC)),
     )
     V(
+        "order-paid-at-year-9999",
+        "the latest timestamp every SDK holds, 9999-12-31T23:59:59Z (timestamp 96 ext)",
+        "Order",
+        _order(paid_at=dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    )
+    V(
         "order-paid-at-offset",
         "JSON timestamp with a numeric offset: the same instant as 08:00:00Z",
         "Order",
@@ -873,6 +879,16 @@ def payload_vectors() -> None:
         json_text=_to_json(_order(paid_at="yesterday")),
     )
     I("paid-at-int", "a timestamp given as an integer", "Order", _order(paid_at=1795860000))
+    I(
+        "paid-at-year-10000",
+        "a timestamp ext after 9999-12-31T23:59:59Z: outside the years 1-9999",
+        "Order",
+        None,
+        msgpack=msgspec.msgpack.encode(_order()).replace(b"\x83", b"\x84", 1)
+        + msgspec.msgpack.encode("paid_at")
+        + b"\xc7\x0c\xff"
+        + struct.pack(">Iq", 0, 253402300800),
+    )
     I("top-level-array", "the payload is an array, not an object", "Order", [4242, {"id": 7, "name": "A"}, []])
     I("top-level-string", "the payload is a string", "Order", "order")
     full_mp = msgspec.msgpack.encode(full)

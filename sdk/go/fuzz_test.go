@@ -3,7 +3,9 @@ package crosswire
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -78,4 +80,72 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("JSON form: %v", err)
 		}
 	})
+}
+
+// FuzzDecodePayload: any bytes, either content type, into the test schemas and
+// into `any`: a value or a *PayloadError, never a panic; and a decoded Order
+// re-encodes (MessagePack and JSON) to a payload that decodes to the same value.
+func FuzzDecodePayload(f *testing.F) {
+	for _, sub := range []string{"valid", "invalid"} {
+		for _, v := range loadPayloadVectors(f, sub) {
+			if v.Msgpack != nil {
+				b, _ := hex.DecodeString(*v.Msgpack)
+				f.Add(b, false)
+			}
+			if v.JSON != nil {
+				f.Add([]byte(*v.JSON), true)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte, isJSON bool) {
+		ev := &Event{Type: "fuzz", DataContentType: ContentTypeMsgpack, Data: b}
+		if isJSON {
+			ev.DataContentType = ContentTypeJSON
+		}
+		for _, dst := range []any{new(vOrder), new(vNumbers), new(any)} {
+			if err := ev.Decode(dst); err != nil && !errors.Is(err, ErrInvalidPayload) {
+				t.Fatalf("Decode into %T: %T %v is not a *PayloadError", dst, err, err)
+			}
+		}
+		o, err := Decode[vOrder](ev)
+		if err != nil {
+			return
+		}
+		mp, err := NewEvent("fuzz", o)
+		if err != nil {
+			t.Fatalf("decoded order does not encode: %v", err)
+		}
+		js, err := NewEventJSON("fuzz", o)
+		if err != nil {
+			t.Fatalf("decoded order does not encode as JSON: %v", err)
+		}
+		for _, again := range []*Event{mp, js} {
+			o2, err := Decode[vOrder](again)
+			if err != nil {
+				t.Fatalf("%s re-encoding does not decode: %v", again.DataContentType, err)
+			}
+			if !reflect.DeepEqual(normOrder(o), normOrder(o2)) {
+				t.Fatalf("%s round trip:\n%+v\n%+v", again.DataContentType, o, o2)
+			}
+		}
+	})
+}
+
+// normOrder makes equal orders DeepEqual: nil and empty maps and bytes alike,
+// times in UTC.
+func normOrder(o vOrder) vOrder {
+	if len(o.Tags) == 0 {
+		o.Tags = nil
+	}
+	if len(o.Blob) == 0 {
+		o.Blob = nil
+	}
+	if len(o.Items) == 0 {
+		o.Items = nil
+	}
+	if o.PaidAt != nil {
+		t := o.PaidAt.UTC()
+		o.PaidAt = &t
+	}
+	return o
 }

@@ -355,8 +355,15 @@ func msgpackExt(r *reader) (pval, error) {
 	if nsec >= 1e9 {
 		return pval{}, fmt.Errorf("timestamp nanoseconds %d out of range", nsec)
 	}
-	return pval{k: pTime, t: time.Unix(sec, int64(nsec)).UTC()}, nil
+	t := time.Unix(sec, int64(nsec)).UTC()
+	if !timeInRange(t) {
+		return pval{}, fmt.Errorf("timestamp %d s outside the years 1-9999", sec)
+	}
+	return pval{k: pTime, t: t}, nil
 }
+
+// timeInRange: timestamps every SDK (and RFC 3339) can hold, years 1-9999.
+func timeInRange(t time.Time) bool { return t.Year() >= 1 && t.Year() <= 9999 }
 
 // -- matching values to Go types ---------------------------------------------------
 
@@ -753,6 +760,9 @@ func writeJSONValue(b *bytes.Buffer, v pval) error {
 	case pBin:
 		writeJSONString(b, base64.StdEncoding.EncodeToString(v.raw))
 	case pTime:
+		if !timeInRange(v.t) {
+			return fmt.Errorf("timestamp %v outside the years 1-9999", v.t)
+		}
 		writeJSONString(b, v.t.UTC().Format(time.RFC3339Nano))
 	case pArray:
 		b.WriteByte('[')

@@ -59,7 +59,7 @@ type payloadVector struct {
 	Error    string          `json:"error"`
 }
 
-func loadPayloadVectors(t *testing.T, sub string) []payloadVector {
+func loadPayloadVectors(t testing.TB, sub string) []payloadVector {
 	t.Helper()
 	paths, _ := filepath.Glob(filepath.Join(vectorsDir, "payloads", sub, "*.json"))
 	if len(paths) < 20 {
