@@ -1,6 +1,7 @@
 package crosswire
 
 import (
+	"bytes"
 	"errors"
 	"runtime"
 	"strings"
@@ -151,5 +152,29 @@ func TestEventFromJSONErrors(t *testing.T) {
 	ev, err := EventFromJSON([]byte(`{"specversion":"1.0","id":"1","source":"/s","type":"t","data":"plain text","n":null}`))
 	if err != nil || string(ev.Data) != "plain text" || len(ev.Extensions) != 0 {
 		t.Errorf("string data with no JSON content type: %+v %v", ev, err)
+	}
+}
+
+func TestDeeplyNestedEnvelopeIsMalformed(t *testing.T) {
+	good, err := EncodeEvent(&Event{ID: "e", Source: "/s", Type: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// add an unknown key holding 100,000 nested arrays to the map16 envelope
+	deep := append([]byte{0xde, 0, good[2] + 1}, good[3:]...)
+	deep = append(deep, 0xa1, 'x')
+	deep = append(deep, bytes.Repeat([]byte{0x91}, 100000)...)
+	deep = append(deep, 0x90)
+	_, err = DecodeEvent(deep)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "nesting limit") {
+		t.Fatalf("DecodeEvent = %v", err)
+	}
+	// 64 levels (the envelope map and 63 arrays) decode
+	ok := append([]byte{0xde, 0, good[2] + 1}, good[3:]...)
+	ok = append(ok, 0xa1, 'x')
+	ok = append(ok, bytes.Repeat([]byte{0x91}, 62)...)
+	ok = append(ok, 0x90)
+	if _, err := DecodeEvent(ok); err != nil {
+		t.Fatalf("64 levels: %v", err)
 	}
 }
