@@ -456,8 +456,9 @@ pub mod bytes {
 // ---------------------------------------------------------------------------------------
 // Timestamps
 
-/// An instant with nanosecond precision: the MessagePack timestamp extension (type -1,
-/// any of its 32/64/96-bit forms) or, in JSON, an RFC 3339 string with a UTC offset.
+/// An instant with nanosecond precision in the years 1 to 9999 (what every SDK can hold):
+/// the MessagePack timestamp extension (type -1, any of its 32/64/96-bit forms) or, in
+/// JSON, an RFC 3339 string with a UTC offset.
 ///
 /// ```
 /// use crosswire::payload::Timestamp;
@@ -473,16 +474,24 @@ pub struct Timestamp {
 }
 
 const MSGPACK_TIMESTAMP: i8 = -1;
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in Unix seconds.
+const MIN_SECS: i64 = -62_135_596_800;
+const MAX_SECS: i64 = 253_402_300_799;
 
 impl Timestamp {
-    /// `secs` since the Unix epoch plus `nanos` (below 1e9); `None` if `nanos` is not.
+    /// `secs` since the Unix epoch plus `nanos`; `None` unless `nanos` is below 1e9
+    /// and the instant falls in the years 1 to 9999.
     pub fn new(secs: i64, nanos: u32) -> Option<Timestamp> {
-        (nanos < 1_000_000_000).then_some(Timestamp { secs, nanos })
+        (nanos < 1_000_000_000 && (MIN_SECS..=MAX_SECS).contains(&secs))
+            .then_some(Timestamp { secs, nanos })
     }
 
     /// The current time.
+    ///
+    /// # Panics
+    /// If the system clock is set past the year 9999.
     pub fn now() -> Timestamp {
-        Timestamp::from(SystemTime::now())
+        Timestamp::try_from(SystemTime::now()).expect("the clock is before the year 10000")
     }
 
     /// Whole seconds since the Unix epoch (negative before 1970).
@@ -541,30 +550,34 @@ impl Timestamp {
                 ))
             }
         };
-        Timestamp::new(secs, nanos).ok_or_else(|| format!("timestamp nanoseconds {nanos} >= 1e9"))
+        Timestamp::new(secs, nanos).ok_or_else(|| {
+            format!("timestamp ({secs} s, {nanos} ns) is not an instant in the years 1 to 9999")
+        })
     }
 }
 
-impl From<SystemTime> for Timestamp {
-    fn from(t: SystemTime) -> Timestamp {
-        match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp {
-                secs: d.as_secs() as i64,
-                nanos: d.subsec_nanos(),
-            },
+impl TryFrom<SystemTime> for Timestamp {
+    type Error = TimestampError;
+
+    /// # Errors
+    /// Outside the years 1 to 9999.
+    fn try_from(t: SystemTime) -> Result<Timestamp, TimestampError> {
+        let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => (
+                i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                d.subsec_nanos(),
+            ),
             Err(before) => {
                 let d = before.duration();
-                let (secs, nanos) = (-(d.as_secs() as i64), d.subsec_nanos());
-                if nanos == 0 {
-                    Timestamp { secs, nanos }
-                } else {
-                    Timestamp {
-                        secs: secs - 1,
-                        nanos: 1_000_000_000 - nanos,
-                    }
+                let secs = i64::try_from(d.as_secs()).map_or(i64::MIN, |s| -s);
+                match d.subsec_nanos() {
+                    0 => (secs, 0),
+                    n => (secs.saturating_sub(1), 1_000_000_000 - n),
                 }
             }
-        }
+        };
+        Timestamp::new(secs, nanos)
+            .ok_or_else(|| TimestampError(format!("{t:?} is outside the years 1 to 9999")))
     }
 }
 
@@ -622,6 +635,9 @@ impl FromStr for Timestamp {
                 .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
         };
         let (year, month, day) = (num(0, 4), num(5, 2), num(8, 2));
+        if year == 0 {
+            return Err(bad("the years are 1 to 9999"));
+        }
         let (hour, minute, second) = (num(11, 2), num(14, 2), num(17, 2));
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
         let month_days = [
@@ -672,7 +688,8 @@ impl FromStr for Timestamp {
         };
         let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
             - offset * 60;
-        Ok(Timestamp { secs, nanos })
+        // an offset can still carry 0001-01-01 or 9999-12-31 across the range
+        Timestamp::new(secs, nanos).ok_or_else(|| bad("outside the years 1 to 9999"))
     }
 }
 
@@ -803,11 +820,9 @@ mod tests {
             assert_eq!(from_json::<Timestamp>(&to_json(&t).unwrap()).unwrap(), t);
         }
         let before = UNIX_EPOCH - Duration::from_millis(500);
-        assert_eq!(
-            Timestamp::from(before).to_string(),
-            "1969-12-31T23:59:59.500Z"
-        );
-        assert_eq!(Timestamp::from(before).to_system_time(), Some(before));
+        let t = Timestamp::try_from(before).unwrap();
+        assert_eq!(t.to_string(), "1969-12-31T23:59:59.500Z");
+        assert_eq!(t.to_system_time(), Some(before));
     }
 
     #[test]
@@ -820,10 +835,23 @@ mod tests {
             "2026-13-01T10:00:00Z",
             "2026-11-28 10:00:00Z",
             "2026-11-28T10:00:00+24:00",
+            "0000-12-31T10:00:00Z",
+            "0001-01-01T00:00:00+00:01",
+            "9999-12-31T23:59:59-00:01",
         ] {
             assert!(s.parse::<Timestamp>().is_err(), "{s}");
         }
         assert!("2024-02-29T10:00:00Z".parse::<Timestamp>().is_ok());
+        for edge in ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z"] {
+            let t: Timestamp = edge.parse().unwrap();
+            assert_eq!(t.to_string(), edge);
+            assert_eq!(
+                from_msgpack::<Timestamp>(&to_msgpack(&t).unwrap()).unwrap(),
+                t
+            );
+        }
+        assert_eq!(Timestamp::new(MAX_SECS + 1, 0), None);
+        assert_eq!(Timestamp::new(MIN_SECS - 1, 0), None);
     }
 
     #[derive(Debug, PartialEq, Deserialize)]
