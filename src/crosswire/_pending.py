@@ -37,7 +37,8 @@ class Pending:
         self.timeout = timeout
         self._pairs: dict[Pair, int] = {}
         self.bytes = 0
-        self._room = asyncio.Event()  # set whenever len < limit
+        self._room = asyncio.Event()  # cleared by a waiting reserve(), set when there is room
+        self._room.set()
         self._idle = asyncio.Event()  # set whenever empty
         self._idle.set()
 
@@ -72,21 +73,21 @@ class Pending:
         try:
             async with asyncio.timeout(self.timeout):
                 while self.full(n, size):
-                    self._room.clear()
+                    self._room.clear()  # set again by _changed once there is room
                     await self._room.wait()
         except TimeoutError:
             raise BackpressureError(f"node stayed full for {self.timeout:g}s: {self._describe()}") from None
 
     def add(self, pairs: Iterable[Pair], sizes: dict[str, int] | None = None) -> None:
         """Add entries; ``sizes`` maps an event id to its data size in bytes."""
-        added = False
+        entries = self._pairs
+        before = len(entries)
         for pair in pairs:
-            if pair not in self._pairs:
+            if pair not in entries:
                 size = sizes.get(pair[0], 0) if sizes else 0
-                self._pairs[pair] = size
+                entries[pair] = size
                 self.bytes += size
-                added = True
-        if added:
+        if len(entries) != before:
             self._idle.clear()
 
     def remove(self, pairs: Iterable[Pair]) -> None:
@@ -95,13 +96,16 @@ class Pending:
         self._changed()
 
     def discard(self, event_id: str, binding: str) -> None:
-        self.bytes -= self._pairs.pop((event_id, binding), 0)
-        self._changed()
+        size = self._pairs.pop((event_id, binding), None)
+        if size is not None:
+            self.bytes -= size
+            self._changed()
 
     def _changed(self) -> None:
         if not self._pairs:
             self._idle.set()
-        if not self.full(1):
+            self._room.set()
+        elif not self._room.is_set() and not self.full(1):
             self._room.set()
 
     async def wait_empty(self) -> None:
