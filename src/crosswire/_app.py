@@ -24,7 +24,7 @@ from ._policies.chain import MiddlewareLike, Policies, check_middleware
 from ._policies.dedup import Dedup
 from ._policies.retry import Retry, RetryPolicy
 from ._policies.timeout import Timeout
-from ._subjects import validate_pattern
+from ._subjects import validate_pattern, validate_type
 from ._workers.spec import WorkerOptions
 
 __all__ = ["App", "HandlerConfig", "Policies", "WorkerConfig", "WorkerOptionArgs"]
@@ -50,6 +50,7 @@ class HandlerConfig(msgspec.Struct, frozen=True, kw_only=True):
     pattern: str
     fn: HandlerFunction
     policies: Policies
+    emits: Mapping[str, Any] = {}  # event type -> payload type (or None): for the schema export
 
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +60,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     cwd: str | None
     policies: Policies
     options: WorkerOptions
+    # declared for the schema export: event type -> payload type (or None), and the runtime
+    handles: Mapping[str, Any] = {}
+    emits: Mapping[str, Any] = {}
+    runtime: str | None = None
 
 
 class App:
@@ -103,21 +108,25 @@ class App:
         middleware: Sequence[MiddlewareLike] = (),
         concurrency: int = 16,
         queue_size: int = 1024,
+        emits: Sequence[str] | Mapping[str, Any] = (),
     ) -> Callable[[F], F]:
         """Register an async or sync function for events whose type matches ``type``
         (wildcards ``*`` and ``>`` allowed). ``concurrency`` bounds parallel calls;
         events with the same key are always handled one at a time, in order.
         ``retry`` takes any :class:`RetryPolicy`; ``middleware`` wraps the handler
-        inside the timeout (the first is outermost).
+        inside the timeout (the first is outermost). ``emits`` declares the event types
+        the handler returns (a list, or a dict of event type to payload type), for
+        ``crosswire schema export`` and ``crosswire codegen``.
 
-        :raises ConfigurationError: a bad pattern, policy, middleware or signature, or
-            the app is already running.
+        :raises ConfigurationError: a bad pattern, policy, middleware, signature or
+            ``emits``, or the app is already running.
         """
         self._check_open()
         try:
             validate_pattern(type)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        declared_emits = _declared("emits", emits, patterns=False)
         policies = self._policies(timeout, retry, breaker, dedup, middleware, concurrency, queue_size)
 
         def register(fn: F) -> F:
@@ -128,7 +137,9 @@ class App:
                 binding = f"{binding}:{type}"
             if any(h.name == binding for h in self.handlers):
                 raise ConfigurationError(f"handler name {binding!r} is already registered")
-            self.handlers.append(HandlerConfig(name=binding, pattern=type, fn=fn, policies=policies))
+            self.handlers.append(
+                HandlerConfig(name=binding, pattern=type, fn=fn, policies=policies, emits=declared_emits)
+            )
             return fn
 
         return register
@@ -147,6 +158,9 @@ class App:
         middleware: Sequence[MiddlewareLike] = (),
         concurrency: int = 64,
         queue_size: int = 1024,
+        handles: Sequence[str] | Mapping[str, Any] = (),
+        emits: Sequence[str] | Mapping[str, Any] = (),
+        runtime: str | None = None,
         **options: Unpack[WorkerOptionArgs],
     ) -> None:
         """Register a worker process. With ``command`` the node spawns and supervises it
@@ -154,9 +168,14 @@ class App:
         name to connect. Each event type in the worker's HELLO becomes a binding
         ``<name>:<type>`` with these policies. ``options`` are :class:`WorkerOptions`
         fields (``heartbeat_interval``, ``ready_timeout``, ``hang_grace``, ``token``, ...).
+        ``handles``, ``emits`` (event types, or dicts of event type to payload type) and
+        ``runtime`` (``go``, ``rust``, ``python``) declare the worker's contract for
+        ``crosswire schema export`` and ``crosswire codegen``; the bindings still come
+        from its HELLO.
 
         :raises ConfigurationError: an unknown or invalid option, a bad command, a
-            duplicate name, or the app is already running.
+            duplicate name, bad ``handles``/``emits``/``runtime``, or the app is
+            already running.
         """
         self._check_open()
         if not name:
@@ -166,6 +185,10 @@ class App:
         if command is not None and (isinstance(command, str) or not command):
             raise ConfigurationError("command must be a non-empty list of arguments, e.g. ['./bin/pricing']")
         worker_options = WorkerOptions.parse(options)
+        declared_handles = _declared("handles", handles, patterns=True)
+        declared_emits = _declared("emits", emits, patterns=False)
+        if runtime is not None and (not isinstance(runtime, str) or not runtime):
+            raise ConfigurationError(f"runtime must be a non-empty name such as 'go', got {runtime!r}")
         policies = self._policies(timeout, retry, breaker, dedup, middleware, concurrency, queue_size)
         self.workers.append(
             WorkerConfig(
@@ -175,6 +198,9 @@ class App:
                 cwd=cwd,
                 policies=policies,
                 options=worker_options,
+                handles=declared_handles,
+                emits=declared_emits,
+                runtime=runtime,
             )
         )
 
@@ -223,3 +249,25 @@ class App:
             concurrency=concurrency,
             queue_size=queue_size,
         )
+
+
+def _declared(what: str, types: Sequence[str] | Mapping[str, Any], *, patterns: bool) -> dict[str, Any]:
+    """``handles``/``emits``: event types, or a dict of event type to payload type (or None)."""
+    if isinstance(types, (str, bytes)) or not isinstance(types, (Sequence, Mapping)):
+        raise ConfigurationError(
+            f"{what} must be a list of event types or a dict of event type to payload type, got {types!r}"
+        )
+    items = list(types.items()) if isinstance(types, Mapping) else [(t, None) for t in types]
+    out: dict[str, Any] = {}
+    for event_type, tp in items:
+        try:
+            (validate_pattern if patterns else validate_type)(event_type)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{what}: {exc}") from None
+        if tp is not None:
+            try:
+                msgspec.json.schema(tp)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"{what}: {event_type!r}: payload type {tp!r} has no schema: {exc}") from None
+        out[event_type] = tp
+    return out
