@@ -17,6 +17,8 @@ import asyncio
 import base64
 import datetime as dt
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -189,3 +191,77 @@ def test_json_bytes_are_standard_padded_base64() -> None:
     vector = json.loads((VECTORS / "valid" / "order-blob-all-bytes.json").read_text())
     blob = json.loads(vector["json"])["blob"]
     assert base64.b64decode(blob, validate=True) == bytes(range(256)) and blob.endswith("=")
+
+
+# -- the same vectors through a real Go worker process ------------------------------------
+# The node delivers every vector's forms to crosswire-testworker (sdk/go), whose
+# test.payload.order / test.payload.numbers handlers decode them with the Go SDK and emit
+# what they read as MessagePack: valid vectors must come back equal to ``expected``,
+# invalid ones must be dead-lettered as the Go worker's invalid_argument.
+
+GO_DIR = Path(__file__).resolve().parents[2] / "sdk" / "go"
+
+
+def _go_testworker(tmp_path: Path) -> list[str]:
+    go = shutil.which("go")
+    if go is None:
+        binary = GO_DIR / "bin" / "crosswire-testworker"
+        if not binary.exists():
+            pytest.skip("no `go` toolchain on PATH and no built Go conformance worker")
+        return [str(binary)]
+    binary = tmp_path / "crosswire-testworker"
+    build = subprocess.run(
+        [go, "build", "-o", str(binary), "./cmd/crosswire-testworker"],
+        cwd=GO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    return [str(binary)]
+
+
+async def test_go_worker_decodes_every_vector_like_the_node(tmp_path: Path) -> None:
+    import crosswire
+
+    app = crosswire.App("payload-vectors")
+    app.worker("testworker-go", command=[*_go_testworker(tmp_path), "--name", "testworker-go"], timeout=10.0)
+    got: dict[str, Any] = {}
+
+    @app.handler("test.payload.order.decoded")
+    async def order_read(event: Event[Order]) -> None:
+        assert event.causationid is not None
+        got[event.causationid] = event.payload
+
+    @app.handler("test.payload.numbers.decoded")
+    async def numbers_read(event: Event[Numbers]) -> None:
+        assert event.causationid is not None
+        got[event.causationid] = event.payload
+
+    sent: dict[str, tuple[dict[str, Any], str]] = {}
+    events = []
+    for sub in ("valid", "invalid"):
+        for path in _files(sub):
+            vector = json.loads(path.read_text())
+            for form in FORMS:
+                if form in vector:
+                    event = Event.new(
+                        f"test.payload.{vector['schema'].lower()}", _data(vector, form), datacontenttype=FORMS[form]
+                    )
+                    sent[event.id] = (vector, form)
+                    events.append(event)
+    async with crosswire.Node(app) as node:
+        await node.submit_events(events)
+        await asyncio.wait_for(node.wait_idle(), 60)
+        letters = {letter.event.id: letter for letter in await node.dead_letters.list() if letter.event is not None}
+    for event_id, (vector, form) in sent.items():
+        where = f"{vector['name']} ({form})"
+        if "expected" in vector:
+            assert event_id in got, f"{where}: the Go worker emitted nothing; dead letter: {letters.get(event_id)}"
+            _check(where, vector["expected"], got[event_id])
+        else:
+            assert event_id not in got, f"{where}: the Go worker decoded an invalid payload: {got[event_id]!r}"
+            letter = letters[event_id]
+            assert letter.error.code == ErrorCode.INVALID_ARGUMENT and letter.error.retryable is False, where
+            assert letter.error.runtime == "go", where

@@ -152,5 +152,58 @@ func register(w *crosswire.Worker) error {
 	handle("test.panic", func(context.Context, *crosswire.Event) error {
 		panic("test.panic requested")
 	})
+
+	// test.payload.order / test.payload.numbers decode the payload into the test
+	// schemas of spec/payloads.md and emit what they read as MessagePack, so the
+	// node's tests can compare Go's decoding with the payload vectors.
+	handle("test.payload.order", decodeAndEmit[order])
+	handle("test.payload.numbers", decodeAndEmit[numbers])
 	return errors.Join(errs...)
+}
+
+func decodeAndEmit[T any](ctx context.Context, ev *crosswire.Event) error {
+	v, err := crosswire.Decode[T](ev)
+	if err != nil {
+		return err // invalid_argument
+	}
+	out, err := crosswire.NewEvent(ev.Type+".decoded", v)
+	if err != nil {
+		return err
+	}
+	return crosswire.Emit(ctx, out)
+}
+
+// The test schemas of spec/payloads.md.
+type customer struct {
+	ID    int64   `msgpack:"id"`
+	Name  string  `msgpack:"name"`
+	Email *string `msgpack:"email"`
+}
+
+type item struct {
+	SKU   string  `msgpack:"sku"`
+	Qty   uint32  `msgpack:"qty"`
+	Price float64 `msgpack:"price"`
+}
+
+type order struct {
+	OrderID  int64             `msgpack:"order_id"`
+	Customer customer          `msgpack:"customer"`
+	Items    []item            `msgpack:"items"`
+	Note     *string           `msgpack:"note"`
+	Tags     map[string]string `msgpack:"tags,omitempty"`
+	PaidAt   *time.Time        `msgpack:"paid_at"`
+	Blob     []byte            `msgpack:"blob,omitempty"`
+}
+
+type numbers struct {
+	I8  int8    `msgpack:"i8"`
+	U8  uint8   `msgpack:"u8"`
+	I16 int16   `msgpack:"i16"`
+	U16 uint16  `msgpack:"u16"`
+	I32 int32   `msgpack:"i32"`
+	U32 uint32  `msgpack:"u32"`
+	I64 int64   `msgpack:"i64"`
+	U64 uint64  `msgpack:"u64"`
+	F64 float64 `msgpack:"f64"`
 }

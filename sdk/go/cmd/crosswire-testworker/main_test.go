@@ -82,7 +82,7 @@ func payload(t *testing.T, typ string, v any, attempt int) *crosswire.Event {
 func TestHandlersBehaveAsSpecified(t *testing.T) {
 	p := spawn(t, "--max-in-flight", "4")
 	hello := p.conn.Handshake(t, crosswiretest.Welcome())
-	if hello.Name != "testworker-go" || hello.MaxInFlight != 4 || hello.Runtime != "go" || len(hello.Types) != 7 {
+	if hello.Name != "testworker-go" || hello.MaxInFlight != 4 || hello.Runtime != "go" || len(hello.Types) != 9 {
 		t.Errorf("hello %+v", hello)
 	}
 	c := p.conn
