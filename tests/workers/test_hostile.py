@@ -54,6 +54,10 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: s
         await asyncio.sleep(0.005)
 
 
+def exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
 def hello(name: str, **fields: Any) -> Hello:
     base: dict[str, Any] = {
         "versions": [1],
@@ -295,3 +299,172 @@ async def test_worker_sdk_refuses_deep_frames_with_an_error_frame(runtime: str, 
             proc.kill()
         await proc.wait()
         server.close()
+
+
+# --- 7. reconnects and races ---------------------------------------------------------
+
+
+def python_worker(name: str, *types: str) -> list[str]:
+    """argv of a real Python SDK worker serving ``types`` (each handler succeeds)."""
+    script = (
+        "from crosswire.worker import Worker\n"
+        f"w = Worker({name!r})\n"
+        f"for t in {list(types)!r}:\n"
+        "    async def h(ctx, event): return None\n"
+        "    w.handler(t)(h)\n"
+        "w.run()\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+async def run_external(argv: list[str], path: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        env={**os.environ, "CROSSWIRE_SOCKET": path},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_reconnect_with_other_types_is_refused(hub: WorkerHub) -> None:
+    pool = WorkerPool(WorkerSpec(name="ext", options=WorkerOptions(ready_timeout=20)), hub)
+    start = asyncio.create_task(pool.start())
+    first = await run_external(python_worker("ext", "a.one"), hub.path)
+    procs = [first]
+    try:
+        assert await asyncio.wait_for(start, 20) == ("a.one",)
+        first.kill()
+        await first.wait()
+        await wait_for(lambda: pool.state == "initializing", what="the session to end")
+        other = await run_external(python_worker("ext", "a.one", "b.two"), hub.path)
+        procs.append(other)
+        assert other.stderr is not None
+        stderr = (await asyncio.wait_for(other.stderr.read(), 20)).decode()
+        assert await other.wait() != 0
+        assert "worker 'ext' must serve the same types as when it started" in stderr, stderr
+        assert pool.statistics().types == ("a.one",)
+        again = await run_external(python_worker("ext", "a.one"), hub.path)
+        procs.append(again)
+        await wait_for(lambda: pool.state == "ready", timeout=20, what="the same worker back")
+        assert (await pool.handle(attempt("a.one", timeout=5))).ok
+    finally:
+        await pool.close()
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+@pytest.mark.parametrize("runtime", ["python", pytest.param("go", marks=pytest.mark.e2e)])
+async def test_delivery_racing_a_workers_death_is_worker_lost_logged_once(
+    make_pool: PoolFactory, runtime: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "crosswire")
+    # credit to spare: deliveries are sent right up to the end, not queued for credit
+    pool = make_pool(runtime, "--max-in-flight", "4096", heartbeat_interval=0.1, restart_backoff_initial=0.5)
+    await pool.start()
+    pid = pool.pid
+    assert pid is not None
+    # a frozen worker: its heartbeats stop, the node closes the connection, and the
+    # process is still there for a moment while deliveries keep coming
+    os.kill(pid, signal.SIGSTOP)
+    calls = []
+    try:
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # a delivery every 2 ms, each waiting on its own
+            calls.append(asyncio.create_task(pool.handle(attempt("test.echo", timeout=2.0))))
+            await asyncio.sleep(0.002)
+        outcomes = await asyncio.gather(*calls)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    errors = [o.error for o in outcomes if o.error is not None]
+    assert ErrorCode.INTERNAL not in {e.code for e in errors}, errors
+    assert ErrorCode.WORKER_LOST in {e.code for e in errors}, errors
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    lost_lines = [r for r in caplog.records if r.getMessage().startswith("worker lost")]
+    assert len(lost_lines) == 1, [r.getMessage() for r in lost_lines]
+
+
+async def test_external_worker_connecting_while_another_starts_is_accepted(tmp_path: Any) -> None:
+    warm = tmp_path / "slow.py"
+    warm.write_text(
+        "import asyncio\nfrom crosswire.worker import Worker\nw = Worker('slow')\n"
+        "@w.warmup\nasync def warm():\n    await asyncio.sleep(1.5)\n"
+        "@w.handler('s.one')\nasync def h(ctx, event): return None\nw.run()\n"
+    )
+    socket_path = str(tmp_path / "w.sock")
+    app = crosswire.App("race")
+    app.worker("slow", command=[sys.executable, str(warm)], timeout=5)
+    app.worker("ext", timeout=5, ready_timeout=20)
+    node = crosswire.Node(app, worker_socket=socket_path)
+    starting = asyncio.create_task(node.start())
+    await wait_for(lambda: exists(socket_path), what="the socket")
+    ext = await run_external(python_worker("ext", "e.one"), socket_path)  # while 'slow' warms up
+    try:
+        await asyncio.wait_for(starting, 30)
+        stats = node.statistics()
+        assert stats.workers["ext"].state == "ready" and stats.workers["ext"].types == ("e.one",)
+        assert stats.worker_socket == socket_path
+    finally:
+        await node.stop()
+        with contextlib.suppress(ProcessLookupError):
+            ext.kill()
+        await ext.wait()
+
+
+# --- 6. external workers find the node -----------------------------------------------
+
+
+async def test_configured_socket_path_replaces_a_stale_socket(tmp_path: Any) -> None:
+    path = str(tmp_path / "sub" / "node.sock")
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    # a node SIGKILLed while listening leaves its socket file behind
+    squatter = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import socket, sys, time\n"
+        "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); print('up', flush=True); time.sleep(60)",
+        path,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert squatter.stdout is not None
+    assert await asyncio.wait_for(squatter.stdout.readline(), 10) == b"up\n"
+    with pytest.raises(crosswire.ConfigurationError, match="another node is listening for workers on"):
+        await WorkerHub("n", socket_path=path).start()  # a live listener is not stale
+    squatter.kill()
+    await squatter.wait()
+    assert exists(path)
+    async with WorkerHub("n", socket_path=path) as hub:
+        assert hub.socket_path == path
+        pool = WorkerPool(WorkerSpec(name="ext", options=WorkerOptions(ready_timeout=20)), hub)
+        start = asyncio.create_task(pool.start())
+        ext = await run_external(python_worker("ext", "e.one"), path)
+        try:
+            await asyncio.wait_for(start, 20)
+            assert pool.statistics().socket == path
+        finally:
+            await pool.close()
+            with contextlib.suppress(ProcessLookupError):
+                ext.kill()
+            await ext.wait()
+    assert not exists(path)  # removed on close
+
+
+async def test_stale_socket_directory_of_a_killed_node_is_removed() -> None:
+    node = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import asyncio\nfrom crosswire._workers import WorkerHub\n"
+        "async def main():\n    h = WorkerHub('n'); await h.start(); print(h.path, flush=True); await asyncio.sleep(60)\n"
+        "asyncio.run(main())",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert node.stdout is not None
+    stale = os.path.dirname((await asyncio.wait_for(node.stdout.readline(), 10)).decode().strip())
+    node.kill()
+    await node.wait()
+    assert exists(stale)
+    async with WorkerHub("n") as hub:
+        assert not exists(stale)
+        assert os.path.dirname(hub.path) != stale

@@ -26,9 +26,9 @@ async def test_transient_failures_are_retried_until_success(runtime: str, worker
     async with crosswire.Node(app) as node:
         await node.submit("test.fail_transient", {"fail_until": 3})
         await asyncio.wait_for(node.wait_idle(), 20)
-        stats = node.statistics()["bindings"][f"{name}:test.fail_transient"]
-        assert stats["runtime"] == runtime
-        assert (stats["handled"], stats["failed_attempts"], stats["retried"], stats["dead_lettered"]) == (1, 2, 2, 0)
+        stats = node.statistics().bindings[f"{name}:test.fail_transient"]
+        assert stats.runtime == runtime
+        assert (stats.handled, stats.failed_attempts, stats.retried, stats.dead_lettered) == (1, 2, 2, 0)
         assert await node.dead_letters.list() == []
 
 
@@ -93,14 +93,14 @@ async def test_sigkill_under_load_loses_nothing(runtime: str, worker_argv: list[
         os.kill(pid, signal.SIGKILL)
         await asyncio.wait_for(node.wait_idle(), 60)
         stats = node.statistics()
-        binding = stats["bindings"][f"{name}:test.sleep"]
-        worker = stats["workers"][name]
+        binding = stats.bindings[f"{name}:test.sleep"]
+        worker = stats.workers[name]
         assert worker.restarts == 1
         assert worker.lost >= 32  # the ones in flight at the kill came back as worker_lost ...
-        assert binding["handled"] == count  # ... and every event was handled ok exactly once
-        assert binding["dead_lettered"] == 0
-        assert binding["failed_attempts"] == worker.lost
-        assert stats["pending"] == 0
+        assert binding.handled == count  # ... and every event was handled ok exactly once
+        assert binding.dead_lettered == 0
+        assert binding.failed_attempts == worker.lost
+        assert stats.pending == 0
         assert await node.dead_letters.list() == []
 
 

@@ -36,19 +36,19 @@ async def test_repeated_sigkill_under_load_loses_nothing(runtime: str, worker_ar
         for _ in range(kills):
             deadline = time.monotonic() + 20
             while pool.statistics().in_flight < 16:
-                if node.statistics()["pending"] == 0:
+                if node.statistics().pending == 0:
                     break
                 assert time.monotonic() < deadline, "the worker never got busy again"
                 await asyncio.sleep(0.005)
             pid = pool.pid
-            if pid is None or node.statistics()["pending"] == 0:
+            if pid is None or node.statistics().pending == 0:
                 break
             os.kill(pid, signal.SIGKILL)
             await asyncio.sleep(0.15)
         await asyncio.wait_for(node.wait_idle(), 120)
         stats = node.statistics()
-        binding = stats["bindings"][f"{name}:test.sleep"]
-        assert binding["handled"] == count
-        assert binding["dead_lettered"] == 0
-        assert stats["workers"][name].restarts >= 3
-        assert binding["failed_attempts"] == stats["workers"][name].lost
+        binding = stats.bindings[f"{name}:test.sleep"]
+        assert binding.handled == count
+        assert binding.dead_lettered == 0
+        assert stats.workers[name].restarts >= 3
+        assert binding.failed_attempts == stats.workers[name].lost

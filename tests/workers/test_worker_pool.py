@@ -71,7 +71,7 @@ async def test_happy_path_and_emitted_events(make_pool: PoolFactory, runtime: st
         "test.emit",
         {"k": "v"},
         key="order-7",
-        correlationid="corr-1",
+        correlation_id="corr-1",
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
     out = await pool.handle(parent)

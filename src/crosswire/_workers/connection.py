@@ -149,7 +149,8 @@ class WorkerConnection:
             if self._closed.done():
                 raise ConnectionClosedError(self._closed.result())
             try:
-                chunk = await self._reader.read(_READ_CHUNK)
+                # never read much more than one frame the peer may still send
+                chunk = await self._reader.read(min(_READ_CHUNK, self.max_frame + 4))
             except (ConnectionError, OSError) as exc:
                 self.abort(f"connection to {self.label} lost: {exc}")
                 continue
@@ -272,11 +273,12 @@ class WorkerConnection:
 
     # --- closing --------------------------------------------------------------------
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str, *, log: bool = True) -> None:
         """A protocol violation: send an ``error`` frame naming it (best effort), close."""
         if self._closed.done():
             return
-        _log.warning("protocol error with %s: %s", self.label, message)
+        if log:
+            _log.warning("protocol error with %s: %s", self.label, message)
         with contextlib.suppress(Exception):
             # written directly: the transport flushes its buffer before it closes
             self._writer.write(encode_frame(ErrorFrame(message=message[:4096])))

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Sequence
 from typing import Protocol
@@ -30,6 +31,97 @@ from .tasks import TaskSet
 __all__ = ["WorkerHub", "WorkerSlot", "check_hello"]
 
 _log = logging.getLogger("crosswire.worker")
+
+#: Connections that have not completed the handshake, at once.
+MAX_UNAUTHENTICATED = 64
+#: The largest frame accepted before a ``hello`` is accepted (a ``hello`` is far smaller).
+PRE_HELLO_MAX_FRAME = 4096
+_MAX_SUN_PATH = 107
+_DIR_PREFIX = "crosswire-"
+_PID_FILE = "node.pid"
+
+
+def remove_stale_dirs(base: str) -> list[str]:
+    """Remove socket directories under ``base`` left by nodes of this user that died
+    (their ``node.pid`` names no running process); returns what was removed."""
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        if not entry.name.startswith(_DIR_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
+            with open(os.path.join(entry.path, _PID_FILE)) as f:
+                pid = int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            continue  # not one of ours, or being created right now
+        if pid > 0 and not _alive(pid):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+            _log.info("removed the stale worker socket directory %s (node pid %d is gone)", entry.path, pid)
+    return removed
+
+
+def _private_dir() -> str:
+    """A fresh ``0700`` directory for the socket, marked with this process's pid, after
+    removing those of nodes that died."""
+    base = tempfile.gettempdir()
+    base = base if len(base) <= 80 else "/tmp"  # AF_UNIX paths are limited to ~107 bytes
+    remove_stale_dirs(base)
+    directory = tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=base)  # created 0700
+    os.chmod(directory, 0o700)
+    with open(os.path.join(directory, _PID_FILE), "w") as f:
+        f.write(str(os.getpid()))
+    return directory
+
+
+def _prepare_parent(requested: str) -> str:
+    path = os.path.abspath(requested)
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the worker socket's directory {parent!r}: {exc}") from exc
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _remove_stale_socket(path: str) -> None:
+    """Unlink a socket at ``path`` that nobody listens on any more.
+
+    :raises ConfigurationError: something else is at ``path``, or a node listens there.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigurationError(f"worker socket path {path!r} exists and is not a socket")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), 1.0)
+    except (ConnectionRefusedError, FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        _log.info("removed the stale worker socket %s (no node listens on it)", path)
+        return
+    except (OSError, TimeoutError) as exc:
+        raise ConfigurationError(f"cannot check the worker socket {path!r}: {exc}") from exc
+    writer.close()
+    raise ConfigurationError(f"another node is listening for workers on {path!r}")
 
 
 class WorkerSlot(Protocol):
@@ -56,17 +148,49 @@ class WorkerHub:
 
     Use as an async context manager, or call :meth:`start` / :meth:`close`.
     ``path`` is what spawned workers get in ``CROSSWIRE_SOCKET``.
+
+    :param socket_path: where to listen (its directory is created ``0700`` if missing);
+        default: ``node.sock`` in a fresh private directory under the temp dir. A socket
+        left at that path by a node that died is removed; one another node still
+        listens on is a :class:`~crosswire.ConfigurationError`.
+    :param hello_timeout: seconds a connection has to send its ``hello``.
+    :param max_unauthenticated: connections that have not completed the handshake at
+        once; more are refused with an ``error`` frame.
+    :param pre_hello_max_frame: the largest frame accepted before ``hello`` is accepted.
+
+    Each unauthenticated connection costs at most its ``pre_hello_max_frame`` of buffer
+    plus the socket's read chunk, for at most ``hello_timeout``; its buffers are freed
+    as soon as it closes.
     """
 
-    def __init__(self, node_name: str = "crosswire", *, hello_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        node_name: str = "crosswire",
+        *,
+        socket_path: str | None = None,
+        hello_timeout: float = 10.0,
+        max_unauthenticated: int = MAX_UNAUTHENTICATED,
+        pre_hello_max_frame: int = PRE_HELLO_MAX_FRAME,
+    ) -> None:
+        if socket_path is not None and len(os.fsencode(socket_path)) > _MAX_SUN_PATH:
+            raise ConfigurationError(f"worker socket path is longer than {_MAX_SUN_PATH} bytes: {socket_path!r}")
+        if max_unauthenticated < 1 or pre_hello_max_frame < MIN_MAX_FRAME or hello_timeout <= 0:
+            raise ConfigurationError(
+                f"need max_unauthenticated >= 1, pre_hello_max_frame >= {MIN_MAX_FRAME}, hello_timeout > 0"
+            )
         self.node_name = node_name
         self.hello_timeout = hello_timeout
+        self.max_unauthenticated = max_unauthenticated
+        self.pre_hello_max_frame = pre_hello_max_frame
+        self._requested = socket_path
         self._slots: dict[str, WorkerSlot] = {}
         self._server: asyncio.AbstractServer | None = None
-        self._dir: str | None = None
+        self._dir: str | None = None  # a directory this hub created, removed on close
         self._path: str | None = None
         self._handshakes = TaskSet("worker hub", _log)
         self.rejected = 0
+        #: Connections refused because too many were waiting for their hello.
+        self.refused_unauthenticated = 0
 
     @property
     def socket_path(self) -> str | None:
@@ -79,23 +203,38 @@ class WorkerHub:
             raise ClosedError("the worker hub is not started")
         return self._path
 
+    @property
+    def unauthenticated(self) -> int:
+        """Connections waiting for their ``hello`` to be accepted."""
+        return len(self._handshakes)
+
     async def start(self) -> None:
+        """Listen. :raises ConfigurationError: the socket path is unusable or taken."""
         if self._server is not None:
             return
-        # AF_UNIX paths are limited to ~107 bytes: fall back to /tmp for a long TMPDIR
-        base = tempfile.gettempdir()
-        self._dir = tempfile.mkdtemp(  # created 0700
-            prefix="crosswire-", dir=base if len(base) <= 80 else "/tmp"
-        )
-        os.chmod(self._dir, 0o700)
-        self._path = os.path.join(self._dir, "node.sock")
-        self._server = await asyncio.start_unix_server(self._accept, path=self._path)
-        os.chmod(self._path, 0o600)
+        if self._requested is None:
+            self._dir = _private_dir()
+            path = os.path.join(self._dir, "node.sock")
+        else:
+            path = _prepare_parent(self._requested)
+            await _remove_stale_socket(path)
+        try:
+            self._server = await asyncio.start_unix_server(self._accept, path=path)
+        except OSError as exc:
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+                self._dir = None
+            raise ConfigurationError(f"cannot listen for workers on {path!r}: {exc}") from exc
+        os.chmod(path, 0o600)
+        self._path = path
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None
+            if self._dir is None and self._path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._path)
         await self._handshakes.aclose()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -123,24 +262,30 @@ class WorkerHub:
             del self._slots[slot.name]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = WorkerConnection(reader, writer, max_frame=self.pre_hello_max_frame, label="worker (before hello)")
+        if len(self._handshakes) >= self.max_unauthenticated:
+            self.refused_unauthenticated += 1
+            conn.fail(f"too many connections waiting for their hello (max {self.max_unauthenticated})", log=False)
+            await conn.close()
+            return
         # run as an owned task: the server's own callback task is not awaited on close
-        await asyncio.shield(
-            self._handshakes.start(self._handshake(WorkerConnection(reader, writer, label="worker (before hello)")))
-        )
+        await asyncio.shield(self._handshakes.start(self._handshake(conn)))
 
     async def _handshake(self, conn: WorkerConnection) -> None:
         try:
             frames = await asyncio.wait_for(conn.read(), self.hello_timeout)
         except TimeoutError:
             conn.fail(f"no hello within {self.hello_timeout:g} s")
+            await conn.close()
             return
         except (ProtocolError, ClosedError) as exc:
             _log.warning("worker connection closed before its hello: %s", exc)
-            conn.abort(str(exc))
+            await conn.close(str(exc))
             return
         hello = frames[0]
         if not isinstance(hello, Hello):
             conn.fail(f"expected a hello frame first, got {frame_kind(hello)!r}")
+            await conn.close()
             return
         conn.label = f"worker {hello.name!r}"
         slot = self._slots.get(hello.name)

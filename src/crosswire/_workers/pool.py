@@ -69,6 +69,7 @@ class WorkerPool:
         self._runner = WorkerProcess(spec.name, spec.command, env=spec.env, cwd=spec.cwd, logger=self._log)
         self._session: Session | None = None
         self._attached: asyncio.Future[Session] | None = None
+        self._attach_early = False  # _attached was made by open() and not waited on yet
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._supervisor: asyncio.Task[None] | None = None
         self._first_ready: asyncio.Future[tuple[str, ...]] | None = None
@@ -105,6 +106,18 @@ class WorkerPool:
         """The exit status of the last worker process, or None while it runs (or if none)."""
         return self._runner.returncode
 
+    def open(self) -> None:
+        """Take this worker's name on the hub, before :meth:`start`. An external worker
+        that connects from now on is held until :meth:`start` welcomes it, so a node can
+        open every pool first and start them one after another. Idempotent.
+
+        :raises ConfigurationError: another worker has the name.
+        """
+        self.hub.register(self)
+        if self._attached is None and not self._runner.spawns:
+            self._attached = asyncio.get_running_loop().create_future()
+            self._attach_early = True
+
     async def start(self) -> tuple[str, ...]:
         """Start the worker and wait until it is ready.
 
@@ -115,7 +128,7 @@ class WorkerPool:
         if self._supervisor is not None:
             raise ClosedError(f"worker {self.spec.name!r} was already started")
         await self.hub.start()
-        self.hub.register(self)
+        self.open()
         self._first_ready = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"worker:{self.spec.name}")
         try:
@@ -244,7 +257,13 @@ class WorkerPool:
             session = await self._acquire()
             if session is None:
                 return node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
-        ticket = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
+        try:
+            ticket = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
+        except ClosedError as exc:
+            # the connection dropped a moment before the supervisor noticed: the worker is
+            # lost, which the supervisor logs once; no traceback per delivery
+            self._counters.lost += 1
+            return node_error(ErrorCode.WORKER_LOST, f"worker {self.spec.name!r} lost before delivery ({exc})")
         if isinstance(ticket, Outcome):
             self._wake()
             return ticket
@@ -315,6 +334,12 @@ class WorkerPool:
             if self._session is not None:
                 return f"worker {self.spec.name!r} is already connected"
             return f"worker {self.spec.name!r} is not expecting a connection now"
+        if self._types and sorted(set(hello.types)) != sorted(self._types):
+            # the bindings were built from the first hello: refuse, rather than serve others
+            return (
+                f"worker {self.spec.name!r} must serve the same types as when it started: "
+                f"expected {sorted(self._types)}, got {sorted(set(hello.types))}"
+            )
         session = Session(
             conn,
             hello,
@@ -336,7 +361,7 @@ class WorkerPool:
         is the spawned process or one of its descendants."""
         expected = self._token
         if expected is None:
-            return True
+            return not self._runner.spawns  # a spawned worker before its first spawn: nobody
         if hello.token is not None:
             return hmac.compare_digest(hello.token.encode(), expected.encode())
         spawned = self._runner.live_pid
@@ -359,7 +384,9 @@ class WorkerPool:
 
     async def _connect(self) -> Session:
         """Spawn (or wait for) the worker and complete HELLO → WELCOME → INIT → READY."""
-        self._attached = asyncio.get_running_loop().create_future()
+        if not self._attach_early or self._attached is None:
+            self._attached = asyncio.get_running_loop().create_future()
+        self._attach_early = False
         self.state = "initializing"
         options = self.spec.options
         if self._runner.spawns:
