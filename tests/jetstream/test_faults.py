@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from crosswire import Event, TransportError
 from crosswire.jetstream import EmbeddedServer, JetStreamTransport
+from crosswire.testing import eventually
 
 pytestmark = pytest.mark.nats
 
 PUBLISHERS = 100
 PER_PUBLISHER = 100
 BATCH = 10
-
-
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Wait until ``predicate()`` holds (checked every 10 ms), at most ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if predicate():
-                    return
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout}s: {what}") from None
 
 
 async def test_server_restarted_twice_mid_run_loses_nothing(data_dir: Path) -> None:

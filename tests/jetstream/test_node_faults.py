@@ -8,32 +8,26 @@ file and from the dead-letter stream.
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from crosswire import Event
 from crosswire.jetstream import JetStreamTransport
+from crosswire.testing import eventually as _eventually
 
 pytestmark = pytest.mark.nats
 
 NODE = Path(__file__).with_name("node_proc.py")
 
 
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Wait until ``predicate()`` holds (checked every 50 ms), at most ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if predicate():
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout}s: {what}") from None
+#: node restarts are slow: a minute, checked every 50 ms
+eventually = functools.partial(_eventually, timeout=60.0, interval=0.05)
 
 
 class Record:

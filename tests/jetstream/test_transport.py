@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import nats
 import pytest
 
 from crosswire import ConfigurationError, Event, TransportError, decode_event
 from crosswire.jetstream import JetStreamDelivery, JetStreamTransport, consumer_name
+from crosswire.testing import eventually
 
 pytestmark = pytest.mark.nats
-
-
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Wait until ``predicate()`` holds (checked every 10 ms), at most ``timeout`` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if predicate():
-                    return
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"not within {timeout}s: {what}") from None
 
 
 def ev(type_: str, i: int = 0, **kw: str) -> Event[object]:

@@ -30,6 +30,7 @@ from ._helpers import Collector as Collector
 from ._helpers import Namespace as Namespace
 from ._helpers import assert_no_more as assert_no_more
 from ._helpers import collect as collect
+from ._helpers import eventually as eventually
 from ._helpers import next_delivery as next_delivery
 from ._suite import CASES as CASES
 from ._suite import TransportConformance as TransportConformance
@@ -45,5 +46,6 @@ __all__ = [
     "TransportConformance",
     "assert_no_more",
     "collect",
+    "eventually",
     "next_delivery",
 ]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .._envelope import Event
 from .._transports.base import Delivery, Subscription
 
-__all__ = ["Collector", "Namespace", "assert_no_more", "collect", "next_delivery"]
+__all__ = ["Collector", "Namespace", "assert_no_more", "collect", "eventually", "next_delivery"]
 
 
 class Namespace:
@@ -91,6 +93,41 @@ async def assert_no_more(subscription: Subscription, within: float, why: str = "
         return
     reason = f" ({why})" if why else ""
     raise AssertionError(f"unexpected delivery {_describe(delivery)}{reason}")
+
+
+async def eventually(
+    predicate: Callable[[], bool] | Callable[[], Awaitable[bool]],
+    what: str,
+    timeout: float = 20.0,
+    *,
+    interval: float = 0.01,
+) -> None:
+    """Wait until ``predicate()`` is true, checking every ``interval`` seconds.
+
+    ``predicate`` may be a plain function or a coroutine function; an exception it
+    raises propagates at once. ``timeout`` bounds the whole wait, including a
+    predicate call that does not return.
+
+    :raises AssertionError: still false after ``timeout`` seconds; the message names
+        ``what``, the time waited and how many checks were made.
+    """
+    checks = 0
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                checks += 1
+                result = predicate()
+                if inspect.isawaitable(result):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(interval)
+    except TimeoutError:
+        waited = time.monotonic() - started
+        raise AssertionError(
+            f"not within {timeout}s: {what} (still false after {checks} checks in {waited:.1f}s)"
+        ) from None
 
 
 OnDelivery = Callable[[Delivery], Awaitable[None]]
