@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from .._exceptions import ConfigurationError, CrosswireError
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(asyncio.run(args.handler(args)))
     except UserError as exc:
         print(f"crosswire: {exc}", file=sys.stderr)
+        if exc.__cause__ is not None:  # e.g. the user module's own traceback
+            logging.getLogger("crosswire.cli").debug("caused by:", exc_info=exc.__cause__)
         return 3
     except (CrosswireError, ConfigurationError) as exc:
         print(f"crosswire: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ import logging
 import os
 import ssl
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,13 @@ def connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_app(spec: str) -> App:
-    """Import ``module:attr`` (attr defaults to ``app``) from the current directory."""
+    """Import ``module:attr`` (attr defaults to ``app``) from the current directory.
+
+    :raises UserError: the module is missing or fails on import (a syntax error, a
+        dependency that is not installed, an exception while it runs), or ``attr`` is
+        missing or not an :class:`App`. The message is one line naming the module and
+        the cause; the original exception is chained for ``--log-level DEBUG``.
+    """
     module_name, _, attr = spec.partition(":")
     attr = attr or "app"
     if not module_name:
@@ -73,9 +80,20 @@ def load_app(spec: str) -> App:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        missing = exc.name or ""
+        if missing == module_name or module_name.startswith(f"{missing}."):
             raise UserError(f"cannot import module {module_name!r}: {exc}") from None
-        raise
+        raise UserError(
+            f"cannot import module {module_name!r}: it imports {missing!r}, which is not installed{_where(exc)}"
+        ) from exc
+    except SyntaxError as exc:  # IndentationError too
+        raise UserError(
+            f"cannot import module {module_name!r}: {type(exc).__name__} at {exc.filename}:{exc.lineno}: {exc.msg}"
+        ) from exc
+    except Exception as exc:
+        raise UserError(
+            f"cannot import module {module_name!r}: {type(exc).__name__}: {_one_line(exc)}{_where(exc)}"
+        ) from exc
     try:
         app = getattr(module, attr)
     except AttributeError:
@@ -83,6 +101,21 @@ def load_app(spec: str) -> App:
     if not isinstance(app, App):
         raise UserError(f"{spec} is a {type(app).__name__}, not a crosswire.App")
     return app
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + "..." if len(text) > 300 else text
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at file:line)`` of the innermost frame that raised ``exc``, or ``""``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if not f.filename.startswith("<frozen ")]
+    if not user:
+        return ""
+    frame = user[-1]
+    return f" (at {frame.filename}:{frame.lineno})"
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
