@@ -83,6 +83,7 @@ bench: build
 
 vectors: $(STAMP)
 	$(PY) tools/gen_vectors.py
+	$(PY) tools/gen_header_vectors.py
 
 clean:
 	rm -rf $(VENV) .tools sdk/go/bin examples/orders/go-pricing/bin sdk/rust/target .crosswire

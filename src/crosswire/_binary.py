@@ -1,0 +1,216 @@
+"""CloudEvents binary content mode: an event as message headers plus ``data`` as the body.
+
+This is how an event travels on NATS (CloudEvents NATS protocol binding, binary mode),
+so that any CloudEvents SDK produces and consumes crosswire events:
+
+- every attribute but ``datacontenttype`` and ``data`` is a ``ce-<name>`` header —
+  CloudEvents' own (``specversion``, ``id``, ``source``, ``type``, ``subject``, ``time``,
+  ``dataschema``), crosswire's typed extensions (``ce-correlationid``,
+  ``ce-causationid``, ``ce-traceparent``, ``ce-tracestate``, ``ce-partitionkey``,
+  ``ce-idempotencykey``, ``ce-deadline``, ``ce-cwversion`` when not 1) and the user's
+  extensions; ``attempt`` is not sent (a delivery's attempt comes from the broker);
+- ``Content-Type`` is ``datacontenttype``; the body is ``data`` (empty: no data);
+- header values are strings: integers in decimal, booleans ``true``/``false``, bytes
+  in base64; a user extension that is not a string is listed in the
+  ``Crosswire-Ext-Types`` header (``name=int,flag=bool``) so crosswire reads it back
+  with its type, while other SDKs see the canonical string;
+- a value that a header line cannot hold is percent-encoded as the CloudEvents HTTP
+  binding does (``%`` itself, ``"``, controls and non-ASCII, as UTF-8 octets).
+
+Reading also accepts structured mode (``Content-Type: application/cloudevents+json``,
+the JSON event format as the body) and the previous crosswire format (the whole
+MessagePack envelope as the body, with or without ``ce-*`` headers).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from ._envelope import RESERVED_NAMES, Event, classify_validation_error, decode_event
+from ._exceptions import EnvelopeDecodeError
+from ._jsonform import event_from_json
+
+__all__ = ["EXT_TYPES_HEADER", "STRUCTURED", "from_binary", "to_binary"]
+
+STRUCTURED = "application/cloudevents+json"
+STRUCTURED_BATCH = "application/cloudevents-batch+json"
+EXT_TYPES_HEADER = "Crosswire-Ext-Types"
+
+_STRING_ATTRS = (
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "dataschema",
+    "correlationid",
+    "causationid",
+    "traceparent",
+    "tracestate",
+    "partitionkey",
+    "idempotencykey",
+)
+_INT_ATTRS = ("deadline", "cwversion")
+_NOT_HEADERS = frozenset({"specversion", "datacontenttype", "data", "data_base64", "attempt", "extensions"})
+_SAFE = frozenset(range(0x20, 0x7F)) - {ord("%"), ord('"')}
+
+
+def _escape(value: str) -> str:
+    if value.isascii() and all(ord(c) in _SAFE for c in value):
+        return value
+    return "".join(c if ord(c) in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in value)
+
+
+def _unescape(value: str) -> str:
+    if "%" not in value:
+        return value
+    raw = bytearray()
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if c == "%" and _is_hex(value[i + 1 : i + 3]):
+            raw.append(int(value[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            raw.extend(c.encode())
+            i += 1
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise EnvelopeDecodeError("invalid_value", f"header value {value!r} is not UTF-8 once decoded") from None
+
+
+def _is_hex(two: str) -> bool:
+    return len(two) == 2 and all(c in "0123456789abcdefABCDEF" for c in two)
+
+
+def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
+    """The event's headers (``ce-*``, ``Content-Type``, ``Crosswire-Ext-Types``) and body."""
+    headers: dict[str, str] = {"ce-specversion": event.specversion}
+    for name in _STRING_ATTRS:
+        value = getattr(event, name)
+        if value is not None:
+            headers[f"ce-{name}"] = _escape(value)
+    if event.deadline is not None:
+        headers["ce-deadline"] = str(event.deadline)
+    if event.cwversion != 1:
+        headers["ce-cwversion"] = str(event.cwversion)
+    if event.datacontenttype is not None:
+        headers["Content-Type"] = _escape(event.datacontenttype)
+    types = []
+    for name, value in sorted(event.extensions.items()):
+        if isinstance(value, bool):
+            text, kind = ("true" if value else "false"), "bool"
+        elif isinstance(value, int):
+            text, kind = str(value), "int"
+        elif isinstance(value, bytes):
+            text, kind = base64.b64encode(value).decode(), "bytes"
+        else:
+            text, kind = _escape(value), ""
+        headers[f"ce-{name}"] = text
+        if kind:
+            types.append(f"{name}={kind}")
+    if types:
+        headers[EXT_TYPES_HEADER] = ",".join(types)
+    return headers, event.data or b""
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lower = name.lower()
+        for key, found in headers.items():
+            if key.lower() == lower:
+                return found
+    return value
+
+
+def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event[Any]:
+    """The event a message carries: binary mode, structured mode, or the previous format.
+
+    :raises EnvelopeDecodeError: with a spec/envelope.md code, naming what was wrong.
+    """
+    headers = headers or {}
+    content_type = _header(headers, "Content-Type")
+    media = content_type.split(";", 1)[0].strip().lower() if content_type else None
+    if media == STRUCTURED:
+        return event_from_json(body)
+    if media == STRUCTURED_BATCH:
+        raise EnvelopeDecodeError("malformed", "CloudEvents batch mode is not accepted; send one event per message")
+    ce = {k.lower()[3:]: v for k, v in headers.items() if k[:3].lower() == "ce-"}
+    if "specversion" not in ce or _is_previous_format(ce, body):
+        return decode_event(body)
+    return _from_headers(ce, content_type, headers, body)
+
+
+def _is_previous_format(ce: Mapping[str, str], body: bytes) -> bool:
+    """Before binary mode the body was the whole MessagePack envelope (a map16, 0xde)."""
+    if body[:1] != b"\xde":
+        return False
+    try:
+        return decode_event(body).id == ce.get("id")
+    except EnvelopeDecodeError:
+        return False
+
+
+def _from_headers(
+    ce: Mapping[str, str], content_type: str | None, headers: Mapping[str, str], body: bytes
+) -> Event[Any]:
+    types: dict[str, str] = {}
+    declared = _header(headers, EXT_TYPES_HEADER)
+    if declared:
+        for item in declared.split(","):
+            name, _, kind = item.strip().partition("=")
+            types[name] = kind
+    fields: dict[str, Any] = {"specversion": ce["specversion"]}
+    extensions: dict[str, Any] = {}
+    for name, raw in ce.items():
+        if name == "specversion":
+            continue
+        if name in _INT_ATTRS:
+            fields[name] = _int(name, raw)
+        elif name in _STRING_ATTRS:
+            fields[name] = _unescape(raw)
+        elif name in _NOT_HEADERS or name in RESERVED_NAMES:
+            raise EnvelopeDecodeError(
+                "invalid_extension_name", f"header ce-{name} is not an attribute a header carries"
+            )
+        else:
+            extensions[name] = _typed(name, raw, types.get(name, ""))
+    if content_type is not None:
+        fields["datacontenttype"] = _unescape(content_type)
+    if body:
+        fields["data"] = body
+    if extensions:
+        fields["extensions"] = extensions
+    try:
+        return msgspec.convert(fields, Event)
+    except msgspec.ValidationError as exc:
+        raise classify_validation_error(exc) from None
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be an integer, got {raw!r}") from None
+
+
+def _typed(name: str, raw: str, kind: str) -> Any:
+    if kind == "int":
+        return _int(name, raw)
+    if kind == "bool":
+        if raw not in ("true", "false"):
+            raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be true or false, got {raw!r}")
+        return raw == "true"
+    if kind == "bytes":
+        try:
+            return base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be base64, got {raw!r}") from None
+    return _unescape(raw)
