@@ -468,3 +468,97 @@ async def test_stale_socket_directory_of_a_killed_node_is_removed() -> None:
     async with WorkerHub("n") as hub:
         assert not exists(stale)
         assert os.path.dirname(hub.path) != stale
+
+
+# --- 3. unauthenticated connections cost little --------------------------------------
+
+HOSTILE_NODE = os.path.join(os.path.dirname(__file__), "hostile_node.py")
+#: The bound docs/workers.md states: RSS growth of the node under 200 unauthenticated peers.
+RSS_BOUND_MB = 32.0
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def _peer(path: str, header: int, body: int) -> asyncio.StreamWriter | None:
+    """A peer that announces a ``header``-byte frame, sends ``body`` bytes of it, and holds."""
+    try:
+        _, writer = await asyncio.open_unix_connection(path)
+        writer.write(header.to_bytes(4, "big") + b"\x00" * body)
+        await asyncio.wait_for(writer.drain(), 2)
+    except (OSError, TimeoutError):
+        return None
+    return writer
+
+
+class HostileNode:
+    """The node's worker side in a child process (tests/workers/hostile_node.py)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, path: str) -> None:
+        self.proc = proc
+        self.path = path
+
+    @classmethod
+    async def start(cls) -> HostileNode:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, HOSTILE_NODE, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+        assert line[0] == "ready", line
+        return cls(proc, line[1])
+
+    @property
+    def rss(self) -> float:
+        return rss_mb(self.proc.pid)
+
+    async def live_connections(self) -> tuple[int, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(b"gc\n")
+        await self.proc.stdin.drain()
+        _, count, state = (await asyncio.wait_for(self.proc.stdout.readline(), 10)).decode().split()
+        return int(count), state
+
+    async def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def flood(node: HostileNode, peers: int = 200) -> tuple[float, float]:
+    """``peers`` connections each sending most of a full-size frame and holding it, then
+    as many holding a small partial frame; returns (peak RSS growth, growth after close)."""
+    before = node.rss
+    peak = before
+    for header, body in ((DEFAULT_MAX_FRAME, DEFAULT_MAX_FRAME - 64 * 1024), (4000, 3000)):
+        writers = await asyncio.gather(*(_peer(node.path, header, body) for _ in range(peers)))
+        await asyncio.sleep(0.3)  # let the node read what it will
+        peak = max(peak, node.rss)
+        for writer in writers:
+            if writer is not None:
+                writer.close()
+        await asyncio.sleep(0.3)
+    return peak - before, node.rss - before
+
+
+async def test_unauthenticated_peers_cost_a_bounded_rss_and_are_freed() -> None:
+    node = await HostileNode.start()
+    try:
+        grown, left = await flood(node)
+        print(f"RSS growth under 200+200 unauthenticated peers: peak {grown:.1f} MB, after close {left:.1f} MB")
+        assert grown < RSS_BOUND_MB, f"RSS grew by {grown:.1f} MB"
+        # closed connections are freed by reference counting (the child runs with gc disabled)
+        await wait_for(lambda: True)
+        live, state = await node.live_connections()
+        assert (live, state) == (1, "ready")  # only the real worker's connection
+    finally:
+        await node.stop()

@@ -94,7 +94,7 @@ class WorkerConnection:
         self._wakeup = asyncio.Event()
         self._flushed = asyncio.Event()  # set while nothing is queued or being written
         self._flushed.set()
-        self._tasks = TaskSet(label, _log, on_failure=lambda exc: self.abort(f"internal error: {exc!r}"))
+        self._tasks = TaskSet(label, _log, on_failure=self._internal_failure)
         self._closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         now = time.monotonic()
         self.last_received = now
@@ -103,6 +103,9 @@ class WorkerConnection:
         self.frames_sent = 0
         self.writes = 0
         self._tasks.start(self._write_loop(), name="worker-conn:write")
+
+    def _internal_failure(self, exc: BaseException) -> None:
+        self.abort(f"internal error: {exc!r}")
 
     # --- state ----------------------------------------------------------------------
 
@@ -145,7 +148,9 @@ class WorkerConnection:
                 frames, self._pending = self._pending, []
                 return frames
             if self._pending_error is not None:
-                raise self._pending_error
+                # a fresh exception each time: one kept here would hold, through its
+                # traceback, the frames that hold this connection (a reference cycle)
+                raise ProtocolError(str(self._pending_error))
             if self._closed.done():
                 raise ConnectionClosedError(self._closed.result())
             try:

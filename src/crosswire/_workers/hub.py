@@ -273,7 +273,10 @@ class WorkerHub:
 
     async def _handshake(self, conn: WorkerConnection) -> None:
         try:
-            frames = await asyncio.wait_for(conn.read(), self.hello_timeout)
+            # a timeout scope, not wait_for: wait_for's inner task would keep the read's
+            # exception, whose traceback holds this frame: a cycle holding the connection
+            async with asyncio.timeout(self.hello_timeout):
+                frames = await conn.read()
         except TimeoutError:
             conn.fail(f"no hello within {self.hello_timeout:g} s")
             await conn.close()

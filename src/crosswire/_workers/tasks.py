@@ -10,7 +10,9 @@ so the owner can close; :meth:`TaskSet.aclose` cancels what is left and awaits i
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,7 +27,14 @@ class TaskSet:
     ) -> None:
         self._owner = owner
         self._logger = logger
-        self._on_failure = on_failure
+        # a bound method is held weakly: the owner holds this set, and a strong reference
+        # back would make a cycle that only a full garbage collection frees
+        self._on_failure: Callable[[], Callable[[BaseException], None] | None] | None = None
+        if inspect.ismethod(on_failure):
+            self._on_failure = weakref.WeakMethod(on_failure)
+        elif on_failure is not None:
+            callback = on_failure
+            self._on_failure = lambda: callback
         self._tasks: set[asyncio.Task[Any]] = set()
         self.failure: BaseException | None = None
 
@@ -49,8 +58,9 @@ class TaskSet:
         self._logger.error("%s: task %s failed", self._owner, task.get_name(), exc_info=exc)
         if self.failure is None:
             self.failure = exc
-            if self._on_failure is not None:
-                self._on_failure(exc)
+            callback = self._on_failure() if self._on_failure is not None else None
+            if callback is not None:
+                callback(exc)
 
     def cancel(self, *, keep: asyncio.Task[Any] | None = None) -> None:
         """Cancel every task (but ``keep``, typically the caller's own)."""
