@@ -31,7 +31,7 @@ from ._function import function_handler
 from ._lifecycle import Lifecycle, State
 from ._pending import Pending
 from ._policies.dedup import IdempotencyStore, MemoryIdempotencyStore
-from ._policies.tracing import tracing_if_configured
+from ._policies.tracing import NodeTracing, node_tracing
 from ._replay import DeadLetters
 from ._reports import DrainReport, NodeStatistics, drain_dispatchers
 from ._router import Router
@@ -135,6 +135,7 @@ class Node:
         """initializing (transport, on_init) → warming (workers, on_warmup) → ready
         (subscriptions consuming). On any failure the node is stopped and the error raised."""
         self.app.freeze()
+        self._tracing: NodeTracing | None = node_tracing(self.app.name, self.transport)  # None: no cost
         self.lifecycle.to(State.INITIALIZING)
         try:
             await self.transport.start()
@@ -164,9 +165,8 @@ class Node:
             self.lifecycle.fail(f"task {name} failed: {type(exc).__name__}: {exc}")
 
     def _add_binding(self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str) -> Binding:
-        binding = Binding(
-            name, pattern, handler, policies, store=self.idempotency, tracing=tracing_if_configured(), runtime=runtime
-        )
+        tracing = self._tracing.binding(name, runtime) if self._tracing is not None else None
+        binding = Binding(name, pattern, handler, policies, store=self.idempotency, tracing=tracing, runtime=runtime)
         self.router.add(binding)
         binding.lifecycle.to(State.INITIALIZING)
         return binding
@@ -368,7 +368,11 @@ class Node:
         size = sum(len(e.data) for e in events if e.data is not None)
         if self._pending.full(len(pairs), size):
             await self._pending.reserve(len(pairs), size)
-        await self._publish_tracked(events, pairs)
+        if self._tracing is None:
+            await self._publish_tracked(events, pairs)
+        else:
+            with self._tracing.sending(events):  # PRODUCER spans, injected into the events
+                await self._publish_tracked(events, pairs)
         self.submitted += len(events)
 
     async def _publish(self, events: Sequence[Event[Any]]) -> None:

@@ -22,6 +22,7 @@ import msgspec
 
 from ._envelope import Event
 from ._errorinfo import ErrorInfo
+from ._observability.records import SpanRecord
 
 __all__ = ["Attempt", "Handler", "Layer", "Middleware", "Outcome"]
 
@@ -54,6 +55,8 @@ class Outcome(msgspec.Struct, kw_only=True, frozen=True):
     start_ns: int = 0
     duration_ns: int = 0
     retry_delay: float | None = None
+    spans: tuple[SpanRecord, ...] = ()
+    """Spans a worker's handler code recorded, shipped in its ``RESULT`` (exported by the trace policy)."""
 
     @property
     def ok(self) -> bool:

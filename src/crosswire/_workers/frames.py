@@ -19,6 +19,7 @@ import msgspec
 
 from .._errorinfo import ErrorInfo
 from .._exceptions import FrameDecodeError
+from .._observability.records import AttrValue, SpanRecord
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -33,6 +34,7 @@ __all__ = [
     "Heartbeat",
     "Hello",
     "Init",
+    "Log",
     "Ready",
     "Reject",
     "Result",
@@ -189,6 +191,19 @@ class Result(_Frame, tag="result", kw_only=True):
     start_ns: Annotated[int, msgspec.Meta(ge=0)]
     duration_ns: Annotated[int, msgspec.Meta(ge=0)]
     emitted: list[bytes] = []
+    spans: list[SpanRecord] = []
+
+
+class Log(_Frame, tag="log", kw_only=True):
+    """A log line a worker wrote (``id``: the delivery it was handling, if any)."""
+
+    level: Annotated[str, msgspec.Meta(max_length=16)]
+    msg: str
+    time_ns: Annotated[int, msgspec.Meta(ge=0)]
+    id: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    trace_id: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    span_id: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    attrs: Annotated[dict[str, AttrValue], msgspec.Meta(max_length=32)] = {}
 
 
 class Heartbeat(_Frame, tag="heartbeat"):
@@ -217,7 +232,9 @@ class UnknownFrame(msgspec.Struct):
     t: str
 
 
-Frame = Hello | Welcome | Reject | Init | Ready | Deliver | Result | Heartbeat | Drain | Drained | Goodbye | ErrorFrame
+Frame = (
+    Hello | Welcome | Reject | Init | Ready | Deliver | Result | Heartbeat | Drain | Drained | Goodbye | ErrorFrame
+) | Log
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(Frame)
@@ -235,6 +252,7 @@ _KNOWN = frozenset(
         "drained",
         "goodbye",
         "error",
+        "log",
     }
 )
 

@@ -22,6 +22,7 @@ import msgspec
 from .._envelope import Event, decode_event, encode_event
 from .._errorinfo import ErrorCode, ErrorInfo
 from .._exceptions import ClosedError, EnvelopeDecodeError, ProtocolError
+from .._observability.logs import worker_log
 from .._types import Outcome
 from .connection import WorkerConnection, frame_kind
 from .frames import (
@@ -35,6 +36,7 @@ from .frames import (
     Heartbeat,
     Hello,
     Init,
+    Log,
     Ready,
     Result,
     UnknownFrame,
@@ -67,12 +69,13 @@ class Counters:
 class Ticket:
     """One delivery out to the worker: its id and the future its result completes."""
 
-    __slots__ = ("abandoned", "future", "id")
+    __slots__ = ("abandoned", "event", "future", "id")
 
-    def __init__(self, delivery_id: int, future: asyncio.Future[Outcome]) -> None:
+    def __init__(self, delivery_id: int, future: asyncio.Future[Outcome], event: Event[Any] | None = None) -> None:
         self.id = delivery_id
         self.future = future
         self.abandoned = False
+        self.event = event  # what the worker's log lines written for it are about
 
 
 class Session:
@@ -212,7 +215,7 @@ class Session:
             )
         self.conn.send_bytes(data)
         self._next_id += 1
-        ticket = Ticket(delivery_id, asyncio.get_running_loop().create_future())
+        ticket = Ticket(delivery_id, asyncio.get_running_loop().create_future(), event)
         self._in_flight[delivery_id] = ticket
         self._idle.clear()
         self._counters.delivered += 1
@@ -262,6 +265,8 @@ class Session:
             self._on_result(frame)
         elif isinstance(frame, Heartbeat | UnknownFrame):
             pass
+        elif isinstance(frame, Log):
+            worker_log(self, frame)
         elif isinstance(frame, Ready):
             if not self.ready.is_set():
                 self.ready_at = time.monotonic()
@@ -309,7 +314,13 @@ class Session:
             )
         else:
             error = result.error
-        return Outcome(error=error, emitted=tuple(emitted), start_ns=result.start_ns, duration_ns=result.duration_ns)
+        return Outcome(
+            error=error,
+            emitted=tuple(emitted),
+            start_ns=result.start_ns,
+            duration_ns=result.duration_ns,
+            spans=tuple(result.spans),
+        )
 
 
 def stamp(event: Event[Any], number: int, deadline_ms: int) -> Event[Any]:
