@@ -755,6 +755,12 @@ def payload_vectors() -> None:
         N(i64=2**53 + 1, u64=2**63 + 1, i32=-7, f64=0.1),
     )
     V("numbers-float-from-int", "an integer is accepted for a float field", "Numbers", N(f64=3))
+    V(
+        "numbers-float-roundtrip",
+        "a float whose JSON text needs a correctly rounded parser to give the same float64",
+        "Numbers",
+        N(f64=-1.0115940217569293e-83),
+    )
     wide = {**N(), "i8": 1, "u64": 1, "f64": 1.5}
     body = b"".join(
         msgspec.msgpack.encode(k)

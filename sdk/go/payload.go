@@ -19,7 +19,7 @@ import (
 )
 
 // MaxPayloadNesting is the deepest container nesting Decode accepts in a payload.
-const MaxPayloadNesting = 256
+const MaxPayloadNesting = 128
 
 // ErrInvalidPayload matches every *PayloadError (errors.Is).
 var ErrInvalidPayload = errors.New("crosswire: invalid payload")

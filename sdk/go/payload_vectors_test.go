@@ -331,7 +331,7 @@ func TestPayloadNestingLimit(t *testing.T) {
 		{Type: "t", DataContentType: ContentTypeMsgpack, Data: deepMP},
 	} {
 		_, err := Decode[deep](ev)
-		if !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "nested deeper than 256 levels") {
+		if !errors.Is(err, ErrInvalidPayload) || !strings.Contains(err.Error(), "nested deeper than 128 levels") {
 			t.Errorf("%s: err = %v", ev.DataContentType, err)
 		}
 	}
