@@ -19,6 +19,15 @@
 //	*FrameError (worker-protocol frame)
 //	    ErrFrameTooLarge, ErrFrameEmpty, ErrFrameMalformed, ErrFrameInvalid
 //	    (ErrIncomplete is returned when more bytes are needed: not a failure)
+//	*PayloadError (event data that does not decode into the requested type;
+//	    errors.Is ErrInvalidPayload; a handler returning it fails with invalid_argument)
 //	*ProtocolError (a session with the node ended abnormally; returned by Worker.Run)
 //	*HandlerError (what a handler returns to choose the error envelope)
+//	ErrInvalidOption, ErrDuplicateHandler, ErrInvalidPattern (NewWorker, Handle, Run)
+//
+// # Payloads
+//
+// [Decode] and [Event.Decode] read an event's data into a Go value with the
+// same field names (the `msgpack` tags) and the same rules for JSON and
+// MessagePack, as spec/payloads.md states for every SDK.
 package crosswire
