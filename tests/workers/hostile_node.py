@@ -2,8 +2,9 @@
 
 ``python hostile_node.py`` starts a :class:`WorkerHub` with one spawned Python
 conformance worker, prints ``ready <socket path>`` and serves until stdin closes.
-Each line ``gc`` on stdin is answered with ``objects <count of live WorkerConnection>``
-counted without a collection (what reference cycles would keep alive).
+Each line ``gc`` on stdin is answered with ``objects <count of live WorkerConnection>
+<worker state>``, counted without a collection (what reference cycles would keep
+alive); ``pid`` with ``pid <worker pid> <restarts>``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ async def main() -> None:
             if line.strip() == b"gc":
                 live = sum(1 for o in gc.get_objects() if isinstance(o, WorkerConnection))
                 print("objects", live, pool.statistics().state, flush=True)
+            elif line.strip() == b"pid":
+                print("pid", pool.pid, pool.statistics().restarts, flush=True)
         await pool.close()
 
 

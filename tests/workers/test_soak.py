@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -52,3 +53,59 @@ async def test_repeated_sigkill_under_load_loses_nothing(runtime: str, worker_ar
         assert binding.dead_lettered == 0
         assert stats.workers[name].restarts >= 3
         assert binding.failed_attempts == stats.workers[name].lost
+
+
+@pytest.mark.parametrize("rounds", [10])
+async def test_hostile_peers_repeated_keep_rss_bounded(rounds: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every hostile case of tests/workers/test_hostile.py, ``rounds`` times, against one node
+    process: floods of unauthenticated peers (full-size and small partial frames),
+    oversized headers, 100k-deep frames, and impostor hellos racing the real worker's
+    restart. Reports the node's RSS before and after."""
+    from test_hostile import (
+        RSS_BOUND_MB,
+        HostileNode,
+        deep_frame,
+        first_answer,
+        flood,
+        hello,
+    )
+
+    from crosswire._workers.frames import Welcome
+
+    node = await HostileNode.start()
+    try:
+        before = node.rss
+        peak = 0.0
+        for _ in range(rounds):
+            grown, _ = await flood(node)
+            peak = max(peak, grown)
+            for _ in range(50):
+                reader, writer = await asyncio.open_unix_connection(node.path)
+                with contextlib.suppress(OSError):  # the node closes as soon as it has seen enough
+                    writer.write(deep_frame(3000))
+                    writer.write(b"\xff\xff\xff\xff")
+                    await writer.drain()
+                    await reader.read()
+                writer.close()
+            assert node.proc.stdin is not None and node.proc.stdout is not None
+            node.proc.stdin.write(b"pid\n")
+            await node.proc.stdin.drain()
+            _, pid, _restarts = (await node.proc.stdout.readline()).decode().split()
+            os.kill(int(pid), signal.SIGKILL)
+            for _ in range(200):  # impostors hammer the restart window
+                answer = await first_answer(node.path, hello("real"))
+                assert not isinstance(answer, Welcome)
+            live, state = await node.live_connections()
+            while state != "ready":
+                await asyncio.sleep(0.05)
+                live, state = await node.live_connections()
+            assert live == 1, live
+        after = node.rss
+        with capsys.disabled():
+            print(
+                f"\nhostile peers x{rounds}: node RSS {before:.1f} MB before, {after:.1f} MB after "
+                f"(peak growth in one flood {peak:.1f} MB; bound {RSS_BOUND_MB:g} MB)"
+            )
+        assert after - before < RSS_BOUND_MB
+    finally:
+        await node.stop()
