@@ -35,7 +35,7 @@ from ._policies.tracing import NodeTracing, node_tracing
 from ._replay import DeadLetters
 from ._reports import DrainReport, NodeStatistics, drain_dispatchers
 from ._router import Router
-from ._settle import Settler, give_back
+from ._settle import Settler, hand_back
 from ._tasks import TaskOwner
 from ._transports.base import Delivery, Transport
 from ._types import Handler
@@ -244,6 +244,10 @@ class Node:
         for binding in bindings:
             binding.lifecycle.to(State.DRAINING)
         await self._tasks.cancel(*(b.consumer for b in bindings))
+        for binding in bindings:  # pull no more; hand back what was fetched but not taken
+            stop = getattr(binding.subscription, "stop", None)
+            if stop is not None:
+                await stop()
         finished, returned, missed = await drain_dispatchers(
             [b.dispatcher for b in bindings if b.dispatcher is not None], deadline
         )
@@ -277,7 +281,7 @@ class Node:
         for binding in self.router.bindings:
             if force and binding.dispatcher is not None:
                 for delivery in binding.dispatcher.drain_queued():
-                    await give_back(delivery)
+                    await hand_back(delivery)
                 await binding.dispatcher.stop()
             if binding.subscription is not None:
                 try:

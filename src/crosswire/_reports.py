@@ -14,7 +14,7 @@ import msgspec
 from ._binding import BindingStatistics
 from ._dispatcher import Dispatcher
 from ._lifecycle import State
-from ._settle import give_back
+from ._settle import hand_back
 from ._transports.base import Delivery
 from ._workers.spec import WorkerStatistics
 
@@ -63,7 +63,7 @@ async def drain_dispatchers(dispatchers: list[Dispatcher[Delivery]], deadline: f
         if left or dispatcher.running:
             missed = True
         for delivery in left:
-            await give_back(delivery)
+            await hand_back(delivery)  # never started
             returned += 1
         returned += dispatcher.running  # cancelled by stop(); the settler hands them back
         await dispatcher.stop()

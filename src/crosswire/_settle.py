@@ -35,7 +35,7 @@ from ._replay import REPLAY_OF, REPLAY_TARGET
 from ._transports.base import Delivery
 from ._types import Attempt, Outcome
 
-__all__ = ["Settler", "give_back"]
+__all__ = ["Settler", "give_back", "hand_back", "record_failure", "with_earlier_attempts"]
 
 log = logging.getLogger("crosswire.node")
 
@@ -121,8 +121,10 @@ class Settler:
         error = outcome.error
         binding.failed_attempts += 1
         history = self._history.setdefault((event.id, binding.name), [])
-        history.append(AttemptRecord(number=number, at=time.time(), error=error))
+        record = AttemptRecord(number=number, at=time.time(), error=error)
+        history.append(record)
         if outcome.retry_delay is not None:
+            await record_failure(delivery, record)
             await delivery.retry(outcome.retry_delay)
             binding.retried += 1
             return
@@ -146,6 +148,7 @@ class Settler:
         history = self._history.get((event_id, binding.name)) or [
             AttemptRecord(number=number, at=time.time(), error=error)
         ]
+        history = await with_earlier_attempts(delivery, history)
         try:
             previous = await self.store.get(letter_id)
             await self.store.put(
@@ -196,3 +199,38 @@ async def give_back(delivery: Delivery) -> None:
     """Return an unfinished delivery to the transport for redelivery (never ack it)."""
     with contextlib.suppress(Exception):
         await asyncio.shield(delivery.retry(0.0))
+
+
+async def hand_back(delivery: Delivery) -> None:
+    """Return a delivery whose handler never started: on a transport that counts
+    handler runs (``delivery.hand_back``), this does not spend an attempt."""
+    method = getattr(delivery, "hand_back", None)
+    if method is None:
+        await give_back(delivery)
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.shield(method())
+
+
+async def record_failure(delivery: Delivery, record: AttemptRecord) -> None:
+    """Let a transport that keeps attempt history (``delivery.record_failure``) keep
+    this failed attempt, so a later delivery in any process sees it."""
+    method = getattr(delivery, "record_failure", None)
+    if method is not None:
+        with contextlib.suppress(Exception):
+            await method(record)
+
+
+async def with_earlier_attempts(delivery: Delivery, local: list[AttemptRecord]) -> list[AttemptRecord]:
+    """``local`` plus the attempts earlier deliveries recorded with the transport
+    (``delivery.history()``: other processes' too), by attempt number."""
+    method = getattr(delivery, "history", None)
+    if method is None:
+        return local
+    try:
+        earlier: list[AttemptRecord] = list(await method())
+    except Exception:
+        log.warning("earlier attempts of a delivery could not be read", exc_info=True)
+        return local
+    numbers = {r.number for r in earlier}
+    return sorted([*earlier, *(r for r in local if r.number not in numbers)], key=lambda r: r.number)

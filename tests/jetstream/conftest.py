@@ -86,7 +86,7 @@ async def drop_streams(url: str, stream: str) -> None:
     """Delete a test's streams (and its dead-letter stream and KV bucket)."""
     nc = await nats.connect(url)
     js = nc.jetstream()
-    for name in (stream, f"{stream}_DLQ", f"KV_{stream}_DEDUP"):
+    for name in (stream, f"{stream}_DLQ", f"KV_{stream}_DEDUP", f"KV_{stream}_ATTEMPTS"):
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await js.delete_stream(name)
     await nc.close()

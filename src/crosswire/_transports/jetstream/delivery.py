@@ -5,20 +5,32 @@ Settlement uses nats-py's :class:`~nats.aio.msg.Msg` (``ack``, ``nak(delay=)``,
 ``msg.metadata``. A message whose reply subject is not a JetStream ack subject is
 not a delivery of a stream message: it becomes a delivery without an event whose
 ``decode_error`` says so, which the node dead-letters as ``invalid_argument``.
+
+``attempt`` counts handler runs, not deliveries: see :mod:`.attempts`. A delivery
+whose handler never started is returned with :meth:`JetStreamDelivery.hand_back`
+(or :func:`hand_back_all`), which does not spend an attempt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 import nats.errors
 from nats.aio.msg import Msg
 
+from ..._deadletter import AttemptRecord
 from ..._envelope import Event, decode_event
 from ..._exceptions import EnvelopeDecodeError, TransportError
+from .attempts import EMPTY, AttemptLog, AttemptStore
 
-__all__ = ["JetStreamDelivery", "SettleListener"]
+__all__ = ["JetStreamDelivery", "SettleListener", "hand_back_all"]
+
+log = logging.getLogger("crosswire.jetstream")
+
+_CAS_TRIES = 4
 
 
 class SettleListener(Protocol):
@@ -44,27 +56,34 @@ class JetStreamDelivery:
         "_decode_error",
         "_event",
         "_listener",
+        "_log",
         "_msg",
+        "_revision",
         "_settled",
+        "_store",
         "_superseded",
         "attempt",
         "num_delivered",
         "stream_sequence",
     )
 
-    def __init__(self, listener: SettleListener, msg: Msg) -> None:
+    def __init__(self, listener: SettleListener, msg: Msg, store: AttemptStore | None = None) -> None:
         self._listener = listener
         self._msg = msg
+        self._store = store
         self._settled = False
         self._superseded = False
         self._event: Event[Any] | None = None
         self._decode_error: str | None = None
+        self._log = EMPTY
+        self._revision: int | None = 0  # of the attempt record; 0: none; None: unknown
         try:
             metadata = msg.metadata
         except (nats.errors.Error, ValueError, IndexError) as exc:
             # Not a stream message's delivery: nothing says which attempt it is.
             self.num_delivered = 1
             self.stream_sequence = 0
+            self._store = None
             self._decode_error = (
                 f"reply subject {msg.reply!r} is not a JetStream ack subject "
                 f"($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...): {type(exc).__name__}"
@@ -76,7 +95,10 @@ class JetStreamDelivery:
                 self._event = decode_event(msg.data)
             except EnvelopeDecodeError as exc:
                 self._decode_error = str(exc)
+            if self.num_delivered > 1 and store is not None:
+                self._revision = None  # earlier deliveries may have left a record: load()
         self.attempt = self.num_delivered
+        """Handler runs so far + 1 (resolved by :meth:`load` on a redelivery)."""
 
     @property
     def event(self) -> Event[Any] | None:
@@ -108,12 +130,73 @@ class JetStreamDelivery:
         """A newer delivery of the same message arrived; settling this one does nothing."""
         return self._superseded
 
+    @property
+    def handbacks(self) -> int:
+        """Earlier deliveries handed back before their handler started."""
+        return self._log.handbacks
+
     def supersede(self) -> None:
         self._superseded = True
+
+    # -- attempt records ----------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read what earlier deliveries left (only on a redelivery) and set ``attempt``.
+
+        If the record cannot be read, every earlier delivery counts as a run.
+        """
+        if self._revision is not None or self._store is None:
+            return
+        try:
+            self._log, self._revision = await self._store.load(self._listener.consumer, self.stream_sequence)
+        except TransportError as exc:
+            log.warning("%s; delivery %d counts every earlier delivery as a run", exc, self.num_delivered)
+            return
+        self.attempt = max(1, self.num_delivered - self._log.handbacks)
+
+    async def history(self) -> list[AttemptRecord]:
+        """The failed attempts of earlier deliveries, by this or earlier processes."""
+        return list(self._log.attempts)
+
+    async def record_failure(self, record: AttemptRecord) -> None:
+        """Keep a failed attempt, so a later delivery (in any process) sees it in
+        :meth:`history`. Call it before :meth:`retry`. Best effort: a record that
+        cannot be written is logged, and the attempt still counts."""
+        if self._store is None or self._settled or self._superseded:
+            return
+        try:
+            await self._update(lambda base: AttemptLog(handbacks=base.handbacks, attempts=[*base.attempts, record]))
+        except TransportError as exc:
+            log.warning("attempt %d of %s not recorded: %s", record.number, self._describe(), exc)
+
+    async def _update(self, change: Any) -> None:
+        assert self._store is not None
+        consumer, seq = self._listener.consumer, self.stream_sequence
+        for _ in range(_CAS_TRIES):
+            if self._revision is None:
+                await self._reload()
+            new = change(self._log)
+            [revision] = await self._store.write([(consumer, seq, new, self._revision or 0)])
+            if revision is not None:
+                self._log, self._revision = new, revision
+                return
+            self._revision = None  # changed meanwhile: reload, apply again
+        raise TransportError(f"attempt record {consumer}.{seq} kept changing")
+
+    async def _reload(self) -> None:
+        assert self._store is not None
+        log_, revision = await self._store.load(self._listener.consumer, self.stream_sequence)
+        # On a first delivery a record can only be stale (a consumer of the same name
+        # that was deleted and created again): start from nothing, overwrite it.
+        self._log = log_ if self.num_delivered > 1 else EMPTY
+        self._revision = revision
+
+    # -- settlement -----------------------------------------------------------------------
 
     async def ack(self) -> None:
         if self._begin_settle():
             await self._call(self._msg.ack())
+            await self._forget()
 
     async def retry(self, after: float) -> None:
         if self._begin_settle():
@@ -122,6 +205,12 @@ class JetStreamDelivery:
     async def terminate(self) -> None:
         if self._begin_settle():
             await self._call(self._msg.term())
+            await self._forget()
+
+    async def hand_back(self) -> None:
+        """Return a delivery whose handler never started, at once, without spending an
+        attempt: the hand-back is recorded before the broker gets the message back."""
+        await hand_back_all([self])
 
     async def in_progress(self) -> None:
         if self._settled or self._superseded:
@@ -136,12 +225,64 @@ class JetStreamDelivery:
         self._listener.delivery_settled(self)
         return not self._superseded
 
+    async def _forget(self) -> None:
+        if self._store is not None and self._revision != 0:
+            await self._store.forget(self._listener.consumer, self.stream_sequence)
+
     async def _call(self, settle: Awaitable[None]) -> None:
         try:
             await settle
         except Exception as exc:
             raise TransportError(f"cannot settle delivery on {self._listener.consumer}: {exc!r}") from exc
 
+    def _describe(self) -> str:
+        return f"message {self.stream_sequence} on consumer {self._listener.consumer}"
+
     def __repr__(self) -> str:
         kind = self._event.type if self._event is not None else "<undecodable>"
         return f"<JetStreamDelivery {kind} attempt={self.attempt} settled={self._settled}>"
+
+
+async def hand_back_all(deliveries: Sequence[JetStreamDelivery]) -> None:
+    """Hand back deliveries whose handlers never started: record one more hand-back
+    for each (pipelined), then nak them without delay. Settled ones are skipped.
+
+    A hand-back that cannot be recorded is still naked (it then counts as a run).
+    """
+    todo = [d for d in deliveries if d._begin_settle()]
+    if not todo:
+        return
+    recorded = [d for d in todo if d._store is not None and not d._superseded]
+    unknown = [d for d in recorded if d._revision is None]
+    if unknown:  # redeliveries whose record was not read yet
+        await asyncio.gather(*(d._reload() for d in unknown), return_exceptions=True)
+    known = [d for d in recorded if d._revision is not None]
+    store = known[0]._store if known else None
+    again: list[JetStreamDelivery] = [d for d in recorded if d._revision is None]
+    if store is not None:
+        items = [(d._listener.consumer, d.stream_sequence, _one_more(d._log), d._revision or 0) for d in known]
+        try:
+            results = await store.write(items)
+        except TransportError as exc:
+            log.warning("%d hand-backs not recorded (they count as runs): %s", len(items), exc)
+            results = [0] * len(items)
+        again += [d for d, r in zip(known, results, strict=True) if r is None]
+    for d in again:  # the record changed meanwhile, or was not loaded yet: one by one
+        try:
+            await d._update(_one_more)
+        except TransportError as exc:
+            log.warning("hand-back of %s not recorded (it counts as a run): %s", d._describe(), exc)
+    first_error: TransportError | None = None
+    for d in todo:
+        if d._superseded:
+            continue
+        try:
+            await d._call(d._msg.nak())
+        except TransportError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+
+
+def _one_more(base: AttemptLog) -> AttemptLog:
+    return AttemptLog(handbacks=base.handbacks + 1, attempts=base.attempts)

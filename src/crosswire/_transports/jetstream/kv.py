@@ -81,6 +81,7 @@ class JetStreamIdempotencyStore:
                                 ttl=self.ttl,
                                 storage=api.StorageType.FILE,
                                 replicas=self._transport.replicas,
+                                direct=True,
                             )
                         )
                 except Exception as exc:

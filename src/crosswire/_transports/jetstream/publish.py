@@ -21,7 +21,12 @@ from nats.aio.msg import Msg
 from ..._envelope import Event
 from ..._exceptions import TransportError
 
-__all__ = ["Message", "PublishBatch", "Publisher", "ce_headers"]
+__all__ = ["NO_STREAM", "WRONG_LAST_SEQUENCE", "Message", "PublishBatch", "Publisher", "ce_headers"]
+
+NO_STREAM = -503
+"""``PublishBatch.failed`` code: no stream listens on the subject."""
+WRONG_LAST_SEQUENCE = (10071, 10164)
+"""JetStream error codes: the expected last (subject) sequence differs."""
 
 Message = tuple[str, bytes, dict[str, str] | None]
 """``(subject, body, headers)``."""
@@ -85,16 +90,19 @@ class PublishBatch:
     """Acks still awaited for one batch of published messages.
 
     ``error``/``error_code`` hold the last error the broker answered; ``seq`` the last
-    stream sequence.
+    stream sequence; ``failed`` maps the index of each refused message to its error code
+    (0 when the broker gave none).
     """
 
-    __slots__ = ("done", "error", "error_code", "remaining", "seq")
+    __slots__ = ("done", "error", "error_code", "failed", "first", "remaining", "seq")
 
-    def __init__(self, remaining: int, done: asyncio.Future[None]) -> None:
+    def __init__(self, remaining: int, done: asyncio.Future[None], first: int) -> None:
         self.remaining = remaining
         self.done = done
+        self.first = first
         self.error: str | None = None
         self.error_code: int | None = None
+        self.failed: dict[int, int] = {}
         self.seq = 0
 
 
@@ -125,7 +133,7 @@ class Publisher:
         if self._prefix is None:
             self._prefix = nc.new_inbox()
             await nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
-        batch = PublishBatch(len(messages), asyncio.get_running_loop().create_future())
+        batch = PublishBatch(len(messages), asyncio.get_running_loop().create_future(), self._seq + 1)
         tokens: list[str] = []
         prefix = self._prefix
         try:
@@ -159,15 +167,18 @@ class Publisher:
         if not data:  # a status message: 503 = no stream listens on this subject
             status = (msg.headers or {}).get("Status", "?")
             batch.error = f"no stream for this subject (status {status})"
+            batch.failed[int(token) - batch.first] = NO_STREAM
         else:
             try:
                 ack = _puback_decoder.decode(data)
             except msgspec.DecodeError:
                 batch.error = data.decode(errors="replace")
+                batch.failed[int(token) - batch.first] = 0
             else:
                 if ack.error is not None:
                     batch.error = ack.error.description or f"error code {ack.error.err_code}"
                     batch.error_code = ack.error.err_code
+                    batch.failed[int(token) - batch.first] = ack.error.err_code
                 else:
                     batch.seq = ack.seq
         batch.remaining -= 1

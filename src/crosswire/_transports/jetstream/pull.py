@@ -2,6 +2,13 @@
 
 Keeps pull requests outstanding (``prefetch`` messages, topped up when half were
 delivered), so the broker streams messages while earlier ones are handled.
+
+Stopping (:meth:`JetStreamSubscription.stop`, at the start of a drain) asks for
+nothing more at once, withdraws the outstanding pull requests (the inbox is drained:
+the broker drops requests nobody listens to, and what was already on its way is
+still received), and hands back every delivery not yet given to the consumer. A hand
+back is recorded before the nak (see :mod:`.attempts`), and the connection is
+flushed, so the broker has every one of them back when ``stop()`` returns.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from ..._exceptions import TransportError
-from .delivery import JetStreamDelivery
+from .attempts import AttemptStore
+from .delivery import JetStreamDelivery, hand_back_all
 
 __all__ = ["JetStreamSubscription"]
 
@@ -27,6 +35,7 @@ log = logging.getLogger("crosswire.jetstream")
 _PULL_EXPIRES = 5.0
 _PULL_HEARTBEAT = 1.0
 _NAK = b"-NAK"
+_FLUSH_TIMEOUT = 10
 
 
 class JetStreamSubscription:
@@ -39,6 +48,8 @@ class JetStreamSubscription:
     :param latest: stream sequence -> newest delivery, shared by the subscriptions of
         one consumer on one connection (a redelivery may reach a sibling).
     :param on_close: called once when the subscription closed.
+    :param attempts: where hand-backs and failed attempts are recorded; ``None``: the
+        attempt is the delivery count.
     """
 
     def __init__(
@@ -50,6 +61,7 @@ class JetStreamSubscription:
         *,
         latest: dict[int, JetStreamDelivery],
         on_close: Callable[[JetStreamSubscription], None],
+        attempts: AttemptStore | None = None,
     ) -> None:
         self._nc = nc
         self._stream = stream
@@ -61,6 +73,11 @@ class JetStreamSubscription:
         self._unsettled: set[JetStreamDelivery] = set()
         self._latest = latest
         self._on_close = on_close
+        self._attempts = attempts
+        self._loading: dict[JetStreamDelivery, asyncio.Task[None]] = {}
+        self._late: list[JetStreamDelivery] = []  # arrived while stopping
+        self._stopping = False
+        self._stopped = False
         self._requested = 0
         self._refill = max(1, prefetch // 2)  # ask for more once this much room is free
         self._wake = asyncio.Event()
@@ -85,11 +102,14 @@ class JetStreamSubscription:
             self._on_status(msg)
             return
         self._requested = max(0, self._requested - 1)
-        if self._closed:
+        if self._stopped:  # cannot happen once the inbox is drained; never strand one
             with contextlib.suppress(Exception):
                 await self._nc.publish(msg.reply, _NAK)
             return
-        delivery = JetStreamDelivery(self, msg)
+        delivery = JetStreamDelivery(self, msg, self._attempts)
+        if self._stopping:
+            self._late.append(delivery)
+            return
         self.received += 1
         if delivery.stream_sequence:
             previous = self._latest.get(delivery.stream_sequence)
@@ -100,7 +120,19 @@ class JetStreamSubscription:
         else:
             log.error("consumer %s: %s", self._consumer, delivery.decode_error)
         self._unsettled.add(delivery)
-        self._queue.put_nowait(delivery)
+        if delivery.num_delivered > 1 and self._attempts is not None:
+            # a redelivery: read its attempt record before anyone sees it
+            self._loading[delivery] = asyncio.create_task(self._load(delivery))
+        else:
+            self._queue.put_nowait(delivery)
+
+    async def _load(self, delivery: JetStreamDelivery) -> None:
+        try:
+            await delivery.load()
+        finally:
+            self._loading.pop(delivery, None)
+        if not self._stopping:
+            self._queue.put_nowait(delivery)
 
     def _on_status(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -120,7 +152,7 @@ class JetStreamSubscription:
     async def _pull_loop(self) -> None:
         expires_ns = int(_PULL_EXPIRES * 1_000_000_000)
         heartbeat_ns = int(_PULL_HEARTBEAT * 1_000_000_000)
-        while not self._closed:
+        while not self._stopping:
             if time.monotonic() - self._last_activity > 3 * _PULL_HEARTBEAT:
                 # No message nor heartbeat for a while: the requests were lost (broker
                 # restart, reconnect). Ask again.
@@ -164,26 +196,63 @@ class JetStreamSubscription:
                 return
             yield delivery
 
-    async def close(self) -> None:
-        """Stop pulling; return unsettled deliveries to the broker. Idempotent."""
-        if self._closed:
+    async def stop(self) -> None:
+        """Stop pulling now and hand back every delivery not yet taken from this
+        subscription; the broker has them back when this returns. Deliveries already
+        taken stay the consumer's to settle. Iteration ends. Idempotent."""
+        if self._stopping:
             return
-        self._closed = True
+        self._stopping = True
+        self._wake.set()
         if self._pull_task is not None:
             self._pull_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pull_task
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-        for delivery in list(self._unsettled):
-            with contextlib.suppress(TransportError):
-                await delivery.retry(0)
-        # No flush here: the client's flusher sends the naks, and concurrent timed
-        # flushes trip a bug in the client's PONG handling.
-        while not self._queue.empty():  # already returned to the broker above
-            self._queue.get_nowait()
+        if self._sub is not None and not self._nc.is_closed:
+            try:
+                # UNSUB, then a round trip: what the broker sent before it dropped the
+                # pull requests still arrives (into _late) before this returns.
+                await self._sub.drain()
+            except Exception as exc:
+                log.warning("consumer %s: cannot withdraw pull requests: %r", self._consumer, exc)
+                with contextlib.suppress(Exception):
+                    await self._sub.unsubscribe()
+        self._stopped = True
+        loading = list(self._loading)
+        for task in self._loading.values():
+            task.cancel()
+        self._loading.clear()
+        queued: list[JetStreamDelivery] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                queued.append(item)
+        await self._hand_back([*queued, *loading, *self._late])
+        self._late.clear()
         self._queue.put_nowait(None)
+
+    async def _hand_back(self, deliveries: list[JetStreamDelivery]) -> None:
+        if not deliveries:
+            return
+        with contextlib.suppress(TransportError):
+            await hand_back_all(deliveries)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if self._nc.is_closed:
+            return
+        try:
+            await self._nc.flush(timeout=_FLUSH_TIMEOUT)
+        except Exception as exc:
+            log.warning("consumer %s: flush after hand-back failed: %r", self._consumer, exc)
+
+    async def close(self) -> None:
+        """Stop pulling; hand back every delivery not settled yet. Idempotent."""
+        if self._closed:
+            return
+        await self.stop()
+        self._closed = True
+        await self._hand_back(list(self._unsettled))
         self._on_close(self)
 
     def statistics(self) -> dict[str, Any]:

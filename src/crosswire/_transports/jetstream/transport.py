@@ -42,6 +42,7 @@ from nats.js import JetStreamContext, api
 from ..._envelope import Event, encode_event
 from ..._exceptions import ClosedError, ConfigurationError, TransportError
 from ..base import Features
+from .attempts import AttemptStore
 from .config import check_stream_name, check_subject_part, consumer_name
 from .delivery import JetStreamDelivery
 from .dlq import JetStreamDeadLetterStore
@@ -141,6 +142,7 @@ class JetStreamTransport:
         self._js: JetStreamContext | None = None
         self._subscriptions: set[JetStreamSubscription] = set()
         self._publisher: Publisher | None = None
+        self._attempts: AttemptStore | None = None
         self._latest: dict[str, dict[int, JetStreamDelivery]] = {}
         self._lock = asyncio.Lock()
         self._last_error: str | None = None
@@ -166,6 +168,11 @@ class JetStreamTransport:
         if self._js is None:
             raise ClosedError("the JetStream transport is not started")
         return self._js
+
+    @property
+    def connected(self) -> bool:
+        """Connected to the broker now (``False`` before start, while reconnecting, after close)."""
+        return self._nc is not None and self._nc.is_connected
 
     @property
     def publisher(self) -> Publisher:
@@ -228,6 +235,7 @@ class JetStreamTransport:
             self._nc = nc
             self._js = nc.jetstream(timeout=self.publish_timeout)
             self._publisher = Publisher(nc, self.publish_timeout, lambda: self._last_error)
+            self._attempts = AttemptStore(self, ttl=self.max_age)
             try:
                 await self._ensure_stream()
             except Exception:
@@ -265,7 +273,7 @@ class JetStreamTransport:
         Idempotent."""
         for sub in list(self._subscriptions):
             await sub.close()
-        nc, self._nc, self._js, self._publisher = self._nc, None, None, None
+        nc, self._nc, self._js, self._publisher, self._attempts = self._nc, None, None, None, None
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.flush(timeout=2)
@@ -308,6 +316,8 @@ class JetStreamTransport:
             return
         prepared = []
         for event in events:
+            if not isinstance(event, Event):
+                raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
             check_subject_part("event type", event.type, wildcards=False)
             headers = ce_headers(event) if self.cloudevents_headers else {"Nats-Msg-Id": event.id}
             prepared.append((self.subject_for(event.type), encode_event(event), headers))
@@ -361,6 +371,8 @@ class JetStreamTransport:
             raise TransportError(
                 f"cannot create consumer {name} on {self.stream}: {answer['error'].get('description')}"
             )
+        if self._attempts is not None:
+            await self._attempts.ensure()
         sub = JetStreamSubscription(
             nc,
             self.stream,
@@ -368,6 +380,7 @@ class JetStreamTransport:
             prefetch,
             latest=self._latest.setdefault(name, {}),
             on_close=self._subscriptions.discard,
+            attempts=self._attempts,
         )
         await sub.start()
         self._subscriptions.add(sub)
