@@ -50,31 +50,34 @@ async def reserve_stock(event: crosswire.Event[Order]) -> None:
 orders_large = crosswire.App("orders-large")
 
 
-@orders_large.handler("order.large", timeout=5.0, concurrency=16)
+@orders_large.handler("order.large", timeout=30.0, concurrency=2)
 async def store_large(event: crosswire.Event[LargeOrder]) -> None:
     order = event.payload
     if len(order.blob) != len(order.blob):  # touch the payload
         raise AssertionError
-    await asyncio.sleep(0.001)
+    await asyncio.sleep(0.01)  # about 200 events/s with concurrency 2
 
 
-def _worker_command(env_var: str, default: Path) -> list[str]:
-    return [os.environ.get(env_var, str(default))]
+def _worker_command(env_var: str, default: Path, name: str) -> list[str]:
+    return [os.environ.get(env_var, str(default)), "--name", name]
 
 
 workers = crosswire.App("workers")
 workers.worker(
     "go",
-    command=_worker_command("CROSSWIRE_GO_TESTWORKER", ROOT / "sdk/go/bin/crosswire-testworker"),
+    command=_worker_command("CROSSWIRE_GO_TESTWORKER", ROOT / "sdk/go/bin/crosswire-testworker", "go"),
     timeout=2.0,
     retry=crosswire.Retry(max_attempts=5, initial=0.05),
 )
 workers.worker(
     "rust",
-    command=_worker_command("CROSSWIRE_RUST_TESTWORKER", ROOT / "sdk/rust/target/release/examples/testworker"),
+    command=_worker_command("CROSSWIRE_RUST_TESTWORKER", ROOT / "sdk/rust/target/release/examples/testworker", "rust"),
     timeout=2.0,
     retry=crosswire.Retry(max_attempts=5, initial=0.05),
 )
+
+orders_no_breaker = crosswire.App("orders")
+orders_no_breaker.handler("order.created", timeout=2.0, breaker=False)(reserve_stock)
 
 hung = crosswire.App("hung")
 hung.worker(
@@ -83,5 +86,6 @@ hung.worker(
     cwd=str(ROOT),
     timeout=0.5,
     retry=crosswire.Retry(max_attempts=3, initial=0.05),
-    concurrency=8,
+    concurrency=16,
+    hang_grace=1.0,
 )

@@ -232,6 +232,17 @@ class Ledger:
                     fates["duplicate_examples"],
                 )
             )
+        if spec.max_dead_lettered is not None:
+            n, examples = self._healthy_dead()
+            out.append(
+                Verdict(
+                    "dead_lettered",
+                    n <= spec.max_dead_lettered,
+                    f"<= {spec.max_dead_lettered} (not poison)",
+                    str(n),
+                    examples,
+                )
+            )
         if spec.poison_dead_lettered:
             out.append(self._poison())
         if spec.p99_ms is not None:
@@ -250,6 +261,20 @@ class Ledger:
                 )
             )
         return out
+
+    def _healthy_dead(self) -> tuple[int, list[str]]:
+        n = 0
+        examples: list[str] = []
+        for (idx, binding), pair in self.pairs.items():
+            if pair.dead is None or self.offers[idx].poison or pair.ok:
+                continue
+            n += 1
+            if len(examples) < 20:
+                o = self.offers[idx]
+                examples.append(
+                    f"{o.id} in {binding}: {pair.dead[0]} after {pair.runs} runs ({pair.dead[1]} in the letter)"
+                )
+        return n, examples
 
     def _poison(self) -> Verdict:
         total = bad = 0

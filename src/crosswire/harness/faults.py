@@ -70,7 +70,7 @@ class FaultMiddleware:
             faulted = False
             outcome: Outcome | None = None
             try:
-                if event.extensions.get(POISON_EXTENSION):
+                if event.extensions.get(POISON_EXTENSION) == 1:
                     faulted = True
                     outcome = Outcome(
                         error=ErrorInfo.of(ErrorCode.HANDLER_ERROR, "poison event (harness)", retryable=True)
@@ -97,13 +97,16 @@ class FaultMiddleware:
         for index, f in list(self.active.items()):
             if f.binding != "*" and f.binding != binding and not fnmatch.fnmatchcase(binding, f.binding):
                 continue
-            u = self._u(index, event_id, number)
-            if u >= f.rate:
+            if isinstance(f, HandlerError) and f.first_attempts:
+                if number > f.first_attempts or self._u(index, event_id, 0) >= f.rate:
+                    continue
+            elif self._u(index, event_id, number) >= f.rate:
+                continue
+            if isinstance(f, HandlerLatency):  # slow, not failed: the event stays healthy
+                await asyncio.sleep(_latency(f, self._u(index + 7919, event_id, number)))
                 continue
             faulted = True
-            if isinstance(f, HandlerLatency):
-                await asyncio.sleep(_latency(f, self._u(index + 7919, event_id, number)))
-            elif isinstance(f, HandlerHang):
+            if isinstance(f, HandlerHang):
                 await asyncio.sleep(f.seconds)
                 return Outcome(error=ErrorInfo.of(ErrorCode.TIMEOUT, "hung run (harness)", retryable=True)), True
             else:

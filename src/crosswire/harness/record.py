@@ -3,8 +3,8 @@ JSON lines, for a scenario to replay at a chosen speed with the same types, keys
 
 Line 1 is a header ``{"recording": {...}}``; each further line is a
 :class:`~crosswire.harness.traffic.Recorded` — ``t`` (seconds from the first event),
-``type``, ``key``, ``id``, ``datacontenttype`` and the payload (``data`` as JSON for
-JSON payloads, else ``data_base64``).
+``type``, ``key``, ``id``, ``datacontenttype`` and the payload (``data`` as JSON when that
+re-encodes to the same bytes, else ``data_base64``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ def recorded_line(event: Event[Any], t: float) -> bytes:
     if event.data is not None:
         if ct is not None and "json" in ct:
             try:
-                rec.data = msgspec.json.decode(event.data)
+                value = msgspec.json.decode(event.data)
             except msgspec.DecodeError:
+                value = None
+            if value is not None and msgspec.json.encode(value) == event.data:
+                rec.data = value  # readable, and re-encodes to the same bytes
+            else:
                 rec.data_base64 = base64.b64encode(event.data).decode()
         else:
             rec.data_base64 = base64.b64encode(event.data).decode()

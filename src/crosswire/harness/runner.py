@@ -46,6 +46,13 @@ _json = msgspec.json.Encoder()
 _runs_decoder = msgspec.json.Decoder(tuple[str, str, int, float, float, str, bool])
 
 
+_KINDS: dict[type, str] = {
+    HandlerError: "handler_error",
+    HandlerLatency: "handler_latency",
+    HandlerHang: "handler_hang",
+}
+
+
 class HarnessError(CrosswireError):
     """The harness could not run the scenario (the node did not start, ...)."""
 
@@ -262,6 +269,7 @@ class _Harness:
         self.bindings: dict[str, dict[str, Any]] = {}
         self.phase = "starting"
         self._send_lock = asyncio.Lock()
+        self._restart_lock = asyncio.Lock()
         self.sent = 0
 
     # -- node processes -------------------------------------------------------------------
@@ -368,7 +376,7 @@ class _Harness:
             id=o.id,
             datacontenttype=o.content_type if o.data is not None else None,
             key=o.key,
-            extensions={POISON_EXTENSION: 1} if o.poison else None,
+            extensions={POISON_EXTENSION: o.poison} if o.poison else None,
         )
         if o.deadline is not None:
             event.deadline = int((time.time() + o.deadline) * 1000)
@@ -427,13 +435,23 @@ class _Harness:
         return time.monotonic() - self.t0_mono
 
     async def fault(self, index: int, f: Any, at: float) -> None:
+        try:
+            await self._fault(index, f, at)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.notes.append(f"fault {label(f)} at {at:g}s failed: {type(exc).__name__}: {exc}")
+            log.exception("fault %s failed", label(f))
+
+    async def _fault(self, index: int, f: Any, at: float) -> None:
         await self._at(at)
         start = self._now()
         if isinstance(f, (HandlerError, HandlerLatency, HandlerHang)):
             self.active[index] = f
             if self.node is not None and self.node.alive:
                 await self.node.send({"t": "fault", "i": index, "on": True, "f": _json.encode(f)})
-            self._mark(start, start + f.duration, f.kind if hasattr(f, "kind") else "handler", label(f))
+            end = min(start + f.duration, self.scenario.duration)
+            self._mark(start, end, _KINDS[type(f)], label(f))
             await self._at(at + f.duration)
             self.active.pop(index, None)
             if self.node is not None and self.node.alive:
@@ -455,17 +473,21 @@ class _Harness:
             await self.server.start()
             self._mark(start, self._now(), "broker", label(f))
         elif isinstance(f, NodeFault):
-            node = self.node
-            if node is None:
-                return
-            if f.action == "kill":
-                await node.kill()
-            else:
-                await node.terminate(timeout=float(self.scenario.node.get("drain_timeout", 30.0)) + 10)
-            down_at = self._now()
-            await asyncio.sleep(f.down)
-            await self.start_node()
-            self._mark(start, max(down_at, self._now()), "node", label(f))
+            async with self._restart_lock:
+                await self._node_fault(f, start)
+
+    async def _node_fault(self, f: NodeFault, start: float) -> None:
+        node = self.node
+        if node is None:
+            return
+        if f.action == "kill":
+            await node.kill()
+        else:
+            await node.terminate(timeout=float(self.scenario.node.get("drain_timeout", 30.0)) + 10)
+        down_at = self._now()
+        await asyncio.sleep(f.down)
+        await self.start_node()
+        self._mark(start, max(down_at, self._now()), "node", label(f))
 
     # -- the run ------------------------------------------------------------------------------
 

@@ -141,7 +141,9 @@ class Traffic(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``arrivals``: ``even`` spaces events by the shape's rate; ``poisson`` draws them
     (a non-homogeneous Poisson process of that rate). ``poison`` is the fraction of
     events marked as poison: the fault middleware fails every run of them, retryably,
-    so each must end dead-lettered after exactly ``max_attempts`` runs.
+    so each must end dead-lettered after exactly ``max_attempts`` runs. With
+    ``poison_action = "mark"`` the middleware only marks them (extension
+    ``harnesspoison``) and leaves failing to the handler — e.g. a worker that hangs.
     """
 
     type: str = ""
@@ -152,6 +154,7 @@ class Traffic(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keys: Keys = Keys()
     payload: Payload = Payload()
     poison: Fraction = 0.0
+    poison_action: Literal["fail", "mark"] = "fail"
     deadline: Positive | None = None
 
 
@@ -176,9 +179,12 @@ class _HandlerFault(_Timed, frozen=True, kw_only=True):
 
 
 class HandlerError(_HandlerFault, tag="handler_error", tag_field="kind", frozen=True, kw_only=True):
-    """A fraction ``rate`` of runs fail with ``code`` (retryable or not)."""
+    """A fraction ``rate`` of runs fail with ``code`` (retryable or not). With
+    ``first_attempts = n`` the choice is per event instead: a fraction ``rate`` of
+    events fail their first ``n`` attempts, then succeed (flaky events)."""
 
     code: str = "unavailable"
+    first_attempts: Annotated[int, msgspec.Meta(ge=0)] = 0
     retryable: bool = True
     retry_after: NonNeg | None = None
     message: str = "injected fault"
@@ -237,6 +243,7 @@ class Verdicts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     - ``lost``: at most this many events neither handled nor dead-lettered (default 0).
     - ``max_duplicates``: events handled successfully more than once in one binding.
+    - ``max_dead_lettered``: dead letters of events that are not poison.
     - ``poison_dead_lettered``: every poison event dead-lettered after exactly
       ``max_attempts`` handler runs.
     - ``p99_ms``: p99 submit→handled latency of healthy events (not poison, no fault hit).
@@ -249,6 +256,7 @@ class Verdicts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     lost: int | None = 0
     max_duplicates: int | None = None
+    max_dead_lettered: int | None = None
     poison_dead_lettered: bool = False
     p99_ms: Positive | None = None
     healthy_throughput_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
@@ -286,6 +294,44 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for i, t in enumerate(self.traffic):
             if not t.type and not isinstance(t.shape, Replay):
                 raise ConfigurationError(f"traffic[{i}] needs a type (the event type to offer)")
+
+    def scaled(self, factor: float) -> Scenario:
+        """The same scenario with every time (duration, starts, fault times, periods)
+        multiplied by ``factor`` and rates unchanged: a short test becomes a soak."""
+        rs = msgspec.structs.replace
+
+        def shape(sh: Any) -> Any:
+            if isinstance(sh, Ramp) and sh.over is not None:
+                return rs(sh, over=sh.over * factor)
+            if isinstance(sh, Step):
+                return rs(sh, steps=[(t * factor, r) for t, r in sh.steps])
+            if isinstance(sh, Burst):
+                return rs(sh, on=sh.on * factor, off=sh.off * factor)
+            if isinstance(sh, Sine):
+                return rs(sh, period=sh.period * factor)
+            if isinstance(sh, Sum):
+                return rs(sh, parts=[shape(p) for p in sh.parts])
+            return sh
+
+        traffic = [
+            rs(
+                t,
+                start=t.start * factor,
+                duration=None if t.duration is None else t.duration * factor,
+                shape=shape(t.shape),
+            )
+            for t in self.traffic
+        ]
+        faults: list[Any] = []
+        for f in self.faults:
+            changes: dict[str, Any] = {"at": f.at * factor}
+            if f.every is not None:
+                changes["every"] = f.every * factor
+            if isinstance(f, (HandlerError, HandlerLatency, HandlerHang)) and f.duration < 1e8:
+                changes["duration"] = f.duration * factor
+            faults.append(rs(f, **changes))
+        verdicts = rs(self.verdicts, settle_timeout=self.verdicts.settle_timeout * max(1.0, factor / 2))
+        return rs(self, duration=self.duration * factor, traffic=traffic, faults=faults, verdicts=verdicts)
 
     def fault_windows(self) -> list[tuple[float, float, str]]:
         """Every fault occurrence as ``(start, end, label)``."""

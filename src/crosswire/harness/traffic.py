@@ -35,7 +35,7 @@ class Offer(msgspec.Struct, array_like=True, gc=False):
     key: str | None
     data: bytes | None
     content_type: str | None
-    poison: bool
+    poison: int  # 0: healthy; 1: poison, failed by the middleware; 2: poison, only marked
     at: float  # scheduled offset from the start, seconds
     deadline: float | None = None
 
@@ -187,11 +187,12 @@ class _Source:
             n = _poisson(self.rng, expected)
         else:
             self.acc += expected
-            n = int(self.acc)
+            n = int(self.acc + 1e-9)
             self.acc -= n
         if not n:
             return
         rng, t, pool, keys, poison = self.rng, self.t, self.pool, self.keys, self.t.poison
+        mark = 1 if t.poison_action == "fail" else 2
         assert pool is not None
         step = (hi - lo) / n
         for i in range(n):
@@ -203,7 +204,7 @@ class _Source:
                     keys.pick(rng),
                     pool.pick(rng),
                     pool.content_type,
-                    poison > 0 and rng.random() < poison,
+                    mark if poison > 0 and rng.random() < poison else 0,
                     lo + i * step,
                     t.deadline,
                 )
@@ -223,7 +224,7 @@ class _Source:
                     r.key,
                     r.payload(),
                     r.datacontenttype,
-                    False,
+                    0,
                     self.start + r.t / self.speed,
                     None,
                 )
