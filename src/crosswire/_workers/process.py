@@ -33,27 +33,40 @@ LineSink = Callable[[str], None]
 MAX_LINE = 64 * 1024
 
 
-async def kill_process(proc: asyncio.subprocess.Process) -> None:
-    """SIGKILL now and reap. A process that already exited is left alone."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+def _send(proc: asyncio.subprocess.Process, signum: int, group: bool) -> None:
+    """Send ``signum`` to the process or, with ``group`` (it leads its own process group),
+    to every process in that group: a wrapper script's children too, even once the
+    wrapper itself has exited."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(proc.pid, signum)
+        elif proc.returncode is None:
+            proc.send_signal(signum)
+
+
+async def kill_process(proc: asyncio.subprocess.Process, *, group: bool = False) -> None:
+    """SIGKILL now (the whole process group with ``group``) and reap. A process that
+    already exited is left alone; with ``group``, what is left of its group is killed."""
+    if group or proc.returncode is None:
+        _send(proc, signal.SIGKILL, group)
     await proc.wait()
 
 
-async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> bool:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL.
+async def stop_process(proc: asyncio.subprocess.Process, grace: float, *, group: bool = False) -> bool:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL (the whole process group with
+    ``group``).
 
     :returns: whether the process had to be killed.
     """
     if proc.returncode is not None:
+        if group:
+            _send(proc, signal.SIGKILL, group)  # strays of a process that is gone
         return False
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
+    _send(proc, signal.SIGTERM, group)
     try:
         await asyncio.wait_for(proc.wait(), timeout=grace)
     except TimeoutError:
-        await kill_process(proc)
+        await kill_process(proc, group=group)
         return True
     return False
 
@@ -95,9 +108,12 @@ def descends_from(pid: int, ancestor: int, *, max_depth: int = 32) -> bool:
 class ChildProcess:
     """One spawned process and the tasks reading its output. Build with :meth:`spawn`."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]]) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]], *, group: bool = False
+    ) -> None:
         self._proc = proc
         self._readers = readers
+        self._group = group  # it leads its own process group: signal all of it
 
     @classmethod
     async def spawn(
@@ -114,7 +130,8 @@ class ChildProcess:
         """Start ``argv``. A stream without a sink goes to ``/dev/null``.
 
         :param new_session: start in a new session, so a Ctrl-C aimed at the parent's
-            process group does not reach the child first.
+            process group does not reach the child first; :meth:`signal`, :meth:`stop`
+            and :meth:`kill` then reach the child's whole process group.
         :param die_with_parent: on Linux, the child gets SIGTERM when this process dies.
         :raises OSError: the command could not be started.
         """
@@ -135,7 +152,7 @@ class ChildProcess:
                 task = asyncio.create_task(_read_lines(stream, sink), name=f"pipe:{proc.pid}")
                 task.add_done_callback(_log_failure)
                 readers.append(task)
-        return cls(proc, readers)
+        return cls(proc, readers, group=new_session)
 
     @property
     def pid(self) -> int:
@@ -150,23 +167,22 @@ class ChildProcess:
         return await self._proc.wait()
 
     def signal(self, signum: int) -> None:
-        """Send ``signum`` unless the process has already exited."""
-        if self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.send_signal(signum)
+        """Send ``signum`` to the process (to its whole group if it leads one); nothing
+        if it is gone."""
+        _send(self._proc, signum, self._group)
 
     async def stop(self, grace: float) -> bool:
         """SIGTERM, SIGKILL after ``grace`` s, then let the readers finish.
 
         :returns: whether the process had to be killed.
         """
-        killed = await stop_process(self._proc, grace)
+        killed = await stop_process(self._proc, grace, group=self._group)
         await self.finish_output()
         return killed
 
     async def kill(self) -> None:
         """SIGKILL now, reap, and let the readers finish. Idempotent."""
-        await kill_process(self._proc)
+        await kill_process(self._proc, group=self._group)
         await self.finish_output()
 
     async def finish_output(self, timeout: float = 1.0) -> None:
@@ -277,6 +293,9 @@ class WorkerProcess:
                 cwd=self.cwd,
                 on_stdout=self._on_stdout,
                 on_stderr=self._on_stderr,
+                # its own process group: stop and kill (at ready_timeout, a hang, close)
+                # reach a wrapper script's children, not only the wrapper
+                new_session=True,
             )
         except OSError as exc:
             raise ProtocolError(f"worker {self.name!r}: cannot start {self.command[0]!r}: {exc}") from exc
