@@ -562,3 +562,48 @@ async def test_unauthenticated_peers_cost_a_bounded_rss_and_are_freed() -> None:
         assert (live, state) == (1, "ready")  # only the real worker's connection
     finally:
         await node.stop()
+
+
+async def test_crosswire_run_worker_socket_option(tmp_path: Any) -> None:
+    (tmp_path / "ext_app.py").write_text(
+        "import crosswire\napp = crosswire.App('cli-ext')\napp.worker('ext', timeout=5, ready_timeout=30)\n"
+    )
+    socket_path = str(tmp_path / "workers.sock")
+    node = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crosswire._cli",
+        "run",
+        "ext_app:app",
+        "--memory",
+        "--worker-socket",
+        socket_path,
+        cwd=str(tmp_path),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    ext: asyncio.subprocess.Process | None = None
+    try:
+        assert node.stderr is not None
+        lines: list[str] = []
+        async with asyncio.timeout(30):
+            while not any(socket_path in line for line in lines):
+                line = (await node.stderr.readline()).decode()
+                assert line, f"the node exited: {''.join(lines)}"
+                lines.append(line)
+        assert any(f"workers connect on {socket_path}" in line for line in lines), lines
+        ext = await run_external(python_worker("ext", "e.one"), socket_path)
+        async with asyncio.timeout(30):  # once the worker is ready the node lists its bindings
+            while not any("ext:e.one" in line for line in lines):
+                line = (await node.stderr.readline()).decode()
+                assert line, f"the node exited: {''.join(lines)}"
+                lines.append(line)
+    finally:
+        if node.returncode is None:
+            node.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(node.wait(), 30)
+        if ext is not None:
+            with contextlib.suppress(ProcessLookupError):
+                ext.kill()
+            await ext.wait()

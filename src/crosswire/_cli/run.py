@@ -55,6 +55,19 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="log node statistics periodically (default: off)",
     )
+    run.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        default=None,
+        help="export traces over OTLP/HTTP to this base URL, e.g. http://localhost:4318 "
+        "(default: $OTEL_EXPORTER_OTLP_ENDPOINT; needs crosswire[otlp])",
+    )
+    run.add_argument(
+        "--worker-socket",
+        default=None,
+        metavar="PATH",
+        help="the Unix socket external workers connect to (default: a fresh private directory; logged at start)",
+    )
     connection_args(run)
     run.set_defaults(handler=run_command)
 
@@ -63,6 +76,10 @@ async def run_command(args: argparse.Namespace) -> int:
     from .._node import Node
 
     app = load_app(args.app)
+    if args.otlp_endpoint:
+        from .._observability.otlp import configure
+
+        configure(app.name, endpoint=args.otlp_endpoint)
     transport: Any
     if args.memory:
         from .._transports.memory import MemoryTransport
@@ -70,7 +87,7 @@ async def run_command(args: argparse.Namespace) -> int:
         transport = MemoryTransport()
     else:
         transport = make_transport(args, for_run=True)
-    node = Node(app, transport, drain_timeout=args.drain_timeout)
+    node = Node(app, transport, drain_timeout=args.drain_timeout, worker_socket=args.worker_socket)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
