@@ -30,7 +30,7 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench,harness]'
+	$(PY) -m pip install --quiet -e '.[test,bench,harness,otlp]'
 	touch $(STAMP)
 
 build-go:

@@ -49,6 +49,7 @@ from ._exceptions import (
     FrameDecodeError,
     ProtocolError,
 )
+from ._observability.worker_side import WorkerObservability
 from ._signals import Fail, Reject, RetryLater
 from ._subjects import subject_matches, validate_pattern
 from ._workers.connection import WorkerConnection, frame_kind
@@ -239,6 +240,7 @@ class Worker:
         self._self_drain = False
         self._warming: asyncio.Task[None] | None = None
         self._failure: ProtocolError | None = None
+        self._observe = WorkerObservability(name, RUNTIME)  # spans and logs shipped to the node
 
     # --- registration ---------------------------------------------------------------
 
@@ -303,6 +305,7 @@ class Worker:
         reader, writer = await asyncio.open_unix_connection(path, limit=2**16)
         conn = WorkerConnection(reader, writer, max_frame=self.max_frame, label="node")
         self._conn = conn
+        self._observe.start_logs(conn.send)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
@@ -313,6 +316,7 @@ class Worker:
                 loop.remove_signal_handler(signal.SIGTERM)
             for task in list(self._tasks):
                 task.cancel()
+            self._observe.stop_logs()
             conn.abort("worker stopped")
 
     async def _session(self, conn: WorkerConnection) -> None:
@@ -435,6 +439,7 @@ class Worker:
             start_ns=start_ns,
             duration_ns=duration_ns,
             emitted=[encode_event(e) for e in emitted],
+            spans=self._observe.take(deliver.id),
         )
         data = encode_frame(result)
         if len(data) - 4 > conn.peer_max_frame:
@@ -475,7 +480,7 @@ class Worker:
         scope = asyncio.timeout(remaining)
         try:
             async with scope:
-                await fn(ctx, event)
+                await self._observe.run(fn, ctx, event)
         except TimeoutError as exc:
             if scope.expired():
                 return _timeout_error(deliver.deadline), []

@@ -179,6 +179,10 @@ def configure_logging(level: str, as_json: bool) -> None:
         raise UserError(f"unknown log level {level!r}") from None
 
 
+#: Fields a JSON line carries when the record has them (worker lines: crosswire._observability.logs).
+_LOG_FIELDS = ("event_id", "correlation_id", "trace_id", "span_id", "binding", "attempt", "worker", "runtime", "pid")
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -187,10 +191,13 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("event_id", "correlation_id", "trace_id", "binding"):
+        for key in _LOG_FIELDS:
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value
+        attrs = getattr(record, "attrs", None)  # a worker's own fields (crosswire._observability.logs)
+        if isinstance(attrs, dict) and attrs:
+            out["attrs"] = attrs
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import msgspec
@@ -23,6 +24,10 @@ def add_parser(sub: Any) -> None:
     submit.add_argument("--key", help="order key (events with one key are handled in order)")
     submit.add_argument("--id", help="event id (default: generated); resubmitting an id is stored once")
     submit.add_argument("--source", default="/crosswire/cli", help="CloudEvents source (default: %(default)s)")
+    submit.add_argument(
+        "--traceparent",
+        help="W3C traceparent to continue (default: a new trace); the trace id is printed on stderr",
+    )
     connection_args(submit)
 
     submit.set_defaults(handler=submit_command)
@@ -39,10 +44,21 @@ async def submit_command(args: argparse.Namespace) -> int:
         data, content_type = args.data.encode(), "application/json"
     try:
         validate_type(args.type)
-        event = Event.new(args.type, data, source=args.source, id=args.id, key=args.key, datacontenttype=content_type)
+        event = Event.new(
+            args.type,
+            data,
+            source=args.source,
+            id=args.id,
+            key=args.key,
+            datacontenttype=content_type,
+            traceparent=args.traceparent,
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    from .._observability.submit import traced_publish
+
     async with make_transport(args) as transport:
-        await transport.publish([event])
+        trace_id = await traced_publish(transport, event)
     print(event.id)
+    print(f"trace_id {trace_id}", file=sys.stderr)
     return 0

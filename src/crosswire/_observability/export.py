@@ -37,7 +37,7 @@ def export_worker_spans(provider: Any, records: Sequence[SpanRecord], consumer: 
     :param consumer: the attempt's CONSUMER span context (the default parent).
     """
     processor = getattr(provider, "_active_span_processor", None)
-    if processor is None or not consumer.is_sampled:
+    if processor is None or not consumer.trace_flags.sampled:
         return 0
     from opentelemetry.sdk.trace import Event as SpanEvent
     from opentelemetry.sdk.trace import ReadableSpan

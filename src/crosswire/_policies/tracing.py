@@ -23,6 +23,8 @@ builds no trace layer and ``submit`` takes no tracing branch: no per-event cost.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +35,8 @@ from .._envelope import Event
 from .._types import Attempt, Handler, Outcome
 
 __all__ = ["NodeTracing", "Tracing", "node_tracing", "tracing_if_configured"]
+
+_log = logging.getLogger("crosswire.tracing")
 
 
 def traceparent_of(span_context: Any) -> str:
@@ -167,7 +171,10 @@ class Tracing:
                     Attempt(event=seen, binding=attempt.binding, number=attempt.number, deadline=attempt.deadline)
                 )
                 if outcome.spans:
-                    export_worker_spans(node.provider, outcome.spans, sc)
+                    try:
+                        export_worker_spans(node.provider, outcome.spans, sc)
+                    except Exception:  # a worker's bad span must not fail the attempt
+                        _log.exception("binding %s: exporting the worker's spans failed", binding)
                 elif runtime != "python" and outcome.start_ns and outcome.duration_ns:
                     timing_span(tracer, event, outcome, binding=binding, runtime=runtime)
                 if outcome.emitted:
@@ -230,6 +237,16 @@ def _sdk_provider() -> Any:
 def node_tracing(node: str, transport: object) -> NodeTracing | None:
     """A node's tracing if an SDK tracer provider is installed, else ``None`` (no cost)."""
     provider = _sdk_provider()
+    if provider is None and (
+        "OTEL_EXPORTER_OTLP_ENDPOINT" in os.environ or "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" in os.environ
+    ):
+        from .._exceptions import ConfigurationError
+        from .._observability.otlp import configure
+
+        try:
+            provider = configure(node)
+        except ConfigurationError as exc:
+            _log.warning("not tracing: %s", exc)
     if provider is None:
         return None
     system = "nats" if "JetStream" in type(transport).__name__ else "crosswire"
