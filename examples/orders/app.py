@@ -14,12 +14,14 @@ import msgspec
 
 import crosswire
 from crosswire import Event, Reject
+from crosswire.schema import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_PRICING = os.environ.get("CROSSWIRE_GO_PRICING", str(ROOT / "examples/orders/go-pricing/bin/go-pricing"))
 RUST_FRAUD = os.environ.get("CROSSWIRE_RUST_FRAUD", str(ROOT / "sdk/rust/target/release/rust-fraud"))
 
 
+@schema("orders.Order", version=1)
 class Order(msgspec.Struct):
     order_id: int
     customer: str
@@ -29,6 +31,7 @@ class Order(msgspec.Struct):
     country: str
 
 
+@schema("orders.Priced", version=1)
 class Priced(msgspec.Struct):
     order_id: int
     subtotal_cents: int
@@ -41,7 +44,7 @@ app = crosswire.App("orders", source="/shop/orders")
 ledger: dict[int, Priced] = {}
 
 
-@app.handler("order.created", timeout=2.0, retry=crosswire.Retry(max_attempts=3))
+@app.handler("order.created", timeout=2.0, retry=crosswire.Retry(max_attempts=3), emits={"order.validated": Order})
 async def validate(event: Event[Order]) -> Event[Order]:
     """Reject impossible orders; pass the rest on as order.validated."""
     order = event.payload
@@ -61,6 +64,21 @@ async def record(event: Event[Priced]) -> None:
 
 
 # Go: prices each validated order and emits order.priced.
-app.worker("pricing", command=[GO_PRICING], timeout=2.0, retry=crosswire.Retry(max_attempts=4, initial=0.05))
+app.worker(
+    "pricing",
+    command=[GO_PRICING],
+    timeout=2.0,
+    retry=crosswire.Retry(max_attempts=4, initial=0.05),
+    runtime="go",
+    handles={"order.validated": Order},
+    emits={"order.priced": Priced},
+)
 # Rust: scores fraud risk; warms up slowly on some orders (transient errors, retried).
-app.worker("fraud", command=[RUST_FRAUD], timeout=2.0, retry=crosswire.Retry(max_attempts=4, initial=0.05))
+app.worker(
+    "fraud",
+    command=[RUST_FRAUD],
+    timeout=2.0,
+    retry=crosswire.Retry(max_attempts=4, initial=0.05),
+    runtime="rust",
+    handles={"order.validated": Order},
+)

@@ -1,0 +1,33 @@
+"""Payload schemas: the app's contract as AsyncAPI 3.0, generated Go/Rust/Python types,
+schema ids and versions on the wire, and compatibility checks (docs/schema.md).
+
+``dataschema`` carries ``urn:crosswire:schema:<id>:<version>``; declare a payload type's
+id and version with :func:`schema`.
+"""
+
+from __future__ import annotations
+
+from ._asyncapi import asyncapi
+from ._codegen import generate, model_of, select
+from ._compat import Change, CompatReport, compare
+from ._model import Model, SchemaError, load_model
+from ._ref import URN_PREFIX, SchemaRef, declared_schema, parse_dataschema, schema, schema_ref
+
+__all__ = [
+    "URN_PREFIX",
+    "Change",
+    "CompatReport",
+    "Model",
+    "SchemaError",
+    "SchemaRef",
+    "asyncapi",
+    "compare",
+    "generate",
+    "load_model",
+    "model_of",
+    "select",
+    "declared_schema",
+    "parse_dataschema",
+    "schema",
+    "schema_ref",
+]
