@@ -116,12 +116,48 @@ async def run_faststream(n: int) -> float | None:
     return n / elapsed
 
 
+def install_tracing() -> None:
+    """A global SDK provider with a batching OTLP/HTTP exporter to a sink that discards
+    every request: the cost of tracing on the node's side, export included."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    provider = TracerProvider()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint), max_queue_size=65536))
+    trace.set_tracer_provider(provider)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer events and rounds (about 10 s)")
     parser.add_argument("--events", type=int, default=None, help="events per round")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per contender")
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="trace crosswire: an SDK tracer provider exporting OTLP/HTTP (batched) to a local sink",
+    )
     args = parser.parse_args()
+    if args.trace:
+        install_tracing()
     n = args.events or (5_000 if args.quick else 50_000)
     rounds = args.rounds or (3 if args.quick else 5)
     contenders: dict[str, Callable[[int], Awaitable[float | None]]] = {
@@ -145,6 +181,7 @@ async def main() -> None:
     assert cw is not None and base is not None
     out = {
         "bench": "dispatch",
+        "tracing": "otlp" if args.trace else "off",
         "events_per_s": {k: (round(v) if v is not None else None) for k, v in eps.items()},
         "ratios": {
             "vs_baseline_queue": round(cw / base, 3),

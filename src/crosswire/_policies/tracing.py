@@ -52,14 +52,20 @@ def _tracestate_of(span_context: Any) -> str | None:
 
 def creation_context(event: Event[Any]) -> Any:
     """The OpenTelemetry context an event's ``traceparent``/``tracestate`` carry (empty if none)."""
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    global _propagator
+    if _propagator is None:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+        _propagator = TraceContextTextMapPropagator()
     carrier: dict[str, str] = {}
     if event.traceparent:
         carrier["traceparent"] = event.traceparent
         if event.tracestate:
             carrier["tracestate"] = event.tracestate
-    return TraceContextTextMapPropagator().extract(carrier)
+    return _propagator.extract(carrier)
+
+
+_propagator: Any = None
 
 
 class NodeTracing:
