@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import signal
 import sys
@@ -73,6 +74,7 @@ from ._workers.frames import (
     encode_frame,
 )
 from ._workers.frames import Reject as RejectFrame
+from ._workers.tasks import TaskSet
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -88,6 +90,8 @@ __all__ = [
     "Worker",
     "WorkerHandler",
 ]
+
+_log = logging.getLogger("crosswire.worker")
 
 RUNTIME = "python"
 SDK = "crosswire-python/0.1.0"
@@ -239,6 +243,8 @@ class Worker:
         self._drained_sent = False
         self._self_drain = False
         self._warming: asyncio.Task[None] | None = None
+        #: The warm-up and closing tasks; deliveries are in ``_tasks``.
+        self._owned = TaskSet(f"worker {name!r}", _log)
         self._failure: ProtocolError | None = None
         self._observe = WorkerObservability(name, RUNTIME)  # spans and logs shipped to the node
 
@@ -314,8 +320,12 @@ class Worker:
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGTERM)
-            for task in list(self._tasks):
+            deliveries = list(self._tasks)
+            for task in deliveries:
                 task.cancel()
+            # every task this worker started ends before serve() returns
+            await asyncio.gather(*deliveries, return_exceptions=True)
+            await self._owned.aclose()
             self._observe.stop_logs()
             conn.abort("worker stopped")
 
@@ -367,7 +377,7 @@ class Worker:
             pass
         elif isinstance(frame, Init):
             # a task: frames (heartbeats) keep being read while the hook runs
-            self._warming = asyncio.create_task(self._warm_up(conn))
+            self._warming = self._owned.start(self._warm_up(conn), name="worker:warm-up")
         elif isinstance(frame, Drain):
             self._draining = True
             self._maybe_drained(conn)
@@ -408,7 +418,7 @@ class Worker:
             conn.send(_DRAINED)
             if self._self_drain:
                 conn.send(Goodbye(reason="SIGTERM"))
-                asyncio.get_running_loop().create_task(conn.close("drained after SIGTERM"))
+                self._owned.start(conn.close("drained after SIGTERM"), name="worker:close")
 
     # --- deliveries -----------------------------------------------------------------
 
@@ -419,7 +429,15 @@ class Worker:
             raise ProtocolError(message)
         task = asyncio.create_task(self._deliver(conn, deliver))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # handler errors become results; this is a bug in the SDK itself: say so, loudly
+            _log.error("delivery task failed", exc_info=task.exception())
+            if self._conn is not None:
+                self._conn.fail(f"worker {self.name!r} failed internally: {task.exception()!r}")
 
     async def _deliver(self, conn: WorkerConnection, deliver: Deliver) -> None:
         start_ns = time.time_ns()
