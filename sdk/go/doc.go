@@ -30,4 +30,11 @@
 // [Decode] and [Event.Decode] read an event's data into a Go value with the
 // same field names (the `msgpack` tags) and the same rules for JSON and
 // MessagePack, as spec/payloads.md states for every SDK.
+//
+// # On NATS
+//
+// [ToBinary] and [FromBinary] map an event to and from the NATS message that
+// carries it: CloudEvents binary content mode (ce-* headers, the data as the
+// body), as spec/envelope.md states; FromBinary also reads structured mode and
+// the previous crosswire format.
 package crosswire

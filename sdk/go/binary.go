@@ -1,0 +1,412 @@
+package crosswire
+
+import (
+	"encoding/base64"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Header names and content types of an event on NATS (spec/envelope.md, "On NATS:
+// CloudEvents binary content mode").
+const (
+	// HeaderContentType carries datacontenttype in binary mode, and tells
+	// structured mode apart.
+	HeaderContentType = "Content-Type"
+	// HeaderExtTypes lists the user extensions that are not strings with their
+	// type (name=int,flag=bool,blob=bytes), so a reader gets each back typed.
+	HeaderExtTypes = "Crosswire-Ext-Types"
+	// ContentTypeStructured is the CloudEvents structured mode: the JSON form as the body.
+	ContentTypeStructured = "application/cloudevents+json"
+	// ContentTypeBatch is CloudEvents batch mode, which crosswire does not accept.
+	ContentTypeBatch = "application/cloudevents-batch+json"
+)
+
+// ceStringAttrs are the string attributes carried as ce-<name> headers, in
+// the order they are written.
+var ceStringAttrs = []string{
+	"id", "source", "type", "subject", "time", "dataschema",
+	"correlationid", "causationid", "traceparent", "tracestate", "partitionkey", "idempotencykey",
+}
+
+// ceStringField returns where a string attribute of ev lives.
+func ceStringField(ev *Event, name string) *string {
+	switch name {
+	case "id":
+		return &ev.ID
+	case "source":
+		return &ev.Source
+	case "type":
+		return &ev.Type
+	case "subject":
+		return &ev.Subject
+	case "time":
+		return &ev.Time
+	case "dataschema":
+		return &ev.DataSchema
+	case "correlationid":
+		return &ev.CorrelationID
+	case "causationid":
+		return &ev.CausationID
+	case "traceparent":
+		return &ev.TraceParent
+	case "tracestate":
+		return &ev.TraceState
+	case "partitionkey":
+		return &ev.PartitionKey
+	case "idempotencykey":
+		return &ev.IdempotencyKey
+	}
+	return nil
+}
+
+// ToBinary returns the event in CloudEvents binary content mode, as it travels
+// on NATS: the headers (ce-specversion, every present attribute as ce-<name>,
+// Content-Type for datacontenttype, user extensions as ce-<name> and
+// Crosswire-Ext-Types for those that are not strings) and the body, which is
+// Data itself (not copied; empty when there is no data). attempt is not
+// written: on NATS the broker's delivery count says which attempt it is.
+//
+// String values are percent-encoded as the spec says (%, ", control
+// characters and every non-ASCII character, as UTF-8 octets). ToBinary does
+// not validate: call [Event.Validate] first for an event you built; for an
+// invalid event the result is unspecified (extension values of an unsupported
+// type are left out).
+func ToBinary(ev *Event) (map[string]string, []byte) {
+	headers := make(map[string]string, 8+len(ev.Extensions))
+	headers["ce-specversion"] = SpecVersion
+	for _, name := range ceStringAttrs {
+		if v := *ceStringField(ev, name); v != "" {
+			headers["ce-"+name] = escapeHeaderValue(v)
+		}
+	}
+	if ev.Deadline != nil {
+		headers["ce-deadline"] = strconv.FormatUint(*ev.Deadline, 10)
+	}
+	if ev.DataContentType != "" {
+		headers[HeaderContentType] = escapeHeaderValue(ev.DataContentType)
+	}
+	var types []string
+	for _, name := range sortedExtensionNames(ev.Extensions) {
+		var text, kind string
+		switch x := ev.Extensions[name].(type) {
+		case string:
+			text = escapeHeaderValue(x)
+		case bool:
+			text, kind = strconv.FormatBool(x), "bool"
+		case []byte:
+			text, kind = base64.StdEncoding.EncodeToString(x), "bytes"
+		default:
+			i, ok := extensionInt(x)
+			if !ok {
+				continue
+			}
+			text, kind = strconv.FormatInt(i, 10), "int"
+		}
+		headers["ce-"+name] = text
+		if kind != "" {
+			types = append(types, name+"="+kind)
+		}
+	}
+	if len(types) > 0 {
+		headers[HeaderExtTypes] = strings.Join(types, ",")
+	}
+	return headers, ev.Data
+}
+
+// FromBinary returns the event a NATS message carries. It reads CloudEvents
+// binary content mode (what [ToBinary] writes, and what other CloudEvents SDKs
+// write), structured mode (Content-Type application/cloudevents+json, the JSON
+// form as the body, see [EventFromJSON]) and the previous crosswire format
+// (the whole MessagePack envelope as the body, with no ce-* headers or with a
+// ce-id equal to its id, see [DecodeEvent]).
+//
+// Header names are case-insensitive. An empty body is no data; otherwise Data
+// is a copy of body. attempt is 1: the caller knows the delivery count.
+//
+// It returns a *DecodeError with the codes of spec/envelope.md: a ce-* header
+// that names an attribute no header carries (ce-attempt, ce-data,
+// ce-datacontenttype) is invalid_extension_name; an integer that is not
+// decimal, a bool that is not true/false, bytes that are not base64 are
+// wrong_type; batch mode, and two spellings of one header name with different
+// values, are malformed.
+func FromBinary(headers map[string]string, body []byte) (*Event, error) {
+	h, err := foldHeaders(headers)
+	if err != nil {
+		return nil, err
+	}
+	contentType, hasContentType := h["content-type"]
+	if hasContentType {
+		switch mediaType(contentType) {
+		case ContentTypeStructured:
+			return EventFromJSON(body)
+		case ContentTypeBatch:
+			return nil, decodeErr(DecodeMalformed, "",
+				"CloudEvents batch mode is not accepted; send one event per message")
+		}
+	}
+	if _, ok := h["ce-specversion"]; !ok || isPreviousFormat(h, body) {
+		return DecodeEvent(body)
+	}
+	return fromHeaders(h, contentType, hasContentType, body)
+}
+
+// foldHeaders keys the headers by their lower-case names. Two spellings of one
+// name are accepted only when they carry the same value.
+func foldHeaders(headers map[string]string) (map[string]string, error) {
+	h := make(map[string]string, len(headers))
+	for name, value := range headers {
+		lower := strings.ToLower(name)
+		if prev, ok := h[lower]; ok && prev != value {
+			return nil, decodeErr(DecodeMalformed, lower,
+				"header sent twice (names are case-insensitive) with different values")
+		}
+		h[lower] = value
+	}
+	return h, nil
+}
+
+func mediaType(contentType string) string {
+	media, _, _ := strings.Cut(contentType, ";")
+	return strings.ToLower(strings.TrimSpace(media))
+}
+
+// isPreviousFormat reports whether body is the whole MessagePack envelope (a
+// map16, 0xde) of the event the ce-id header names: the format before binary mode.
+func isPreviousFormat(h map[string]string, body []byte) bool {
+	if len(body) == 0 || body[0] != 0xde {
+		return false
+	}
+	ev, err := DecodeEvent(body)
+	return err == nil && ev.ID == h["ce-id"]
+}
+
+func fromHeaders(h map[string]string, contentType string, hasContentType bool, body []byte) (*Event, error) {
+	spec := h["ce-specversion"]
+	if spec == "" {
+		return nil, decodeErr(DecodeMissingField, "specversion", "header ce-specversion is empty")
+	}
+	if spec != SpecVersion {
+		return nil, decodeErr(DecodeInvalidValue, "specversion", "must be %q, got %q", SpecVersion, spec)
+	}
+	types := map[string]string{}
+	if declared := h[strings.ToLower(HeaderExtTypes)]; declared != "" {
+		for _, item := range strings.Split(declared, ",") {
+			name, kind, _ := strings.Cut(strings.TrimSpace(item), "=")
+			types[name] = kind
+		}
+	}
+	ev := &Event{SpecVersion: SpecVersion, Attempt: 1}
+	// sorted, so that an event with several problems always reports the same one
+	names := make([]string, 0, len(h))
+	for key := range h {
+		if name, ok := strings.CutPrefix(key, "ce-"); ok && name != "specversion" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		raw := h["ce-"+name]
+		if dst := ceStringField(ev, name); dst != nil {
+			v, err := unescapeHeaderValue(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			*dst = v
+			continue
+		}
+		switch name {
+		case "deadline":
+			v, err := headerUint(name, raw)
+			if err != nil {
+				return nil, err
+			}
+			ev.Deadline = &v
+		case "cwversion":
+			v, err := headerUint(name, raw)
+			if err != nil {
+				if de, ok := err.(*DecodeError); ok && de.Code == DecodeInvalidValue {
+					de.Code = DecodeUnsupportedVersion
+				}
+				return nil, err
+			}
+			if v != EnvelopeVersion {
+				return nil, decodeErr(DecodeUnsupportedVersion, name,
+					"envelope major version %d; this reader implements %d", v, EnvelopeVersion)
+			}
+		default:
+			if reservedNames[name] {
+				return nil, decodeErr(DecodeInvalidExtensionName, name,
+					"header ce-%s is not an attribute a header carries", name)
+			}
+			if !validExtensionName(name) {
+				return nil, decodeErr(DecodeInvalidExtensionName, name,
+					"extension names are 1-20 of a-z0-9 and not an attribute name")
+			}
+			v, err := typedExtension(name, raw, types[name])
+			if err != nil {
+				return nil, err
+			}
+			if ev.Extensions == nil {
+				ev.Extensions = map[string]any{}
+			}
+			ev.Extensions[name] = v
+		}
+	}
+	if hasContentType {
+		v, err := unescapeHeaderValue("datacontenttype", contentType)
+		if err != nil {
+			return nil, err
+		}
+		ev.DataContentType = v
+	}
+	if len(body) > MaxData {
+		return nil, decodeErr(DecodeTooLarge, "data", "%d bytes > max %d", len(body), MaxData)
+	}
+	if len(body) > 0 {
+		ev.Data = append([]byte(nil), body...)
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// typedExtension reads a user extension header as the type Crosswire-Ext-Types
+// declares for it; undeclared ones are strings.
+func typedExtension(name, raw, kind string) (any, error) {
+	switch kind {
+	case "int":
+		digits, ok := decimal(raw)
+		if !ok {
+			return nil, decodeErr(DecodeWrongType, name, "header ce-%s must be a decimal integer, got %q", name, raw)
+		}
+		v, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil {
+			return nil, decodeErr(DecodeWrongType, name, "extension integer %s does not fit int64", digits)
+		}
+		return v, nil
+	case "bool":
+		switch raw {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+		return nil, decodeErr(DecodeWrongType, name, "header ce-%s must be true or false, got %q", name, raw)
+	case "bytes":
+		if len(raw) > base64.StdEncoding.EncodedLen(MaxExtensionValue) {
+			return nil, decodeErr(DecodeTooLarge, name, "extension value is %d base64 characters > max %d",
+				len(raw), base64.StdEncoding.EncodedLen(MaxExtensionValue))
+		}
+		v, err := base64.StdEncoding.Strict().DecodeString(raw)
+		if err != nil {
+			return nil, decodeErr(DecodeWrongType, name, "header ce-%s must be standard base64, got %q", name, raw)
+		}
+		return v, nil
+	}
+	return unescapeHeaderValue(name, raw)
+}
+
+// decimal returns raw without the whitespace around it, if what is left is a
+// decimal integer: an optional sign and ASCII digits.
+func decimal(raw string) (string, bool) {
+	s := strings.TrimSpace(raw)
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "+"), "-")
+	if digits == "" || len(digits) < len(s)-1 {
+		return "", false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// headerUint reads an unsigned integer header (deadline, cwversion): not a
+// decimal integer is wrong_type, a negative or too large one invalid_value.
+func headerUint(name, raw string) (uint64, error) {
+	s, ok := decimal(raw)
+	if !ok {
+		return 0, decodeErr(DecodeWrongType, name, "header ce-%s must be a decimal integer, got %q", name, raw)
+	}
+	if strings.HasPrefix(s, "-") && strings.Trim(s, "-0") != "" {
+		return 0, decodeErr(DecodeInvalidValue, name, "must be ≥ 0, got %s", s)
+	}
+	v, err := strconv.ParseUint(strings.TrimLeft(s, "+-"), 10, 64)
+	if err != nil {
+		return 0, decodeErr(DecodeInvalidValue, name, "%s does not fit an unsigned 64-bit integer", s)
+	}
+	return v, nil
+}
+
+// escapeHeaderValue percent-encodes what a header line cannot hold: %, ",
+// control characters and every byte outside printable ASCII (so a non-ASCII
+// character becomes its UTF-8 octets), with upper-case hex. net/url's escaping
+// functions encode a different set, hence this one.
+func escapeHeaderValue(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if needsEscape(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if needsEscape(c) {
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&0x0f])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func needsEscape(c byte) bool {
+	return c < 0x20 || c > 0x7e || c == '%' || c == '"'
+}
+
+// unescapeHeaderValue decodes %XY sequences (either case of hex); a % not
+// followed by two hex digits is kept as it is. The result must be UTF-8.
+func unescapeHeaderValue(field, s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	if !utf8.Valid(b) {
+		return "", decodeErr(DecodeInvalidValue, field, "header value %q is not UTF-8 once decoded", s)
+	}
+	return string(b), nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}

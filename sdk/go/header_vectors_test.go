@@ -1,0 +1,265 @@
+package crosswire
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// headerVector is one file of spec/vectors/headers.
+type headerVector struct {
+	Name        string            `json:"name"`
+	Direction   string            `json:"direction"`
+	Event       json.RawMessage   `json:"event"`
+	EnvelopeHex string            `json:"envelope_hex"`
+	Headers     map[string]string `json:"headers"`
+	BodyHex     string            `json:"body_hex"`
+	Error       string            `json:"error"`
+}
+
+func loadHeaderVectors(t *testing.T, kind string) []headerVector {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(vectorsDir, "headers", kind, "*.json"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no vectors in headers/%s (err=%v)", kind, err)
+	}
+	out := make([]headerVector, 0, len(paths))
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v headerVector
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if v.Name == "" || v.Headers == nil {
+			t.Fatalf("%s: a vector needs a name and headers", p)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func mustHex(t *testing.T, name, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatalf("%s: bad hex: %v", name, err)
+	}
+	return b
+}
+
+func TestHeaderVectorsValid(t *testing.T) {
+	vectors := loadHeaderVectors(t, "valid")
+	directions := map[string]int{}
+	for _, v := range vectors {
+		directions[v.Direction]++
+		t.Run(v.Name, func(t *testing.T) {
+			want, err := DecodeEvent(mustHex(t, v.Name, v.EnvelopeHex))
+			if err != nil {
+				t.Fatalf("envelope_hex: %v", err)
+			}
+			js, err := EventToJSON(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertJSONEqual(t, v.Name, js, v.Event)
+
+			got, err := FromBinary(v.Headers, mustHex(t, v.Name, v.BodyHex))
+			if err != nil {
+				t.Fatalf("FromBinary: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("FromBinary\n got: %+v\nwant: %+v", got, want)
+			}
+
+			switch v.Direction {
+			case "both":
+				headers, body := ToBinary(want)
+				if !maps.Equal(headers, v.Headers) {
+					t.Errorf("ToBinary headers\n got: %v\nwant: %v", headers, v.Headers)
+				}
+				if h := hex.EncodeToString(body); h != v.BodyHex {
+					t.Errorf("ToBinary body\n got: %s\nwant: %s", h, v.BodyHex)
+				}
+			case "decode":
+			default:
+				t.Fatalf("direction %q is neither both nor decode", v.Direction)
+			}
+		})
+	}
+	if directions["both"] == 0 || directions["decode"] == 0 {
+		t.Errorf("directions %v: want vectors of both kinds", directions)
+	}
+}
+
+func TestHeaderVectorsInvalid(t *testing.T) {
+	for _, v := range loadHeaderVectors(t, "invalid") {
+		t.Run(v.Name, func(t *testing.T) {
+			ev, err := FromBinary(v.Headers, mustHex(t, v.Name, v.BodyHex))
+			if err == nil {
+				t.Fatalf("decoded %+v, want error %s", ev, v.Error)
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %T %v is not a *DecodeError", err, err)
+			}
+			if string(de.Code) != v.Error {
+				t.Errorf("code %s (%v), want %s", de.Code, err, v.Error)
+			}
+			if !errors.Is(err, &DecodeError{Code: DecodeCode(v.Error)}) {
+				t.Errorf("errors.Is does not match code %s", v.Error)
+			}
+		})
+	}
+}
+
+// Every envelope vector survives the NATS form, except what binary mode does
+// not carry: attempt (the broker's delivery count) and data that is present
+// but empty (an empty body is no data).
+func TestBinaryRoundTripOfEnvelopeVectors(t *testing.T) {
+	for _, v := range loadVectors(t, "envelope/valid") {
+		t.Run(v.Name, func(t *testing.T) {
+			want, err := DecodeEvent(v.bytes(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Attempt = 1
+			if len(want.Data) == 0 {
+				want.Data = nil
+			}
+			headers, body := ToBinary(want)
+			for name, value := range headers {
+				for i := 0; i < len(value); i++ {
+					if needsEscape(value[i]) && value[i] != '%' {
+						t.Errorf("header %s = %q holds byte %#x", name, value, value[i])
+					}
+				}
+			}
+			got, err := FromBinary(headers, body)
+			if err != nil {
+				t.Fatalf("FromBinary(%v): %v", headers, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("round trip\n got: %+v\nwant: %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestHeaderValueEscaping(t *testing.T) {
+	for _, c := range []struct{ in, out string }{
+		{"plain /a=b;c", "plain /a=b;c"},
+		{`café "50%"`, "caf%C3%A9 %2250%25%22"},
+		{"tab\tdel\x7f", "tab%09del%7F"},
+		{"😀", "%F0%9F%98%80"},
+		{"", ""},
+	} {
+		if got := escapeHeaderValue(c.in); got != c.out {
+			t.Errorf("escape %q = %q, want %q", c.in, got, c.out)
+		}
+		back, err := unescapeHeaderValue("x", c.out)
+		if err != nil || back != c.in {
+			t.Errorf("unescape %q = %q, %v; want %q", c.out, back, err, c.in)
+		}
+	}
+	// lower-case hex is accepted, a stray % is kept, and the octets must be UTF-8
+	for in, out := range map[string]string{"caf%c3%a9": "café", "100%": "100%", "%zz%4": "%zz%4"} {
+		if got, err := unescapeHeaderValue("x", in); err != nil || got != out {
+			t.Errorf("unescape %q = %q, %v; want %q", in, got, err, out)
+		}
+	}
+	if _, err := unescapeHeaderValue("x", "%C0%A0"); !errors.Is(err, ErrInvalidValue) {
+		t.Errorf("overlong UTF-8: %v, want invalid_value", err)
+	}
+}
+
+func TestFromBinaryCodes(t *testing.T) {
+	base := func(extra ...string) map[string]string {
+		h := map[string]string{
+			"ce-specversion": "1.0", "ce-id": "e", "ce-source": "/s", "ce-type": "t",
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h[extra[i]] = extra[i+1]
+		}
+		return h
+	}
+	for _, c := range []struct {
+		name    string
+		headers map[string]string
+		code    DecodeCode
+	}{
+		{"empty specversion", base("ce-specversion", ""), DecodeMissingField},
+		{"negative deadline", base("ce-deadline", "-5"), DecodeInvalidValue},
+		{"deadline beyond uint64", base("ce-deadline", "99999999999999999999999"), DecodeInvalidValue},
+		{"deadline with underscores", base("ce-deadline", "1_000"), DecodeWrongType},
+		{"deadline in other digits", base("ce-deadline", "١٢"), DecodeWrongType},
+		{"cwversion 2", base("ce-cwversion", "2"), DecodeUnsupportedVersion},
+		{"cwversion not a number", base("ce-cwversion", "x"), DecodeWrongType},
+		{"bool not true/false", base("ce-flag", "yes", HeaderExtTypes, "flag=bool"), DecodeWrongType},
+		{"int beyond int64", base("ce-n", "9223372036854775808", HeaderExtTypes, "n=int"), DecodeWrongType},
+		{"unpadded base64", base("ce-b", "AP8", HeaderExtTypes, "b=bytes"), DecodeWrongType},
+		{"ce-data", base("ce-data", "x"), DecodeInvalidExtensionName},
+		{"ce-datacontenttype", base("ce-datacontenttype", "text/plain"), DecodeInvalidExtensionName},
+		{"bad time", base("ce-time", "yesterday"), DecodeInvalidValue},
+		{"not UTF-8 once decoded", base("ce-subject", "%FF"), DecodeInvalidValue},
+		{"one header twice", base("CE-ID", "other"), DecodeMalformed},
+		{"no ce headers, no envelope", map[string]string{"Nats-Msg-Id": "e"}, DecodeTruncated},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := FromBinary(c.headers, nil)
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Code != c.code {
+				t.Errorf("got %v, want code %s", err, c.code)
+			}
+		})
+	}
+}
+
+func TestFromBinaryAccepts(t *testing.T) {
+	h := map[string]string{
+		"ce-specversion": "1.0", "ce-id": "e", "ce-source": "/s", "ce-type": "t",
+		"CE-ID":       "e", // the same header twice with one value
+		"ce-deadline": " +7 ", "ce-cwversion": "1",
+		"ce-n": "-9223372036854775808", "ce-b": "", "ce-note": "%e2%82%ac",
+		HeaderExtTypes: " n=int, b=bytes ",
+		"content-type": "application/json; charset=utf-8",
+	}
+	ev, err := FromBinary(h, []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Deadline == nil || *ev.Deadline != 7 || ev.Attempt != 1 || ev.DataContentType != "application/json; charset=utf-8" {
+		t.Errorf("got %+v", ev)
+	}
+	wantExt := map[string]any{"n": int64(-9223372036854775808), "b": []byte{}, "note": "€"}
+	if !reflect.DeepEqual(ev.Extensions, wantExt) {
+		t.Errorf("extensions %#v, want %#v", ev.Extensions, wantExt)
+	}
+	body := []byte("{}")
+	ev, _ = FromBinary(h, body)
+	body[0] = 'x'
+	if string(ev.Data) != "{}" {
+		t.Errorf("Data shares the body's memory")
+	}
+}
+
+func TestToBinaryLeavesOutAttempt(t *testing.T) {
+	ev := &Event{ID: "e", Source: "/s", Type: "t", Attempt: 3, Data: []byte{}}
+	headers, body := ToBinary(ev)
+	for name := range headers {
+		if strings.Contains(strings.ToLower(name), "attempt") {
+			t.Errorf("header %s written", name)
+		}
+	}
+	if len(body) != 0 {
+		t.Errorf("body %q", body)
+	}
+}
