@@ -25,6 +25,7 @@ from ._exceptions import DecodeError as DecodeError
 from ._exceptions import DrainTimeoutError as DrainTimeoutError
 from ._exceptions import EnvelopeDecodeError as EnvelopeDecodeError
 from ._exceptions import FrameDecodeError as FrameDecodeError
+from ._exceptions import PayloadTooLargeError as PayloadTooLargeError
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import TransportError as TransportError
 from ._exceptions import VersionMismatchError as VersionMismatchError
@@ -111,6 +112,7 @@ __all__ = [
     "Node",
     "NodeStatistics",
     "Outcome",
+    "PayloadTooLargeError",
     "ProtocolError",
     "QueueStatistics",
     "Reject",

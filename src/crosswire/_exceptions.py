@@ -30,6 +30,7 @@ __all__ = [
     "DrainTimeoutError",
     "EnvelopeDecodeError",
     "FrameDecodeError",
+    "PayloadTooLargeError",
     "ProtocolError",
     "TransportError",
     "VersionMismatchError",
@@ -98,3 +99,13 @@ class DrainTimeoutError(CrosswireError):
 
 class TransportError(CrosswireError):
     """The transport failed to publish, consume or settle."""
+
+
+class PayloadTooLargeError(TransportError):
+    """An event, encoded with its headers, is larger than the broker accepts; nothing
+    of its batch was sent. ``size`` and ``limit`` are in bytes."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,9 @@ from test_node_faults import Record, eventually, items, publish, start_node, sto
 
 from crosswire import Event
 from crosswire.jetstream import JetStreamTransport
+from crosswire.testing import eventually as wait_until
 
 pytestmark = pytest.mark.nats
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float) -> None:
-    """Wait until ``await check()`` holds (checked every 100 ms), at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def starts(record: Record) -> Counter[str]:
@@ -100,7 +90,7 @@ async def test_clean_restarts_never_spend_attempts_of_events_that_did_not_run(
         async def settled() -> bool:
             return len(record.handled()) + len(await letters_store.list()) >= len(events)
 
-        await until(settled, "every event handled or dead-lettered", 30)
+        await wait_until(settled, "every event handled or dead-lettered", 30)
     finally:
         await stop_node(last)
     letters = await letters_store.list()
@@ -129,7 +119,7 @@ async def test_a_dead_letter_keeps_the_attempts_of_earlier_processes(
         async def lettered() -> bool:
             return bool(await store.list())
 
-        await until(lettered, "the poison event dead-lettered", 20)
+        await wait_until(lettered, "the poison event dead-lettered", 20)
     finally:
         await stop_node(second)
     [letter] = await store.list()
@@ -154,7 +144,7 @@ async def test_an_event_that_kills_its_node_every_run_is_dead_lettered_after_max
             return node.returncode is not None or bool(await store.list())
 
         try:
-            await until(crashed_or_lettered, "the node crashes or dead-letters the event", 15)
+            await wait_until(crashed_or_lettered, "the node crashes or dead-letters the event", 15)
         finally:
             await stop_node(node)
         if await store.list():

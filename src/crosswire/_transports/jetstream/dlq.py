@@ -34,6 +34,9 @@ __all__ = ["JetStreamDeadLetterStore"]
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[DeadLetter] = msgspec.msgpack.Decoder(DeadLetter)
 _Errors = (nats.errors.Error, asyncio.TimeoutError)
+_HEADROOM = 512  # the publish's own headers (Nats-Expected-Stream) and framing
+TRUNCATED = "cwtruncated"
+"""Extension set on the event of a letter whose data was cut to fit: the original size."""
 
 
 def _token(value: str) -> str:
@@ -87,8 +90,9 @@ class JetStreamDeadLetterStore:
         :raises TransportError: not stored.
         """
         js = await self._js()
+        body = _fit(letter, self._transport.connection.max_payload - _HEADROOM)
         try:
-            await js.publish(self.subject(letter.binding, letter.id), _encoder.encode(letter), stream=self.stream)
+            await js.publish(self.subject(letter.binding, letter.id), body, stream=self.stream)
         except _Errors as exc:
             raise TransportError(f"cannot store dead letter {letter.id!r} in {self.stream}: {exc!r}") from exc
 
@@ -162,6 +166,40 @@ class JetStreamDeadLetterStore:
             return deleted
         except _Errors as exc:
             raise TransportError(f"cannot purge dead letters in {self.stream}: {exc!r}") from exc
+
+
+def _fit(letter: DeadLetter, limit: int) -> bytes:
+    """The letter's bytes, cut to at most ``limit``: a poison event near the server's
+    max_payload must still be dead-lettered, not redelivered forever. Cut in order:
+    the event's data (or the raw bytes), then all but the first and last attempts.
+    What was cut is said in ``error.details["truncated"]`` (and the event's
+    ``cwtruncated`` extension holds its original data size)."""
+    body = _encoder.encode(letter)
+    if len(body) <= limit:
+        return body
+    notes: list[str] = []
+    over = len(body) - limit + 64
+    event, raw = letter.event, letter.raw
+    if event is not None and event.data:
+        kept = max(0, len(event.data) - over)
+        notes.append(f"event data: kept {kept} of {len(event.data)} bytes")
+        ext = {**event.extensions, TRUNCATED: len(event.data)}
+        event = msgspec.structs.replace(event, data=event.data[:kept], extensions=ext)
+    elif raw:
+        kept = max(0, len(raw) - over)
+        notes.append(f"raw bytes: kept {kept} of {len(raw)}")
+        raw = raw[:kept]
+    attempts = letter.attempts
+    trial = msgspec.structs.replace(letter, event=event, raw=raw)
+    if len(_encoder.encode(trial)) > limit and len(attempts) > 2:
+        notes.append(f"attempts: kept the first and last of {len(attempts)}")
+        attempts = [attempts[0], attempts[-1]]
+    error = letter.error
+    if len(error.details) < 32:  # the envelope's limit on details
+        details = {**error.details, "truncated": "; ".join(notes) or "nothing could be cut"}
+        error = msgspec.structs.replace(error, details=details)
+    trial = msgspec.structs.replace(letter, event=event, raw=raw, attempts=attempts, error=error)
+    return _encoder.encode(trial)
 
 
 def _decode(data: bytes | None, seq: int) -> DeadLetter:

@@ -21,7 +21,15 @@ from nats.aio.msg import Msg
 from ..._envelope import Event
 from ..._exceptions import TransportError
 
-__all__ = ["NO_STREAM", "WRONG_LAST_SEQUENCE", "Message", "PublishBatch", "Publisher", "ce_headers"]
+__all__ = [
+    "NO_STREAM",
+    "WRONG_LAST_SEQUENCE",
+    "Message",
+    "PublishBatch",
+    "Publisher",
+    "ce_headers",
+    "message_size",
+]
 
 NO_STREAM = -503
 """``PublishBatch.failed`` code: no stream listens on the subject."""
@@ -30,6 +38,17 @@ WRONG_LAST_SEQUENCE = (10071, 10164)
 
 Message = tuple[str, bytes, dict[str, str] | None]
 """``(subject, body, headers)``."""
+
+
+def message_size(body: bytes, headers: dict[str, str] | None) -> int:
+    """The bytes the server counts against ``max_payload``: body plus the header block
+    as the client encodes it (``NATS/1.0\r\n``, ``key: value\r\n`` each, ``\r\n``)."""
+    if not headers:
+        return len(body)
+    size = 12
+    for key, value in headers.items():
+        size += len(key.strip().encode()) + len(value.strip().encode()) + 4
+    return size + len(body)
 
 
 def _header_safe(value: str) -> bool:

@@ -40,7 +40,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
 from ..._envelope import Event, encode_event
-from ..._exceptions import ClosedError, ConfigurationError, TransportError
+from ..._exceptions import ClosedError, ConfigurationError, PayloadTooLargeError, TransportError
 from ..base import Features
 from .attempts import AttemptStore
 from .config import check_stream_name, check_subject_part, consumer_name
@@ -48,7 +48,7 @@ from .delivery import JetStreamDelivery
 from .dlq import JetStreamDeadLetterStore
 from .embedded import EmbeddedServer
 from .kv import JetStreamIdempotencyStore
-from .publish import Publisher, ce_headers
+from .publish import Publisher, ce_headers, message_size
 from .pull import JetStreamSubscription
 from .streams import ensure_stream
 
@@ -308,19 +308,34 @@ class JetStreamTransport:
         """Publish a batch: every message is written, then every ack awaited.
 
         :raises ConfigurationError: an event type is not a valid subject (nothing sent).
+        :raises PayloadTooLargeError: an event with its headers exceeds the server's
+            ``max_payload`` (nothing sent; the connection stays up).
         :raises TransportError: the broker did not accept every event in time; the
             caller may publish the batch again (``Nats-Msg-Id`` dedups what was stored).
         """
         publisher = self.publisher
         if not events:
             return
+        limit = self._client().max_payload
         prepared = []
         for event in events:
             if not isinstance(event, Event):
                 raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
             check_subject_part("event type", event.type, wildcards=False)
             headers = ce_headers(event) if self.cloudevents_headers else {"Nats-Msg-Id": event.id}
-            prepared.append((self.subject_for(event.type), encode_event(event), headers))
+            body = encode_event(event)
+            # Every header value is also in the envelope, so headers < body + 1 KiB of
+            # names and framing: only a large event needs its headers counted.
+            if 2 * len(body) + 1024 > limit and (size := message_size(body, headers)) > limit:
+                # The server would drop the connection over it: refuse the batch here.
+                raise PayloadTooLargeError(
+                    f"event {event.id} ({event.type}) is {size} bytes with its headers "
+                    f"({len(body)} envelope + {size - len(body)} headers); the server accepts at most "
+                    f"{limit} bytes (max_payload)",
+                    size=size,
+                    limit=limit,
+                )
+            prepared.append((self.subject_for(event.type), body, headers))
         batch = await publisher.send(prepared, f"stream {self.stream}")
         if batch.error is not None:
             raise TransportError(f"publish to stream {self.stream} failed: {batch.error}")
