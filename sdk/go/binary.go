@@ -157,7 +157,7 @@ func FromBinary(headers map[string]string, body []byte) (*Event, error) {
 func foldHeaders(headers map[string]string) (map[string]string, error) {
 	h := make(map[string]string, len(headers))
 	for name, value := range headers {
-		lower := strings.ToLower(name)
+		lower := asciiLower(name)
 		if prev, ok := h[lower]; ok && prev != value {
 			return nil, decodeErr(DecodeMalformed, lower,
 				"header sent twice (names are case-insensitive) with different values")
@@ -167,9 +167,21 @@ func foldHeaders(headers map[string]string) (map[string]string, error) {
 	return h, nil
 }
 
+// asciiLower lower-cases A-Z only: header names are ASCII, and a non-ASCII
+// letter must not fold into an ASCII name.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 func mediaType(contentType string) string {
 	media, _, _ := strings.Cut(contentType, ";")
-	return strings.ToLower(strings.TrimSpace(media))
+	return asciiLower(strings.TrimSpace(media))
 }
 
 // isPreviousFormat reports whether body is the whole MessagePack envelope (a
@@ -191,7 +203,7 @@ func fromHeaders(h map[string]string, contentType string, hasContentType bool, b
 		return nil, decodeErr(DecodeInvalidValue, "specversion", "must be %q, got %q", SpecVersion, spec)
 	}
 	types := map[string]string{}
-	if declared := h[strings.ToLower(HeaderExtTypes)]; declared != "" {
+	if declared := h[asciiLower(HeaderExtTypes)]; declared != "" {
 		for _, item := range strings.Split(declared, ",") {
 			name, kind, _ := strings.Cut(strings.TrimSpace(item), "=")
 			types[name] = kind

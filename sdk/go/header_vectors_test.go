@@ -211,6 +211,7 @@ func TestFromBinaryCodes(t *testing.T) {
 		{"bad time", base("ce-time", "yesterday"), DecodeInvalidValue},
 		{"not UTF-8 once decoded", base("ce-subject", "%FF"), DecodeInvalidValue},
 		{"one header twice", base("CE-ID", "other"), DecodeMalformed},
+		{"a name that folds to ASCII only in Unicode", base("ce-\u212aey", "v"), DecodeInvalidExtensionName},
 		{"no ce headers, no envelope", map[string]string{"Nats-Msg-Id": "e"}, DecodeTruncated},
 	} {
 		t.Run(c.name, func(t *testing.T) {
