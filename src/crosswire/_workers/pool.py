@@ -24,21 +24,20 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import hmac
 import logging
-import secrets
 import time
 from collections.abc import Sequence
 
 from .._errorinfo import ErrorCode
 from .._exceptions import ClosedError, ProtocolError, VersionMismatchError
 from .._types import Attempt, Outcome
+from .admission import authentic, new_token, same_types
 from .connection import WorkerConnection
+from .credit import CreditQueue
 from .frames import Frame, Goodbye, Hello, UnknownFrame
 from .hub import WorkerHub
-from .process import WorkerProcess, descends_from
+from .process import WorkerProcess
 from .session import Counters, Session, Ticket, node_error, stamp
 from .spec import WorkerSpec, WorkerState, WorkerStatistics
 
@@ -70,7 +69,7 @@ class WorkerPool:
         self._session: Session | None = None
         self._attached: asyncio.Future[Session] | None = None
         self._attach_early = False  # _attached was made by open() and not waited on yet
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._credit = CreditQueue(lambda: self._session, lambda: self._stopping)
         self._supervisor: asyncio.Task[None] | None = None
         self._first_ready: asyncio.Future[tuple[str, ...]] | None = None
         self._stopping = False
@@ -175,10 +174,10 @@ class WorkerPool:
         session = self._session
         if session is None or self.state not in ("ready", "warming"):
             self.state = "stopped" if self.state != "failed" else "failed"
-            self._wake_all()
+            self._credit.wake_all()
             return True
         self.state = "draining"
-        self._wake_all()
+        self._credit.wake_all()
         try:
             async with asyncio.timeout(timeout):
                 await session.drain()
@@ -196,7 +195,7 @@ class WorkerPool:
         self._stopping = True
         if self.state not in ("stopped", "failed"):
             self.state = "draining"
-        self._wake_all()
+        self._credit.wake_all()
         if self._runner.spawned and await self._runner.stop(STOP_GRACE):
             self._log.warning("worker did not exit %g s after SIGTERM; killed it", STOP_GRACE)
         session = self._session
@@ -222,7 +221,7 @@ class WorkerPool:
             max_in_flight=self._max_in_flight,
             in_flight=session.in_flight if session else 0,
             credit=session.credit if session and session.ready.is_set() else 0,
-            waiting=len(self._waiters),
+            waiting=len(self._credit),
             restarts=self.restarts,
             delivered=c.delivered,
             results=c.results,
@@ -252,9 +251,9 @@ class WorkerPool:
     async def _send_and_wait(
         self, attempt: Attempt, deadline_ms: int, sent: list[tuple[Session, Ticket]] | None
     ) -> Outcome:
-        session = self._session
-        if session is None or not session.ready.is_set() or session.credit <= 0 or self._waiters:
-            session = await self._acquire()
+        session = self._credit.ready_now()
+        if session is None:
+            session = await self._credit.acquire()
             if session is None:
                 return node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
         try:
@@ -265,63 +264,13 @@ class WorkerPool:
             self._counters.lost += 1
             return node_error(ErrorCode.WORKER_LOST, f"worker {self.spec.name!r} lost before delivery ({exc})")
         if isinstance(ticket, Outcome):
-            self._wake()
+            self._credit.wake()
             return ticket
         if sent is not None:
             sent.append((session, ticket))
         # a cancelled wait cancels the future too; the ticket stays until the result (or
         # the session's end) returns its credit
         return await ticket.future
-
-    def _usable(self, session: Session | None) -> bool:
-        return session is not None and session.ready.is_set() and session.credit > 0
-
-    async def _acquire(self) -> Session | None:
-        """A ready session with credit, or None when stopping. First come, first served."""
-        while True:
-            if self._stopping:
-                return None
-            session = self._session
-            if self._usable(session) and not self._waiters:
-                return session
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    # woken for a credit we will not use: pass it on
-                    with contextlib.suppress(ValueError):
-                        self._waiters.remove(waiter)
-                    self._wake()
-                raise
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-            session = self._session
-            if self._stopping:
-                return None
-            if self._usable(session):
-                return session
-
-    def _wake(self) -> None:
-        """Wake as many waiters as there is unclaimed credit (usually one)."""
-        session = self._session
-        if session is None or not self._waiters:
-            return
-        spare = session.credit
-        woken = 0
-        for waiter in self._waiters:
-            if woken >= spare:
-                break
-            if not waiter.done():
-                waiter.set_result(None)
-                woken += 1
-
-    def _wake_all(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
     # --- the hub's slot -------------------------------------------------------------
 
@@ -334,12 +283,10 @@ class WorkerPool:
             if self._session is not None:
                 return f"worker {self.spec.name!r} is already connected"
             return f"worker {self.spec.name!r} is not expecting a connection now"
-        if self._types and sorted(set(hello.types)) != sorted(self._types):
+        other = same_types(self._types, hello)
+        if other is not None:
             # the bindings were built from the first hello: refuse, rather than serve others
-            return (
-                f"worker {self.spec.name!r} must serve the same types as when it started: "
-                f"expected {sorted(self._types)}, got {sorted(set(hello.types))}"
-            )
+            return f"worker {self.spec.name!r} must serve the same types as when it started: {other}"
         session = Session(
             conn,
             hello,
@@ -347,7 +294,7 @@ class WorkerPool:
             name=self.spec.name,
             logger=self._log,
             counters=self._counters,
-            on_credit=self._wake,
+            on_credit=self._credit.wake,
         )
         conn.label = f"worker {self.spec.name!r}"
         conn.max_frame = self.spec.options.max_frame
@@ -356,16 +303,13 @@ class WorkerPool:
         return None
 
     def _authentic(self, hello: Hello, peer_pid: int | None) -> bool:
-        """Whether ``hello`` comes from this slot's worker: it carries the expected token,
-        or, for a spawned worker and a ``hello`` without one, the peer (``SO_PEERCRED``)
-        is the spawned process or one of its descendants."""
-        expected = self._token
-        if expected is None:
-            return not self._runner.spawns  # a spawned worker before its first spawn: nobody
-        if hello.token is not None:
-            return hmac.compare_digest(hello.token.encode(), expected.encode())
-        spawned = self._runner.live_pid
-        return spawned is not None and peer_pid is not None and descends_from(peer_pid, spawned)
+        return authentic(
+            hello,
+            expected=self._token,
+            spawns=self._runner.spawns,
+            spawned_pid=self._runner.live_pid,
+            peer_pid=peer_pid,
+        )
 
     def refused(self, hello: Hello, reason: str, peer_pid: int | None = None) -> None:
         if not self._authentic(hello, peer_pid):
@@ -390,7 +334,7 @@ class WorkerPool:
         self.state = "initializing"
         options = self.spec.options
         if self._runner.spawns:
-            self._token = secrets.token_urlsafe(32)  # a fresh secret per spawn
+            self._token = new_token()  # a fresh secret per spawn
         await self._runner.spawn(self.hub.path, self._token)
         try:
             async with asyncio.timeout(options.ready_timeout):
@@ -445,7 +389,7 @@ class WorkerPool:
                     assert self._first_ready is not None
                     if not self._first_ready.done():
                         self._first_ready.set_result(self._types)
-                self._wake()
+                self._credit.wake()
                 reason = await self._serve(session)
                 if self._stopping:
                     return
