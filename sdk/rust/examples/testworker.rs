@@ -6,13 +6,19 @@
 //!     [--name NAME] [--max-in-flight N] [--protocol-version V]... [--max-frame BYTES]
 //! ```
 //!
+//! Handles the `test.*` types of spec/conformance-worker.md, `test.payload.*` included
+//! (not `test.hang`: the SDK drops a handler at its deadline, so it cannot hold credit).
+//!
 //! Exits 0 after a clean drain/goodbye; otherwise prints `crosswire: <reason>` on stderr
 //! and exits 1 (2 for a bad command line).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use crosswire::{Context, ErrorCode, Event, HandlerError, Worker};
-use serde::Deserialize;
+use crosswire::payload::Timestamp;
+use crosswire::{typed, Context, ErrorCode, Event, HandlerError, Worker};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 struct Args {
     name: String,
@@ -82,6 +88,59 @@ impl Default for Sleep {
     }
 }
 
+// The test schemas of spec/payloads.md, for test.payload.order / test.payload.numbers.
+
+#[derive(Serialize, Deserialize)]
+struct Customer {
+    id: i64,
+    name: String,
+    email: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Item {
+    sku: String,
+    qty: u32,
+    price: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Order {
+    order_id: i64,
+    customer: Customer,
+    items: Vec<Item>,
+    note: Option<String>,
+    #[serde(default)]
+    tags: HashMap<String, String>,
+    paid_at: Option<Timestamp>,
+    #[serde(default, with = "crosswire::payload::bytes")]
+    blob: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Numbers {
+    i8: i8,
+    u8: u8,
+    i16: i16,
+    u16: u16,
+    i32: i32,
+    u32: u32,
+    i64: i64,
+    u64: u64,
+    f64: f64,
+}
+
+/// Emit `<type>.decoded` carrying what the SDK decoded, as MessagePack; a payload that
+/// does not decode never gets here (`typed` reports `invalid_argument`).
+async fn decoded<T: Serialize + DeserializeOwned>(
+    ctx: Context,
+    value: T,
+) -> Result<(), HandlerError> {
+    let ty = format!("{}.decoded", ctx.event().ty);
+    ctx.emit(Event::new(ty, &value)?);
+    Ok(())
+}
+
 fn worker(args: Args) -> Worker {
     Worker::new(args.name)
         .max_in_flight(args.max_in_flight)
@@ -123,6 +182,8 @@ fn worker(args: Args) -> Worker {
         .handle("test.panic", |_ctx: Context, ev: Event| async move {
             panic!("test.panic requested by event {}", ev.id)
         })
+        .handle("test.payload.order", typed(decoded::<Order>))
+        .handle("test.payload.numbers", typed(decoded::<Numbers>))
 }
 
 fn main() {
