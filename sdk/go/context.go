@@ -15,7 +15,9 @@ type deliveryKey struct{}
 // delivery is the per-attempt state a handler's context carries.
 type delivery struct {
 	ev     *Event
-	source string // the worker name: default source of emitted events
+	source string       // the worker name: default source of emitted events
+	id     uint64       // the delivery id (log frames name it)
+	out    *frameWriter // where log frames written with the handler's ctx go (logs.go)
 
 	mu      sync.Mutex
 	emitted [][]byte

@@ -69,7 +69,8 @@ type ResultFrame struct {
 	Error      *ErrorInfo // present iff !OK
 	StartNS    uint64
 	DurationNS uint64
-	Emitted    [][]byte // encoded envelopes of follow-up events
+	Emitted    [][]byte     // encoded envelopes of follow-up events
+	Spans      []SpanRecord // spans of the attempt (tracing.go)
 }
 
 // HeartbeatFrame keeps the session alive.
@@ -238,6 +239,9 @@ func AppendFrame(buf *bytes.Buffer, f Frame) {
 		if len(x.Emitted) > 0 {
 			n++
 		}
+		if len(x.Spans) > 0 {
+			n++
+		}
 		tag(n)
 		u("id", x.ID)
 		_ = enc.EncodeString("ok")
@@ -255,6 +259,10 @@ func AppendFrame(buf *bytes.Buffer, f Frame) {
 				_ = enc.EncodeBytesLen(len(b))
 				buf.Write(b)
 			}
+		}
+		if len(x.Spans) > 0 {
+			_ = enc.EncodeString("spans")
+			encodeSpans(enc, x.Spans)
 		}
 	default: // InitFrame, ReadyFrame, HeartbeatFrame, DrainFrame, DrainedFrame, UnknownFrame
 		tag(1)

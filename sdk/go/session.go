@@ -402,8 +402,8 @@ func (s *session) poolWorker(ctx context.Context) {
 
 // runHandler runs one handler and turns its outcome into a result.
 func (s *session) runHandler(base context.Context, j job) ResultFrame {
-	d := &delivery{ev: j.ev, source: s.w.name}
-	ctx := withDelivery(base, d)
+	d := &delivery{ev: j.ev, source: s.w.name, id: j.id, out: s.out}
+	ctx, attempt := startAttempt(withDelivery(base, d), j.ev, s.w.name) // tracing.go
 	cancel := context.CancelFunc(func() {})
 	if !j.deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(ctx, j.deadline)
@@ -426,6 +426,7 @@ func (s *session) runHandler(base context.Context, j job) ResultFrame {
 		info := ErrorInfoFromError(err)
 		res.Error = &info
 	}
+	res.Spans = attempt.end(res.Error)
 	return res
 }
 

@@ -274,6 +274,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("crosswire: connect to node at %s: %w", w.opts.socket, err)
 	}
 	defer conn.Close()
+	installLogForwarding() // logs.go: slog records written with a handler's ctx go to the node
 	s := &session{w: w, conn: conn, log: w.opts.logger.With("worker", w.name)}
 	return s.run(ctx)
 }
