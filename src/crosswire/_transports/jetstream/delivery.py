@@ -4,7 +4,10 @@ Settlement uses nats-py's :class:`~nats.aio.msg.Msg` (``ack``, ``nak(delay=)``,
 ``term``, ``in_progress``); the delivery count and stream sequence come from
 ``msg.metadata``. A message whose reply subject is not a JetStream ack subject is
 not a delivery of a stream message: it becomes a delivery without an event whose
-``decode_error`` says so, which the node dead-letters as ``invalid_argument``.
+``decode_error`` says so, which the node dead-letters as ``invalid_argument``. So is
+an event whose subject is not ``<prefix>.<its type>``, or whose ``ce-type`` /
+``ce-id`` / ``Nats-Msg-Id`` headers contradict its envelope: it is never handed to
+the handler of the type its subject names.
 
 ``attempt`` counts handler runs, not deliveries: see :mod:`.attempts`. A delivery
 whose handler never started is returned with :meth:`JetStreamDelivery.hand_back`
@@ -67,7 +70,9 @@ class JetStreamDelivery:
         "stream_sequence",
     )
 
-    def __init__(self, listener: SettleListener, msg: Msg, store: AttemptStore | None = None) -> None:
+    def __init__(
+        self, listener: SettleListener, msg: Msg, store: AttemptStore | None = None, *, prefix: str | None = None
+    ) -> None:
         self._listener = listener
         self._msg = msg
         self._store = store
@@ -92,9 +97,13 @@ class JetStreamDelivery:
             self.num_delivered = metadata.num_delivered
             self.stream_sequence = metadata.sequence.stream
             try:
-                self._event = decode_event(msg.data)
+                event = decode_event(msg.data)
             except EnvelopeDecodeError as exc:
                 self._decode_error = str(exc)
+            else:
+                self._decode_error = _contradiction(msg, event, prefix)
+                if self._decode_error is None:
+                    self._event = event
             if self.num_delivered > 1 and store is not None:
                 self._revision = None  # earlier deliveries may have left a record: load()
         self.attempt = self.num_delivered
@@ -241,6 +250,22 @@ class JetStreamDelivery:
     def __repr__(self) -> str:
         kind = self._event.type if self._event is not None else "<undecodable>"
         return f"<JetStreamDelivery {kind} attempt={self.attempt} settled={self._settled}>"
+
+
+def _contradiction(msg: Msg, event: Event[Any], prefix: str | None) -> str | None:
+    """Why the message's subject or headers contradict its envelope, or ``None``."""
+    if prefix is not None and msg.subject != prefix + event.type:
+        return (
+            f"the envelope contradicts its subject: published on {msg.subject!r}, "
+            f"but the event's type is {event.type!r} (expected subject {prefix + event.type!r})"
+        )
+    headers = msg.headers
+    if headers:
+        for name, value in (("ce-type", event.type), ("ce-id", event.id), ("Nats-Msg-Id", event.id)):
+            header = headers.get(name)
+            if header is not None and header != value:
+                return f"the envelope contradicts its headers: header {name} is {header!r}, the envelope says {value!r}"
+    return None
 
 
 async def hand_back_all(deliveries: Sequence[JetStreamDelivery]) -> None:

@@ -50,6 +50,8 @@ class JetStreamSubscription:
     :param on_close: called once when the subscription closed.
     :param attempts: where hand-backs and failed attempts are recorded; ``None``: the
         attempt is the delivery count.
+    :param subject_prefix: events are on ``<prefix>.<type>``; one whose subject says
+        otherwise is delivered without an event (see :mod:`.delivery`).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class JetStreamSubscription:
         latest: dict[int, JetStreamDelivery],
         on_close: Callable[[JetStreamSubscription], None],
         attempts: AttemptStore | None = None,
+        subject_prefix: str | None = None,
     ) -> None:
         self._nc = nc
         self._stream = stream
@@ -74,6 +77,7 @@ class JetStreamSubscription:
         self._latest = latest
         self._on_close = on_close
         self._attempts = attempts
+        self._prefix = f"{subject_prefix}." if subject_prefix is not None else None
         self._loading: dict[JetStreamDelivery, asyncio.Task[None]] = {}
         self._late: list[JetStreamDelivery] = []  # arrived while stopping
         self._stopping = False
@@ -106,7 +110,7 @@ class JetStreamSubscription:
             with contextlib.suppress(Exception):
                 await self._nc.publish(msg.reply, _NAK)
             return
-        delivery = JetStreamDelivery(self, msg, self._attempts)
+        delivery = JetStreamDelivery(self, msg, self._attempts, prefix=self._prefix)
         if self._stopping:
             self._late.append(delivery)
             return

@@ -396,6 +396,7 @@ class JetStreamTransport:
             latest=self._latest.setdefault(name, {}),
             on_close=self._subscriptions.discard,
             attempts=self._attempts,
+            subject_prefix=self.subject_prefix,
         )
         await sub.start()
         self._subscriptions.add(sub)
