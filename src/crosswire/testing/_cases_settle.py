@@ -10,7 +10,7 @@ from .._envelope import Event
 from .._transports.base import Delivery
 from ._context import CaseContext
 from ._context import event_id as _id
-from ._helpers import Collector, assert_no_more, collect, next_delivery
+from ._helpers import Collector, assert_no_more, collect, describe, next_delivery
 
 __all__ = [
     "resend_on_error",
@@ -66,13 +66,13 @@ async def redelivery_after_ack_wait(ctx: CaseContext) -> None:
         await transport.publish([event])
         first = await next_delivery(sub, ctx.timeout)
         received = time.monotonic()
-        assert _id(first) == event.id
+        assert _id(first) == event.id, f"expected {event.id} (attempt 1), got {describe(first)}"
         await asyncio.sleep(max(0.0, published + ack_wait * 0.5 - time.monotonic()))
         renewed = time.monotonic()
         await first.in_progress()
         again = await next_delivery(sub, ctx.timeout, "the redelivery after ack_wait")
         came_back = time.monotonic()
-        assert _id(again) == event.id
+        assert _id(again) == event.id, f"expected {event.id} again, got {describe(again)}"
         assert again.attempt == 2, f"redelivery after ack_wait has attempt {again.attempt}"
         await first.ack()  # late: harmless
         await again.ack()
@@ -116,7 +116,7 @@ async def continue_after_repeated_errors(ctx: CaseContext) -> None:
     await collector.wait_count(n * (fails + 1), ctx.timeout)
     await asyncio.sleep(ctx.quiet)
     await collector.stop()
-    assert set(attempts) == {e.id for e in events}
+    assert set(attempts) == {e.id for e in events}, f"{len(set(attempts) ^ {e.id for e in events})} ids differ"
     wrong = {k: v for k, v in attempts.items() if v != list(range(1, fails + 2))}
     assert not wrong, f"attempt sequences differ from 1..{fails + 1}: {list(wrong.items())[:3]}"
 

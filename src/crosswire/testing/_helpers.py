@@ -13,7 +13,7 @@ from typing import Any
 from .._envelope import Event
 from .._transports.base import Delivery, Subscription
 
-__all__ = ["Collector", "Namespace", "assert_no_more", "collect", "eventually", "next_delivery"]
+__all__ = ["Collector", "Namespace", "assert_no_more", "collect", "describe", "eventually", "next_delivery"]
 
 
 class Namespace:
@@ -35,7 +35,8 @@ class Namespace:
         return f"Namespace({self.prefix!r})"
 
 
-def _describe(delivery: Delivery) -> str:
+def describe(delivery: Delivery) -> str:
+    """``<type id=.. key=.. attempt=..>``, for assertion messages."""
     event = delivery.event
     if event is None:
         return f"<undecodable delivery: {delivery.decode_error}>"
@@ -92,7 +93,7 @@ async def assert_no_more(subscription: Subscription, within: float, why: str = "
     except (TimeoutError, StopAsyncIteration):
         return
     reason = f" ({why})" if why else ""
-    raise AssertionError(f"unexpected delivery {_describe(delivery)}{reason}")
+    raise AssertionError(f"unexpected delivery {describe(delivery)}{reason}")
 
 
 async def eventually(
