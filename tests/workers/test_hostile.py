@@ -118,6 +118,27 @@ async def test_impostor_cannot_take_a_restarting_workers_slot(
     assert (await pool.handle(attempt("test.echo"))).ok
 
 
+async def test_spawned_worker_without_a_token_is_admitted_by_its_pid(
+    runtime: str, worker_argv: list[str], hub: WorkerHub
+) -> None:
+    # an SDK that sends no token (an older build): SO_PEERCRED names the spawned process,
+    # even when it says hello before the node's spawn() has returned
+    name = f"tokenless-{runtime}"
+    command = ("env", "-u", "CROSSWIRE_TOKEN", *worker_argv, "--name", name)
+    pool = WorkerPool(WorkerSpec(name=name, command=command, options=WorkerOptions(restart_backoff_initial=0.01)), hub)
+    try:
+        await pool.start()
+        for n in range(1, 4):
+            pid = pool.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            await wait_for(lambda pid=pid: pool.state == "ready" and pool.pid != pid, what=f"restart {n}")
+        assert pool.statistics().restarts == 3
+        assert (await pool.handle(attempt("test.echo"))).ok
+    finally:
+        await pool.close()
+
+
 async def test_impostor_with_a_wrong_token_is_rejected_and_the_real_worker_starts(
     make_pool: PoolFactory, hub: WorkerHub
 ) -> None:

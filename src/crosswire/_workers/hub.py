@@ -132,9 +132,10 @@ class WorkerSlot(Protocol):
         """The worker name a ``hello`` must carry."""
         ...
 
-    def offer(self, conn: WorkerConnection, hello: Hello, rest: Sequence[Frame | UnknownFrame]) -> str | None:
+    async def offer(self, conn: WorkerConnection, hello: Hello, rest: Sequence[Frame | UnknownFrame]) -> str | None:
         """Take ``conn`` (already checked by :func:`check_hello`), with the frames that
-        arrived after its ``hello``; return None, or the reason it is refused."""
+        arrived after its ``hello``; return None, or the reason it is refused. Runs
+        within the hub's ``hello_timeout``."""
         ...
 
     def refused(self, hello: Hello, reason: str, peer_pid: int | None = None) -> None:
@@ -297,7 +298,11 @@ class WorkerHub:
             known = ", ".join(repr(n) for n in sorted(self._slots)) or "none"
             reason = f"no worker named {hello.name!r} is configured on this node (configured: {known})"
         if reason is None and slot is not None:
-            reason = slot.offer(conn, hello, frames[1:])
+            try:
+                async with asyncio.timeout(self.hello_timeout):
+                    reason = await slot.offer(conn, hello, frames[1:])
+            except TimeoutError:
+                reason = f"worker {hello.name!r} could not be admitted within {self.hello_timeout:g} s"
         if reason is not None:
             self.rejected += 1
             _log.warning("rejected worker %r: %s", hello.name, reason)

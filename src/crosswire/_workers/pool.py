@@ -274,8 +274,11 @@ class WorkerPool:
 
     # --- the hub's slot -------------------------------------------------------------
 
-    def offer(self, conn: WorkerConnection, hello: Hello, rest: Sequence[Frame | UnknownFrame]) -> str | None:
+    async def offer(self, conn: WorkerConnection, hello: Hello, rest: Sequence[Frame | UnknownFrame]) -> str | None:
         """Called by the hub with a checked hello; returns a reject reason or None."""
+        if hello.token is None and self._runner.spawns:
+            # a fast worker says hello before spawn() has returned its pid
+            await self._runner.settled()
         if not self._authentic(hello, conn.peer_pid):
             # checked first: an impostor learns nothing about the slot's state
             return f"worker {self.spec.name!r}: {'missing' if hello.token is None else 'wrong'} token"

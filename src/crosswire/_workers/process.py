@@ -246,6 +246,8 @@ class WorkerProcess:
         self.cwd = cwd
         self._logger = logger
         self._child: ChildProcess | None = None
+        self._spawned = asyncio.Event()  # clear while spawn() runs
+        self._spawned.set()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=8)
 
     @property
@@ -286,6 +288,7 @@ class WorkerProcess:
         else:
             env.pop("CROSSWIRE_TOKEN", None)
         self._stderr_tail.clear()
+        self._spawned.clear()  # a hello may arrive before spawn() returns: see settled()
         try:
             child = await ChildProcess.spawn(
                 self.command,
@@ -299,7 +302,13 @@ class WorkerProcess:
             )
         except OSError as exc:
             raise ProtocolError(f"worker {self.name!r}: cannot start {self.command[0]!r}: {exc}") from exc
+        finally:
+            self._spawned.set()
         self._child = child
+
+    async def settled(self) -> None:
+        """Wait until a spawn in progress has returned (its pid is then :attr:`live_pid`)."""
+        await self._spawned.wait()
 
     def _on_stdout(self, text: str) -> None:
         self._logger.info("%s", text, extra={"worker_pid": self.pid})
