@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod attrs;
+pub mod binary;
 mod connection;
 mod context;
 mod delivery;

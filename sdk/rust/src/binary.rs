@@ -1,0 +1,457 @@
+//! The NATS form of an event: CloudEvents binary content mode (spec/envelope.md, "On
+//! NATS: CloudEvents binary content mode").
+//!
+//! Every attribute but `datacontenttype`, `data` and `attempt` is a `ce-<name>` header,
+//! `Content-Type` is `datacontenttype` and the body is `data`. User extensions are
+//! `ce-<name>` headers holding their canonical string; those that are not strings are
+//! listed in `Crosswire-Ext-Types` (`n=int,flag=bool,blob=bytes`) so crosswire reads
+//! them back typed. String values are percent-encoded where a header line cannot hold
+//! them: `%`, `"`, control characters and every non-ASCII character, as UTF-8 octets
+//! with upper-case hex.
+//!
+//! [`from_binary`] also reads structured mode (`Content-Type:
+//! application/cloudevents+json`, the JSON form as the body) and the previous crosswire
+//! format (the whole MessagePack envelope as the body).
+//!
+//! ```
+//! use crosswire::binary::{from_binary, to_binary};
+//! use crosswire::Event;
+//!
+//! let mut event = Event::with_data("order.created", Some(b"{}".to_vec()));
+//! event.datacontenttype = Some("application/json".into());
+//! event.subject = Some("café".into());
+//! let (headers, body) = to_binary(&event);
+//! assert!(headers.contains(&("ce-subject".into(), "caf%C3%A9".into())));
+//! assert_eq!(from_binary(headers, &body).unwrap(), event);
+//! ```
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use crate::attrs::is_extension_name;
+use crate::envelope::{Event, ExtensionValue, CWVERSION, MAX_DATA, RESERVED_NAMES, SPECVERSION};
+use crate::error::DecodeError;
+
+/// The header that carries `datacontenttype` in binary mode and tells structured mode apart.
+pub const CONTENT_TYPE: &str = "Content-Type";
+/// The header listing the user extensions that are not strings, with their type.
+pub const EXT_TYPES: &str = "Crosswire-Ext-Types";
+/// The content type of CloudEvents structured mode (the JSON form as the body).
+pub const STRUCTURED: &str = "application/cloudevents+json";
+/// The content type of CloudEvents batch mode, which crosswire does not accept.
+pub const STRUCTURED_BATCH: &str = "application/cloudevents-batch+json";
+
+/// The event's headers, in the spec's order, and its body (`data`, empty when absent).
+///
+/// `attempt` is not written: on NATS the broker's delivery count says which attempt a
+/// delivery is. Does not validate; see [`Event::validate`].
+pub fn to_binary(event: &Event) -> (Vec<(String, String)>, Vec<u8>) {
+    let mut headers = Vec::with_capacity(8 + event.extensions.len());
+    headers.push(("ce-specversion".to_owned(), SPECVERSION.to_owned()));
+    for (name, value) in string_attrs(event) {
+        if let Some(value) = value {
+            headers.push((format!("ce-{name}"), escape(value)));
+        }
+    }
+    if let Some(deadline) = event.deadline {
+        headers.push(("ce-deadline".to_owned(), deadline.to_string()));
+    }
+    if let Some(content_type) = &event.datacontenttype {
+        headers.push((CONTENT_TYPE.to_owned(), escape(content_type)));
+    }
+    let mut types = Vec::new();
+    // BTreeMap<String, _> iterates sorted by name
+    for (name, value) in &event.extensions {
+        let (text, kind) = match value {
+            ExtensionValue::Str(s) => (escape(s), None),
+            ExtensionValue::Int(n) => (n.to_string(), Some("int")),
+            ExtensionValue::Bool(b) => (b.to_string(), Some("bool")),
+            ExtensionValue::Bin(b) => (B64.encode(b), Some("bytes")),
+        };
+        headers.push((format!("ce-{name}"), text));
+        if let Some(kind) = kind {
+            types.push(format!("{name}={kind}"));
+        }
+    }
+    if !types.is_empty() {
+        headers.push((EXT_TYPES.to_owned(), types.join(",")));
+    }
+    (headers, event.data.clone().unwrap_or_default())
+}
+
+/// The string attributes carried as `ce-<name>` headers, in the order they are written.
+fn string_attrs(event: &Event) -> [(&'static str, Option<&str>); 12] {
+    [
+        ("id", Some(event.id.as_str())),
+        ("source", Some(event.source.as_str())),
+        ("type", Some(event.ty.as_str())),
+        ("subject", event.subject.as_deref()),
+        ("time", event.time.as_deref()),
+        ("dataschema", event.dataschema.as_deref()),
+        ("correlationid", event.correlationid.as_deref()),
+        ("causationid", event.causationid.as_deref()),
+        ("traceparent", event.traceparent.as_deref()),
+        ("tracestate", event.tracestate.as_deref()),
+        ("partitionkey", event.partitionkey.as_deref()),
+        ("idempotencykey", event.idempotencykey.as_deref()),
+    ]
+}
+
+/// The event a NATS message carries: binary mode, structured mode, or the previous
+/// crosswire format (the body is the MessagePack envelope and there are no `ce-*`
+/// headers, or its `id` equals the `ce-id` header).
+///
+/// Header names are case-insensitive (ASCII). An empty body is no data; `attempt` is 1
+/// (the caller knows the delivery count). `headers` is anything that yields name/value
+/// pairs: a `BTreeMap` or `HashMap` of strings (owned or borrowed), the `Vec` that
+/// [`to_binary`] returns, an array of `(&str, &str)`.
+///
+/// # Errors
+/// [`DecodeError`] with the codes of spec/envelope.md: a `ce-*` header naming an
+/// attribute no header carries (`ce-attempt`, `ce-data`, `ce-datacontenttype`) is
+/// `invalid_extension_name`; an integer that is not decimal, a bool that is not
+/// `true`/`false`, bytes that are not base64 are `wrong_type`; batch mode, and two
+/// spellings of one header name with different values, are `malformed`.
+pub fn from_binary<I, K, V>(headers: I, body: &[u8]) -> Result<Event, DecodeError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let headers = fold(headers)?;
+    let content_type = headers.get("content-type").map(String::as_str);
+    match content_type.map(media_type).as_deref() {
+        Some(STRUCTURED) => {
+            let text = std::str::from_utf8(body).map_err(|e| {
+                DecodeError::Malformed(format!("structured mode body is not UTF-8: {e}"))
+            })?;
+            return Event::from_json(text);
+        }
+        Some(STRUCTURED_BATCH) => {
+            return Err(DecodeError::Malformed(
+                "CloudEvents batch mode is not accepted; send one event per message".into(),
+            ))
+        }
+        _ => {}
+    }
+    match headers.get("ce-specversion") {
+        Some(specversion) if !is_previous_format(&headers, body) => {
+            from_headers(specversion, &headers, content_type, body)
+        }
+        _ => Event::from_msgpack(body),
+    }
+}
+
+/// The headers keyed by their lower-case names; two spellings of one name must agree.
+fn fold<I, K, V>(headers: I) -> Result<BTreeMap<String, String>, DecodeError>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let lower = name.as_ref().to_ascii_lowercase();
+        let value = value.as_ref();
+        match out.get(&lower) {
+            Some(previous) if previous != value => {
+                return Err(DecodeError::Malformed(format!(
+                    "header {lower} sent twice (names are case-insensitive) with different values"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                out.insert(lower, value.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Before binary mode the body was the whole MessagePack envelope (a map16, `0xde`).
+fn is_previous_format(headers: &BTreeMap<String, String>, body: &[u8]) -> bool {
+    body.first() == Some(&0xde)
+        && Event::from_msgpack(body).is_ok_and(|event| Some(&event.id) == headers.get("ce-id"))
+}
+
+fn from_headers(
+    specversion: &str,
+    headers: &BTreeMap<String, String>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Event, DecodeError> {
+    if specversion.is_empty() {
+        return Err(DecodeError::MissingField("specversion"));
+    }
+    if specversion != SPECVERSION {
+        return Err(DecodeError::InvalidValue(format!(
+            "specversion must be \"1.0\", got {specversion:?}"
+        )));
+    }
+    let mut types = BTreeMap::new();
+    if let Some(declared) = headers.get(&EXT_TYPES.to_ascii_lowercase()) {
+        for item in declared.split(',') {
+            let (name, kind) = item.trim().split_once('=').unwrap_or((item.trim(), ""));
+            types.insert(name, kind);
+        }
+    }
+    let mut event = Event {
+        id: String::new(),
+        source: String::new(),
+        ty: String::new(),
+        subject: None,
+        time: None,
+        datacontenttype: None,
+        dataschema: None,
+        data: None,
+        correlationid: None,
+        causationid: None,
+        traceparent: None,
+        tracestate: None,
+        partitionkey: None,
+        idempotencykey: None,
+        deadline: None,
+        attempt: 1,
+        extensions: BTreeMap::new(),
+    };
+    // BTreeMap: the headers come sorted, so several problems always report the same one
+    for (key, raw) in headers {
+        let Some(name) = key.strip_prefix("ce-") else {
+            continue;
+        };
+        match name {
+            "specversion" => {}
+            "id" => event.id = unescape(name, raw)?,
+            "source" => event.source = unescape(name, raw)?,
+            "type" => event.ty = unescape(name, raw)?,
+            "deadline" => event.deadline = Some(header_uint(key, raw)?),
+            "cwversion" => {
+                let s = decimal(raw).ok_or_else(|| not_decimal(key))?;
+                let version = s.parse::<i128>().unwrap_or(i128::MAX);
+                if version != i128::from(CWVERSION) {
+                    return Err(DecodeError::UnsupportedVersion(version));
+                }
+            }
+            _ => {
+                if let Some(slot) = optional_string(&mut event, name) {
+                    *slot = Some(unescape(name, raw)?);
+                } else if RESERVED_NAMES.contains(&name) || !is_extension_name(name) {
+                    return Err(DecodeError::InvalidExtensionName(name.to_owned()));
+                } else {
+                    let kind = types.get(name).copied().unwrap_or("");
+                    let value = typed_extension(key, raw, kind)?;
+                    event.extensions.insert(name.to_owned(), value);
+                }
+            }
+        }
+    }
+    if let Some(content_type) = content_type {
+        event.datacontenttype = Some(unescape("datacontenttype", content_type)?);
+    }
+    if body.len() > MAX_DATA {
+        return Err(DecodeError::TooLarge(format!(
+            "data is {} bytes > {MAX_DATA}",
+            body.len()
+        )));
+    }
+    if !body.is_empty() {
+        event.data = Some(body.to_vec());
+    }
+    event.validate()?;
+    Ok(event)
+}
+
+/// Where an optional string attribute carried by a header lives.
+fn optional_string<'a>(event: &'a mut Event, name: &str) -> Option<&'a mut Option<String>> {
+    Some(match name {
+        "subject" => &mut event.subject,
+        "time" => &mut event.time,
+        "dataschema" => &mut event.dataschema,
+        "correlationid" => &mut event.correlationid,
+        "causationid" => &mut event.causationid,
+        "traceparent" => &mut event.traceparent,
+        "tracestate" => &mut event.tracestate,
+        "partitionkey" => &mut event.partitionkey,
+        "idempotencykey" => &mut event.idempotencykey,
+        _ => return None,
+    })
+}
+
+fn not_decimal(header: &str) -> DecodeError {
+    DecodeError::WrongType {
+        field: header.to_owned(),
+        expected: "a decimal integer",
+        got: "other text",
+    }
+}
+
+/// `raw` without the whitespace around it, when what is left is a decimal integer: an
+/// optional sign and ASCII digits.
+fn decimal(raw: &str) -> Option<&str> {
+    let s = raw.trim();
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+}
+
+/// An unsigned integer header (`deadline`, `cwversion`): not a decimal integer is
+/// `wrong_type`, a negative or too large one `invalid_value`.
+fn header_uint(header: &str, raw: &str) -> Result<u64, DecodeError> {
+    let s = decimal(raw).ok_or_else(|| not_decimal(header))?;
+    let magnitude = s.trim_start_matches(['+', '-']);
+    if s.starts_with('-') && magnitude.bytes().any(|b| b != b'0') {
+        return Err(DecodeError::InvalidValue(format!(
+            "{header} must be >= 0, got {s}"
+        )));
+    }
+    magnitude.parse().map_err(|_| {
+        DecodeError::InvalidValue(format!(
+            "{header} = {s} does not fit an unsigned 64-bit integer"
+        ))
+    })
+}
+
+/// A user extension header read as the type `Crosswire-Ext-Types` declares; undeclared
+/// ones are strings.
+fn typed_extension(header: &str, raw: &str, kind: &str) -> Result<ExtensionValue, DecodeError> {
+    match kind {
+        "int" => {
+            let s = decimal(raw).ok_or_else(|| not_decimal(header))?;
+            s.parse()
+                .map(ExtensionValue::Int)
+                .map_err(|_| DecodeError::WrongType {
+                    field: header.to_owned(),
+                    expected: "a signed 64-bit integer",
+                    got: "a larger integer",
+                })
+        }
+        "bool" => match raw {
+            "true" => Ok(ExtensionValue::Bool(true)),
+            "false" => Ok(ExtensionValue::Bool(false)),
+            _ => Err(DecodeError::WrongType {
+                field: header.to_owned(),
+                expected: "true or false",
+                got: "other text",
+            }),
+        },
+        "bytes" => B64
+            .decode(raw)
+            .map(ExtensionValue::Bin)
+            .map_err(|_| DecodeError::WrongType {
+                field: header.to_owned(),
+                expected: "standard base64",
+                got: "other text",
+            }),
+        _ => unescape(header, raw).map(ExtensionValue::Str),
+    }
+}
+
+fn needs_escape(b: u8) -> bool {
+    !(0x20..=0x7e).contains(&b) || b == b'%' || b == b'"'
+}
+
+/// Percent-encode what a header line cannot hold: `%`, `"`, control characters and
+/// every non-ASCII character (as its UTF-8 octets), with upper-case hex.
+fn escape(value: &str) -> String {
+    if !value.bytes().any(needs_escape) {
+        return value.to_owned();
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(value.len() + 8);
+    for b in value.bytes() {
+        if needs_escape(b) {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+/// Decode `%XY` (either case of hex); a `%` not followed by two hex digits is kept as
+/// it is. The result must be UTF-8 (`invalid_value`).
+fn unescape(field: &str, value: &str) -> Result<String, DecodeError> {
+    if !value.contains('%') {
+        return Ok(value.to_owned());
+    }
+    let raw = value.as_bytes();
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let pair = raw.get(i + 1..i + 3).and_then(|h| {
+            let hi = char::from(h[0]).to_digit(16)?;
+            let lo = char::from(h[1]).to_digit(16)?;
+            u8::try_from(hi << 4 | lo).ok()
+        });
+        match (raw[i], pair) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| {
+        DecodeError::InvalidValue(format!(
+            "{field}: header value {value:?} is not UTF-8 once decoded"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_follows_the_spec() {
+        for (plain, escaped) in [
+            ("plain /a=b;c", "plain /a=b;c"),
+            ("café \"50%\"", "caf%C3%A9 %2250%25%22"),
+            ("tab\tdel\u{7f}", "tab%09del%7F"),
+            ("😀", "%F0%9F%98%80"),
+            ("", ""),
+        ] {
+            assert_eq!(escape(plain), escaped);
+            assert_eq!(unescape("x", escaped).unwrap(), plain);
+        }
+        assert_eq!(unescape("x", "caf%c3%a9").unwrap(), "café");
+        assert_eq!(unescape("x", "100%").unwrap(), "100%");
+        assert_eq!(unescape("x", "%zz%4").unwrap(), "%zz%4");
+        assert_eq!(unescape("x", "%C0%A0").unwrap_err().code(), "invalid_value");
+    }
+
+    #[test]
+    fn integers_are_decimal() {
+        assert_eq!(header_uint("d", " +7 ").unwrap(), 7);
+        assert_eq!(header_uint("d", "-0").unwrap(), 0);
+        assert_eq!(header_uint("d", "-5").unwrap_err().code(), "invalid_value");
+        assert_eq!(
+            header_uint("d", "99999999999999999999999")
+                .unwrap_err()
+                .code(),
+            "invalid_value"
+        );
+        for bad in ["", "+", "1_000", "٥", "+-5", "0x10", "soon"] {
+            assert_eq!(
+                header_uint("d", bad).unwrap_err().code(),
+                "wrong_type",
+                "{bad}"
+            );
+        }
+    }
+}

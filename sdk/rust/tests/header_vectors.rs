@@ -1,0 +1,265 @@
+//! Runs every vector in spec/vectors/headers against this binding: the NATS form of an
+//! event (CloudEvents binary content mode) both ways, byte for byte, and the exact
+//! error codes; plus a round trip of every envelope vector through that form.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crosswire::binary::{from_binary, to_binary, EXT_TYPES};
+use crosswire::Event;
+use serde_json::Value;
+
+/// Every `*.json` in `spec/vectors/<sub>`, sorted by file name; fails if there are none.
+fn load(sub: &str) -> Vec<(String, Value)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../spec/vectors")
+        .join(sub);
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&text).unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(!out.is_empty(), "no vectors in {}", dir.display());
+    out
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len() % 2 == 0, "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn headers(v: &Value) -> BTreeMap<String, String> {
+    v["headers"]
+        .as_object()
+        .expect("headers")
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().expect("header values are strings").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn header_vectors_valid() {
+    let vectors = load("headers/valid");
+    let mut directions = BTreeMap::new();
+    for (name, v) in &vectors {
+        let direction = v["direction"].as_str().unwrap_or_default();
+        *directions.entry(direction.to_owned()).or_insert(0) += 1;
+        let want = Event::from_msgpack(&unhex(v["envelope_hex"].as_str().unwrap()))
+            .unwrap_or_else(|e| panic!("{name}: envelope_hex: {e}"));
+        assert_eq!(want.to_json_value(), v["event"], "{name}: event");
+
+        let body = unhex(v["body_hex"].as_str().unwrap());
+        let got = from_binary(&headers(v), &body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got, want, "{name}: from_binary");
+
+        match direction {
+            "both" => {
+                let (written, body) = to_binary(&want);
+                let as_map: BTreeMap<String, String> = written.iter().cloned().collect();
+                assert_eq!(
+                    as_map.len(),
+                    written.len(),
+                    "{name}: a header written twice"
+                );
+                assert_eq!(as_map, headers(v), "{name}: to_binary headers");
+                assert_eq!(hex(&body), v["body_hex"], "{name}: to_binary body");
+            }
+            "decode" => {}
+            other => panic!("{name}: direction {other:?} is neither both nor decode"),
+        }
+    }
+    assert!(
+        directions.get("both").is_some_and(|n| *n > 0)
+            && directions.get("decode").is_some_and(|n| *n > 0),
+        "directions {directions:?}: want vectors of both kinds"
+    );
+}
+
+#[test]
+fn header_vectors_invalid() {
+    for (name, v) in load("headers/invalid") {
+        let body = unhex(v["body_hex"].as_str().unwrap());
+        match from_binary(&headers(&v), &body) {
+            Ok(event) => panic!("{name}: decoded {event:?}, want {}", v["error"]),
+            Err(e) => assert_eq!(e.code(), v["error"], "{name}: {e}"),
+        }
+    }
+}
+
+/// The `ce-*` headers come in the order of the spec's table, user extensions after the
+/// attributes and sorted by name, `Crosswire-Ext-Types` last.
+#[test]
+fn headers_are_written_in_the_spec_order() {
+    let table = [
+        "ce-specversion",
+        "ce-id",
+        "ce-source",
+        "ce-type",
+        "ce-subject",
+        "ce-time",
+        "ce-dataschema",
+        "ce-correlationid",
+        "ce-causationid",
+        "ce-traceparent",
+        "ce-tracestate",
+        "ce-partitionkey",
+        "ce-idempotencykey",
+        "ce-deadline",
+        "Content-Type",
+    ];
+    for (name, v) in load("headers/valid") {
+        if v["direction"] != "both" {
+            continue;
+        }
+        let event = Event::from_msgpack(&unhex(v["envelope_hex"].as_str().unwrap())).unwrap();
+        let (written, _) = to_binary(&event);
+        let names: Vec<&str> = written.iter().map(|(k, _)| k.as_str()).collect();
+        let attrs: Vec<&str> = names
+            .iter()
+            .copied()
+            .take_while(|n| table.contains(n))
+            .collect();
+        let mut expected = attrs.clone();
+        expected.sort_by_key(|n| table.iter().position(|t| t == n));
+        assert_eq!(attrs, expected, "{name}");
+        let mut rest = &names[attrs.len()..];
+        if rest.last() == Some(&EXT_TYPES) {
+            rest = &rest[..rest.len() - 1];
+        }
+        assert!(
+            rest.windows(2).all(|w| w[0] < w[1]) && rest.iter().all(|n| n.starts_with("ce-")),
+            "{name}: extensions {rest:?}"
+        );
+    }
+}
+
+/// Every envelope vector survives the NATS form, except what binary mode does not carry:
+/// `attempt` (the broker's delivery count) and data that is present but empty.
+#[test]
+fn envelope_vectors_round_trip_through_binary_mode() {
+    for (name, v) in load("envelope/valid") {
+        let mut want = Event::from_msgpack(&unhex(v["hex"].as_str().unwrap())).unwrap();
+        want.attempt = 1;
+        if want.data.as_ref().is_some_and(Vec::is_empty) {
+            want.data = None;
+        }
+        let (written, body) = to_binary(&want);
+        for (k, value) in &written {
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| (0x20..=0x7e).contains(&b) && b != b'"'),
+                "{name}: header {k} = {value:?}"
+            );
+        }
+        let got = from_binary(written, &body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn decode_codes() {
+    let base = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "e"),
+        ("ce-source", "/s"),
+        ("ce-type", "t"),
+    ];
+    let code = |extra: &[(&str, &str)]| {
+        let mut h: Vec<(&str, &str)> = base.to_vec();
+        for (k, v) in extra {
+            h.retain(|(name, _)| name != k);
+            h.push((k, v));
+        }
+        from_binary(h, b"").map(|_| ()).map_err(|e| e.code())
+    };
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("ce-specversion", "")], "missing_field"),
+        (&[("ce-deadline", "-5")], "invalid_value"),
+        (
+            &[("ce-deadline", "99999999999999999999999")],
+            "invalid_value",
+        ),
+        (&[("ce-deadline", "1_000")], "wrong_type"),
+        (&[("ce-cwversion", "2")], "unsupported_version"),
+        (&[("ce-cwversion", "x")], "wrong_type"),
+        (
+            &[("ce-flag", "yes"), (EXT_TYPES, "flag=bool")],
+            "wrong_type",
+        ),
+        (
+            &[("ce-n", "9223372036854775808"), (EXT_TYPES, "n=int")],
+            "wrong_type",
+        ),
+        (&[("ce-b", "AP8"), (EXT_TYPES, "b=bytes")], "wrong_type"),
+        (&[("ce-data", "x")], "invalid_extension_name"),
+        (
+            &[("ce-datacontenttype", "text/plain")],
+            "invalid_extension_name",
+        ),
+        (&[("ce-\u{212a}ey", "v")], "invalid_extension_name"),
+        (&[("ce-time", "yesterday")], "invalid_value"),
+        (&[("ce-subject", "%FF")], "invalid_value"),
+        (&[("CE-ID", "other")], "malformed"),
+    ];
+    for (extra, want) in cases {
+        assert_eq!(code(extra), Err(*want), "{extra:?}");
+    }
+    assert_eq!(
+        from_binary([("Nats-Msg-Id", "e")], b"").unwrap_err().code(),
+        "truncated"
+    );
+}
+
+#[test]
+fn accepted_spellings() {
+    let h = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "e"),
+        ("CE-ID", "e"),
+        ("ce-source", "/s"),
+        ("ce-type", "t"),
+        ("ce-deadline", " +7 "),
+        ("ce-cwversion", "1"),
+        ("ce-n", "-9223372036854775808"),
+        ("ce-b", ""),
+        ("ce-note", "%e2%82%ac"),
+        (EXT_TYPES, " n=int, b=bytes "),
+        ("content-type", "application/json; charset=utf-8"),
+    ];
+    let event = from_binary(h, b"{}").unwrap();
+    assert_eq!(event.deadline, Some(7));
+    assert_eq!(event.attempt, 1);
+    assert_eq!(
+        event.datacontenttype.as_deref(),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(event.data.as_deref(), Some(&b"{}"[..]));
+    use crosswire::ExtensionValue::{Bin, Int, Str};
+    let want = BTreeMap::from([
+        ("b".to_owned(), Bin(vec![])),
+        ("n".to_owned(), Int(i64::MIN)),
+        ("note".to_owned(), Str("€".into())),
+    ]);
+    assert_eq!(event.extensions, want);
+}
