@@ -14,7 +14,7 @@ from typing import Any
 import crosswire
 from crosswire.worker import Context, Worker
 
-worker = Worker("sticky", max_in_flight=16)
+worker = Worker("sticky", max_in_flight=4)
 
 
 @worker.handler("test.hang")
