@@ -140,14 +140,12 @@ def _ident(text: str, taken: set[str]) -> str:
 def _struct_classes(types: Iterable[Any]) -> dict[str, type]:
     """Struct and dataclass classes reachable from ``types``, by the name msgspec gives them."""
     found: dict[str, type] = {}
-    seen: set[int] = set()
 
     def walk(info: Any) -> None:
-        if id(info) in seen:
-            return
-        seen.add(id(info))
         cls = getattr(info, "cls", None)
         if isinstance(cls, type) and hasattr(info, "fields"):
+            if found.get(cls.__name__) is cls:
+                return  # recursive types
             found.setdefault(cls.__name__, cls)
         for f in getattr(info, "fields", ()) or ():
             walk(f.type)
