@@ -80,6 +80,7 @@ bench: build
 	$(PY) bench/dispatch.py --quick
 	$(PY) bench/boundary.py --quick
 	$(PY) bench/jetstream.py --quick
+	$(PY) bench/harness.py --quick
 
 vectors: $(STAMP)
 	$(PY) tools/gen_vectors.py

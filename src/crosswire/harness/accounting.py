@@ -78,22 +78,19 @@ class Ledger:
 
     # -- input -------------------------------------------------------------------------
 
-    def _bin(self, rel: float, series: list[Any], zero: Any) -> int:
-        b = max(0, int(rel / self.bin))
-        while len(series) <= b:
-            series.append(zero() if callable(zero) else zero)
-        return b
-
     def offer(self, offers: Iterable[Offer]) -> None:
         index, store, bins, routes = self.index, self.offers, self.offered_bins, self.routes
+        width = self.bin
+        expected = 0
         for o in offers:
-            self.expected += len(routes.get(o.type, ()))
+            expected += len(routes.get(o.type, ()))
             index[o.id] = len(store)
             store.append(o)
-            b = int(o.at / self.bin)
-            while len(bins) <= b:
-                bins.append(0)
+            b = int(o.at / width)
+            if b >= len(bins):
+                bins.extend([0] * (b + 1 - len(bins)))
             bins[b] += 1
+        self.expected += expected
 
     def refuse(self, ids: Iterable[str]) -> None:
         for i in ids:
@@ -103,46 +100,60 @@ class Ledger:
                 self.expected -= len(self.routes.get(self.offers[idx].type, ()))
 
     def add_runs(self, runs: Iterable[Sequence[Any]]) -> None:
-        index, pairs, offers = self.index, self.pairs, self.offers
+        index, pairs, offers, max_attempts = self.index, self.pairs, self.offers, self.max_attempts
+        t0, width = self.t0, self.bin
+        handled_bins, failed_bins, latency_bins = self.handled_bins, self.failed_bins, self.latency_bins
+        healthy = self.healthy_latencies
+        count = failed = handled = final = foreign = 0
         for event_id, binding, number, start, end, code, faulted in runs:
             if code == "~":
                 continue  # dedup acknowledged it without running the handler
             idx = index.get(event_id)
             if idx is None:
-                self.foreign_runs += 1
+                foreign += 1  # runs of events the harness did not offer (follow-ups)
                 continue
             key = (idx, binding)
             pair = pairs.get(key)
             if pair is None:
                 pair = pairs[key] = _Pair()
             pair.runs += 1
-            self.run_count += 1
+            count += 1
             if start < pair.first_start:
                 pair.first_start = start
             if faulted:
                 pair.faulted = True
-            rel = end - self.t0
+            b = int((end - t0) / width)
+            if b < 0:
+                b = 0
             if code:
                 pair.code = code
-                self.failed_runs += 1
-                b = self._bin(rel, self.failed_bins, 0)
-                self.failed_bins[b] += 1
-                maximum = self.max_attempts.get(binding, 0)
+                failed += 1
+                if b >= len(failed_bins):
+                    failed_bins.extend([0] * (b + 1 - len(failed_bins)))
+                failed_bins[b] += 1
+                maximum = max_attempts.get(binding, 0)
                 if number >= maximum > 0 and pair.ok == 0:
-                    self.final_failures += 1
+                    final += 1
                 continue
             pair.ok += 1
             if pair.ok == 1:
-                self.handled_pairs += 1
+                handled += 1
                 pair.first_ok = end
-                b = self._bin(rel, self.handled_bins, 0)
-                self.handled_bins[b] += 1
+                if b >= len(handled_bins):
+                    handled_bins.extend([0] * (b + 1 - len(handled_bins)))
+                handled_bins[b] += 1
                 offer = offers[idx]
                 if not offer.poison and not pair.faulted:
-                    latency = end - (self.t0 + offer.at)
-                    self.healthy_latencies.append(latency)
-                    b = self._bin(rel, self.latency_bins, list)
-                    self.latency_bins[b].append(latency)
+                    latency = end - (t0 + offer.at)
+                    healthy.append(latency)
+                    while b >= len(latency_bins):
+                        latency_bins.append([])
+                    latency_bins[b].append(latency)
+        self.run_count += count
+        self.failed_runs += failed
+        self.handled_pairs += handled
+        self.final_failures += final
+        self.foreign_runs += foreign
 
     def add_letters(self, letters: Iterable[Sequence[Any]]) -> None:
         self.letters_seen = True
