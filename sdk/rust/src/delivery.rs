@@ -23,6 +23,11 @@ pub(crate) struct Shared {
     pub(crate) peer_max_frame: AtomicU64,
 }
 
+/// Tells one worker's attempts from another's in the same process (spans.rs).
+fn shared_key(shared: &Shared) -> usize {
+    shared as *const Shared as usize
+}
+
 pub(crate) fn unix_ns(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -71,7 +76,19 @@ pub(crate) async fn deliver(shared: Arc<Shared>, id: u64, envelope: Vec<u8>, dea
     let outcome = run_handler(&shared, id, &envelope, deadline_ms).await;
     let duration_ns = clock.elapsed().as_nanos() as u64;
     let start_ns = unix_ns(started);
+    let failed = outcome
+        .as_ref()
+        .err()
+        .map(|e| (e.code.as_str(), e.message.clone()));
+    let spans = crate::spans::finish(
+        shared_key(&shared),
+        id,
+        failed.as_ref().map(|(c, m)| (*c, m.as_str())),
+    );
     let mut bytes = result_frame(id, outcome, start_ns, duration_ns).encode();
+    if let Some(spans) = spans {
+        crate::spans::append_spans(&mut bytes, &spans); // spans.rs: the attempt's spans
+    }
     let max = shared.peer_max_frame.load(Ordering::Relaxed);
     if (bytes.len() - 4) as u64 > max {
         let info = ErrorInfo::new(
@@ -109,8 +126,12 @@ async fn run_handler(
     })?;
     let deadline = (deadline_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(deadline_ms));
     let ctx = Context::new(event.clone(), deadline, shared.name.clone(), id);
+    let span = crate::spans::attempt_span(&event, &shared.name, shared_key(shared), id, &shared.tx);
     // A task of its own, so a panic is caught as a JoinError and the worker lives on.
-    let mut task = tokio::spawn(handler.call(ctx.clone(), event));
+    let mut task = tokio::spawn(tracing::Instrument::instrument(
+        handler.call(ctx.clone(), event),
+        span,
+    ));
     let joined = match deadline {
         None => Ok((&mut task).await),
         Some(at) => {

@@ -57,6 +57,7 @@ mod json;
 mod mp;
 pub mod payload;
 mod routes;
+pub mod spans;
 pub mod testing;
 mod worker;
 
