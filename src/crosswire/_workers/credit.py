@@ -1,8 +1,11 @@
-"""Waiting for credit (spec/protocol.md, "Flow control").
+"""Waiting for credit and delivering (spec/protocol.md, "Flow control", "Deadlines").
 
 Callers of :meth:`~crosswire._workers.pool.WorkerPool.handle` that find the worker
 without spare credit — or down, between restarts — queue here, first come, first
-served. A result that returns credit wakes one waiter per credit it frees; a waiter
+served, and then send their delivery. The wait, the send and the wait for the result
+all end at the attempt's deadline (plus a short grace for the worker's own
+``timeout``); a delivery the node gave up on keeps its credit until the worker answers
+or is declared hung. A result that returns credit wakes one waiter per credit it frees; a waiter
 woken for a credit it will not use (it was cancelled) passes the wake-up on.
 """
 
@@ -13,9 +16,15 @@ import collections
 import contextlib
 from collections.abc import Callable
 
-from .session import Session
+from .._errorinfo import ErrorCode
+from .._exceptions import ClosedError
+from .._types import Attempt, Outcome
+from .session import Counters, Session, Ticket, node_error, stamp
 
-__all__ = ["CreditQueue"]
+__all__ = ["DEADLINE_GRACE", "CreditQueue"]
+
+#: How long past an attempt's deadline the node waits for the worker's own ``timeout``.
+DEADLINE_GRACE = 0.5
 
 
 def usable(session: Session | None) -> bool:
@@ -24,12 +33,62 @@ def usable(session: Session | None) -> bool:
 
 
 class CreditQueue:
-    """The callers waiting for credit on one pool. Not thread-safe."""
+    """The callers waiting for credit on one pool, and their deliveries. Not thread-safe."""
 
-    def __init__(self, current: Callable[[], Session | None], stopping: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        name: str,
+        current: Callable[[], Session | None],
+        stopping: Callable[[], bool],
+        *,
+        counters: Counters,
+        hang_grace: float,
+    ) -> None:
+        self._name = name
         self._current = current
         self._stopping = stopping
+        self._counters = counters
+        self._hang_grace = hang_grace
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Outcome:
+        """Deliver ``attempt`` and wait for its outcome, until ``deadline`` (monotonic)
+        plus :data:`DEADLINE_GRACE`. Only cancellation raises."""
+        if deadline is None:
+            return await self._send_and_wait(attempt, 0, None)
+        # filled in by _send_and_wait, read here when the deadline cuts it short
+        sent: list[tuple[Session, Ticket]] = []
+        try:
+            async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
+                return await self._send_and_wait(attempt, deadline_ms, sent)
+        except TimeoutError:
+            for session, ticket in sent:
+                session.abandon(ticket, deadline, self._hang_grace)
+            return node_error(ErrorCode.TIMEOUT, f"worker {self._name!r} did not answer before the attempt's deadline")
+
+    async def _send_and_wait(
+        self, attempt: Attempt, deadline_ms: int, sent: list[tuple[Session, Ticket]] | None
+    ) -> Outcome:
+        session = self.ready_now()
+        if session is None:
+            session = await self.acquire()
+            if session is None:
+                return node_error(ErrorCode.CANCELLED, f"worker {self._name!r} is shutting down")
+        try:
+            ticket = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
+        except ClosedError as exc:
+            # the connection dropped a moment before the supervisor noticed: the worker is
+            # lost, which the supervisor logs once; no traceback per delivery
+            self._counters.lost += 1
+            return node_error(ErrorCode.WORKER_LOST, f"worker {self._name!r} lost before delivery ({exc})")
+        if isinstance(ticket, Outcome):
+            self.wake()
+            return ticket
+        if sent is not None:
+            sent.append((session, ticket))
+        # a cancelled wait cancels the future too; the ticket stays until the result (or
+        # the session's end) returns its credit
+        return await ticket.future
 
     def __len__(self) -> int:
         return len(self._waiters)

@@ -38,13 +38,11 @@ from .credit import CreditQueue
 from .frames import Frame, Goodbye, Hello, UnknownFrame
 from .hub import WorkerHub
 from .process import WorkerProcess
-from .session import Counters, Session, Ticket, node_error, stamp
+from .session import Counters, Session, node_error
 from .spec import WorkerSpec, WorkerState, WorkerStatistics
 
 __all__ = ["WorkerPool"]
 
-#: How long past an attempt's deadline the pool waits for the worker's own ``timeout``.
-DEADLINE_GRACE = 0.5
 #: SIGTERM → SIGKILL grace when closing.
 STOP_GRACE = 3.0
 #: A session that stayed ready this long resets the restart backoff.
@@ -69,7 +67,13 @@ class WorkerPool:
         self._session: Session | None = None
         self._attached: asyncio.Future[Session] | None = None
         self._attach_early = False  # _attached was made by open() and not waited on yet
-        self._credit = CreditQueue(lambda: self._session, lambda: self._stopping)
+        self._credit = CreditQueue(
+            spec.name,
+            lambda: self._session,
+            lambda: self._stopping,
+            counters=self._counters,
+            hang_grace=spec.options.hang_grace,
+        )
         self._supervisor: asyncio.Task[None] | None = None
         self._first_ready: asyncio.Future[tuple[str, ...]] | None = None
         self._stopping = False
@@ -156,8 +160,8 @@ class WorkerPool:
                 deadline_ms = attempt.event.deadline
                 deadline = time.monotonic() + (deadline_ms / 1000 - time.time())
             else:
-                return await self._deliver(attempt, 0, None)
-            return await self._deliver(attempt, deadline_ms, deadline)
+                return await self._credit.deliver(attempt, 0, None)
+            return await self._credit.deliver(attempt, deadline_ms, deadline)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an adapter bug must still produce an outcome
@@ -232,45 +236,6 @@ class WorkerPool:
         )
 
     # --- delivering -----------------------------------------------------------------
-
-    async def _deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Outcome:
-        if deadline is None:
-            return await self._send_and_wait(attempt, 0, None)
-        # filled in by _send_and_wait, read here when the deadline cuts it short
-        sent: list[tuple[Session, Ticket]] = []
-        try:
-            async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
-                return await self._send_and_wait(attempt, deadline_ms, sent)
-        except TimeoutError:
-            for session, ticket in sent:
-                session.abandon(ticket, deadline, self.spec.options.hang_grace)
-            return node_error(
-                ErrorCode.TIMEOUT, f"worker {self.spec.name!r} did not answer before the attempt's deadline"
-            )
-
-    async def _send_and_wait(
-        self, attempt: Attempt, deadline_ms: int, sent: list[tuple[Session, Ticket]] | None
-    ) -> Outcome:
-        session = self._credit.ready_now()
-        if session is None:
-            session = await self._credit.acquire()
-            if session is None:
-                return node_error(ErrorCode.CANCELLED, f"worker {self.spec.name!r} is shutting down")
-        try:
-            ticket = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
-        except ClosedError as exc:
-            # the connection dropped a moment before the supervisor noticed: the worker is
-            # lost, which the supervisor logs once; no traceback per delivery
-            self._counters.lost += 1
-            return node_error(ErrorCode.WORKER_LOST, f"worker {self.spec.name!r} lost before delivery ({exc})")
-        if isinstance(ticket, Outcome):
-            self._credit.wake()
-            return ticket
-        if sent is not None:
-            sent.append((session, ticket))
-        # a cancelled wait cancels the future too; the ticket stays until the result (or
-        # the session's end) returns its credit
-        return await ticket.future
 
     # --- the hub's slot -------------------------------------------------------------
 
