@@ -13,21 +13,22 @@ from ..._exceptions import TransportError
 __all__ = ["ensure_stream"]
 
 
-async def ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
-    """Create the stream, or update it to ``config`` if it exists. Idempotent.
+async def ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> api.StreamInfo:
+    """Create the stream, or update it to ``config`` if it exists. Idempotent. Returns
+    the stream's info as it was found (or created).
 
     :raises TransportError: the broker refused.
     """
     assert config.name is not None
     try:
         try:
-            await js.stream_info(config.name)
+            info = await js.stream_info(config.name)
         except nats.js.errors.NotFoundError:
             try:
-                await js.add_stream(config)
-                return
+                return await js.add_stream(config)
             except nats.js.errors.BadRequestError:
-                pass  # created concurrently by another node: update below
+                info = await js.stream_info(config.name)  # created concurrently by another node
         await js.update_stream(config)
+        return info
     except Exception as exc:
         raise TransportError(f"cannot create or update stream {config.name}: {exc}") from exc

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -44,6 +43,7 @@ from ..._exceptions import ClosedError, ConfigurationError, PayloadTooLargeError
 from ..base import Features
 from .attempts import AttemptStore
 from .config import check_stream_name, check_subject_part, consumer_name
+from .consumers import Start, check_start, ensure_consumer
 from .delivery import JetStreamDelivery
 from .dlq import JetStreamDeadLetterStore
 from .embedded import EmbeddedServer
@@ -80,6 +80,13 @@ class JetStreamTransport:
         headers (binary content mode), for NATS tooling and CloudEvents consumers.
         ``False`` sends only ``Nats-Msg-Id``: the body has every attribute anyway, and
         header handling is about a third of the client's work per event.
+    :param group_start: where a subscription group created from now on starts:
+        ``"new"`` (events published after it was created), ``"all"`` (everything the
+        stream holds) or a timezone-aware ``datetime``. Default ``None``: ``"all"`` if
+        no group consumed the stream yet when the transport started, else ``"new"``.
+        A group that exists keeps its position whatever this says.
+    :param group_starts: the same per group (the node names a binding's group
+        ``<app name>.<binding name>``), over ``group_start``.
 
     Not thread-safe; use from one event loop. An async context manager.
     """
@@ -107,6 +114,8 @@ class JetStreamTransport:
         replicas: int = 1,
         connect_timeout: float = 5.0,
         name: str = "crosswire",
+        group_start: Start | None = None,
+        group_starts: Mapping[str, Start] | None = None,
     ) -> None:
         check_stream_name(stream)
         check_subject_part("subject_prefix", subject_prefix, wildcards=False)
@@ -127,6 +136,12 @@ class JetStreamTransport:
         if max_ack_pending is not None and max_ack_pending < 1:
             raise ConfigurationError("max_ack_pending must be >= 1 or None")
         self.max_ack_pending = max_ack_pending
+        check_start(group_start)
+        for value in (group_starts or {}).values():
+            check_start(value)
+        self.group_start = group_start
+        self.group_starts = dict(group_starts or {})
+        self._fresh_stream = False  # no group consumed the stream when this transport started
         self._connect_options: dict[str, Any] = {
             "user": user,
             "password": password,
@@ -266,7 +281,8 @@ class JetStreamTransport:
             max_age=self.max_age,
             num_replicas=self.replicas,
         )
-        await ensure_stream(self.jetstream, config)
+        info = await ensure_stream(self.jetstream, config)
+        self._fresh_stream = not (info.state.consumer_count or 0)
 
     async def close(self) -> None:
         """Close subscriptions, flush settlements, disconnect, stop the embedded server.
@@ -344,12 +360,21 @@ class JetStreamTransport:
     # -- subscribe -------------------------------------------------------------------
 
     async def subscribe(
-        self, pattern: str, group: str, *, prefetch: int = 256, ack_wait: float = 30.0
+        self,
+        pattern: str,
+        group: str,
+        *,
+        prefetch: int = 256,
+        ack_wait: float = 30.0,
+        start: Start | None = None,
     ) -> JetStreamSubscription:
         """A durable pull consumer named after ``group`` on ``<prefix>.<pattern>``.
 
         Created, or updated to this filter / ack_wait / prefetch, idempotently; every
         subscription with the same group (in this or another process) shares it.
+        ``start`` (else ``group_starts[group]``, else ``group_start``) says
+        where a group created now starts (see :mod:`.consumers`); an existing group
+        keeps its position.
 
         :raises ConfigurationError: invalid pattern, group, prefetch or ack_wait.
         :raises TransportError: the broker refused the consumer.
@@ -359,13 +384,14 @@ class JetStreamTransport:
             raise ConfigurationError("prefetch must be >= 1")
         if ack_wait <= 0:
             raise ConfigurationError("ack_wait must be > 0")
+        check_start(start)
         name = consumer_name(group)
         nc = self._client()
+        begin = start or self.group_starts.get(group) or self.group_start or ("all" if self._fresh_stream else "new")
         config = {
             "durable_name": name,
             "name": name,
             "description": f"crosswire group {group}"[:1000],
-            "deliver_policy": "all",
             "ack_policy": "explicit",
             "ack_wait": int(ack_wait * 1_000_000_000),
             "max_deliver": -1,
@@ -374,18 +400,7 @@ class JetStreamTransport:
             "max_ack_pending": self.max_ack_pending or prefetch,
             "max_waiting": 512,
         }
-        request = json.dumps({"stream_name": self.stream, "config": config}).encode()
-        try:
-            reply = await nc.request(
-                f"$JS.API.CONSUMER.CREATE.{self.stream}.{name}", request, timeout=self.publish_timeout
-            )
-        except Exception as exc:
-            raise TransportError(f"cannot create consumer {name} on {self.stream}: {exc}") from exc
-        answer = json.loads(reply.data)
-        if "error" in answer:
-            raise TransportError(
-                f"cannot create consumer {name} on {self.stream}: {answer['error'].get('description')}"
-            )
+        await ensure_consumer(nc, self.stream, name, config, begin, timeout=self.publish_timeout)
         if self._attempts is not None:
             await self._attempts.ensure()
         sub = JetStreamSubscription(
