@@ -9,16 +9,19 @@ so that any CloudEvents SDK produces and consumes crosswire events:
   ``ce-causationid``, ``ce-traceparent``, ``ce-tracestate``, ``ce-partitionkey``,
   ``ce-idempotencykey``, ``ce-deadline``, ``ce-cwversion`` when not 1) and the user's
   extensions; ``attempt`` is not sent (a delivery's attempt comes from the broker);
-- ``Content-Type`` is ``datacontenttype``; the body is ``data`` (empty: no data);
+- ``datacontenttype`` is both ``ce-datacontenttype`` (as the NATS binding and the
+  CloudEvents Go SDK read it) and ``Content-Type`` (as HTTP-style readers, such as the
+  Python SDK, read it); the body is ``data`` (empty: no data);
 - header values are strings: integers in decimal, booleans ``true``/``false``, bytes
   in base64; a user extension that is not a string is listed in the
   ``Crosswire-Ext-Types`` header (``name=int,flag=bool``) so crosswire reads it back
   with its type, while other SDKs see the canonical string;
-- a value that a header line cannot hold is percent-encoded as the CloudEvents HTTP
-  binding does (``%`` itself, ``"``, controls and non-ASCII, as UTF-8 octets).
+- values are percent-encoded as the CloudEvents bindings say: space, ``"``, ``%``,
+  controls and every non-ASCII character (as UTF-8 octets, upper-case hex); a reader
+  also undoes RFC 7230 quoting (``"..."``) first.
 
-Reading also accepts structured mode (``Content-Type: application/cloudevents+json``,
-the JSON event format as the body) and the previous crosswire format (the whole
+Reading also accepts structured mode (a ``Content-Type`` of ``application/cloudevents``
+or ``application/cloudevents+json``: the JSON event format as the body) and the previous crosswire format (the whole
 MessagePack envelope as the body, with or without ``ce-*`` headers).
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,8 +60,10 @@ _STRING_ATTRS = (
     "idempotencykey",
 )
 _INT_ATTRS = ("deadline", "cwversion")
-_NOT_HEADERS = frozenset({"specversion", "datacontenttype", "data", "data_base64", "attempt", "extensions"})
-_SAFE = frozenset(range(0x20, 0x7F)) - {ord("%"), ord('"')}
+_NOT_HEADERS = frozenset({"specversion", "data", "data_base64", "attempt", "extensions"})
+_SAFE = frozenset(range(0x21, 0x7F)) - {ord("%"), ord('"')}
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def _escape(value: str) -> str:
@@ -66,7 +72,15 @@ def _escape(value: str) -> str:
     return "".join(c if ord(c) in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in value)
 
 
+def _unquote(value: str) -> str:
+    """Undo RFC 7230 quoting (``"a \\"b\\""``), which a header value may use."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
 def _unescape(value: str) -> str:
+    value = _unquote(value)
     if "%" not in value:
         return value
     raw = bytearray()
@@ -101,7 +115,7 @@ def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     if event.cwversion != 1:
         headers["ce-cwversion"] = str(event.cwversion)
     if event.datacontenttype is not None:
-        headers["Content-Type"] = _escape(event.datacontenttype)
+        headers["ce-datacontenttype"] = headers["Content-Type"] = _escape(event.datacontenttype)
     types = []
     for name, value in sorted(event.extensions.items()):
         if isinstance(value, bool):
@@ -120,14 +134,18 @@ def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     return headers, event.data or b""
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lower = name.lower()
-        for key, found in headers.items():
-            if key.lower() == lower:
-                return found
-    return value
+def _folded(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names folded to ASCII lower case. Two spellings of one name with different
+    values are ``malformed``; a name that is not ASCII is ignored (no header has one)."""
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        if not key.isascii():
+            continue
+        name = key.lower()
+        if out.get(name, value) != value:
+            raise EnvelopeDecodeError("malformed", f"header {name!r} is given twice with different values")
+        out[name] = value
+    return out
 
 
 def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event[Any]:
@@ -135,17 +153,19 @@ def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event[Any]:
 
     :raises EnvelopeDecodeError: with a spec/envelope.md code, naming what was wrong.
     """
-    headers = headers or {}
-    content_type = _header(headers, "Content-Type")
-    media = content_type.split(";", 1)[0].strip().lower() if content_type else None
-    if media == STRUCTURED:
+    folded = _folded(headers or {})
+    content_type = folded.get("content-type")
+    media = content_type.split(";", 1)[0].strip().lower() if content_type else ""
+    if media.startswith("application/cloudevents"):
+        if media == STRUCTURED_BATCH:
+            raise EnvelopeDecodeError("malformed", "CloudEvents batch mode is not accepted; send one event per message")
+        if media not in (STRUCTURED, "application/cloudevents"):
+            raise EnvelopeDecodeError("malformed", f"structured mode in {media!r}: only the JSON event format is read")
         return event_from_json(body)
-    if media == STRUCTURED_BATCH:
-        raise EnvelopeDecodeError("malformed", "CloudEvents batch mode is not accepted; send one event per message")
-    ce = {k.lower()[3:]: v for k, v in headers.items() if k[:3].lower() == "ce-"}
+    ce = {k[3:]: v for k, v in folded.items() if k.startswith("ce-")}
     if "specversion" not in ce or _is_previous_format(ce, body):
         return decode_event(body)
-    return _from_headers(ce, content_type, headers, body)
+    return _from_headers(ce, folded, body)
 
 
 def _is_previous_format(ce: Mapping[str, str], body: bytes) -> bool:
@@ -158,11 +178,9 @@ def _is_previous_format(ce: Mapping[str, str], body: bytes) -> bool:
         return False
 
 
-def _from_headers(
-    ce: Mapping[str, str], content_type: str | None, headers: Mapping[str, str], body: bytes
-) -> Event[Any]:
+def _from_headers(ce: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Event[Any]:
     types: dict[str, str] = {}
-    declared = _header(headers, EXT_TYPES_HEADER)
+    declared = headers.get(EXT_TYPES_HEADER.lower())
     if declared:
         for item in declared.split(","):
             name, _, kind = item.strip().partition("=")
@@ -170,7 +188,7 @@ def _from_headers(
     fields: dict[str, Any] = {"specversion": ce["specversion"]}
     extensions: dict[str, Any] = {}
     for name, raw in ce.items():
-        if name == "specversion":
+        if name in ("specversion", "datacontenttype"):
             continue
         if name in _INT_ATTRS:
             fields[name] = _int(name, raw)
@@ -182,6 +200,7 @@ def _from_headers(
             )
         else:
             extensions[name] = _typed(name, raw, types.get(name, ""))
+    content_type = ce.get("datacontenttype", headers.get("content-type"))
     if content_type is not None:
         fields["datacontenttype"] = _unescape(content_type)
     if body:
@@ -195,15 +214,17 @@ def _from_headers(
 
 
 def _int(name: str, raw: str) -> int:
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be an integer, got {raw!r}") from None
+    if not _DECIMAL.fullmatch(raw):
+        raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be a decimal integer, got {raw!r}")
+    return int(raw)
 
 
 def _typed(name: str, raw: str, kind: str) -> Any:
     if kind == "int":
-        return _int(name, raw)
+        value = _int(name, raw)
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise EnvelopeDecodeError("too_large", f"header ce-{name} does not fit a 64-bit signed integer: {raw}")
+        return value
     if kind == "bool":
         if raw not in ("true", "false"):
             raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be true or false, got {raw!r}")

@@ -110,7 +110,7 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
     tracestate: Annotated[str, msgspec.Meta(max_length=512)] | None = None
     partitionkey: _Str256 | None = None
     idempotencykey: _Str256 | None = None
-    deadline: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    deadline: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
     attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
     extensions: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_EXTENSIONS)] = {}
 
