@@ -12,6 +12,7 @@ from ._codegen import generate, model_of, select
 from ._compat import Change, CompatReport, compare
 from ._model import Model, SchemaError, load_model
 from ._ref import URN_PREFIX, SchemaRef, declared_schema, parse_dataschema, schema, schema_ref
+from ._wire import new_event, refusal, with_dataschema
 
 __all__ = [
     "URN_PREFIX",
@@ -25,9 +26,12 @@ __all__ = [
     "generate",
     "load_model",
     "model_of",
+    "new_event",
+    "refusal",
     "select",
     "declared_schema",
     "parse_dataschema",
     "schema",
     "schema_ref",
+    "with_dataschema",
 ]
