@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 
 	crosswire "github.com/crosswire-dev/crosswire/sdk/go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Order is the payload of order.created / order.validated.
@@ -70,7 +73,12 @@ func handleValidated(ctx context.Context, ev *crosswire.Event) error {
 	if err != nil {
 		return err // a *PayloadError: invalid_argument, not retried
 	}
+	// A span of the handler's own, and a log line: both reach the node (no exporter here).
+	spanCtx, span := otel.Tracer("go-pricing").Start(ctx, "compute price")
 	p, err := price(o)
+	span.SetAttributes(attribute.String("country", o.Country), attribute.Int64("total_cents", p.TotalCents))
+	slog.InfoContext(spanCtx, "priced order", "order_id", o.OrderID, "total_cents", p.TotalCents)
+	span.End()
 	if err != nil {
 		return crosswire.Permanent(crosswire.CodeInvalidArgument, err)
 	}

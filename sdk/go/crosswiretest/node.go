@@ -81,6 +81,8 @@ type Conn struct {
 	fr *crosswire.FrameReader
 	// Heartbeats counts heartbeat frames skipped by Recv.
 	Heartbeats int
+	// Logs counts log frames skipped by Recv.
+	Logs int
 }
 
 // Welcome is a welcome frame with the defaults of a real node.
@@ -119,6 +121,10 @@ func (c *Conn) Recv(t testing.TB) crosswire.Frame {
 		}
 		if _, ok := f.(crosswire.HeartbeatFrame); ok {
 			c.Heartbeats++
+			continue
+		}
+		if u, ok := f.(crosswire.UnknownFrame); ok && u.T == "log" {
+			c.Logs++ // a line the handler logged (spec/protocol.md "Spans and logs")
 			continue
 		}
 		return f
