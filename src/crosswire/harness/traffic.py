@@ -243,6 +243,16 @@ class TrafficPlan:
         self.end = max([s.end for s in self.sources], default=0.0)
         self.tick = 0  # the next tick to emit
 
+    def types(self) -> set[str]:
+        """Every event type the plan offers (replayed recordings included)."""
+        out: set[str] = set()
+        for s in self.sources:
+            if s.replay is not None:
+                out.update(r.type for r in s.replay)
+            else:
+                out.add(s.t.type)
+        return out
+
     @property
     def done(self) -> bool:
         return self.tick * TICK >= self.end
