@@ -1,6 +1,6 @@
 """``crosswire schema check OLD NEW`` on the pinned schema pairs in tests/schema/compat/:
 each file holds ``old``, ``new``, the expected ``verdict`` and every expected change with
-its mode (rules: crosswire.schema._compat, docs/schema.md)."""
+its mode (rules: crosswire._schema._compat, docs/schema.md)."""
 
 from __future__ import annotations
 

@@ -7,12 +7,12 @@ id and version with :func:`schema`.
 
 from __future__ import annotations
 
-from ._asyncapi import asyncapi
-from ._codegen import generate, model_of, select
-from ._compat import Change, CompatReport, compare
-from ._model import Model, SchemaError, load_model
-from ._ref import URN_PREFIX, SchemaRef, declared_schema, parse_dataschema, schema, schema_ref
-from ._wire import new_event, refusal, with_dataschema
+from ._schema._asyncapi import asyncapi
+from ._schema._codegen import generate, model_of, select
+from ._schema._compat import Change, CompatReport, compare
+from ._schema._model import Model, SchemaError, load_model
+from ._schema._ref import URN_PREFIX, SchemaRef, declared_schema, parse_dataschema, schema, schema_ref
+from ._schema._wire import new_event, refusal, with_dataschema
 
 __all__ = [
     "URN_PREFIX",
