@@ -79,6 +79,7 @@ struct SpanRecord {
 
 /// What one attempt's spans share.
 struct AttemptState {
+    /// Empty when the delivery carried no sampled traceparent: logs only, no spans.
     trace_id: String,
     /// The node's span the attempt span is a child of.
     remote_parent: u64,
@@ -143,8 +144,8 @@ fn attempt_key(worker: usize, delivery: u64) -> u64 {
     (worker as u64).rotate_left(20) ^ delivery
 }
 
-/// Start tracing one attempt: the span to run the handler in (disabled when the
-/// event carries no sampled traceparent).
+/// Start one attempt: the span to run the handler in. Without a sampled
+/// traceparent its events still go to the node as logs, but no spans are shipped.
 pub(crate) fn attempt_span(
     event: &Event,
     worker: &str,
@@ -152,10 +153,11 @@ pub(crate) fn attempt_span(
     delivery: u64,
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> tracing::Span {
-    let Some((trace_id, remote_parent)) = event.traceparent.as_deref().and_then(parse_traceparent)
-    else {
-        return tracing::Span::none();
-    };
+    let (trace_id, remote_parent) = event
+        .traceparent
+        .as_deref()
+        .and_then(parse_traceparent)
+        .unwrap_or_default();
     install();
     let state = Arc::new(AttemptState {
         trace_id,
@@ -192,6 +194,9 @@ pub(crate) fn finish(key: usize, delivery: u64, error: Option<(&str, &str)>) -> 
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&attempt_key(key, delivery))?;
+    if state.trace_id.is_empty() {
+        return None;
+    }
     let mut attrs = state.attrs.clone();
     if let Some((code, _)) = error {
         attrs.push(("error.type".into(), Value::Str(code.into())));
@@ -536,7 +541,9 @@ fn log_frame(
     attrs: &[(String, Value)],
 ) -> Vec<u8> {
     let mut out = vec![0; 4];
-    let _ = rmp::encode::write_map_len(&mut out, 7 + u32::from(!attrs.is_empty()));
+    let traced = !span.state.trace_id.is_empty();
+    let n = 5 + 2 * u32::from(traced) + u32::from(!attrs.is_empty());
+    let _ = rmp::encode::write_map_len(&mut out, n);
     let kv_str = |out: &mut Vec<u8>, k: &str, v: &str| {
         let _ = rmp::encode::write_str(out, k);
         let _ = rmp::encode::write_str(out, v);
@@ -549,8 +556,10 @@ fn log_frame(
     let _ = rmp::encode::write_uint(&mut out, time_ns);
     let _ = rmp::encode::write_str(&mut out, "id");
     let _ = rmp::encode::write_uint(&mut out, span.state.delivery);
-    kv_str(&mut out, "trace_id", &span.state.trace_id);
-    kv_str(&mut out, "span_id", &hex16(span.span_id));
+    if traced {
+        kv_str(&mut out, "trace_id", &span.state.trace_id);
+        kv_str(&mut out, "span_id", &hex16(span.span_id));
+    }
     if !attrs.is_empty() {
         let _ = rmp::encode::write_str(&mut out, "attrs");
         write_attrs(&mut out, attrs);

@@ -201,7 +201,7 @@ impl NodeConn {
     }
 
     /// The next frame that is not a heartbeat (those are counted, see
-    /// [`NodeConn::heartbeats`]).
+    /// [`NodeConn::heartbeats`]) or a `log` frame.
     ///
     /// # Panics
     /// As [`NodeConn::recv_any`], and if the worker closed the connection.
@@ -209,6 +209,7 @@ impl NodeConn {
         loop {
             match self.recv_any().await {
                 Some(Frame::Heartbeat) => self.heartbeats += 1,
+                Some(Frame::Unknown { t }) if t == "log" => {} // a handler's log line (spans.rs)
                 Some(frame) => return frame,
                 None => panic!("crosswire::testing: the worker closed the connection"),
             }

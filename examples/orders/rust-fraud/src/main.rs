@@ -49,12 +49,20 @@ fn warming_up(order: &Order, attempt: u64) -> bool {
 /// reports it as a permanent `invalid_argument`).
 async fn check(ctx: Context, order: Order) -> Result<(), HandlerError> {
     if warming_up(&order, ctx.attempt()) {
+        tracing::warn!(order_id = order.order_id, "fraud service warming up");
         return Err(
             HandlerError::retryable(ErrorCode::Unavailable, "fraud service warming up")
                 .retry_after(Duration::from_millis(50)),
         );
     }
-    let score = score(&order);
+    // A span of the handler's own, and a log line: both reach the node (no exporter here).
+    let span =
+        tracing::info_span!("score order", order_id = order.order_id, country = %order.country);
+    let score = span.in_scope(|| {
+        let score = score(&order);
+        tracing::info!(score, "scored order");
+        score
+    });
     if score > SUSPICIOUS {
         eprintln!(
             "fraud: suspicious order {} from {} ({}): score {score}",
