@@ -19,7 +19,7 @@ STATICCHECK := $(CURDIR)/.tools/staticcheck
 export CROSSWIRE_GO_TESTWORKER   := $(CURDIR)/$(GO_TESTWORKER)
 export CROSSWIRE_RUST_TESTWORKER := $(RUST_TESTWORKER)
 
-.PHONY: help demo test test-python test-go test-rust lint build build-go build-rust soak bench vectors clean
+.PHONY: help demo test test-python test-go test-rust lint build build-go build-rust soak bench vectors codegen clean
 
 help:
 	@echo "make demo   - build the Go and Rust workers and run the three-runtime order pipeline"
@@ -85,6 +85,12 @@ bench: build
 vectors: $(STAMP)
 	$(PY) tools/gen_vectors.py
 	$(PY) tools/gen_header_vectors.py
+
+# The order demo's contract and generated types (tests/schema/test_demo_schema.py fails when stale).
+codegen: $(STAMP)
+	$(VENV)/bin/crosswire schema export examples.orders.app:app -o examples/orders/schema/asyncapi.json
+	$(VENV)/bin/crosswire codegen --lang go --app examples.orders.app:app -o examples/orders/schema/go --package main
+	$(VENV)/bin/crosswire codegen --lang rust --app examples.orders.app:app -o examples/orders/schema/rust
 
 clean:
 	rm -rf $(VENV) .tools sdk/go/bin examples/orders/go-pricing/bin sdk/rust/target .crosswire
