@@ -156,13 +156,12 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
             body, content_type = (bytes(data) if data is not None else None), None
         else:
             body, content_type = encode_payload(data)
-        return cls(
+        event = cls(
             specversion="1.0",
             id=id or new_event_id(),
             source=source,
             type=type,
             subject=subject,
-            time=_now_rfc3339() if stamp_time else None,
             datacontenttype=datacontenttype or content_type,
             data=body,
             correlationid=correlation_id,
@@ -173,6 +172,9 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
             deadline=deadline_ms(deadline),
             extensions=extensions or {},
         )
+        if stamp_time:
+            event.time = _now_rfc3339()  # valid by construction: set after the checks
+        return event
 
     @property
     def key(self) -> str | None:

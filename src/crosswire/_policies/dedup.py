@@ -77,6 +77,18 @@ class MemoryIdempotencyStore:
         self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
 
     async def claim(self, key: str, *, lease: float) -> Claim:
+        return self.claim_now(key, lease=lease)
+
+    async def complete(self, key: str) -> None:
+        self.complete_now(key)
+
+    async def release(self, key: str) -> None:
+        self.release_now(key)
+
+    # The same operations without a coroutine each: the dedup layer calls these on
+    # its hot path when the store is this one.
+
+    def claim_now(self, key: str, *, lease: float) -> Claim:
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry[1] > now:
@@ -84,19 +96,21 @@ class MemoryIdempotencyStore:
         self._set(key, False, now + lease)
         return Claim.NEW
 
-    async def complete(self, key: str) -> None:
+    def complete_now(self, key: str) -> None:
         self._set(key, True, time.monotonic() + self.ttl)
 
-    async def release(self, key: str) -> None:
+    def release_now(self, key: str) -> None:
         entry = self._entries.get(key)
         if entry is not None and not entry[0]:
             del self._entries[key]
 
     def _set(self, key: str, done: bool, expires: float) -> None:
-        self._entries[key] = (done, expires)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_keys:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        entries[key] = (done, expires)
+        entries.move_to_end(key)
+        if len(entries) > self.max_keys:
+            while len(entries) > self.max_keys:
+                entries.popitem(last=False)
 
     def statistics(self) -> IdempotencyStoreStatistics:
         return IdempotencyStoreStatistics(keys=len(self._entries), max_keys=self.max_keys)
@@ -141,6 +155,8 @@ class Deduplicating:
     async def __call__(self, attempt: Attempt) -> Outcome:
         store, lease = self.store, self.lease
         key = f"{attempt.binding}\x1f{attempt.event.dedup_key}"
+        if type(store) is MemoryIdempotencyStore:
+            return await self._in_memory(store, key, attempt)
         pause = 0.005
         try:
             while True:
@@ -169,6 +185,30 @@ class Deduplicating:
                 # the handler ran; the marker failed. The event will be retried and may run
                 # again: say so rather than pretend it is done.
                 return Outcome(error=_store_error(exc))
+        return outcome
+
+    async def _in_memory(self, store: MemoryIdempotencyStore, key: str, attempt: Attempt) -> Outcome:
+        """The same protocol as :meth:`__call__` against the in-process store, without
+        awaiting a coroutine per store operation."""
+        pause = 0.005
+        while True:
+            claim = store.claim_now(key, lease=self.lease)
+            if claim is Claim.NEW:
+                break
+            if claim is Claim.DONE:
+                self.skipped += 1
+                return OK
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        try:
+            outcome = await self._inner(attempt)
+        except BaseException:
+            store.release_now(key)
+            raise
+        if outcome.error is None:
+            store.complete_now(key)
+        else:
+            store.release_now(key)
         return outcome
 
 

@@ -89,6 +89,7 @@ class Timeout(msgspec.Struct, frozen=True):
 
     def layer(self, inner: Handler) -> Handler:
         seconds = self.seconds
+        cached: list[_Deadlines] = []  # this binding's loop's timers, looked up once
 
         async def timed(attempt: Attempt) -> Outcome:
             now = time.monotonic()
@@ -99,12 +100,13 @@ class Timeout(msgspec.Struct, frozen=True):
             attempt.deadline = deadline
             if deadline <= now:
                 return Outcome(error=_expired(seconds, event_deadline is not None))
-            loop = asyncio.get_running_loop()
+            if not cached or cached[0].loop.is_closed():
+                cached[:] = [_deadlines_for(asyncio.get_running_loop())]
+            deadlines = cached[0]
             task = asyncio.current_task()
             assert task is not None
             expiry = _Expiry(task)
-            deadlines = _deadlines_for(loop)
-            handle = deadlines.add(loop.time() + (deadline - now), expiry)
+            handle = deadlines.add(deadlines.loop.time() + (deadline - now), expiry)
             try:
                 outcome = await inner(attempt)
             except asyncio.CancelledError:
