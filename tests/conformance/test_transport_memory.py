@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crosswire._transports.memory import MemoryTransport
 from crosswire._transports.base import Features
+from crosswire._transports.memory import MemoryTransport
 from crosswire.testing import TransportConformance
 
 
