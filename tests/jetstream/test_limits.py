@@ -97,3 +97,28 @@ async def test_a_poison_event_near_max_payload_is_still_dead_lettered(nats_url: 
         assert "event data: kept" in letter.error.details["truncated"]
         assert [a.number for a in letter.attempts] == [1, 2]
         assert node.ready
+
+
+async def test_prefetch_is_bounded_in_bytes_as_well_as_in_events(nats_url: str, names: tuple[str, str]) -> None:
+    stream, prefix = names
+    budget = 1024 * 1024
+    t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix, prefetch_bytes=budget)
+    async with t:
+        events = [Event.new("bulk.x", b"b" * 256 * 1024) for _ in range(24)]  # 6 MiB
+        for i in range(0, len(events), 4):
+            await t.publish(events[i : i + 4])
+        sub = await t.subscribe("bulk.x", "g", prefetch=1000)
+        await eventually(lambda: sub.statistics()["received"] > 0, "the first deliveries")
+        await asyncio.sleep(0.5)  # give the broker time to send more than the budget
+        held = sub.statistics()["held_bytes"]
+        assert 0 < held <= budget + t.connection.max_payload, f"holds {held} bytes"
+        it = sub.__aiter__()
+        got: set[str] = set()
+        async with asyncio.timeout(10):
+            while len(got) < len(events):  # settling frees the budget: the rest comes
+                d = await anext(it)
+                assert sub.statistics()["held_bytes"] <= budget + t.connection.max_payload
+                assert d.event is not None
+                got.add(d.event.id)
+                await d.ack()
+        assert got == {e.id for e in events}

@@ -1,7 +1,11 @@
 """The pull loop: deliveries of one durable pull consumer, as an async iterator.
 
 Keeps pull requests outstanding (``prefetch`` messages, topped up when half were
-delivered), so the broker streams messages while earlier ones are handled.
+delivered), so the broker streams messages while earlier ones are handled. What a
+subscription holds (requested, queued or being handled) is bounded in messages by
+``prefetch`` and in bytes of event data by ``prefetch_bytes``, plus at most one
+message: every pull request carries ``max_bytes`` of what is left of the budget
+(at least the server's ``max_payload``, so one large message always gets through).
 
 Stopping (:meth:`JetStreamSubscription.stop`, at the start of a drain) asks for
 nothing more at once, withdraws the outstanding pull requests (the inbox is drained:
@@ -65,6 +69,7 @@ class JetStreamSubscription:
         on_close: Callable[[JetStreamSubscription], None],
         attempts: AttemptStore | None = None,
         subject_prefix: str | None = None,
+        prefetch_bytes: int | None = None,
     ) -> None:
         self._nc = nc
         self._stream = stream
@@ -84,6 +89,10 @@ class JetStreamSubscription:
         self._stopped = False
         self._requested = 0
         self._refill = max(1, prefetch // 2)  # ask for more once this much room is free
+        self._prefetch_bytes = prefetch_bytes
+        self._refill_bytes = (prefetch_bytes or 0) // 2
+        self._held_bytes = 0  # event bytes of unsettled deliveries
+        self._requested_bytes = 0  # max_bytes still open in outstanding requests
         self._wake = asyncio.Event()
         self._last_activity = time.monotonic()
         self._closed = False
@@ -106,6 +115,11 @@ class JetStreamSubscription:
             self._on_status(msg)
             return
         self._requested = max(0, self._requested - 1)
+        size = len(msg.data)
+        if self._requested == 0:
+            self._requested_bytes = 0
+        else:
+            self._requested_bytes = max(0, self._requested_bytes - size)
         if self._stopped:  # cannot happen once the inbox is drained; never strand one
             with contextlib.suppress(Exception):
                 await self._nc.publish(msg.reply, _NAK)
@@ -119,11 +133,14 @@ class JetStreamSubscription:
             previous = self._latest.get(delivery.stream_sequence)
             if previous is not None:  # its lease ran out and the broker sent the message again
                 previous.supersede()
-                self._unsettled.discard(previous)
+                if previous in self._unsettled:
+                    self._unsettled.discard(previous)
+                    self._held_bytes -= len(previous.raw)
             self._latest[delivery.stream_sequence] = delivery
         else:
             log.error("consumer %s: %s", self._consumer, delivery.decode_error)
         self._unsettled.add(delivery)
+        self._held_bytes += size
         if delivery.num_delivered > 1 and self._attempts is not None:
             # a redelivery: read its attempt record before anyone sees it
             self._loading[delivery] = asyncio.create_task(self._load(delivery))
@@ -151,7 +168,25 @@ class JetStreamSubscription:
             self._requested = max(0, self._requested - int(pending))
         else:
             self._requested = 0
+        pending_bytes = headers.get("Nats-Pending-Bytes")
+        if self._requested == 0:
+            self._requested_bytes = 0
+        elif pending_bytes is not None and pending_bytes.isdigit():
+            self._requested_bytes = max(0, self._requested_bytes - int(pending_bytes))
         self._wake.set()
+
+    def _want(self) -> tuple[int, int | None]:
+        """(messages, max_bytes) to ask for now; messages 0: not yet."""
+        want = self._prefetch - self._requested - len(self._unsettled)
+        if want < self._refill:
+            return 0, None
+        if self._prefetch_bytes is None:
+            return want, None
+        room = self._prefetch_bytes - self._held_bytes - self._requested_bytes
+        idle = self._requested == 0 and not self._unsettled
+        if room < self._refill_bytes and not idle:
+            return 0, None
+        return want, max(room, self._nc.max_payload)
 
     async def _pull_loop(self) -> None:
         expires_ns = int(_PULL_EXPIRES * 1_000_000_000)
@@ -161,15 +196,19 @@ class JetStreamSubscription:
                 # No message nor heartbeat for a while: the requests were lost (broker
                 # restart, reconnect). Ask again.
                 self._requested = 0
+                self._requested_bytes = 0
                 self._last_activity = time.monotonic()
             # Room = prefetch minus what is requested and what is held unsettled (queued
             # or being handled): each subscription holds at most ``prefetch``.
-            want = self._prefetch - self._requested - len(self._unsettled)
-            if want >= self._refill and self._nc.is_connected:
-                request = json.dumps({"batch": want, "expires": expires_ns, "idle_heartbeat": heartbeat_ns}).encode()
+            want, max_bytes = self._want()
+            if want and self._nc.is_connected:
+                pull: dict[str, int] = {"batch": want, "expires": expires_ns, "idle_heartbeat": heartbeat_ns}
+                if max_bytes is not None:
+                    pull["max_bytes"] = max_bytes
                 try:
-                    await self._nc.publish(self._next_subject, request, reply=self._inbox)
+                    await self._nc.publish(self._next_subject, json.dumps(pull).encode(), reply=self._inbox)
                     self._requested += want
+                    self._requested_bytes += max_bytes or 0
                 except Exception:  # not connected: the next round asks again
                     pass
             self._wake.clear()
@@ -179,11 +218,14 @@ class JetStreamSubscription:
     def reset_pulls(self) -> None:
         """The connection dropped or came back: outstanding requests are gone."""
         self._requested = 0
+        self._requested_bytes = 0
         self._wake.set()
 
     def delivery_settled(self, delivery: JetStreamDelivery) -> None:
-        self._unsettled.discard(delivery)
-        if self._prefetch - self._requested - len(self._unsettled) >= self._refill:
+        if delivery in self._unsettled:
+            self._unsettled.discard(delivery)
+            self._held_bytes -= len(delivery.raw)
+        if self._want()[0]:
             self._wake.set()
         if self._latest.get(delivery.stream_sequence) is delivery:
             del self._latest[delivery.stream_sequence]
@@ -267,4 +309,5 @@ class JetStreamSubscription:
             "unsettled": len(self._unsettled),
             "queued": self._queue.qsize(),
             "requested": self._requested,
+            "held_bytes": self._held_bytes,
         }

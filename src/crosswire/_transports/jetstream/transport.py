@@ -85,6 +85,9 @@ class JetStreamTransport:
         stream holds) or a timezone-aware ``datetime``. Default ``None``: ``"all"`` if
         no group consumed the stream yet when the transport started, else ``"new"``.
         A group that exists keeps its position whatever this says.
+    :param prefetch_bytes: each subscription holds at most this many bytes of event
+        data fetched but not settled (plus one message), besides at most ``prefetch``
+        messages; ``None``: no byte bound.
     :param group_starts: the same per group (the node names a binding's group
         ``<app name>.<binding name>``), over ``group_start``.
 
@@ -116,6 +119,7 @@ class JetStreamTransport:
         name: str = "crosswire",
         group_start: Start | None = None,
         group_starts: Mapping[str, Start] | None = None,
+        prefetch_bytes: int | None = 64 * 1024 * 1024,
     ) -> None:
         check_stream_name(stream)
         check_subject_part("subject_prefix", subject_prefix, wildcards=False)
@@ -139,6 +143,9 @@ class JetStreamTransport:
         check_start(group_start)
         for value in (group_starts or {}).values():
             check_start(value)
+        if prefetch_bytes is not None and prefetch_bytes < 1:
+            raise ConfigurationError("prefetch_bytes must be >= 1 or None")
+        self.prefetch_bytes = prefetch_bytes
         self.group_start = group_start
         self.group_starts = dict(group_starts or {})
         self._fresh_stream = False  # no group consumed the stream when this transport started
@@ -412,6 +419,7 @@ class JetStreamTransport:
             on_close=self._subscriptions.discard,
             attempts=self._attempts,
             subject_prefix=self.subject_prefix,
+            prefetch_bytes=self.prefetch_bytes,
         )
         await sub.start()
         self._subscriptions.add(sub)
