@@ -11,13 +11,14 @@ import (
 // Header names and content types of an event on NATS (spec/envelope.md, "On NATS:
 // CloudEvents binary content mode").
 const (
-	// HeaderContentType carries datacontenttype in binary mode, and tells
-	// structured mode apart.
+	// HeaderContentType carries datacontenttype in binary mode (beside
+	// ce-datacontenttype, for HTTP-style readers), and tells structured mode apart.
 	HeaderContentType = "Content-Type"
 	// HeaderExtTypes lists the user extensions that are not strings with their
 	// type (name=int,flag=bool,blob=bytes), so a reader gets each back typed.
 	HeaderExtTypes = "Crosswire-Ext-Types"
 	// ContentTypeStructured is the CloudEvents structured mode: the JSON form as the body.
+	// A reader also takes the bare media type application/cloudevents for it.
 	ContentTypeStructured = "application/cloudevents+json"
 	// ContentTypeBatch is CloudEvents batch mode, which crosswire does not accept.
 	ContentTypeBatch = "application/cloudevents-batch+json"
@@ -63,13 +64,14 @@ func ceStringField(ev *Event, name string) *string {
 
 // ToBinary returns the event in CloudEvents binary content mode, as it travels
 // on NATS: the headers (ce-specversion, every present attribute as ce-<name>,
-// Content-Type for datacontenttype, user extensions as ce-<name> and
-// Crosswire-Ext-Types for those that are not strings) and the body, which is
-// Data itself (not copied; empty when there is no data). attempt is not
-// written: on NATS the broker's delivery count says which attempt it is.
+// datacontenttype as both ce-datacontenttype and Content-Type, user extensions
+// as ce-<name> and Crosswire-Ext-Types for those that are not strings) and the
+// body, which is Data itself (not copied; empty when there is no data).
+// attempt is not written: on NATS the broker's delivery count says which
+// attempt it is.
 //
-// String values are percent-encoded as the spec says (%, ", control
-// characters and every non-ASCII character, as UTF-8 octets). ToBinary does
+// String values are percent-encoded as the spec says (space, ", %, control
+// characters, DEL and every non-ASCII character, as UTF-8 octets). ToBinary does
 // not validate: call [Event.Validate] first for an event you built; for an
 // invalid event the result is unspecified (extension values of an unsupported
 // type are left out).
@@ -85,7 +87,9 @@ func ToBinary(ev *Event) (map[string]string, []byte) {
 		headers["ce-deadline"] = strconv.FormatUint(*ev.Deadline, 10)
 	}
 	if ev.DataContentType != "" {
-		headers[HeaderContentType] = escapeHeaderValue(ev.DataContentType)
+		v := escapeHeaderValue(ev.DataContentType)
+		headers[headerCEDataContentType] = v
+		headers[HeaderContentType] = v
 	}
 	var types []string
 	for _, name := range sortedExtensionNames(ev.Extensions) {
@@ -117,40 +121,54 @@ func ToBinary(ev *Event) (map[string]string, []byte) {
 
 // FromBinary returns the event a NATS message carries. It reads CloudEvents
 // binary content mode (what [ToBinary] writes, and what other CloudEvents SDKs
-// write), structured mode (Content-Type application/cloudevents+json, the JSON
-// form as the body, see [EventFromJSON]) and the previous crosswire format
-// (the whole MessagePack envelope as the body, with no ce-* headers or with a
-// ce-id equal to its id, see [DecodeEvent]).
+// write), structured mode (a Content-Type of application/cloudevents+json or
+// application/cloudevents, the JSON form as the body, see [EventFromJSON]) and
+// the previous crosswire format (the whole MessagePack envelope as the body,
+// with no ce-* headers or with a ce-id equal to its id, see [DecodeEvent]).
 //
-// Header names are case-insensitive. An empty body is no data; otherwise Data
-// is a copy of body. attempt is 1: the caller knows the delivery count.
+// Header names are case-insensitive. datacontenttype is ce-datacontenttype,
+// else Content-Type. A string value may be RFC 7230 quoted ("..." with
+// backslash escapes); it is unquoted, then percent-decoded. An empty body is no
+// data; otherwise Data is a copy of body. attempt is 1: the caller knows the
+// delivery count.
 //
 // It returns a *DecodeError with the codes of spec/envelope.md: a ce-* header
 // that names an attribute no header carries (ce-attempt, ce-data,
-// ce-datacontenttype) is invalid_extension_name; an integer that is not
-// decimal, a bool that is not true/false, bytes that are not base64 are
-// wrong_type; batch mode, and two spellings of one header name with different
-// values, are malformed.
+// ce-extensions) is invalid_extension_name; an integer that is not ASCII
+// decimal digits with an optional '-', a bool that is not true/false, bytes
+// that are not base64 are wrong_type; an int extension beyond int64 is
+// too_large; batch mode, structured mode in a format other than JSON, and two
+// spellings of one header name with different values, are malformed.
 func FromBinary(headers map[string]string, body []byte) (*Event, error) {
 	h, err := foldHeaders(headers)
 	if err != nil {
 		return nil, err
 	}
-	contentType, hasContentType := h["content-type"]
-	if hasContentType {
-		switch mediaType(contentType) {
-		case ContentTypeStructured:
+	if media := mediaType(h["content-type"]); strings.HasPrefix(media, contentTypeCloudEvents) {
+		switch media {
+		case ContentTypeStructured, contentTypeCloudEvents:
 			return EventFromJSON(body)
 		case ContentTypeBatch:
 			return nil, decodeErr(DecodeMalformed, "",
 				"CloudEvents batch mode is not accepted; send one event per message")
 		}
+		return nil, decodeErr(DecodeMalformed, "",
+			"structured mode in %q: only the JSON event format is read", media)
 	}
 	if _, ok := h["ce-specversion"]; !ok || isPreviousFormat(h, body) {
 		return DecodeEvent(body)
 	}
-	return fromHeaders(h, contentType, hasContentType, body)
+	return fromHeaders(h, body)
 }
+
+const (
+	// headerCEDataContentType is datacontenttype as the CloudEvents NATS binding
+	// carries it; on reading it wins over Content-Type.
+	headerCEDataContentType = "ce-datacontenttype"
+	// contentTypeCloudEvents is the bare structured-mode media type, and the
+	// prefix of every CloudEvents structured and batch format.
+	contentTypeCloudEvents = "application/cloudevents"
+)
 
 // foldHeaders keys the headers by their lower-case names. Two spellings of one
 // name are accepted only when they carry the same value.
@@ -194,7 +212,7 @@ func isPreviousFormat(h map[string]string, body []byte) bool {
 	return err == nil && ev.ID == h["ce-id"]
 }
 
-func fromHeaders(h map[string]string, contentType string, hasContentType bool, body []byte) (*Event, error) {
+func fromHeaders(h map[string]string, body []byte) (*Event, error) {
 	spec := h["ce-specversion"]
 	if spec == "" {
 		return nil, decodeErr(DecodeMissingField, "specversion", "header ce-specversion is empty")
@@ -213,7 +231,7 @@ func fromHeaders(h map[string]string, contentType string, hasContentType bool, b
 	// sorted, so that an event with several problems always reports the same one
 	names := make([]string, 0, len(h))
 	for key := range h {
-		if name, ok := strings.CutPrefix(key, "ce-"); ok && name != "specversion" {
+		if name, ok := strings.CutPrefix(key, "ce-"); ok && name != "specversion" && name != "datacontenttype" {
 			names = append(names, name)
 		}
 	}
@@ -266,7 +284,11 @@ func fromHeaders(h map[string]string, contentType string, hasContentType bool, b
 			ev.Extensions[name] = v
 		}
 	}
-	if hasContentType {
+	contentType, ok := h[headerCEDataContentType]
+	if !ok {
+		contentType, ok = h["content-type"]
+	}
+	if ok {
 		v, err := unescapeHeaderValue("datacontenttype", contentType)
 		if err != nil {
 			return nil, err
@@ -290,13 +312,12 @@ func fromHeaders(h map[string]string, contentType string, hasContentType bool, b
 func typedExtension(name, raw, kind string) (any, error) {
 	switch kind {
 	case "int":
-		digits, ok := decimal(raw)
-		if !ok {
+		if !isDecimal(raw) {
 			return nil, decodeErr(DecodeWrongType, name, "header ce-%s must be a decimal integer, got %q", name, raw)
 		}
-		v, err := strconv.ParseInt(digits, 10, 64)
+		v, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil {
-			return nil, decodeErr(DecodeWrongType, name, "extension integer %s does not fit int64", digits)
+			return nil, decodeErr(DecodeTooLarge, name, "extension integer %s does not fit a 64-bit signed integer", raw)
 		}
 		return v, nil
 	case "bool":
@@ -321,41 +342,41 @@ func typedExtension(name, raw, kind string) (any, error) {
 	return unescapeHeaderValue(name, raw)
 }
 
-// decimal returns raw without the whitespace around it, if what is left is a
-// decimal integer: an optional sign and ASCII digits.
-func decimal(raw string) (string, bool) {
-	s := strings.TrimSpace(raw)
-	digits := strings.TrimPrefix(strings.TrimPrefix(s, "+"), "-")
-	if digits == "" || len(digits) < len(s)-1 {
-		return "", false
+// isDecimal reports whether s is a decimal integer as the spec writes one: an
+// optional '-' and one or more ASCII digits, nothing else (no '+', no
+// whitespace, no '_', no other digits).
+func isDecimal(s string) bool {
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" {
+		return false
 	}
 	for i := 0; i < len(digits); i++ {
 		if digits[i] < '0' || digits[i] > '9' {
-			return "", false
+			return false
 		}
 	}
-	return s, true
+	return true
 }
 
 // headerUint reads an unsigned integer header (deadline, cwversion): not a
-// decimal integer is wrong_type, a negative or too large one invalid_value.
+// decimal integer is wrong_type, a negative or too large one invalid_value
+// (deadline's bound of 2^63-1 is [Event.Validate]'s).
 func headerUint(name, raw string) (uint64, error) {
-	s, ok := decimal(raw)
-	if !ok {
+	if !isDecimal(raw) {
 		return 0, decodeErr(DecodeWrongType, name, "header ce-%s must be a decimal integer, got %q", name, raw)
 	}
-	if strings.HasPrefix(s, "-") && strings.Trim(s, "-0") != "" {
-		return 0, decodeErr(DecodeInvalidValue, name, "must be ≥ 0, got %s", s)
+	if strings.HasPrefix(raw, "-") && strings.Trim(raw, "-0") != "" {
+		return 0, decodeErr(DecodeInvalidValue, name, "must be ≥ 0, got %s", raw)
 	}
-	v, err := strconv.ParseUint(strings.TrimLeft(s, "+-"), 10, 64)
+	v, err := strconv.ParseUint(strings.TrimPrefix(raw, "-"), 10, 64)
 	if err != nil {
-		return 0, decodeErr(DecodeInvalidValue, name, "%s does not fit an unsigned 64-bit integer", s)
+		return 0, decodeErr(DecodeInvalidValue, name, "%s does not fit an unsigned 64-bit integer", raw)
 	}
 	return v, nil
 }
 
-// escapeHeaderValue percent-encodes what a header line cannot hold: %, ",
-// control characters and every byte outside printable ASCII (so a non-ASCII
+// escapeHeaderValue percent-encodes as the CloudEvents bindings say: space, ",
+// %, control characters, DEL and every byte outside ASCII (so a non-ASCII
 // character becomes its UTF-8 octets), with upper-case hex. net/url's escaping
 // functions encode a different set, hence this one.
 func escapeHeaderValue(s string) string {
@@ -385,12 +406,35 @@ func escapeHeaderValue(s string) string {
 }
 
 func needsEscape(c byte) bool {
-	return c < 0x20 || c > 0x7e || c == '%' || c == '"'
+	return c <= ' ' || c > 0x7e || c == '%' || c == '"'
 }
 
-// unescapeHeaderValue decodes %XY sequences (either case of hex); a % not
-// followed by two hex digits is kept as it is. The result must be UTF-8.
+// unquoteHeaderValue undoes RFC 7230 quoting: a value that starts and ends with
+// '"' is what lies between, with each backslash escape replaced by the
+// character it escapes. Any other value is returned as it is.
+func unquoteHeaderValue(s string) string {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return s
+	}
+	s = s[1 : len(s)-1]
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && s[i+1] != '\n' {
+			i++
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+// unescapeHeaderValue undoes RFC 7230 quoting (see [unquoteHeaderValue]), then
+// decodes %XY sequences (either case of hex); a % not followed by two hex
+// digits is kept as it is. The result must be UTF-8.
 func unescapeHeaderValue(field, s string) (string, error) {
+	s = unquoteHeaderValue(s)
 	if !strings.Contains(s, "%") {
 		return s, nil
 	}

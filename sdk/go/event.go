@@ -50,7 +50,8 @@ type Event struct {
 	TraceState     string
 	PartitionKey   string
 	IdempotencyKey string
-	// Deadline is the attempt's deadline in unix milliseconds; nil when absent.
+	// Deadline is the attempt's deadline in unix milliseconds, at most 2^63-1;
+	// nil when absent.
 	Deadline *uint64
 	// Attempt is the 1-based delivery attempt; 0 is read as 1.
 	Attempt int
@@ -291,6 +292,9 @@ func (e *Event) Validate() error {
 	}
 	if e.Attempt < 0 {
 		return decodeErr(DecodeInvalidValue, "attempt", "must be ≥ 1, got %d", e.Attempt)
+	}
+	if e.Deadline != nil && *e.Deadline > math.MaxInt64 {
+		return decodeErr(DecodeInvalidValue, "deadline", "must be ≤ 2^63-1, got %d", *e.Deadline)
 	}
 	if len(e.Extensions) > MaxExtensions {
 		return decodeErr(DecodeTooLarge, "extensions", "%d entries > max %d", len(e.Extensions), MaxExtensions)
