@@ -31,10 +31,12 @@ _KINDS = {
 }
 
 
-def export_worker_spans(provider: Any, records: Sequence[SpanRecord], consumer: Any) -> int:
+def export_worker_spans(provider: Any, records: Sequence[SpanRecord], consumer: Any, runtime: str = "worker") -> int:
     """Hand ``records`` to ``provider``'s span processors; returns how many were exported.
 
     :param consumer: the attempt's CONSUMER span context (the default parent).
+    :param runtime: the worker's runtime, naming the instrumentation scope
+        (``crosswire.worker.go``).
     """
     processor = getattr(provider, "_active_span_processor", None)
     if processor is None or not consumer.trace_flags.sampled:
@@ -53,7 +55,6 @@ def export_worker_spans(provider: Any, records: Sequence[SpanRecord], consumer: 
             log.debug("dropped worker span %r of another trace", record.name)
             continue
         parent_id = int(record.parent_id, 16) if record.parent_id else consumer.span_id
-        runtime = str(record.attrs.get("crosswire.worker.runtime", "worker"))
         status = (
             Status(StatusCode.ERROR, record.status_message)
             if record.status == SpanStatusCode.ERROR

@@ -178,7 +178,7 @@ class Tracing:
                 )
                 if outcome.spans:
                     try:
-                        export_worker_spans(node.provider, outcome.spans, sc)
+                        export_worker_spans(node.provider, outcome.spans, sc, runtime)
                     except Exception:  # a worker's bad span must not fail the attempt
                         _log.exception("binding %s: exporting the worker's spans failed", binding)
                 elif runtime != "python" and outcome.start_ns and outcome.duration_ns:
