@@ -1,17 +1,19 @@
 //! The NATS form of an event: CloudEvents binary content mode (spec/envelope.md, "On
 //! NATS: CloudEvents binary content mode").
 //!
-//! Every attribute but `datacontenttype`, `data` and `attempt` is a `ce-<name>` header,
-//! `Content-Type` is `datacontenttype` and the body is `data`. User extensions are
-//! `ce-<name>` headers holding their canonical string; those that are not strings are
-//! listed in `Crosswire-Ext-Types` (`n=int,flag=bool,blob=bytes`) so crosswire reads
-//! them back typed. String values are percent-encoded where a header line cannot hold
-//! them: `%`, `"`, control characters and every non-ASCII character, as UTF-8 octets
-//! with upper-case hex.
+//! Every attribute but `data` and `attempt` is a `ce-<name>` header; `datacontenttype`
+//! is also written as `Content-Type` (for HTTP-style readers; on reading
+//! `ce-datacontenttype` wins) and the body is `data`. User extensions are `ce-<name>`
+//! headers holding their canonical string; those that are not strings are listed in
+//! `Crosswire-Ext-Types` (`n=int,flag=bool,blob=bytes`) so crosswire reads them back
+//! typed. String values are percent-encoded as the CloudEvents bindings say: space,
+//! `"`, `%`, control characters, DEL and every non-ASCII character, as UTF-8 octets
+//! with upper-case hex. A reader first undoes RFC 7230 quoting (`"…"` with `\`
+//! escapes), then percent-decodes.
 //!
-//! [`from_binary`] also reads structured mode (`Content-Type:
-//! application/cloudevents+json`, the JSON form as the body) and the previous crosswire
-//! format (the whole MessagePack envelope as the body).
+//! [`from_binary`] also reads structured mode (a `Content-Type` of
+//! `application/cloudevents+json` or `application/cloudevents`, the JSON form as the
+//! body) and the previous crosswire format (the whole MessagePack envelope as the body).
 //!
 //! ```
 //! use crosswire::binary::{from_binary, to_binary};
@@ -25,6 +27,7 @@
 //! assert_eq!(from_binary(headers, &body).unwrap(), event);
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -34,8 +37,15 @@ use crate::attrs::is_extension_name;
 use crate::envelope::{Event, ExtensionValue, CWVERSION, MAX_DATA, RESERVED_NAMES, SPECVERSION};
 use crate::error::DecodeError;
 
-/// The header that carries `datacontenttype` in binary mode and tells structured mode apart.
+/// The header that carries `datacontenttype` in binary mode (beside `ce-datacontenttype`,
+/// for HTTP-style readers) and tells structured mode apart.
 pub const CONTENT_TYPE: &str = "Content-Type";
+/// `datacontenttype` as the CloudEvents NATS binding carries it; on reading it wins over
+/// [`CONTENT_TYPE`].
+const CE_DATACONTENTTYPE: &str = "ce-datacontenttype";
+/// The bare structured-mode media type, and the prefix of every CloudEvents structured
+/// and batch format.
+const CLOUDEVENTS: &str = "application/cloudevents";
 /// The header listing the user extensions that are not strings, with their type.
 pub const EXT_TYPES: &str = "Crosswire-Ext-Types";
 /// The content type of CloudEvents structured mode (the JSON form as the body).
@@ -59,7 +69,9 @@ pub fn to_binary(event: &Event) -> (Vec<(String, String)>, Vec<u8>) {
         headers.push(("ce-deadline".to_owned(), deadline.to_string()));
     }
     if let Some(content_type) = &event.datacontenttype {
-        headers.push((CONTENT_TYPE.to_owned(), escape(content_type)));
+        let value = escape(content_type);
+        headers.push((CE_DATACONTENTTYPE.to_owned(), value.clone()));
+        headers.push((CONTENT_TYPE.to_owned(), value));
     }
     let mut types = Vec::new();
     // BTreeMap<String, _> iterates sorted by name
@@ -103,17 +115,21 @@ fn string_attrs(event: &Event) -> [(&'static str, Option<&str>); 12] {
 /// crosswire format (the body is the MessagePack envelope and there are no `ce-*`
 /// headers, or its `id` equals the `ce-id` header).
 ///
-/// Header names are case-insensitive (ASCII). An empty body is no data; `attempt` is 1
+/// Header names are case-insensitive (ASCII). `datacontenttype` is `ce-datacontenttype`,
+/// else `Content-Type`. A string value may be RFC 7230 quoted (`"…"` with `\` escapes):
+/// it is unquoted, then percent-decoded. An empty body is no data; `attempt` is 1
 /// (the caller knows the delivery count). `headers` is anything that yields name/value
 /// pairs: a `BTreeMap` or `HashMap` of strings (owned or borrowed), the `Vec` that
 /// [`to_binary`] returns, an array of `(&str, &str)`.
 ///
 /// # Errors
 /// [`DecodeError`] with the codes of spec/envelope.md: a `ce-*` header naming an
-/// attribute no header carries (`ce-attempt`, `ce-data`, `ce-datacontenttype`) is
-/// `invalid_extension_name`; an integer that is not decimal, a bool that is not
-/// `true`/`false`, bytes that are not base64 are `wrong_type`; batch mode, and two
-/// spellings of one header name with different values, are `malformed`.
+/// attribute no header carries (`ce-attempt`, `ce-data`, `ce-extensions`) is
+/// `invalid_extension_name`; an integer that is not ASCII decimal digits with an
+/// optional `-`, a bool that is not `true`/`false`, bytes that are not base64 are
+/// `wrong_type`; an int extension beyond 64-bit signed is `too_large`; batch mode,
+/// structured mode in a format other than JSON, and two spellings of one header name
+/// with different values, are `malformed`.
 pub fn from_binary<I, K, V>(headers: I, body: &[u8]) -> Result<Event, DecodeError>
 where
     I: IntoIterator<Item = (K, V)>,
@@ -121,24 +137,29 @@ where
     V: AsRef<str>,
 {
     let headers = fold(headers)?;
-    let content_type = headers.get("content-type").map(String::as_str);
-    match content_type.map(media_type).as_deref() {
-        Some(STRUCTURED) => {
-            let text = std::str::from_utf8(body).map_err(|e| {
-                DecodeError::Malformed(format!("structured mode body is not UTF-8: {e}"))
-            })?;
-            return Event::from_json(text);
-        }
-        Some(STRUCTURED_BATCH) => {
-            return Err(DecodeError::Malformed(
+    let media = headers
+        .get("content-type")
+        .map(|c| media_type(c))
+        .unwrap_or_default();
+    if media.starts_with(CLOUDEVENTS) {
+        return match media.as_str() {
+            STRUCTURED | CLOUDEVENTS => {
+                let text = std::str::from_utf8(body).map_err(|e| {
+                    DecodeError::Malformed(format!("structured mode body is not UTF-8: {e}"))
+                })?;
+                Event::from_json(text)
+            }
+            STRUCTURED_BATCH => Err(DecodeError::Malformed(
                 "CloudEvents batch mode is not accepted; send one event per message".into(),
-            ))
-        }
-        _ => {}
+            )),
+            other => Err(DecodeError::Malformed(format!(
+                "structured mode in {other:?}: only the JSON event format is read"
+            ))),
+        };
     }
     match headers.get("ce-specversion") {
         Some(specversion) if !is_previous_format(&headers, body) => {
-            from_headers(specversion, &headers, content_type, body)
+            from_headers(specversion, &headers, body)
         }
         _ => Event::from_msgpack(body),
     }
@@ -188,7 +209,6 @@ fn is_previous_format(headers: &BTreeMap<String, String>, body: &[u8]) -> bool {
 fn from_headers(
     specversion: &str,
     headers: &BTreeMap<String, String>,
-    content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Event, DecodeError> {
     if specversion.is_empty() {
@@ -231,7 +251,7 @@ fn from_headers(
             continue;
         };
         match name {
-            "specversion" => {}
+            "specversion" | "datacontenttype" => {}
             "id" => event.id = unescape(name, raw)?,
             "source" => event.source = unescape(name, raw)?,
             "type" => event.ty = unescape(name, raw)?,
@@ -256,7 +276,10 @@ fn from_headers(
             }
         }
     }
-    if let Some(content_type) = content_type {
+    if let Some(content_type) = headers
+        .get(CE_DATACONTENTTYPE)
+        .or_else(|| headers.get("content-type"))
+    {
         event.datacontenttype = Some(unescape("datacontenttype", content_type)?);
     }
     if body.len() > MAX_DATA {
@@ -296,19 +319,19 @@ fn not_decimal(header: &str) -> DecodeError {
     }
 }
 
-/// `raw` without the whitespace around it, when what is left is a decimal integer: an
-/// optional sign and ASCII digits.
+/// `raw`, when it is a decimal integer as the spec writes one: an optional `-` and one
+/// or more ASCII digits, nothing else (no `+`, no whitespace, no `_`, no other digits).
 fn decimal(raw: &str) -> Option<&str> {
-    let s = raw.trim();
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(raw)
 }
 
 /// An unsigned integer header (`deadline`, `cwversion`): not a decimal integer is
-/// `wrong_type`, a negative or too large one `invalid_value`.
+/// `wrong_type`, a negative or too large one `invalid_value` (the bound of `deadline`,
+/// 2^63-1, is [`Event::validate`]'s).
 fn header_uint(header: &str, raw: &str) -> Result<u64, DecodeError> {
     let s = decimal(raw).ok_or_else(|| not_decimal(header))?;
-    let magnitude = s.trim_start_matches(['+', '-']);
+    let magnitude = s.strip_prefix('-').unwrap_or(s);
     if s.starts_with('-') && magnitude.bytes().any(|b| b != b'0') {
         return Err(DecodeError::InvalidValue(format!(
             "{header} must be >= 0, got {s}"
@@ -327,13 +350,11 @@ fn typed_extension(header: &str, raw: &str, kind: &str) -> Result<ExtensionValue
     match kind {
         "int" => {
             let s = decimal(raw).ok_or_else(|| not_decimal(header))?;
-            s.parse()
-                .map(ExtensionValue::Int)
-                .map_err(|_| DecodeError::WrongType {
-                    field: header.to_owned(),
-                    expected: "a signed 64-bit integer",
-                    got: "a larger integer",
-                })
+            s.parse().map(ExtensionValue::Int).map_err(|_| {
+                DecodeError::TooLarge(format!(
+                    "{header} = {s} does not fit a 64-bit signed integer"
+                ))
+            })
         }
         "bool" => match raw {
             "true" => Ok(ExtensionValue::Bool(true)),
@@ -357,11 +378,11 @@ fn typed_extension(header: &str, raw: &str, kind: &str) -> Result<ExtensionValue
 }
 
 fn needs_escape(b: u8) -> bool {
-    !(0x20..=0x7e).contains(&b) || b == b'%' || b == b'"'
+    !(0x21..=0x7e).contains(&b) || b == b'%' || b == b'"'
 }
 
-/// Percent-encode what a header line cannot hold: `%`, `"`, control characters and
-/// every non-ASCII character (as its UTF-8 octets), with upper-case hex.
+/// Percent-encode as the CloudEvents bindings say: space, `"`, `%`, control characters,
+/// DEL and every non-ASCII character (as its UTF-8 octets), with upper-case hex.
 fn escape(value: &str) -> String {
     if !value.bytes().any(needs_escape) {
         return value.to_owned();
@@ -380,9 +401,39 @@ fn escape(value: &str) -> String {
     out
 }
 
-/// Decode `%XY` (either case of hex); a `%` not followed by two hex digits is kept as
-/// it is. The result must be UTF-8 (`invalid_value`).
+/// Undo RFC 7230 quoting: a value that starts and ends with `"` is what lies between,
+/// each `\` escape replaced by the character it escapes (a `\` before a line feed or
+/// at the end stays). Any other value is returned as it is.
+fn unquote(value: &str) -> Cow<'_, str> {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return Cow::Borrowed(value);
+    };
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(&next) = chars.peek() {
+                if next != '\n' {
+                    chars.next();
+                    out.push(next);
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+/// Undo RFC 7230 quoting (see [`unquote`]), then decode `%XY` (either case of hex); a
+/// `%` not followed by two hex digits is kept as it is. The result must be UTF-8
+/// (`invalid_value`).
 fn unescape(field: &str, value: &str) -> Result<String, DecodeError> {
+    let value = unquote(value);
+    let value = value.as_ref();
     if !value.contains('%') {
         return Ok(value.to_owned());
     }
@@ -420,8 +471,9 @@ mod tests {
     #[test]
     fn escaping_follows_the_spec() {
         for (plain, escaped) in [
-            ("plain /a=b;c", "plain /a=b;c"),
-            ("café \"50%\"", "caf%C3%A9 %2250%25%22"),
+            ("plain/a=b;c", "plain/a=b;c"),
+            ("café \"50%\"", "caf%C3%A9%20%2250%25%22"),
+            ("text/plain; charset=utf-8", "text/plain;%20charset=utf-8"),
             ("tab\tdel\u{7f}", "tab%09del%7F"),
             ("😀", "%F0%9F%98%80"),
             ("", ""),
@@ -432,12 +484,31 @@ mod tests {
         assert_eq!(unescape("x", "caf%c3%a9").unwrap(), "café");
         assert_eq!(unescape("x", "100%").unwrap(), "100%");
         assert_eq!(unescape("x", "%zz%4").unwrap(), "%zz%4");
+        assert_eq!(unescape("x", "a b").unwrap(), "a b");
         assert_eq!(unescape("x", "%C0%A0").unwrap_err().code(), "invalid_value");
     }
 
     #[test]
+    fn quoting_is_undone_before_percent_decoding() {
+        for (raw, plain) in [
+            (r#""say \"hi\" 100%25""#, r#"say "hi" 100%"#),
+            (r#""a\\b""#, r"a\b"),
+            (r#""""#, ""),
+            (r#""%22""#, "\""),
+            (r#""caf\é""#, "café"),
+            (r#""a\""#, r"a\"),
+            ("\"a\\\nb\"", "a\\\nb"),
+            (r#""x\"#, r#""x\"#),
+            ("\"", "\""),
+            (r#"a"b""#, r#"a"b""#),
+        ] {
+            assert_eq!(unescape("x", raw).unwrap(), plain, "{raw}");
+        }
+    }
+
+    #[test]
     fn integers_are_decimal() {
-        assert_eq!(header_uint("d", " +7 ").unwrap(), 7);
+        assert_eq!(header_uint("d", "7").unwrap(), 7);
         assert_eq!(header_uint("d", "-0").unwrap(), 0);
         assert_eq!(header_uint("d", "-5").unwrap_err().code(), "invalid_value");
         assert_eq!(
@@ -446,11 +517,29 @@ mod tests {
                 .code(),
             "invalid_value"
         );
-        for bad in ["", "+", "1_000", "٥", "+-5", "0x10", "soon"] {
+        for bad in [
+            "", "+", "-", "+7", " 7", "7 ", "--5", "1_000", "٥", "+-5", "0x10", "soon", "\"7\"",
+        ] {
             assert_eq!(
                 header_uint("d", bad).unwrap_err().code(),
                 "wrong_type",
                 "{bad}"
+            );
+        }
+        assert_eq!(
+            typed_extension("n", "9223372036854775807", "int").unwrap(),
+            ExtensionValue::Int(i64::MAX)
+        );
+        for (raw, code) in [
+            ("9223372036854775808", "too_large"),
+            ("-9223372036854775809", "too_large"),
+            ("+1", "wrong_type"),
+            ("1_000", "wrong_type"),
+        ] {
+            assert_eq!(
+                typed_extension("n", raw, "int").unwrap_err().code(),
+                code,
+                "{raw}"
             );
         }
     }

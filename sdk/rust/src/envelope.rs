@@ -25,6 +25,9 @@ pub const CWVERSION: u64 = 1;
 pub const MAX_DATA: usize = 16 * 1024 * 1024;
 /// Most user extensions per event.
 pub const MAX_EXTENSIONS: usize = 32;
+/// Largest `deadline` (unix milliseconds): 2^63-1, so that every binding holds it in a
+/// signed 64-bit integer.
+pub(crate) const MAX_DEADLINE: u64 = (1 << 63) - 1;
 /// Largest str/bin extension value, in bytes.
 pub const MAX_EXTENSION_VALUE: usize = 4096;
 /// The content type of payloads written by [`Event::new`].
@@ -128,7 +131,7 @@ pub struct Event {
     pub partitionkey: Option<String>,
     /// Dedup key; [`Event::dedup_key`] falls back to `id`.
     pub idempotencykey: Option<String>,
-    /// Unix epoch milliseconds after which the attempt is a timeout.
+    /// Unix epoch milliseconds after which the attempt is a timeout; at most 2^63-1.
     pub deadline: Option<u64>,
     /// Delivery attempt number, 1-based.
     pub attempt: u64,
@@ -412,6 +415,11 @@ impl Event {
             return Err(DecodeError::InvalidValue(
                 "attempt must be >= 1, got 0".into(),
             ));
+        }
+        if let Some(deadline) = self.deadline.filter(|d| *d > MAX_DEADLINE) {
+            return Err(DecodeError::InvalidValue(format!(
+                "deadline must be <= 2^63-1, got {deadline}"
+            )));
         }
         if self.extensions.len() > MAX_EXTENSIONS {
             return Err(DecodeError::TooLarge(format!(

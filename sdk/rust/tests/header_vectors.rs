@@ -125,6 +125,7 @@ fn headers_are_written_in_the_spec_order() {
         "ce-partitionkey",
         "ce-idempotencykey",
         "ce-deadline",
+        "ce-datacontenttype",
         "Content-Type",
     ];
     for (name, v) in load("headers/valid") {
@@ -168,7 +169,7 @@ fn envelope_vectors_round_trip_through_binary_mode() {
             assert!(
                 value
                     .bytes()
-                    .all(|b| (0x20..=0x7e).contains(&b) && b != b'"'),
+                    .all(|b| (0x21..=0x7e).contains(&b) && b != b'"'),
                 "{name}: header {k} = {value:?}"
             );
         }
@@ -201,6 +202,11 @@ fn decode_codes() {
             "invalid_value",
         ),
         (&[("ce-deadline", "1_000")], "wrong_type"),
+        (&[("ce-deadline", "+7")], "wrong_type"),
+        (&[("ce-deadline", " 7 ")], "wrong_type"),
+        (&[("ce-deadline", "\"7\"")], "wrong_type"),
+        (&[("ce-deadline", "9223372036854775808")], "invalid_value"),
+        (&[("ce-deadline", "18446744073709551615")], "invalid_value"),
         (&[("ce-cwversion", "2")], "unsupported_version"),
         (&[("ce-cwversion", "x")], "wrong_type"),
         (
@@ -209,14 +215,18 @@ fn decode_codes() {
         ),
         (
             &[("ce-n", "9223372036854775808"), (EXT_TYPES, "n=int")],
-            "wrong_type",
+            "too_large",
         ),
+        (
+            &[("ce-n", "-9223372036854775809"), (EXT_TYPES, "n=int")],
+            "too_large",
+        ),
+        (&[("ce-n", "+1"), (EXT_TYPES, "n=int")], "wrong_type"),
         (&[("ce-b", "AP8"), (EXT_TYPES, "b=bytes")], "wrong_type"),
         (&[("ce-data", "x")], "invalid_extension_name"),
-        (
-            &[("ce-datacontenttype", "text/plain")],
-            "invalid_extension_name",
-        ),
+        (&[("ce-extensions", "x")], "invalid_extension_name"),
+        (&[("ce-attempt", "2")], "invalid_extension_name"),
+        (&[("ce-datacontenttype", "%FF")], "invalid_value"),
         (&[("ce-\u{212a}ey", "v")], "invalid_extension_name"),
         (&[("ce-time", "yesterday")], "invalid_value"),
         (&[("ce-subject", "%FF")], "invalid_value"),
@@ -229,6 +239,122 @@ fn decode_codes() {
         from_binary([("Nats-Msg-Id", "e")], b"").unwrap_err().code(),
         "truncated"
     );
+    for content_type in [
+        "application/cloudevents+avro",
+        "Application/CloudEvents+Protobuf; x=y",
+        "application/cloudevents-batch+json",
+    ] {
+        assert_eq!(
+            from_binary([("Content-Type", content_type)], b"\0")
+                .unwrap_err()
+                .code(),
+            "malformed",
+            "{content_type}"
+        );
+    }
+}
+
+/// `ce-datacontenttype` is read when present (as the CloudEvents NATS binding writes
+/// it), `Content-Type` otherwise (as HTTP-style writers do).
+#[test]
+fn datacontenttype_from_either_header() {
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(Headers, Option<&str>)] = &[
+        (
+            &[("ce-datacontenttype", "a/b"), ("Content-Type", "c/d")],
+            Some("a/b"),
+        ),
+        (&[("CE-DataContentType", "a/b")], Some("a/b")),
+        (&[("content-type", "c/d")], Some("c/d")),
+        (
+            &[("ce-datacontenttype", r#""text/plain;%20charset=\"utf-8\"""#)],
+            Some(r#"text/plain; charset="utf-8""#),
+        ),
+        (&[], None),
+    ];
+    for (extra, want) in cases {
+        let mut h = vec![
+            ("ce-specversion", "1.0"),
+            ("ce-id", "e"),
+            ("ce-source", "/s"),
+            ("ce-type", "t"),
+        ];
+        h.extend_from_slice(extra);
+        let event = from_binary(h, b"").unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        assert_eq!(event.datacontenttype.as_deref(), *want, "{extra:?}");
+    }
+    let mut event = Event::with_data("t", None);
+    event.datacontenttype = Some("text/plain; charset=utf-8".into());
+    let (written, _) = to_binary(&event);
+    for name in ["ce-datacontenttype", "Content-Type"] {
+        assert!(
+            written.contains(&(name.into(), "text/plain;%20charset=utf-8".into())),
+            "{written:?}"
+        );
+    }
+}
+
+/// Structured mode is any spelling of `application/cloudevents+json` or
+/// `application/cloudevents`, parameters aside.
+#[test]
+fn structured_media_types() {
+    let event = Event::with_data("t", None);
+    let body = event.to_json();
+    for content_type in [
+        "application/cloudevents+json",
+        "application/cloudevents",
+        "Application/CloudEvents; charset=utf-8",
+        " APPLICATION/CLOUDEVENTS+JSON ;charset=utf-8",
+    ] {
+        let got = from_binary([("Content-Type", content_type)], body.as_bytes())
+            .unwrap_or_else(|e| panic!("{content_type}: {e}"));
+        assert_eq!(got, event, "{content_type}");
+    }
+}
+
+/// `deadline` is at most 2^63-1 in every form an event is read from.
+#[test]
+fn deadline_bound_in_binary_and_envelope_decoders() {
+    let mut event = Event::with_data("t", None);
+    event.deadline = Some((1 << 63) - 1);
+    let mp = event.to_msgpack();
+    let js = event.to_json();
+    let (headers, body) = to_binary(&event);
+    assert_eq!(Event::from_msgpack(&mp).unwrap(), event);
+    assert_eq!(Event::from_json(&js).unwrap(), event);
+    assert_eq!(from_binary(headers.clone(), &body).unwrap(), event);
+
+    let max = [0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    let at = mp
+        .windows(max.len())
+        .position(|w| w == max)
+        .expect("a uint64 deadline");
+    let mut mp_over = mp.clone();
+    mp_over[at + 1..at + 9].copy_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0]);
+    let js_over = js.replacen("9223372036854775807", "9223372036854775808", 1);
+    let headers_over: Vec<(String, String)> = headers
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if k == "ce-deadline" {
+                "9223372036854775808".to_owned()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect();
+    assert_eq!(
+        Event::from_msgpack(&mp_over).unwrap_err().code(),
+        "invalid_value"
+    );
+    assert_eq!(
+        Event::from_json(&js_over).unwrap_err().code(),
+        "invalid_value"
+    );
+    assert_eq!(
+        from_binary(headers_over, &body).unwrap_err().code(),
+        "invalid_value"
+    );
 }
 
 #[test]
@@ -239,13 +365,13 @@ fn accepted_spellings() {
         ("CE-ID", "e"),
         ("ce-source", "/s"),
         ("ce-type", "t"),
-        ("ce-deadline", " +7 "),
+        ("ce-deadline", "7"),
         ("ce-cwversion", "1"),
         ("ce-n", "-9223372036854775808"),
         ("ce-b", ""),
         ("ce-note", "%e2%82%ac"),
         (EXT_TYPES, " n=int, b=bytes "),
-        ("content-type", "application/json; charset=utf-8"),
+        ("content-type", "application/json;%20charset=utf-8"),
     ];
     let event = from_binary(h, b"{}").unwrap();
     assert_eq!(event.deadline, Some(7));
