@@ -15,6 +15,7 @@ them; handler latency goes into fixed histogram buckets as attempts finish.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from ._policies.breaker import BreakerState
 
 if TYPE_CHECKING:
     from ._node import Node
+    from ._workers.spec import WorkerStatistics
 
 __all__ = ["NodeCollector", "metrics_registry"]
 
@@ -79,29 +81,67 @@ class NodeCollector(Collector):
                 running.add_metric(values, b.queue.running)
             if b.breaker is not None:
                 breaker.add_metric(values, _BREAKER[b.breaker.state])
-            counts, total = binding.latency_histogram()
-            cumulative = 0
-            buckets = []
-            for bound, count in zip(LATENCY_BUCKETS, counts, strict=False):
-                cumulative += count
-                buckets.append((repr(bound), cumulative))
-            buckets.append(("+Inf", sum(counts)))
+            buckets, total = _histogram(*binding.latency_histogram())
             latency.add_metric(values, buckets, sum_value=total)
         yield from (handled, retries, failed, dedup, depth, running, breaker, latency)
 
-        workers = stats.workers
-        if workers:
-            wlabels = ["node", "worker"]
-            restarts = CounterMetricFamily("crosswire_worker_restarts", "Worker process restarts", labels=wlabels)
-            lost = CounterMetricFamily(
-                "crosswire_worker_lost", "Deliveries lost with a worker (retried)", labels=wlabels
-            )
-            credit = GaugeMetricFamily("crosswire_worker_in_flight", "Deliveries out to a worker", labels=wlabels)
-            for worker_name, w in workers.items():
-                restarts.add_metric([name[0], worker_name], w.restarts)
-                lost.add_metric([name[0], worker_name], w.lost)
-                credit.add_metric([name[0], worker_name], w.in_flight)
-            yield from (restarts, lost, credit)
+        yield from _worker_metrics(node, name[0], stats.workers)
+
+
+def _histogram(counts: list[int], total: float) -> tuple[list[tuple[str, float]], float]:
+    cumulative = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip(LATENCY_BUCKETS, counts, strict=False):
+        cumulative += count
+        buckets.append((repr(bound), cumulative))
+    buckets.append(("+Inf", sum(counts)))
+    return buckets, total
+
+
+def _worker_metrics(node: Node, node_name: str, workers: dict[str, WorkerStatistics]) -> Iterator[Metric]:
+    """Per worker: restarts, deliveries lost with it, credit, heartbeat age and the
+    handler latency its results report."""
+    if not workers:
+        return
+    wlabels = ["node", "worker"]
+    restarts = CounterMetricFamily("crosswire_worker_restarts", "Worker process restarts", labels=wlabels)
+    lost = CounterMetricFamily("crosswire_worker_lost", "Deliveries lost with a worker (retried)", labels=wlabels)
+    hung = CounterMetricFamily("crosswire_worker_hung", "Sessions ended because the worker hung", labels=wlabels)
+    credit = GaugeMetricFamily(
+        "crosswire_worker_in_flight", "Deliveries out to a worker (credit in use)", labels=wlabels
+    )
+    max_credit = GaugeMetricFamily(
+        "crosswire_worker_max_in_flight", "The worker's credit (max_in_flight)", labels=wlabels
+    )
+    waiting = GaugeMetricFamily("crosswire_worker_waiting", "Attempts waiting for the worker's credit", labels=wlabels)
+    up = GaugeMetricFamily("crosswire_worker_up", "1 when the worker is ready", labels=wlabels)
+    age = GaugeMetricFamily(
+        "crosswire_worker_heartbeat_age_seconds", "Seconds since the node last heard from the worker", labels=wlabels
+    )
+    latency = HistogramMetricFamily(
+        "crosswire_worker_handler_latency_seconds", "Handler time reported in the worker's results", labels=wlabels
+    )
+    pools = {getattr(p, "name", None): p for p in getattr(node, "_pools", ())}
+    now = time.monotonic()
+    for worker_name, w in workers.items():
+        values = [node_name, worker_name]
+        restarts.add_metric(values, w.restarts)
+        lost.add_metric(values, w.lost)
+        hung.add_metric(values, w.hung)
+        credit.add_metric(values, w.in_flight)
+        max_credit.add_metric(values, w.max_in_flight)
+        waiting.add_metric(values, w.waiting)
+        up.add_metric(values, 1 if w.state == "ready" else 0)
+        pool = pools.get(worker_name)
+        session = getattr(pool, "_session", None)
+        last = getattr(getattr(session, "conn", None), "last_received", None)
+        if isinstance(last, float):
+            age.add_metric(values, max(0.0, now - last))
+        recorded = getattr(getattr(pool, "_counters", None), "latency", None)
+        if recorded is not None:
+            buckets, total = _histogram(list(recorded.buckets), recorded.total)
+            latency.add_metric(values, buckets, sum_value=total)
+    yield from (restarts, lost, hung, credit, max_credit, waiting, up, age, latency)
 
 
 def metrics_registry(node: Node) -> CollectorRegistry:

@@ -22,6 +22,7 @@ import msgspec
 from .._envelope import Event, decode_event, encode_event
 from .._errorinfo import ErrorCode, ErrorInfo
 from .._exceptions import ClosedError, EnvelopeDecodeError, ProtocolError
+from .._observability.latency import WorkerLatency
 from .._observability.logs import worker_log
 from .._types import Outcome
 from .connection import WorkerConnection, frame_kind
@@ -56,7 +57,7 @@ def node_error(code: ErrorCode, message: str) -> Outcome:
 class Counters:
     """Totals for one pool, kept across its sessions."""
 
-    __slots__ = ("delivered", "hung", "late", "lost", "results")
+    __slots__ = ("delivered", "hung", "late", "latency", "lost", "results")
 
     def __init__(self) -> None:
         self.delivered = 0
@@ -64,6 +65,7 @@ class Counters:
         self.lost = 0
         self.late = 0
         self.hung = 0
+        self.latency = WorkerLatency()  # handler time from result.duration_ns (Prometheus)
 
 
 class Ticket:
@@ -293,6 +295,7 @@ class Session:
             self._log.info("late result for delivery %d ignored (the node had timed it out)", result.id)
         else:
             self._counters.results += 1
+            self._counters.latency.record_ns(result.duration_ns)
         if not ticket.future.done():
             ticket.future.set_result(self._outcome(result))
         self._on_credit()
