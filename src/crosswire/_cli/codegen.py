@@ -54,8 +54,8 @@ async def codegen_command(args: argparse.Namespace) -> int:
 
 
 def _codegen(args: argparse.Namespace) -> int:
-    from ..schema import SchemaError, generate, load_model, model_of, select
     from .._schema._codegen import LANGUAGES
+    from ..schema import SchemaError, generate, load_model, model_of, select
     from .schema import load_document
 
     if args.check and not args.output:
