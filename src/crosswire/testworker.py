@@ -10,13 +10,63 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
 import msgspec
 
 from crosswire.worker import DEFAULT_MAX_FRAME, PROTOCOL_VERSIONS, Context, ErrorCode, Event, Fail, RetryLater, Worker
 
-__all__ = ["build", "main"]
+__all__ = ["Numbers", "Order", "build", "main"]
+
+
+def _bounded(lo: int, hi: int) -> Any:
+    return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+
+
+# The test schemas of spec/payloads.md, declared as an app author would.
+_I64 = _bounded(-(2**63), 2**63 - 1)
+
+
+class Customer(msgspec.Struct):
+    id: _I64  # type: ignore[valid-type]
+    name: str
+    email: str | None = None
+
+
+class Item(msgspec.Struct):
+    sku: str
+    qty: _bounded(0, 2**32 - 1)  # type: ignore[valid-type]
+    price: float
+
+
+class Order(msgspec.Struct):
+    order_id: _I64  # type: ignore[valid-type]
+    customer: Customer
+    items: list[Item]
+    note: str | None = None
+    tags: dict[str, str] = {}
+    paid_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
+    blob: bytes = b""
+
+
+class Numbers(msgspec.Struct):
+    i8: _bounded(-(2**7), 2**7 - 1)  # type: ignore[valid-type]
+    u8: _bounded(0, 2**8 - 1)  # type: ignore[valid-type]
+    i16: _bounded(-(2**15), 2**15 - 1)  # type: ignore[valid-type]
+    u16: _bounded(0, 2**16 - 1)  # type: ignore[valid-type]
+    i32: _bounded(-(2**31), 2**31 - 1)  # type: ignore[valid-type]
+    u32: _bounded(0, 2**32 - 1)  # type: ignore[valid-type]
+    i64: _I64  # type: ignore[valid-type]
+    u64: Annotated[int, msgspec.Meta(ge=0)]
+    f64: float
+
+    def __post_init__(self) -> None:
+        if self.u64 > 2**64 - 1:  # msgspec's bounds stop at int64
+            raise ValueError("u64 does not fit 64 bits")
+
+
+_MSGPACK = msgspec.msgpack.Encoder()
 
 
 def _payload(event: Event[Any]) -> dict[str, Any]:
@@ -75,6 +125,16 @@ def build(name: str, *, max_in_flight: int, versions: list[int], max_frame: int)
     @w.handler("test.emit")
     async def emit(ctx: Context, event: Event[Any]) -> None:
         ctx.emit("test.emitted", event.data, datacontenttype=event.datacontenttype)
+
+    # decode into the spec's schemas and emit what was read (the payload-vector tests)
+    @w.handler("test.payload.order")
+    async def payload_order(ctx: Context, event: Event[Order]) -> None:
+        ctx.emit("test.payload.order.decoded", _MSGPACK.encode(event.payload), datacontenttype="application/msgpack")
+
+    @w.handler("test.payload.numbers")
+    async def payload_numbers(ctx: Context, event: Event[Numbers]) -> None:
+        data = _MSGPACK.encode(event.payload)
+        ctx.emit("test.payload.numbers.decoded", data, datacontenttype="application/msgpack")
 
     @w.handler("test.panic")
     async def panic(ctx: Context, event: Event[Any]) -> None:

@@ -36,11 +36,10 @@ import os
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from ._envelope import Event, decode_event, encode_event, follow_up, new_event_id
+from ._envelope import Event, decode_event, encode_event
 from ._errorinfo import ErrorCode, ErrorInfo
 from ._exceptions import (
     ClosedError,
@@ -54,6 +53,8 @@ from ._observability.worker_side import WorkerObservability
 from ._signals import Fail, Reject, RetryLater
 from ._subjects import subject_matches, validate_pattern
 from ._workers.connection import WorkerConnection, frame_kind
+from ._workers.context import Context
+from ._workers.deprecated import Permanent, Retryable
 from ._workers.frames import (
     DEFAULT_MAX_FRAME,
     MIN_MAX_FRAME,
@@ -74,6 +75,7 @@ from ._workers.frames import (
     encode_frame,
 )
 from ._workers.frames import Reject as RejectFrame
+from ._workers.payloads import PayloadDecoder, decode_payload, payload_decoder
 from ._workers.tasks import TaskSet
 
 __all__ = [
@@ -95,113 +97,6 @@ _log = logging.getLogger("crosswire.worker")
 
 RUNTIME = "python"
 SDK = "crosswire-python/0.1.0"
-
-
-def _code(code: ErrorCode | str) -> ErrorCode:
-    try:
-        return ErrorCode(code)
-    except ValueError:
-        known = ", ".join(c.value for c in ErrorCode)
-        raise ValueError(f"unknown error code {code!r} (known: {known})") from None
-
-
-class Retryable(Fail):
-    """Deprecated: raise :class:`RetryLater`, or :class:`Fail` with ``retryable=True``."""
-
-    def __init__(
-        self,
-        code: ErrorCode | str = ErrorCode.UNAVAILABLE,
-        message: str = "",
-        *,
-        after: float | None = None,
-        details: dict[str, str] | None = None,
-    ) -> None:
-        warnings.warn(
-            "crosswire.worker.Retryable is deprecated: raise RetryLater or Fail(code, retryable=True)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if after is not None and after < 0:
-            raise ValueError("after must be >= 0")
-        super().__init__(_code(code), message, retryable=True, retry_after=after, details=details)
-
-
-class Permanent(Fail):
-    """Deprecated: raise :class:`Reject`, or :class:`Fail` with ``retryable=False``."""
-
-    def __init__(
-        self,
-        code: ErrorCode | str = ErrorCode.INVALID_ARGUMENT,
-        message: str = "",
-        *,
-        details: dict[str, str] | None = None,
-    ) -> None:
-        warnings.warn(
-            "crosswire.worker.Permanent is deprecated: raise Reject or Fail(code, retryable=False)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        super().__init__(_code(code), message, retryable=False, details=details)
-
-
-class Context:
-    """What a handler knows about its delivery, and where it emits follow-up events."""
-
-    def __init__(self, worker: str, delivery_id: int, event: Event[Any], deadline_ms: int) -> None:
-        self.worker = worker
-        self.delivery_id = delivery_id
-        self.event = event
-        #: Unix seconds the attempt must finish by, or None.
-        self.deadline: float | None = deadline_ms / 1000 if deadline_ms else None
-        self.emitted: list[Event[Any]] = []
-
-    @property
-    def attempt(self) -> int:
-        return self.event.attempt
-
-    @property
-    def traceparent(self) -> str | None:
-        return self.event.traceparent
-
-    @property
-    def tracestate(self) -> str | None:
-        return self.event.tracestate
-
-    def emit(
-        self,
-        event: Event[Any] | str,
-        data: bytes | None = None,
-        *,
-        datacontenttype: str | None = None,
-        subject: str | None = None,
-        extensions: dict[str, Any] | None = None,
-    ) -> Event[Any]:
-        """Emit a follow-up event, submitted by the node once this attempt is acked.
-
-        Pass an event type (and ``data``) or a whole :class:`crosswire.Event`. Fields the
-        handler left unset are filled per spec/conformance-worker.md: a fresh ``id``,
-        ``source`` = the worker name (also replacing ``Event.new``'s default
-        ``"crosswire"``), ``correlationid`` = the incoming one or its ``id``,
-        ``causationid`` = the incoming ``id``, the incoming ``traceparent``/``tracestate``
-        and ``partitionkey``, ``time`` = now.
-        """
-        incoming = self.event
-        if isinstance(event, str):
-            out: Event[Any] = Event(
-                specversion="1.0",
-                id=new_event_id(),
-                source=self.worker,
-                type=event,
-                subject=subject,
-                datacontenttype=datacontenttype,
-                data=data,
-                extensions=extensions or {},
-            )
-        else:
-            out = event
-        out = follow_up(incoming, out, self.worker)
-        self.emitted.append(out)
-        return out
 
 
 WorkerHandler = Callable[[Context, Event[Any]], Awaitable[None]]
@@ -236,6 +131,7 @@ class Worker:
         self.max_frame = max_frame
         self.versions = list(versions)
         self._handlers: dict[str, WorkerHandler] = {}
+        self._decoders: dict[WorkerHandler, PayloadDecoder] = {}
         self._warmup: Callable[[], Awaitable[None]] | None = None
         self._conn: WorkerConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -253,7 +149,13 @@ class Worker:
     def handler(self, event_type: str) -> Callable[[H], H]:
         """Register an ``async (ctx, event) -> None`` for ``event_type`` (wildcards allowed).
 
-        :raises ConfigurationError: not a coroutine function, or the type is taken.
+        With ``event: Event[T]`` the payload is decoded into ``T`` before the handler runs
+        (``event.payload``), by ``datacontenttype`` (JSON or MessagePack), exactly as the
+        node decodes for in-process handlers (spec/payloads.md); a payload that does not
+        decode ends the attempt with ``invalid_argument`` and the handler does not run.
+
+        :raises ConfigurationError: not a coroutine function, the type is taken, the
+            pattern is invalid, or ``T`` cannot be decoded into.
         """
 
         def register(fn: H) -> H:
@@ -266,6 +168,9 @@ class Worker:
                 validate_pattern(event_type)
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
+            decoder = payload_decoder(fn)
+            if decoder is not None:
+                self._decoders[fn] = decoder
             self._handlers[event_type] = fn
             return fn
 
@@ -489,6 +394,9 @@ class Worker:
         fn = self._lookup(event.type)
         if fn is None:
             return ErrorInfo.of(ErrorCode.UNIMPLEMENTED, f"worker {self.name!r} has no handler for {event.type!r}"), []
+        decoder = self._decoders.get(fn)
+        if decoder is not None and (failed := decode_payload(decoder, event)) is not None:
+            return failed, []
         ctx = Context(self.name, deliver.id, event, deliver.deadline)
         remaining = None
         if deliver.deadline:
