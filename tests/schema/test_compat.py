@@ -58,3 +58,11 @@ def test_unreadable_input_is_one_line(tmp_path: Path) -> None:
     proc = cli("schema", "check", str(bad), str(bad))
     assert proc.returncode == 3
     assert proc.stderr.startswith(f"crosswire: {bad}: not valid JSON")
+
+
+def test_new_may_be_the_app_itself(tmp_path: Path) -> None:
+    """CI form: the checked-in document against the app as it is now."""
+    staged = HERE.parents[1] / "examples" / "orders" / "schema" / "asyncapi.json"
+    proc = cli("schema", "check", str(staged), "examples.orders.app:app", "--require", "full")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "verdict: identical"

@@ -47,8 +47,8 @@ def add_parser(sub: Any) -> None:
         "backward: readers with NEW read data written with OLD; forward: readers with OLD read data "
         "written with NEW; full: both. Exit 0 when the change satisfies --require, 1 when not.",
     )
-    check.add_argument("old", metavar="OLD")
-    check.add_argument("new", metavar="NEW")
+    check.add_argument("old", metavar="OLD", help="a schema file, or MODULE:APP")
+    check.add_argument("new", metavar="NEW", help="a schema file, or MODULE:APP (e.g. the app as it is now)")
     check.add_argument(
         "--require",
         choices=("backward", "forward", "full", "none"),
@@ -124,12 +124,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _document(source: str) -> dict[str, Any]:
+    """A schema file, or the AsyncAPI document of ``MODULE:APP`` when no such file exists."""
+    from ..schema import asyncapi
+
+    if ":" in source and not Path(source).exists():
+        return asyncapi(load_app(source))
+    return load_document(source)
+
+
 def _check(args: argparse.Namespace) -> int:
     from ..schema import SchemaError, compare, load_model
 
     try:
-        old = load_model(load_document(args.old), source=args.old)
-        new = load_model(load_document(args.new), source=args.new)
+        old = load_model(_document(args.old), source=args.old)
+        new = load_model(_document(args.new), source=args.new)
     except SchemaError as exc:
         raise UserError(str(exc)) from None
     report = compare(old, new)
