@@ -217,6 +217,19 @@ def invalid() -> list[dict[str, Any]]:
             {**required, "ce-deadline": "18446744073709551616"},
             b"",
         ),
+        ("deadline-many-digits", "ce-deadline of 30 digits", {**required, "ce-deadline": "1" * 30}, b""),
+        (
+            "ext-int-many-digits",
+            "an int extension of 30 digits",
+            {**required, "ce-n": "9" * 30, "Crosswire-Ext-Types": "n=int"},
+            b"",
+        ),
+        (
+            "non-ascii-header-name",
+            "a ce- header whose name is not ASCII (a Kelvin sign, not K)",
+            {**required, "ce-\u212aey": "v"},
+            b"",
+        ),
         (
             "deadline-underscores",
             "ce-deadline with an underscore is not a decimal integer",

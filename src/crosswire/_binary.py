@@ -62,7 +62,7 @@ _STRING_ATTRS = (
 _INT_ATTRS = ("deadline", "cwversion")
 _NOT_HEADERS = frozenset({"specversion", "data", "data_base64", "attempt", "extensions"})
 _SAFE = frozenset(range(0x21, 0x7F)) - {ord("%"), ord('"')}
-_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+_DECIMAL = re.compile(r"-?[0-9]+")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -136,10 +136,13 @@ def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
 
 def _folded(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names folded to ASCII lower case. Two spellings of one name with different
-    values are ``malformed``; a name that is not ASCII is ignored (no header has one)."""
+    values are ``malformed``; a ``ce-`` name that is not ASCII is ``invalid_extension_name``
+    (other non-ASCII names are ignored)."""
     out: dict[str, str] = {}
     for key, value in headers.items():
         if not key.isascii():
+            if key[:3].lower() == "ce-":
+                raise EnvelopeDecodeError("invalid_extension_name", f"header name {key!r} is not ASCII")
             continue
         name = key.lower()
         if out.get(name, value) != value:
@@ -216,6 +219,8 @@ def _from_headers(ce: Mapping[str, str], headers: Mapping[str, str], body: bytes
 def _int(name: str, raw: str) -> int:
     if not _DECIMAL.fullmatch(raw):
         raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be a decimal integer, got {raw!r}")
+    if len(raw) > 40:  # far outside every bound; spare int() a huge conversion
+        return -(2**64) if raw[0] == "-" else 2**64
     return int(raw)
 
 
