@@ -18,13 +18,13 @@ import logging
 import sys
 
 from .._exceptions import ConfigurationError, CrosswireError
-from . import codegen, dlq, load, record, run, schema, submit
+from . import codegen, dlq, load, record, run, schema, submit, top
 from .common import UserError, configure_logging
 
 __all__ = ["build_parser", "main"]
 
 #: Each subcommand module has ``add_parser(subparsers)``, which sets ``handler``.
-COMMANDS = (run, submit, dlq, load, record, schema, codegen)
+COMMANDS = (run, submit, dlq, load, record, schema, codegen, top)
 
 
 def build_parser() -> argparse.ArgumentParser:
