@@ -27,6 +27,8 @@ def test_orders_document_validates(tmp_path: Path, asyncapi_validate: Any) -> No
     (result,) = asyncapi_validate(out)
     assert result["valid"], _errors(result)
     assert _errors(result) == []
+    # no warnings either: the only remark is that AsyncAPI 3.1 exists (this is a 3.0 document)
+    assert [d["code"] for d in result["diagnostics"] if d["severity"] <= 2] == ["asyncapi-latest-version"]
     assert (result["channels"], result["messages"], result["operations"]) == (3, 3, 6)
 
     doc = json.loads(out.read_text())
