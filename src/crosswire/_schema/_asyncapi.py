@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,24 +58,22 @@ CLOUDEVENTS_HEADERS: dict[str, Any] = {
 }
 
 
+@dataclass
 class _Channel:
-    def __init__(self, event_type: str, pattern: bool) -> None:
-        self.event_type = event_type
-        self.pattern = pattern
-        self.payload: Any = None
-        self.declared_by: str | None = None
+    event_type: str
+    pattern: bool
+    payload: Any = None
+    declared_by: str | None = None
 
 
+@dataclass(frozen=True)
 class _Binding:
-    def __init__(self, name: str, runtime: str, pattern: str, payload: Any, emits: dict[str, Any], doc: str) -> None:
-        self.name, self.runtime, self.pattern, self.payload, self.emits, self.doc = (
-            name,
-            runtime,
-            pattern,
-            payload,
-            emits,
-            doc,
-        )
+    name: str
+    runtime: str
+    pattern: str
+    payload: Any
+    emits: dict[str, Any]
+    doc: str
 
 
 def _bindings(app: App) -> list[_Binding]:
