@@ -549,16 +549,19 @@ class _Harness:
                 self._runs_file.close()
 
     async def _settle(self) -> None:
+        """Wait until every offered event is handled or dead-lettered (or the settle
+        timeout passes). Runs are read continuously; the dead letters once a second,
+        and as soon as the runs say nothing is left."""
         deadline = time.monotonic() + self.scenario.verdicts.settle_timeout
-        # wait for the node (a restart may be under way) and for the books to balance
-        while time.monotonic() < deadline:
-            self.read_runs()
-            if self.ledger.unresolved() == 0 and not self.backlog and self.node is not None and self.node.alive:
-                break
-            await asyncio.sleep(0.1)
+        next_letters = 0.0
         while True:
+            self.read_runs()
+            now = time.monotonic()
             node = self.node
-            if node is not None and node.alive:
+            ready = node is not None and node.alive and not self.backlog
+            if ready and (self.ledger.unresolved() == 0 or now >= next_letters):
+                next_letters = now + 1.0
+                assert node is not None
                 with contextlib.suppress(HarnessError, TimeoutError, ConnectionError, OSError):
                     letters = await node.get_letters()
                     self.read_runs()
@@ -567,7 +570,7 @@ class _Harness:
                         return
             if time.monotonic() >= deadline:
                 return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.1)
 
     async def _ticker(self) -> None:
         while True:
@@ -652,7 +655,9 @@ async def run(
         h = _Harness(scenario, spec, kind, nats, base, node_log_level, on_tick)
         started = time.time()
         await h.run()
-        windows = [(m["t"], max(m["end"], m["t"] + 1.0)) for m in h.markers]
+        # throughput during faults: the windows of handler and worker faults (a node or
+        # broker outage has no throughput by definition; its verdicts are lost/p99)
+        windows = [(m["t"], max(m["end"], m["t"] + 1.0)) for m in h.markers if m["kind"] not in ("node", "broker")]
         verdicts = h.ledger.verdicts(scenario.verdicts, windows=windows, max_rss=h.max_rss)
         fates = h.ledger.fates()
         from .report import build_report

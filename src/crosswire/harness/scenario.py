@@ -247,8 +247,8 @@ class Verdicts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     - ``poison_dead_lettered``: every poison event dead-lettered after exactly
       ``max_attempts`` handler runs.
     - ``p99_ms``: p99 submit→handled latency of healthy events (not poison, no fault hit).
-    - ``healthy_throughput_pct``: healthy events handled during fault windows, as a
-      percentage of those offered in them.
+    - ``healthy_throughput_pct``: healthy events handled during handler and worker
+      fault windows, as a percentage of those offered in them.
     - ``key_order``: per binding and key, first runs started in the order offered.
     - ``max_rss_mb``: the node process's peak resident memory.
     - ``settle_timeout``: how long after the traffic ends events may take to settle.
