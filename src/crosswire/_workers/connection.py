@@ -217,8 +217,9 @@ class WorkerConnection:
         """Queue an already encoded frame (header included)."""
         if self._closed.done():
             raise ConnectionClosedError(self._closed.result())
+        if not self._out:  # with frames queued it is already clear
+            self._flushed.clear()
         self._out.append(data)
-        self._flushed.clear()
         self.frames_sent += 1
         if not self._wakeup.is_set():
             self._wakeup.set()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .._errorinfo import ErrorCode
 from .._exceptions import ClosedError
@@ -51,11 +51,14 @@ class CreditQueue:
         self._hang_grace = hang_grace
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Outcome:
+    def deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Awaitable[Outcome]:
         """Deliver ``attempt`` and wait for its outcome, until ``deadline`` (monotonic)
         plus :data:`DEADLINE_GRACE`. Only cancellation raises."""
         if deadline is None:
-            return await self._send_and_wait(attempt, 0, None)
+            return self._send_and_wait(attempt, 0, None)  # the hot path: one frame less
+        return self._deliver_by(attempt, deadline_ms, deadline)
+
+    async def _deliver_by(self, attempt: Attempt, deadline_ms: int, deadline: float) -> Outcome:
         # filled in by _send_and_wait, read here when the deadline cuts it short
         sent: list[tuple[Session, Ticket]] = []
         try:
@@ -95,8 +98,10 @@ class CreditQueue:
 
     def ready_now(self) -> Session | None:
         """The current session if it may take a delivery without queueing."""
+        if self._waiters:
+            return None
         session = self._current()
-        return session if not self._waiters and usable(session) else None
+        return session if session is not None and session.ready.is_set() and session.credit > 0 else None
 
     async def acquire(self) -> Session | None:
         """A ready session with credit, or None once the pool is stopping."""
@@ -128,8 +133,10 @@ class CreditQueue:
 
     def wake(self) -> None:
         """Wake as many waiters as the current session has unclaimed credit (usually one)."""
+        if not self._waiters:  # the common case: nobody waits
+            return
         session = self._current()
-        if session is None or not self._waiters:
+        if session is None:
             return
         spare = session.credit
         woken = 0

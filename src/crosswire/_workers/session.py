@@ -218,8 +218,9 @@ class Session:
         self.conn.send_bytes(data)
         self._next_id += 1
         ticket = Ticket(delivery_id, asyncio.get_running_loop().create_future(), event)
+        if not self._in_flight:
+            self._idle.clear()
         self._in_flight[delivery_id] = ticket
-        self._idle.clear()
         self._counters.delivered += 1
         return ticket
 
