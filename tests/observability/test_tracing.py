@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -144,3 +145,26 @@ def test_event_payload_untouched_by_tracing() -> None:
     event = Event.new("a.b", msgspec.msgpack.encode({"x": 1}), datacontenttype="application/msgpack")
     copy = msgspec.structs.replace(event, traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01")
     assert copy.data == event.data and copy.id == event.id
+
+
+async def test_an_in_process_handlers_log_lines_carry_the_attempt(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    app = crosswire.App("shop")
+
+    @app.handler("order.created")
+    async def handle(event: Event[bytes]) -> None:
+        logging.getLogger("shop.orders").warning("checking order")
+
+    caplog.set_level(logging.INFO, logger="shop.orders")
+    async with crosswire.Node(app) as node:
+        event = await node.submit("order.created", b"", correlation_id="c-7")
+        await node.wait_idle(5)
+    consumer = recorded.one("process order.created")
+    record = next(r for r in caplog.records if r.getMessage() == "checking order")
+    assert record.trace_id == f"{consumer.context.trace_id:032x}"  # type: ignore[attr-defined]
+    assert record.span_id == f"{consumer.context.span_id:016x}"  # type: ignore[attr-defined]
+    assert record.event_id == event.id and record.correlation_id == "c-7"  # type: ignore[attr-defined]
+    assert record.binding == "handle" and record.attempt == 1  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ and reported once a second).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import weakref
@@ -21,7 +22,54 @@ from typing import Any, Protocol
 
 from .._subjects import subject_matches
 
-__all__ = ["LEVELS", "MAX_MESSAGE", "MAX_PER_SECOND", "log_fields", "worker_log"]
+__all__ = [
+    "LEVELS",
+    "MAX_MESSAGE",
+    "MAX_PER_SECOND",
+    "AttemptFields",
+    "attempt_fields",
+    "install_record_fields",
+    "log_fields",
+    "worker_log",
+]
+
+#: What an in-process handler's log lines carry while it handles an event (set by the
+#: trace policy): event_id, correlation_id, binding, attempt.
+attempt_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "crosswire_attempt_fields", default=None
+)
+
+
+class AttemptFields(logging.Filter):
+    """A handler filter: a record written while a traced attempt runs in this process
+    gets ``trace_id``, ``span_id``, ``event_id``, ``correlation_id``, ``binding`` and
+    ``attempt`` (fields the record already has are kept)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = attempt_fields.get()
+        if fields is None:
+            return True
+        for key, value in fields.items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        if not hasattr(record, "trace_id"):
+            from opentelemetry import trace
+
+            sc = trace.get_current_span().get_span_context()
+            if sc.is_valid:
+                record.trace_id, record.span_id = f"{sc.trace_id:032x}", f"{sc.span_id:016x}"
+        return True
+
+
+_filter = AttemptFields()
+
+
+def install_record_fields() -> None:
+    """Add :class:`AttemptFields` to the root logger's handlers (once each)."""
+    for handler in logging.getLogger().handlers:
+        if _filter not in handler.filters:
+            handler.addFilter(_filter)
+
 
 MAX_MESSAGE = 16 * 1024
 MAX_PER_SECOND = 1000

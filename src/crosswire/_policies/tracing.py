@@ -148,6 +148,9 @@ class Tracing:
         from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
         from .._observability.export import export_worker_spans, timing_span
+        from .._observability.logs import attempt_fields, install_record_fields
+
+        install_record_fields()
 
         tracer, node = self.tracer, self.node
         binding, runtime, group = self.binding, self.runtime, self.group
@@ -171,11 +174,18 @@ class Tracing:
                 set_status_on_exception=False,
             ) as span:
                 sc = span.get_span_context()
+                fields = {"event_id": event.id, "binding": binding or attempt.binding, "attempt": attempt.number}
+                if event.correlationid:
+                    fields["correlation_id"] = event.correlationid
+                token = attempt_fields.set(fields)  # for the handler's log lines
                 # the handler's parent is this span: a worker reads it from the envelope
                 seen = msgspec.structs.replace(event, traceparent=traceparent_of(sc), tracestate=_tracestate_of(sc))
-                outcome = await inner(
-                    Attempt(event=seen, binding=attempt.binding, number=attempt.number, deadline=attempt.deadline)
-                )
+                try:
+                    outcome = await inner(
+                        Attempt(event=seen, binding=attempt.binding, number=attempt.number, deadline=attempt.deadline)
+                    )
+                finally:
+                    attempt_fields.reset(token)
                 if outcome.spans:
                     try:
                         export_worker_spans(node.provider, outcome.spans, sc, runtime)
