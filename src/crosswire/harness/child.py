@@ -99,7 +99,10 @@ class Child:
         if self.args.transport == "memory":
             return crosswire.MemoryTransport()
         return crosswire.JetStreamTransport(
-            self.args.nats.split(","), stream=self.args.stream, subject_prefix=self.args.prefix
+            self.args.nats.split(","),
+            stream=self.args.stream,
+            subject_prefix=self.args.prefix,
+            replicas=self.args.replicas,
         )
 
     async def run(self) -> int:
@@ -232,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nats", default="")
     p.add_argument("--stream", default="CROSSWIRE")
     p.add_argument("--prefix", default="cw")
+    p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--types", default="[]")
     p.add_argument("--node-options", default="{}")

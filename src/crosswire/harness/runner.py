@@ -120,6 +120,7 @@ class _NodeProcess:
             "--nats", ",".join(h.nats_urls),
             "--stream", h.stream,
             "--prefix", h.prefix,
+            "--replicas", str(h.replicas),
             "--seed", str(h.scenario.seed),
             "--types", json.dumps(sorted({o for o in h.types})),
             "--node-options", json.dumps(h.scenario.node),
@@ -237,6 +238,8 @@ class _Harness:
         self.transport = transport
         self.nats_urls = list(nats or [])
         self.own_server = transport == "jetstream" and not self.nats_urls
+        self.cluster: Any = None
+        self.replicas = min(3, scenario.cluster) if self.own_server and scenario.cluster >= 2 else 1
         self.workdir = workdir
         self.socket_path = str(workdir / "control.sock")
         self.node_log_path = workdir / "node.log"
@@ -461,6 +464,15 @@ class _Harness:
             if self.node is not None and self.node.alive:
                 await self.node.send({"t": "signal", "worker": f.worker, "signal": f.signal, "pause": f.pause})
             self._mark(start, start + (f.pause if f.signal == "SIGSTOP" else 0.0), "worker", label(f))
+        elif isinstance(f, Broker) and self.cluster is not None:
+            member = f.server % self.cluster.size
+            if f.action == "kill":
+                await self.cluster.kill(member)
+            else:
+                await self.cluster.stop(member)
+            await asyncio.sleep(f.down)
+            await self.cluster.start(member)
+            self._mark(start, self._now(), "broker", label(f))
         elif isinstance(f, Broker):
             if self.server is None:
                 self.notes.append("broker fault skipped: the harness did not start the broker (--nats given)")
@@ -501,12 +513,18 @@ class _Harness:
             if self.transport == "jetstream":
                 import crosswire
 
-                if self.own_server:
+                if self.own_server and self.scenario.cluster >= 2:
+                    from .cluster import LocalCluster
+
+                    self.cluster = LocalCluster(self.workdir, self.scenario.cluster)
+                    await self.cluster.start()
+                    self.nats_urls = self.cluster.urls
+                elif self.own_server:
                     self.server = _embedded_server_class()(self.workdir / "jetstream")
                     await self.server.start()
                     self.nats_urls = [self.server.url]
                 self.publisher = crosswire.JetStreamTransport(
-                    self.nats_urls, stream=self.stream, subject_prefix=self.prefix
+                    self.nats_urls, stream=self.stream, subject_prefix=self.prefix, replicas=self.replicas
                 )
                 await self.publisher.start()
             await self.start_node()
@@ -544,6 +562,9 @@ class _Harness:
             if self.server is not None:
                 with contextlib.suppress(Exception):
                     await self.server.stop()
+            if self.cluster is not None:
+                with contextlib.suppress(Exception):
+                    await self.cluster.stop()
             self.node_log.close()
             if self._runs_file is not None:
                 self._runs_file.close()

@@ -217,11 +217,13 @@ class WorkerFault(_Timed, tag="worker", tag_field="kind", frozen=True, kw_only=T
 
 
 class Broker(_Timed, tag="broker", tag_field="kind", frozen=True, kw_only=True):
-    """Restart the embedded nats-server the harness started: ``kill`` (SIGKILL) or
-    ``stop`` (SIGTERM), ``down`` seconds, then start it again on the same port and store."""
+    """Restart a nats-server the harness started: ``kill`` (SIGKILL) or ``stop``
+    (SIGTERM), ``down`` seconds, then start it again on the same port and store. On a
+    local cluster (``Scenario.cluster``) ``server`` picks the member."""
 
     action: Literal["kill", "stop"] = "kill"
     down: NonNeg = 1.0
+    server: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class NodeFault(_Timed, tag="node", tag_field="kind", frozen=True, kw_only=True):
@@ -275,6 +277,8 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     payloads, poison marks, arrival times) and every random fault decision the same
     on every run. ``app``/``transport`` are defaults the command line overrides.
     ``node`` options go to ``Node(...)`` (e.g. ``max_pending``, ``drain_timeout``).
+    ``cluster = n`` (JetStream, no ``--nats``) runs a local cluster of ``n`` servers
+    instead of one embedded server, with streams of ``min(n, 3)`` replicas.
     """
 
     name: str = "scenario"
@@ -288,6 +292,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bin: Positive = 1.0
     batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 256
     node: dict[str, Any] = {}
+    cluster: Annotated[int, msgspec.Meta(ge=0, le=7)] = 0
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -357,7 +362,7 @@ def _label(f: Fault) -> str:
     if isinstance(f, WorkerFault):
         return f"{f.worker}: {f.signal}"
     if isinstance(f, Broker):
-        return f"broker {f.action}"
+        return f"broker {f.action}" + (f" n{f.server}" if f.server else "")
     return f"node {f.action}"
 
 
