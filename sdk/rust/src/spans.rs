@@ -624,6 +624,104 @@ mod tests {
         assert_eq!(log["attrs"]["score"], 42);
     }
 
+    fn vector_hex(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../spec/vectors/frames/observability")
+            .join(format!("{name}.json"));
+        let vector: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("vector")).expect("json");
+        let hex = vector["hex"].as_str().expect("hex");
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn attrs(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    }
+
+    /// spec/vectors/frames/observability/result-spans.json, encoded by this SDK.
+    #[test]
+    fn result_spans_vector() {
+        let mut error = crate::ErrorInfo::new(crate::ErrorCode::Unavailable, "busy");
+        error.runtime = "go".into();
+        error.retryable = true;
+        let frame = crate::frame::Frame::Result {
+            id: 3,
+            ok: false,
+            error: Some(error),
+            start_ns: 1000,
+            duration_ns: 4000,
+            emitted: Vec::new(),
+        };
+        let s = |span_id: u64, parent_id: Option<u64>, name: &str, start_ns: u64, end_ns: u64| {
+            SpanRecord {
+                span_id,
+                parent_id,
+                name: name.into(),
+                kind: 0,
+                start_ns,
+                end_ns,
+                attrs: Vec::new(),
+                events: Vec::new(),
+                status: 0,
+                status_message: None,
+            }
+        };
+        let mut handle = s(
+            0x1111_1111_1111_1111,
+            Some(0x00f0_67aa_0ba9_02b7),
+            "handle order.validated",
+            1000,
+            5000,
+        );
+        handle.attrs = attrs(&[
+            ("crosswire.worker.name", Value::Str("pricing".into())),
+            ("crosswire.worker.runtime", Value::Str("go".into())),
+            ("process.pid", Value::Uint(4242)),
+            ("crosswire.attempt", Value::Uint(1)),
+            ("error.type", Value::Str("unavailable".into())),
+        ]);
+        handle.status = 2;
+        handle.status_message = Some("busy".into());
+        let mut compute = s(
+            0x2222_2222_2222_2222,
+            Some(0x1111_1111_1111_1111),
+            "compute price",
+            2000,
+            3000,
+        );
+        compute.kind = 2;
+        compute.attrs = attrs(&[
+            ("country", Value::Str("DE".into())),
+            ("total_cents", Value::Int(2975)),
+            ("ratio", Value::Float(0.5)),
+            ("cached", Value::Bool(true)),
+        ]);
+        compute.events = vec![
+            (
+                "looked up rate".into(),
+                2500,
+                attrs(&[("rate", Value::Uint(19))]),
+            ),
+            ("done".into(), 2900, Vec::new()),
+        ];
+        compute.status = 1;
+        let minimal = s(0x3333_3333_3333_3333, None, "minimal", 1, 2);
+        let mut spans = Vec::new();
+        let _ = rmp::encode::write_array_len(&mut spans, 3);
+        for span in [&handle, &compute, &minimal] {
+            write_span(&mut spans, "4bf92f3577b34da6a3ce929d0e0e4736", span);
+        }
+        let mut bytes = frame.encode();
+        append_spans(&mut bytes, &spans);
+        assert_eq!(bytes, vector_hex("result-spans"));
+    }
+
     #[test]
     fn append_spans_adds_one_map_entry() {
         let frame = crate::frame::Frame::Result {
