@@ -300,9 +300,11 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if not t.type and not isinstance(t.shape, Replay):
                 raise ConfigurationError(f"traffic[{i}] needs a type (the event type to offer)")
 
-    def scaled(self, factor: float) -> Scenario:
+    def scaled(self, factor: float, *, shapes: bool = True) -> Scenario:
         """The same scenario with every time (duration, starts, fault times, periods)
-        multiplied by ``factor`` and rates unchanged: a short test becomes a soak."""
+        multiplied by ``factor`` and rates unchanged: a short test becomes a soak.
+        ``shapes=False`` keeps the shapes' own times (a burst cycle then repeats more
+        often instead of growing)."""
         rs = msgspec.structs.replace
 
         def shape(sh: Any) -> Any:
@@ -323,7 +325,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 t,
                 start=t.start * factor,
                 duration=None if t.duration is None else t.duration * factor,
-                shape=shape(t.shape),
+                shape=shape(t.shape) if shapes else t.shape,
             )
             for t in self.traffic
         ]
