@@ -628,3 +628,39 @@ async def test_crosswire_run_worker_socket_option(tmp_path: Any) -> None:
             with contextlib.suppress(ProcessLookupError):
                 ext.kill()
             await ext.wait()
+
+
+@pytest.mark.parametrize("runtime", HANG_RUNTIMES)
+async def test_events_after_a_hung_handler_are_handled_through_the_node(runtime: str, worker_argv: list[str]) -> None:
+    # the issue as an operator saw it: one handler blocks ignoring its deadline, and every
+    # later event for that worker timed out waiting for credit and was dead-lettered
+    name = f"testworker-{runtime}"
+    app = crosswire.App("hung")
+    app.worker(
+        name,
+        command=[*worker_argv, "--name", name, "--max-in-flight", "1"],
+        timeout=0.3,
+        retry=crosswire.Retry(max_attempts=2, initial=3.0, jitter=0.0),  # the hang's retry comes last
+        hang_grace=0.5,
+        restart_backoff_initial=0.05,
+    )
+    async with crosswire.Node(app) as node:
+        await node.submit("test.hang", {"ms": 60000})
+        # the node times the attempt out at 0.3 s; the worker keeps the credit until it
+        # is declared hung (0.3 + 0.5 s) and restarted
+        await wait_for(lambda: node.statistics().workers[name].hung == 1, timeout=10, what="a hung worker")
+        await wait_for(
+            lambda: node.statistics().workers[name].restarts == 1 and node.statistics().workers[name].state == "ready",
+            timeout=10,
+            what="a restart",
+        )
+        echoes = [await node.submit("test.echo") for _ in range(3)]
+        await wait_for(
+            lambda: node.statistics().bindings[f"{name}:test.echo"].handled == len(echoes), what="the echoes"
+        )
+        await asyncio.wait_for(node.wait_idle(), 30)
+        stats = node.statistics()
+        letters = await node.dead_letters.list()
+    assert [letter.event.type for letter in letters if letter.event is not None] == ["test.hang"]
+    assert stats.bindings[f"{name}:test.echo"].dead_lettered == 0
+    assert stats.workers[name].hung >= 1 and stats.workers[name].restarts >= 1

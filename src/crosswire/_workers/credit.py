@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
 from .._errorinfo import ErrorCode
 from .._exceptions import ClosedError
 from .._types import Attempt, Outcome
-from .session import Counters, Session, Ticket, node_error, stamp
+from .session import Counters, Session, node_error, stamp
 
 __all__ = ["DEADLINE_GRACE", "CreditQueue"]
 
@@ -28,8 +29,9 @@ DEADLINE_GRACE = 0.5
 
 
 def usable(session: Session | None) -> bool:
-    """Whether ``session`` is ready and has a credit to spare."""
-    return session is not None and session.ready.is_set() and session.credit > 0
+    """Whether ``session`` is ready, still connected, and has a credit to spare (a
+    delivery arriving after the connection closed waits for the restarted worker)."""
+    return session is not None and session.ready.is_set() and session.credit > 0 and not session.conn.is_closed
 
 
 class CreditQueue:
@@ -53,25 +55,21 @@ class CreditQueue:
 
     def deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Awaitable[Outcome]:
         """Deliver ``attempt`` and wait for its outcome, until ``deadline`` (monotonic)
-        plus :data:`DEADLINE_GRACE`. Only cancellation raises."""
+        plus :data:`DEADLINE_GRACE`. Only cancellation raises; a delivery whose wait is
+        cut short (by that deadline or by the caller's own timeout) is abandoned: it
+        keeps its credit until the worker answers or is declared hung."""
         if deadline is None:
             return self._send_and_wait(attempt, 0, None)  # the hot path: one frame less
         return self._deliver_by(attempt, deadline_ms, deadline)
 
     async def _deliver_by(self, attempt: Attempt, deadline_ms: int, deadline: float) -> Outcome:
-        # filled in by _send_and_wait, read here when the deadline cuts it short
-        sent: list[tuple[Session, Ticket]] = []
         try:
             async with asyncio.timeout_at(deadline + DEADLINE_GRACE):
-                return await self._send_and_wait(attempt, deadline_ms, sent)
+                return await self._send_and_wait(attempt, deadline_ms, deadline)
         except TimeoutError:
-            for session, ticket in sent:
-                session.abandon(ticket, deadline, self._hang_grace)
             return node_error(ErrorCode.TIMEOUT, f"worker {self._name!r} did not answer before the attempt's deadline")
 
-    async def _send_and_wait(
-        self, attempt: Attempt, deadline_ms: int, sent: list[tuple[Session, Ticket]] | None
-    ) -> Outcome:
+    async def _send_and_wait(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Outcome:
         session = self.ready_now()
         if session is None:
             session = await self.acquire()
@@ -87,11 +85,13 @@ class CreditQueue:
         if isinstance(ticket, Outcome):
             self.wake()
             return ticket
-        if sent is not None:
-            sent.append((session, ticket))
-        # a cancelled wait cancels the future too; the ticket stays until the result (or
-        # the session's end) returns its credit
-        return await ticket.future
+        try:
+            return await ticket.future
+        except asyncio.CancelledError:
+            # given up on (a deadline, the node's timeout policy, shutdown): the ticket
+            # holds its credit until the result comes, or the worker is declared hung
+            session.abandon(ticket, deadline if deadline is not None else time.monotonic(), self._hang_grace)
+            raise
 
     def __len__(self) -> int:
         return len(self._waiters)
@@ -101,7 +101,7 @@ class CreditQueue:
         if self._waiters:
             return None
         session = self._current()
-        return session if session is not None and session.ready.is_set() and session.credit > 0 else None
+        return session if usable(session) else None
 
     async def acquire(self) -> Session | None:
         """A ready session with credit, or None once the pool is stopping."""

@@ -375,6 +375,8 @@ class WorkerPool:
     async def _serve(self, session: Session) -> str:
         """Run until the session ends; settle what it had in flight. Returns why it ended."""
         await self._runner.until_closed(session.conn.wait_closed())
+        if not self._stopping:
+            self.state = "initializing"  # no longer serving, whatever the process does now
         if self._stopping:
             # closing or draining: let the process finish on its own
             await self._runner.wait_exit(STOP_GRACE)
