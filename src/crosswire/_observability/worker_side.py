@@ -135,8 +135,8 @@ class WorkerObservability:
         bucket_token = _bucket.set(bucket)
         self._spans[ctx.delivery_id] = bucket
         try:
-            tracer = self._tracer_once()
-            if tracer is None or not event.traceparent:
+            tracer = self._tracer_once() if event.traceparent else None  # no trace: no SDK import
+            if tracer is None:
                 await self._run_plain(fn, ctx, event, bucket)
                 return
             from opentelemetry.trace import Status, StatusCode
