@@ -192,6 +192,7 @@ class WorkerHub:
         self.rejected = 0
         #: Connections refused because too many were waiting for their hello.
         self.refused_unauthenticated = 0
+        self._refusing = False
 
     @property
     def socket_path(self) -> str | None:
@@ -266,9 +267,14 @@ class WorkerHub:
         conn = WorkerConnection(reader, writer, max_frame=self.pre_hello_max_frame, label="worker (before hello)")
         if len(self._handshakes) >= self.max_unauthenticated:
             self.refused_unauthenticated += 1
-            conn.fail(f"too many connections waiting for their hello (max {self.max_unauthenticated})", log=False)
+            message = f"too many connections waiting for their hello (max {self.max_unauthenticated})"
+            if not self._refusing:  # once per flood, not once per connection
+                self._refusing = True
+                _log.warning("%s: refusing more until some finish", message)
+            conn.fail(message, log=False)
             await conn.close()
             return
+        self._refusing = False
         # run as an owned task: the server's own callback task is not awaited on close
         await asyncio.shield(self._handshakes.start(self._handshake(conn)))
 
@@ -282,7 +288,10 @@ class WorkerHub:
             conn.fail(f"no hello within {self.hello_timeout:g} s")
             await conn.close()
             return
-        except (ProtocolError, ClosedError) as exc:
+        except ProtocolError as exc:  # the connection logged the violation already
+            await conn.close(str(exc))
+            return
+        except ClosedError as exc:
             _log.warning("worker connection closed before its hello: %s", exc)
             await conn.close(str(exc))
             return
