@@ -345,3 +345,20 @@ async def test_event_over_the_workers_max_frame_is_not_sent(make_pool: PoolFacto
     assert stats.delivered == 0 and stats.in_flight == 0
     assert (await pool.handle(attempt("test.echo", {"blob": b"x" * 1000}))).ok
     assert pool.statistics().restarts == 0
+
+
+async def test_a_supervisor_crash_fails_the_pool_loudly(
+    make_pool: PoolFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "crosswire.worker")
+    pool = make_pool("python")
+
+    async def broken_serve(session: object) -> str:
+        raise RuntimeError("supervisor bug")
+
+    monkeypatch.setattr(pool, "_serve", broken_serve)  # fault injection: a bug past the first start
+    await pool.start()
+    await wait_for(lambda: pool.state == "failed", what="the pool to fail")
+    assert any(r.exc_info and "supervisor bug" in str(r.exc_info[1]) for r in caplog.records)
+    out = await pool.handle(attempt("test.echo"))
+    assert out.error is not None and out.error.code is ErrorCode.CANCELLED

@@ -40,6 +40,7 @@ from .hub import WorkerHub
 from .process import WorkerProcess
 from .session import Counters, Session, node_error
 from .spec import WorkerSpec, WorkerState, WorkerStatistics
+from .tasks import TaskSet
 
 __all__ = ["WorkerPool"]
 
@@ -75,6 +76,8 @@ class WorkerPool:
             hang_grace=spec.options.hang_grace,
         )
         self._supervisor: asyncio.Task[None] | None = None
+        # the supervisor's owner: a crash is logged at once and fails the pool
+        self._tasks = TaskSet(f"worker {spec.name!r}", self._log, on_failure=self._supervisor_failed)
         self._first_ready: asyncio.Future[tuple[str, ...]] | None = None
         self._stopping = False
         self._types: tuple[str, ...] = ()
@@ -133,7 +136,7 @@ class WorkerPool:
         await self.hub.start()
         self.open()
         self._first_ready = asyncio.get_running_loop().create_future()
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"worker:{self.spec.name}")
+        self._supervisor = self._tasks.start(self._supervise(), name=f"worker:{self.spec.name}")
         try:
             return await asyncio.shield(self._first_ready)
         except BaseException:
@@ -400,14 +403,21 @@ class WorkerPool:
             else:
                 session.settle_lost(ErrorCode.WORKER_LOST, f"worker lost mid-attempt ({reason})")
 
+    def _supervisor_failed(self, exc: BaseException) -> None:
+        """The supervisor crashed (a bug, logged by the task set): fail, and say so to
+        whoever waits — start(), and callers waiting for credit."""
+        self.state = "failed"
+        self._stopping = True
+        if self._first_ready is not None and not self._first_ready.done():
+            self._first_ready.set_exception(ProtocolError(f"worker {self.spec.name!r} supervisor failed: {exc!r}"))
+        self._credit.wake_all()
+
     async def _stop_supervisor(self) -> None:
         task = self._supervisor
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
-            self._log.error("worker supervisor failed", exc_info=task.exception())
         if self._session is not None:
             await self._end_session(self._session, "the worker pool was closed")
         else:
