@@ -328,3 +328,27 @@ def test_ledger_fates_and_verdicts() -> None:
     }
     assert not verdicts["poison_dead_lettered"].ok and "4 runs" in verdicts["poison_dead_lettered"].detail[0]
     assert not verdicts["key_order"].ok
+
+
+async def test_a_hang_lasts_until_the_timeout_policy_cuts_it_and_the_run_is_logged() -> None:
+    from crosswire.harness import HandlerHang
+
+    mw = FaultMiddleware(seed=1)
+    handler = mw(_ok)
+    mw.activate(0, HandlerHang(rate=1.0, seconds=60))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(handler(_attempt("h")), 0.05)
+    assert mw.runs[-1][5] == "cancelled" and mw.runs[-1][6] is True
+
+
+async def test_recording_middleware_writes_first_attempts_replayably(tmp_path: Path) -> None:
+    from crosswire.harness.record import RecordingMiddleware
+    from crosswire.harness.traffic import read_recording
+
+    rec = RecordingMiddleware(tmp_path / "node.jsonl")
+    handler = rec(_ok)
+    await handler(_attempt("a", 1))
+    await handler(_attempt("a", 2))  # a retry is not a new event
+    await handler(_attempt("b", 1))
+    rec.close()
+    assert [r.id for r in read_recording(tmp_path / "node.jsonl")] == ["a", "b"]

@@ -67,33 +67,32 @@ class FaultMiddleware:
         async def handle(attempt: Attempt) -> Outcome:
             event = attempt.event
             start = time.time()
-            faulted = False
+            hit = [False]  # set by _inject before it waits, so a cut-off hang is marked too
             outcome: Outcome | None = None
             try:
                 if event.extensions.get(POISON_EXTENSION) == 1:
-                    faulted = True
+                    hit[0] = True
                     outcome = Outcome(
                         error=ErrorInfo.of(ErrorCode.HANDLER_ERROR, "poison event (harness)", retryable=True)
                     )
                 elif self.active:
-                    outcome, faulted = await self._inject(attempt)
+                    outcome = await self._inject(attempt, hit)
                 if outcome is None:
                     outcome = await inner(attempt)
             except asyncio.CancelledError:
-                self.sink((event.id, attempt.binding, attempt.number, start, time.time(), "cancelled", faulted))
+                self.sink((event.id, attempt.binding, attempt.number, start, time.time(), "cancelled", hit[0]))
                 raise
             if getattr(outcome, "skipped", False):
                 code = "~"
             else:
                 code = outcome.error.code.value if outcome.error is not None else ""
-            self.sink((event.id, attempt.binding, attempt.number, start, time.time(), code, faulted))
+            self.sink((event.id, attempt.binding, attempt.number, start, time.time(), code, hit[0]))
             return outcome
 
         return handle
 
-    async def _inject(self, attempt: Attempt) -> tuple[Outcome | None, bool]:
+    async def _inject(self, attempt: Attempt, hit: list[bool]) -> Outcome | None:
         event_id, binding, number = attempt.event.id, attempt.binding, attempt.number
-        faulted = False
         for index, f in list(self.active.items()):
             if f.binding != "*" and f.binding != binding and not fnmatch.fnmatchcase(binding, f.binding):
                 continue
@@ -105,16 +104,13 @@ class FaultMiddleware:
             if isinstance(f, HandlerLatency):  # slow, not failed: the event stays healthy
                 await asyncio.sleep(_latency(f, self._u(index + 7919, event_id, number)))
                 continue
-            faulted = True
+            hit[0] = True
             if isinstance(f, HandlerHang):
                 await asyncio.sleep(f.seconds)
-                return Outcome(error=ErrorInfo.of(ErrorCode.TIMEOUT, "hung run (harness)", retryable=True)), True
-            else:
-                code = self._codes.get(f.code, ErrorCode.HANDLER_ERROR)
-                return Outcome(
-                    error=ErrorInfo.of(code, f.message, retryable=f.retryable, retry_after=f.retry_after)
-                ), True
-        return None, faulted
+                return Outcome(error=ErrorInfo.of(ErrorCode.TIMEOUT, "hung run (harness)", retryable=True))
+            code = self._codes.get(f.code, ErrorCode.HANDLER_ERROR)
+            return Outcome(error=ErrorInfo.of(code, f.message, retryable=f.retryable, retry_after=f.retry_after))
+        return None
 
 
 def _latency(f: HandlerLatency, u: float) -> float:
