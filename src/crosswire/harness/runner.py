@@ -559,6 +559,9 @@ class _Harness:
             if self.publisher is not None:
                 with contextlib.suppress(Exception):
                     await self.publisher.close()
+            if self.transport == "jetstream" and not self.own_server:
+                with contextlib.suppress(Exception):
+                    await self._delete_streams()
             if self.server is not None:
                 with contextlib.suppress(Exception):
                     await self.server.stop()
@@ -568,6 +571,20 @@ class _Harness:
             self.node_log.close()
             if self._runs_file is not None:
                 self._runs_file.close()
+
+    async def _delete_streams(self) -> None:
+        """On a server the harness does not own, remove the streams (and KV buckets) of
+        this run: its own stream name is unique to the run."""
+        import nats
+
+        nc = await nats.connect(self.nats_urls, connect_timeout=5, max_reconnect_attempts=1)
+        try:
+            js = nc.jetstream()
+            for info in await js.streams_info():
+                if self.stream in info.config.name:
+                    await js.delete_stream(info.config.name)
+        finally:
+            await nc.close()
 
     async def _settle(self) -> None:
         """Wait until every offered event is handled or dead-lettered (or the settle
