@@ -581,8 +581,9 @@ class _Harness:
         try:
             js = nc.jetstream()
             for info in await js.streams_info():
-                if self.stream in info.config.name:
-                    await js.delete_stream(info.config.name)
+                name = info.config.name or ""
+                if self.stream in name:
+                    await js.delete_stream(name)
         finally:
             await nc.close()
 
