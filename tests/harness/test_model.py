@@ -352,3 +352,10 @@ async def test_recording_middleware_writes_first_attempts_replayably(tmp_path: P
     await handler(_attempt("b", 1))
     rec.close()
     assert [r.id for r in read_recording(tmp_path / "node.jsonl")] == ["a", "b"]
+
+
+def test_a_seed_reproduces_ids_and_therefore_every_fault_decision() -> None:
+    s = load(SCENARIOS / "waveform_day.toml")
+    a = TrafficPlan(s, lambda _t: Order).all()
+    b = TrafficPlan(s, lambda _t: Order).all()
+    assert [o.id for o in a] == [o.id for o in b] and a[0].id.startswith(f"h{s.seed}.")

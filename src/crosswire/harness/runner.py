@@ -505,7 +505,7 @@ class _Harness:
 
     async def run(self) -> None:
         plan_types = payload_types(load_app(self.app_spec))
-        plan = TrafficPlan(self.scenario, plan_types, run_tag=self.prefix)
+        plan = TrafficPlan(self.scenario, plan_types)  # ids from the seed: a rerun makes the same decisions
         self.types = plan.types()
         server = await asyncio.start_unix_server(self._on_connect, path=self.socket_path)
         tasks: list[asyncio.Task[Any]] = []
