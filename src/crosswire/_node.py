@@ -372,11 +372,8 @@ class Node:
         size = sum(len(e.data) for e in events if e.data is not None)
         if self._pending.full(len(pairs), size):
             await self._pending.reserve(len(pairs), size)
-        if self._tracing is None:
-            await self._publish_tracked(events, pairs)
-        else:
-            with self._tracing.sending(events):  # PRODUCER spans, injected into the events
-                await self._publish_tracked(events, pairs)
+        publish = self._publish_tracked if self._tracing is None else self._tracing.producing(self._publish_tracked)
+        await publish(events, pairs)  # traced: PRODUCER spans, injected into the events
         self.submitted += len(events)
 
     async def _publish(self, events: Sequence[Event[Any]]) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -115,6 +115,17 @@ class NodeTracing:
         finally:
             for span in spans:
                 span.end()
+
+    def producing(
+        self, publish: Callable[[Sequence[Event[Any]], list[tuple[str, str]]], Awaitable[None]]
+    ) -> Callable[[Sequence[Event[Any]], list[tuple[str, str]]], Awaitable[None]]:
+        """``publish`` inside :meth:`sending` (the node's submit path, when it traces)."""
+
+        async def traced(events: Sequence[Event[Any]], pairs: list[tuple[str, str]]) -> None:
+            with self.sending(events):
+                await publish(events, pairs)
+
+        return traced
 
     def _message_attributes(self, event: Event[Any], operation: str) -> dict[str, Any]:
         attributes: dict[str, Any] = {
