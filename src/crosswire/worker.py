@@ -216,7 +216,6 @@ class Worker:
         reader, writer = await asyncio.open_unix_connection(path, limit=2**16)
         conn = WorkerConnection(reader, writer, max_frame=self.max_frame, label="node")
         self._conn = conn
-        self._observe.start_logs(conn.send)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
@@ -257,6 +256,7 @@ class Worker:
             conn.fail(message)
             raise ProtocolError(message)
         conn.peer_max_frame = first.max_frame
+        self._observe.start_logs(conn.send)  # log frames only once welcomed
         conn.start_heartbeats(max(first.heartbeat_ms, 1) / 1000)
         while True:
             for frame in frames:
