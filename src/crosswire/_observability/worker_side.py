@@ -14,9 +14,12 @@ delivery id and the current span's ids; the node writes them in its own format.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -220,6 +223,12 @@ class _LogForwarder(logging.Handler):
     def __init__(self, send: Callable[[Any], None]) -> None:
         super().__init__(logging.DEBUG)
         self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+
+    def _send_soon(self, frame: Any) -> None:
+        with contextlib.suppress(ClosedError):
+            self._send(frame)
 
     def emit(self, record: logging.LogRecord) -> None:
         from .._workers.frames import Log
@@ -247,8 +256,11 @@ class _LogForwarder(logging.Handler):
                 span_id=span_id,
                 attrs={"logger": record.name[:256]},
             )
-            self._send(frame)
-        except ClosedError:
+            if threading.get_ident() == self._thread:
+                self._send(frame)
+            else:  # a record from another thread: the connection belongs to the loop
+                self._loop.call_soon_threadsafe(self._send_soon, frame)
+        except (ClosedError, RuntimeError):  # closed, or the loop is gone
             pass
         except Exception:
             self.handleError(record)
