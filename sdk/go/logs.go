@@ -58,7 +58,9 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 		attrs = append(attrs, a)
 		return len(attrs) < MaxLogAttrs
 	})
-	d.out.sendEncoded(encodeLog(d.id, r, trace.SpanContextFromContext(ctx), attrs))
+	b := encodeLog(d.id, r, trace.SpanContextFromContext(ctx), attrs)
+	defer func() { _ = recover() }() // a line logged after its session closed is dropped
+	d.out.sendEncoded(b)
 	return nil
 }
 
