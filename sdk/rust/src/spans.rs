@@ -722,6 +722,49 @@ mod tests {
         assert_eq!(bytes, vector_hex("result-spans"));
     }
 
+    /// spec/vectors/frames/observability/log.json, encoded by this SDK.
+    #[test]
+    fn log_vector() {
+        let (tx, _rx) = mpsc::channel(1);
+        let state = Arc::new(AttemptState {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            remote_parent: 1,
+            span_id: 2,
+            delivery: 3,
+            start_ns: 0,
+            name: "handle t".into(),
+            attrs: Vec::new(),
+            tx,
+            spans: Mutex::new(Vec::new()),
+        });
+        let span = SpanData {
+            state,
+            span_id: 0x2222_2222_2222_2222,
+            parent_id: 1,
+            name: "compute price".into(),
+            kind: 0,
+            start_ns: 0,
+            attrs: Vec::new(),
+            events: Vec::new(),
+            attempt: false,
+        };
+        let fields = attrs(&[
+            ("order_id", Value::Uint(3)),
+            ("total_cents", Value::Int(2975)),
+            ("country", Value::Str("DE".into())),
+            ("ratio", Value::Float(0.5)),
+            ("cached", Value::Bool(false)),
+        ]);
+        let frame = log_frame(
+            "warn",
+            "priced order",
+            1_733_040_000_000_000_000,
+            &span,
+            &fields,
+        );
+        assert_eq!(frame, vector_hex("log"));
+    }
+
     #[test]
     fn append_spans_adds_one_map_entry() {
         let frame = crate::frame::Frame::Result {
