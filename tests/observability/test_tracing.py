@@ -168,3 +168,43 @@ async def test_an_in_process_handlers_log_lines_carry_the_attempt(
     assert record.span_id == f"{consumer.context.span_id:016x}"  # type: ignore[attr-defined]
     assert record.event_id == event.id and record.correlation_id == "c-7"  # type: ignore[attr-defined]
     assert record.binding == "handle" and record.attempt == 1  # type: ignore[attr-defined]
+
+
+def test_with_tracing_off_the_event_path_imports_no_tracing_code() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import asyncio, os, sys
+        for k in list(os.environ):
+            if k.startswith("OTEL_"):
+                del os.environ[k]
+        import crosswire
+
+        app = crosswire.App("off")
+
+        @app.handler("t.x")
+        async def h(event: crosswire.Event) -> crosswire.Event:
+            return crosswire.Event.new("t.y", b"")
+
+        @app.handler("t.y")
+        async def y(event: crosswire.Event) -> None:
+            pass
+
+        async def main() -> None:
+            async with crosswire.Node(app) as node:
+                event = await node.submit("t.x", b"")
+                await node.wait_idle(5)
+                assert node._tracing is None and event.traceparent is None
+
+        asyncio.run(main())
+        loaded = [m for m in ("opentelemetry.sdk", "crosswire._observability.export",
+                              "crosswire._observability.otlp", "crosswire._observability.tree")
+                  if m in sys.modules]
+        print(",".join(loaded))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "", f"tracing off, yet the event path imported {out.stdout.strip()}"
