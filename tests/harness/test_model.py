@@ -25,6 +25,7 @@ from crosswire.harness import (
     HandlerLatency,
     Keys,
     Ledger,
+    Payload,
     Ramp,
     Scenario,
     Sine,
@@ -107,6 +108,7 @@ def test_shapes_give_their_rates() -> None:
 
 
 def _plan(**traffic: object) -> TrafficPlan:
+    traffic.setdefault("payload", Payload(distinct=32))
     t = Traffic(type="order.created", **traffic)  # type: ignore[arg-type]
     return TrafficPlan(Scenario(duration=4, seed=3, traffic=[t]), lambda _t: Order)
 
@@ -121,7 +123,11 @@ def test_even_arrivals_follow_the_rate_and_the_seed_fixes_everything() -> None:
     assert 60 <= sum(1 for o in offers if o.poison) <= 140
     assert all(a.at <= b.at for a, b in itertools.pairwise(offers))
     other = TrafficPlan(
-        Scenario(duration=4, seed=4, traffic=[Traffic(type="order.created", shape=Constant(rate=250))]),
+        Scenario(
+            duration=4,
+            seed=4,
+            traffic=[Traffic(type="order.created", shape=Constant(rate=250), payload=Payload(distinct=32))],
+        ),
         lambda _t: Order,
     ).all()
     assert [o.key for o in other] != [o.key for o in offers]
@@ -356,6 +362,7 @@ async def test_recording_middleware_writes_first_attempts_replayably(tmp_path: P
 
 def test_a_seed_reproduces_ids_and_therefore_every_fault_decision() -> None:
     s = load(SCENARIOS / "waveform_day.toml")
+    s = msgspec.structs.replace(s, traffic=[msgspec.structs.replace(s.traffic[0], payload=Payload(distinct=8))])
     a = TrafficPlan(s, lambda _t: Order).all()
     b = TrafficPlan(s, lambda _t: Order).all()
     assert [o.id for o in a] == [o.id for o in b] and a[0].id.startswith(f"h{s.seed}.")
