@@ -1,8 +1,7 @@
 """The shipped scenarios (examples/scenarios/) against the real node in a child process.
 
 Short versions run in ``make test``; the soak versions (``make soak``) run each one
-five times longer: more waves, more restarts, more kills. Scenarios that encode a
-defect still open are marked ``xfail`` with the defect named.
+five times longer: more waves, more restarts, more kills.
 """
 
 from __future__ import annotations
@@ -29,16 +28,7 @@ CASES = [
     pytest.param("worker_kill_loop", id="worker-kill-loop", marks=[pytest.mark.e2e, needs_workers]),
     pytest.param("broker_restart", id="broker-restart", marks=pytest.mark.nats),
     pytest.param("overload_large", id="overload-large"),
-    pytest.param(
-        "hung_worker",
-        id="hung-worker",
-        marks=pytest.mark.xfail(
-            strict=False,
-            reason="a worker handler that ignores its deadline keeps its credit: the timeout policy cancels the "
-            "attempt before the pool's own deadline fires, so the pool never abandons the delivery and hang_grace "
-            "never restarts the worker (credit 0, 0 restarts)",
-        ),
-    ),
+    pytest.param("hung_worker", id="hung-worker"),
     pytest.param("waveform_day", id="waveform-day", marks=pytest.mark.nats),
 ]
 # a local 3-server cluster takes ~20 s to form, fail over and settle: soak only
