@@ -7,6 +7,7 @@ other's events. Tests that restart or kill a broker start their own EmbeddedServ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -37,10 +38,14 @@ def _free_port() -> int:
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("nats-store")
     port = _free_port()
+    # The log goes to a file: a pipe nobody reads fills up, and the server then blocks
+    # writing its log (warnings under load) and stalls every client.
+    log_path = store.parent / "nats-server.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [find_nats_server(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     deadline = time.monotonic() + 10
     while True:
@@ -52,7 +57,7 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            err = log_path.read_text(errors="replace")
             pytest.fail(f"nats-server did not start on port {port}: {err[-2000:]}")
         time.sleep(0.05)
     yield f"nats://127.0.0.1:{port}"
@@ -62,6 +67,7 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    log.close()
     shutil.rmtree(store, ignore_errors=True)
 
 
@@ -95,3 +101,20 @@ async def drop_streams(url: str, stream: str) -> None:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "cw-data"
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Node processes started by a test; whatever is still running after it is
+    SIGTERMed (SIGKILLed after 15 s), so a failing test leaks no process."""
+    procs: list[asyncio.subprocess.Process] = []
+    yield procs
+    for proc in procs:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(15):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

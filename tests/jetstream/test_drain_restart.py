@@ -39,13 +39,18 @@ async def consumer_state(transport: JetStreamTransport) -> tuple[int, int]:
 
 
 async def test_drain_hands_back_unstarted_deliveries_before_the_connection_closes(
-    transport: JetStreamTransport, nats_url: str, names: tuple[str, str], tmp_path: Path
+    transport: JetStreamTransport,
+    nats_url: str,
+    names: tuple[str, str],
+    tmp_path: Path,
+    nodes: list[asyncio.subprocess.Process],
 ) -> None:
     record = Record(tmp_path / "record")
     events = items(2000)
     # ack_wait 30 s: anything not handed back would stall the next node for 30 s.
     slow = ("--delay", "0.2", "--concurrency", "4", "--ack-wait", "30", "--drain-timeout", "0.5")
     first = await start_node(nats_url, names, record.path, *slow)
+    nodes.append(first)
     await publish(transport, events)
     await eventually(lambda: len(record.handled()) >= 8, "the first node handles a few")
     pending_before, delivered_before = await consumer_state(transport)
@@ -56,6 +61,7 @@ async def test_drain_hands_back_unstarted_deliveries_before_the_connection_close
     assert delivered_after == delivered_before, "the node kept pulling during its drain"
 
     second = await start_node(nats_url, names, record.path, "--ack-wait", "30")
+    nodes.append(second)
     t0 = time.monotonic()
     try:
         # what the first node held comes first: the broker has it back, no ack_wait
@@ -70,7 +76,11 @@ async def test_drain_hands_back_unstarted_deliveries_before_the_connection_close
 
 
 async def test_clean_restarts_never_spend_attempts_of_events_that_did_not_run(
-    transport: JetStreamTransport, nats_url: str, names: tuple[str, str], tmp_path: Path
+    transport: JetStreamTransport,
+    nats_url: str,
+    names: tuple[str, str],
+    tmp_path: Path,
+    nodes: list[asyncio.subprocess.Process],
 ) -> None:
     record = Record(tmp_path / "record")
     events = items(300)
@@ -81,9 +91,11 @@ async def test_clean_restarts_never_spend_attempts_of_events_that_did_not_run(
     for _ in range(4):
         before = sum(starts(record).values())
         node = await start_node(nats_url, names, record.path, *slow)
+        nodes.append(node)
         await eventually(lambda b=before: sum(starts(record).values()) >= b + 2, "the node starts handlers")
         await stop_node(node)
     last = await start_node(nats_url, names, record.path, "--max-attempts", "2", "--ack-wait", "5")
+    nodes.append(last)
     letters_store = transport.dead_letter_store()
     try:
 
@@ -103,16 +115,22 @@ async def test_clean_restarts_never_spend_attempts_of_events_that_did_not_run(
 
 
 async def test_a_dead_letter_keeps_the_attempts_of_earlier_processes(
-    transport: JetStreamTransport, nats_url: str, names: tuple[str, str], tmp_path: Path
+    transport: JetStreamTransport,
+    nats_url: str,
+    names: tuple[str, str],
+    tmp_path: Path,
+    nodes: list[asyncio.subprocess.Process],
 ) -> None:
     record = Record(tmp_path / "record")
     poison = Event.new("load.item", b"poison-x")
     opts = ("--max-attempts", "3", "--retry-delay", "1.0", "--no-breaker")
     first = await start_node(nats_url, names, record.path, *opts)
+    nodes.append(first)
     await transport.publish([poison])
     await eventually(lambda: len(record.poison_attempts()[poison.id]) >= 1, "attempt 1 in the first node")
     await stop_node(first)  # attempt 2 is due in 1 s: the next node makes it
     second = await start_node(nats_url, names, record.path, *opts)
+    nodes.append(second)
     store = transport.dead_letter_store()
     try:
 
@@ -130,7 +148,11 @@ async def test_a_dead_letter_keeps_the_attempts_of_earlier_processes(
 
 
 async def test_an_event_that_kills_its_node_every_run_is_dead_lettered_after_max_attempts(
-    transport: JetStreamTransport, nats_url: str, names: tuple[str, str], tmp_path: Path
+    transport: JetStreamTransport,
+    nats_url: str,
+    names: tuple[str, str],
+    tmp_path: Path,
+    nodes: list[asyncio.subprocess.Process],
 ) -> None:
     record = Record(tmp_path / "record")
     crash = Event.new("load.item", b"crash-x")
@@ -139,6 +161,7 @@ async def test_an_event_that_kills_its_node_every_run_is_dead_lettered_after_max
     opts = ("--max-attempts", "3", "--ack-wait", "1")
     for _ in range(6):
         node = await start_node(nats_url, names, record.path, *opts)
+        nodes.append(node)
 
         async def crashed_or_lettered(node: asyncio.subprocess.Process = node) -> bool:
             return node.returncode is not None or bool(await store.list())

@@ -12,7 +12,6 @@ import functools
 import signal
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -94,15 +93,6 @@ async def stop_node(proc: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-
-
-@pytest.fixture
-async def nodes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """Node processes started by a test; whatever is still running is stopped after it."""
-    procs: list[asyncio.subprocess.Process] = []
-    yield procs
-    for proc in procs:
-        await stop_node(proc)
 
 
 def items(n: int, poison: int = 0) -> list[Event[object]]:

@@ -30,6 +30,7 @@ from nats.aio.msg import Msg
 
 from ..._exceptions import TransportError
 from .attempts import AttemptStore
+from .connection import flush
 from .delivery import JetStreamDelivery, hand_back_all
 
 __all__ = ["JetStreamSubscription"]
@@ -39,7 +40,8 @@ log = logging.getLogger("crosswire.jetstream")
 _PULL_EXPIRES = 5.0
 _PULL_HEARTBEAT = 1.0
 _NAK = b"-NAK"
-_FLUSH_TIMEOUT = 10
+_FLUSH_TIMEOUT = 10.0
+_drains: set[asyncio.Task[None]] = set()  # inbox drains in progress (never cancelled)
 
 
 class JetStreamSubscription:
@@ -70,6 +72,7 @@ class JetStreamSubscription:
         attempts: AttemptStore | None = None,
         subject_prefix: str | None = None,
         prefetch_bytes: int | None = None,
+        ack_wait: float | None = None,
     ) -> None:
         self._nc = nc
         self._stream = stream
@@ -78,6 +81,9 @@ class JetStreamSubscription:
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._inbox = nc.new_inbox()
         self._queue: asyncio.Queue[JetStreamDelivery | None] = asyncio.Queue()
+        # queued (not yet taken) deliveries -> when their lease was last started or renewed
+        self._waiting: dict[JetStreamDelivery, float] = {}
+        self._renew_after = ack_wait / 3 if ack_wait is not None else None
         self._unsettled: set[JetStreamDelivery] = set()
         self._latest = latest
         self._on_close = on_close
@@ -89,6 +95,7 @@ class JetStreamSubscription:
         self._stopped = False
         self._requested = 0
         self._refill = max(1, prefetch // 2)  # ask for more once this much room is free
+        self._tick = min(_PULL_HEARTBEAT, ack_wait / 6) if ack_wait is not None else _PULL_HEARTBEAT
         self._prefetch_bytes = prefetch_bytes
         self._refill_bytes = (prefetch_bytes or 0) // 2
         self._held_bytes = 0  # event bytes of unsettled deliveries
@@ -133,6 +140,7 @@ class JetStreamSubscription:
             previous = self._latest.get(delivery.stream_sequence)
             if previous is not None:  # its lease ran out and the broker sent the message again
                 previous.supersede()
+                self._waiting.pop(previous, None)
                 if previous in self._unsettled:
                     self._unsettled.discard(previous)
                     self._held_bytes -= len(previous.raw)
@@ -145,15 +153,38 @@ class JetStreamSubscription:
             # a redelivery: read its attempt record before anyone sees it
             self._loading[delivery] = asyncio.create_task(self._load(delivery))
         else:
-            self._queue.put_nowait(delivery)
+            self._enqueue(delivery)
+
+    def _enqueue(self, delivery: JetStreamDelivery) -> None:
+        if self._renew_after is not None:
+            self._waiting[delivery] = time.monotonic()
+        self._queue.put_nowait(delivery)
+
+    async def _renew_waiting(self) -> None:
+        """Renew the leases of deliveries that wait in this subscription's queue: the
+        consumer has not taken them yet, so their time must not run out there (a
+        backlog behind slow handlers would otherwise be redelivered elsewhere)."""
+        assert self._renew_after is not None
+        due = time.monotonic() - self._renew_after
+        renew = []
+        for delivery, since in self._waiting.items():  # oldest first
+            if since > due:
+                break
+            renew.append(delivery)
+        now = time.monotonic()
+        for delivery in renew:
+            del self._waiting[delivery]  # re-inserted last: the order stays by renewal time
+            self._waiting[delivery] = now
+            with contextlib.suppress(TransportError):
+                await delivery.in_progress()
 
     async def _load(self, delivery: JetStreamDelivery) -> None:
         try:
             await delivery.load()
         finally:
             self._loading.pop(delivery, None)
-        if not self._stopping:
-            self._queue.put_nowait(delivery)
+        if not self._stopping and not delivery.superseded:  # else a newer delivery stands for it
+            self._enqueue(delivery)
 
     def _on_status(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -211,9 +242,11 @@ class JetStreamSubscription:
                     self._requested_bytes += max_bytes or 0
                 except Exception:  # not connected: the next round asks again
                     pass
+            if self._waiting:
+                await self._renew_waiting()
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=_PULL_HEARTBEAT)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._tick)
 
     def reset_pulls(self) -> None:
         """The connection dropped or came back: outstanding requests are gone."""
@@ -240,6 +273,9 @@ class JetStreamSubscription:
             if delivery is None:
                 self._queue.put_nowait(None)  # for any other iterator
                 return
+            self._waiting.pop(delivery, None)
+            if delivery.superseded:  # its lease ran out while queued: the newer one stands
+                continue
             yield delivery
 
     async def stop(self) -> None:
@@ -257,13 +293,15 @@ class JetStreamSubscription:
         if self._sub is not None and not self._nc.is_closed:
             try:
                 # UNSUB, then a round trip: what the broker sent before it dropped the
-                # pull requests still arrives (into _late) before this returns.
-                await self._sub.drain()
+                # pull requests still arrives (into _late) before this returns. Shielded:
+                # the client's flush inside must never be cancelled (see connection.flush).
+                await asyncio.shield(self._draining(self._sub))
             except Exception as exc:
                 log.warning("consumer %s: cannot withdraw pull requests: %r", self._consumer, exc)
                 with contextlib.suppress(Exception):
                     await self._sub.unsubscribe()
         self._stopped = True
+        self._waiting.clear()
         loading = list(self._loading)
         for task in self._loading.values():
             task.cancel()
@@ -284,11 +322,17 @@ class JetStreamSubscription:
             await hand_back_all(deliveries)
         await self._flush()
 
+    async def _draining(self, sub: Any) -> None:
+        task = asyncio.ensure_future(sub.drain())
+        _drains.add(task)
+        task.add_done_callback(_drains.discard)
+        await task
+
     async def _flush(self) -> None:
         if self._nc.is_closed:
             return
         try:
-            await self._nc.flush(timeout=_FLUSH_TIMEOUT)
+            await flush(self._nc, _FLUSH_TIMEOUT)
         except Exception as exc:
             log.warning("consumer %s: flush after hand-back failed: %r", self._consumer, exc)
 

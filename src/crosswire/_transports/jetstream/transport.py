@@ -28,7 +28,6 @@ The package splits by noun: this module (config, connect, streams, consumers),
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from ..._exceptions import ClosedError, ConfigurationError, PayloadTooLargeError
 from ..base import Features
 from .attempts import AttemptStore
 from .config import check_stream_name, check_subject_part, consumer_name
+from .connection import close_connection, open_connection
 from .consumers import Start, check_start, ensure_consumer
 from .delivery import JetStreamDelivery
 from .dlq import JetStreamDeadLetterStore
@@ -161,6 +161,7 @@ class JetStreamTransport:
         }
         self._server: EmbeddedServer | None = EmbeddedServer(data_dir, fsync=fsync) if url is None else None
         self._nc: NatsClient | None = None
+        self._consume: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: set[JetStreamSubscription] = set()
         self._publisher: Publisher | None = None
@@ -194,7 +195,8 @@ class JetStreamTransport:
     @property
     def connected(self) -> bool:
         """Connected to the broker now (``False`` before start, while reconnecting, after close)."""
-        return self._nc is not None and self._nc.is_connected
+        nc, consume = self._nc, self._consume
+        return nc is not None and consume is not None and nc.is_connected and consume.is_connected
 
     @property
     def publisher(self) -> Publisher:
@@ -223,6 +225,10 @@ class JetStreamTransport:
     async def start(self) -> None:
         """Start the embedded server (if any), connect, create or update the stream.
 
+        Two connections: one publishes (events, stores, API requests), the other
+        consumes (pull requests, deliveries, and their acks and in-progress renewals),
+        so a lease renewal or an ack never waits behind a backlog of publishes.
+
         :raises TransportError: the broker is unreachable or refused the stream.
         """
         async with self._lock:
@@ -236,25 +242,23 @@ class JetStreamTransport:
             else:
                 assert self.url is not None
                 servers = list(self.url)
-            nc = NatsClient()
-            self._recent_errors.clear()
-            connect_timeout = self._connect_options["connect_timeout"]
+            timeout = self._connect_options["connect_timeout"]
             try:
-                # Bounded as a whole: a server that accepts TCP but stalls (e.g. a TLS
-                # handshake that never completes) must not hang start().
-                async with asyncio.timeout(4 * connect_timeout + 2):
-                    await nc.connect(servers=servers, **self._client_options())
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await nc.close()
+                nc = await open_connection(
+                    servers, self._client_options(consume=False), connect_timeout=timeout, errors=self._recent_errors
+                )
+                try:
+                    consume = await open_connection(
+                        servers, self._client_options(consume=True), connect_timeout=timeout, errors=self._recent_errors
+                    )
+                except BaseException:
+                    await close_connection(nc)
+                    raise
+            except BaseException:
                 if self._server is not None:
                     await self._server.stop()
-                seen = list(dict.fromkeys(self._recent_errors))  # distinct, in order
-                cause = f" (errors: {'; '.join(seen)})" if seen else ""
-                reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-                raise TransportError(f"cannot connect to NATS at {servers}: {reason}{cause}") from exc
-            nc.options["max_reconnect_attempts"] = -1
-            self._nc = nc
+                raise
+            self._nc, self._consume = nc, consume
             self._js = nc.jetstream(timeout=self.publish_timeout)
             self._publisher = Publisher(nc, self.publish_timeout, lambda: self._last_error)
             self._attempts = AttemptStore(self, ttl=self.max_age)
@@ -264,7 +268,10 @@ class JetStreamTransport:
                 await self.close()
                 raise
 
-    def _client_options(self) -> dict[str, Any]:
+    def _client_options(self, *, consume: bool) -> dict[str, Any]:
+        options = {k: v for k, v in self._connect_options.items() if v is not None}
+        if consume:
+            options["name"] = f"{options.get('name', 'crosswire')}-consume"
         return {
             "allow_reconnect": True,
             # A few tries at first (an unreachable URL is an error at start); once
@@ -272,10 +279,9 @@ class JetStreamTransport:
             "max_reconnect_attempts": 3,
             "reconnect_time_wait": 0.25,
             "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnected,
-            "reconnected_cb": self._on_reconnected,
-            "closed_cb": self._on_closed,
-            **{k: v for k, v in self._connect_options.items() if v is not None},
+            "disconnected_cb": self._on_disconnected if consume else _nothing,
+            "reconnected_cb": self._on_reconnected if consume else _nothing,
+            **options,
         }
 
     async def _ensure_stream(self) -> None:
@@ -292,16 +298,14 @@ class JetStreamTransport:
         self._fresh_stream = not (info.state.consumer_count or 0)
 
     async def close(self) -> None:
-        """Close subscriptions, flush settlements, disconnect, stop the embedded server.
-        Idempotent."""
+        """Close subscriptions (their hand-backs flushed), flush what was published,
+        disconnect, stop the embedded server. Idempotent."""
         for sub in list(self._subscriptions):
             await sub.close()
-        nc, self._nc, self._js, self._publisher, self._attempts = self._nc, None, None, None, None
-        if nc is not None:
-            with contextlib.suppress(Exception):
-                await nc.flush(timeout=2)
-            with contextlib.suppress(Exception):
-                await nc.close()
+        nc, consume = self._nc, self._consume
+        self._nc = self._consume = self._js = self._publisher = self._attempts = None
+        await close_connection(consume)
+        await close_connection(nc)
         if self._server is not None:
             await self._server.stop()
 
@@ -317,9 +321,6 @@ class JetStreamTransport:
         self.reconnects += 1
         for sub in self._subscriptions:
             sub.reset_pulls()
-
-    async def _on_closed(self) -> None:
-        pass
 
     # -- publish ---------------------------------------------------------------------
 
@@ -410,8 +411,9 @@ class JetStreamTransport:
         await ensure_consumer(nc, self.stream, name, config, begin, timeout=self.publish_timeout)
         if self._attempts is not None:
             await self._attempts.ensure()
+        assert self._consume is not None
         sub = JetStreamSubscription(
-            nc,
+            self._consume,
             self.stream,
             name,
             prefetch,
@@ -420,6 +422,7 @@ class JetStreamTransport:
             attempts=self._attempts,
             subject_prefix=self.subject_prefix,
             prefetch_bytes=self.prefetch_bytes,
+            ack_wait=ack_wait,
         )
         await sub.start()
         self._subscriptions.add(sub)
@@ -439,9 +442,13 @@ class JetStreamTransport:
         return {
             "stream": self.stream,
             "url": self._server.url if self._server is not None and self._server.running else self.url,
-            "connected": self._nc is not None and self._nc.is_connected,
+            "connected": self.connected,
             "published": self.published,
             "reconnects": self.reconnects,
             "last_error": self._last_error,
             "subscriptions": [s.statistics() for s in self._subscriptions],
         }
+
+
+async def _nothing() -> None:
+    pass
