@@ -15,6 +15,7 @@ submitted before the attempt is acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import time
 from collections.abc import Callable
@@ -109,7 +110,9 @@ def function_handler(fn: HandlerFunction, *, executor: Executor | None = None) -
             if is_async:
                 result = await fn(event)
             else:
-                result = await asyncio.get_running_loop().run_in_executor(executor, fn, event)
+                # in the attempt's context: the trace span and log fields reach the thread
+                run = contextvars.copy_context().run
+                result = await asyncio.get_running_loop().run_in_executor(executor, run, fn, event)
         except Exception as exc:
             return Outcome(
                 error=error_info_from_exception(exc), start_ns=start, duration_ns=time.perf_counter_ns() - t0

@@ -208,3 +208,24 @@ def test_with_tracing_off_the_event_path_imports_no_tracing_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "", f"tracing off, yet the event path imported {out.stdout.strip()}"
+
+
+async def test_a_sync_handler_runs_in_its_attempts_span(recorded: Recorded, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    app = crosswire.App("shop")
+    seen: list[trace.SpanContext] = []
+
+    @app.handler("order.synced")
+    def handle(event: Event[bytes]) -> None:  # runs in the node's thread pool
+        seen.append(trace.get_current_span().get_span_context())
+        logging.getLogger("shop.sync").warning("in a thread")
+
+    caplog.set_level(logging.INFO, logger="shop.sync")
+    async with crosswire.Node(app) as node:
+        event = await node.submit("order.synced", b"")
+        await node.wait_idle(5)
+    consumer = recorded.one("process order.synced")
+    assert seen and seen[0].span_id == consumer.context.span_id
+    record = next(r for r in caplog.records if r.getMessage() == "in a thread")
+    assert record.event_id == event.id  # type: ignore[attr-defined]
