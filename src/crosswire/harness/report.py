@@ -55,6 +55,7 @@ def build_report(
     verdicts: list[Verdict],
     fates: dict[str, Any],
     samples: list[dict[str, Any]],
+    unsettled: list[tuple[float, int]],
     markers: list[dict[str, Any]],
     notes: list[str],
     node_restarts: int,
@@ -82,6 +83,7 @@ def build_report(
         "node_faults": node_restarts,
         "series": ledger.series(),
         "node_series": _node_series(samples),
+        "unsettled_series": {"t": [t for t, _ in unsettled], "unsettled": [n for _, n in unsettled]},
         "markers": markers,
         "notes": notes,
         "node_log_tail": node_log,
@@ -133,7 +135,9 @@ def write_png(report: dict[str, Any], path: str | Path) -> None:
     ax.legend(loc="upper left", fontsize=8)
     ax = axes[2]
     depth = [q + r + b for q, r, b in zip(n["queued"], n["running"], n["backlog"], strict=True)]
-    ax.plot(n["t"], depth, label="queue depth (transport backlog + queued + running)", color="tab:blue")
+    u = report["unsettled_series"]
+    ax.plot(u["t"], u["unsettled"], label="unsettled (offered, not yet handled or failed for good)", color="tab:purple")
+    ax.plot(n["t"], depth, label="node queue (transport backlog + queued + running)", color="tab:blue")
     ax.plot(n["t"], n["dead_lettered"], label="dead letters (total)", color="tab:red")
     ax.plot(n["t"], n["retried"], label="retries (total)", color="tab:orange", alpha=0.7)
     ax.set_ylabel("events")

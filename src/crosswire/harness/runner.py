@@ -263,6 +263,7 @@ class _Harness:
         self.active: dict[int, HandlerError | HandlerLatency | HandlerHang] = {}
         self.markers: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
+        self.unsettled: list[tuple[float, int]] = []
         self.notes: list[str] = []
         self.refusals: list[str] = []
         self.backlog: list[Event[Any]] = []
@@ -307,10 +308,14 @@ class _Harness:
         queue = sum(int((b.get("queue") or {}).get("queued", 0)) for b in bindings.values())
         running = sum(int((b.get("queue") or {}).get("running", 0)) for b in bindings.values())
         workers = s.get("workers", {}) or {}
-        groups = (s.get("transport") or {}).get("groups") or []
+        transport = s.get("transport") or {}
+        # memory: each group's pending/held back/delayed; JetStream: pulled, not yet dispatched
         backlog = sum(
-            int(g.get(k) or 0) for g in groups if isinstance(g, dict) for k in ("pending", "held_back", "delayed")
-        )
+            int(g.get(k) or 0)
+            for g in (transport.get("groups") or [])
+            if isinstance(g, dict)
+            for k in ("pending", "held_back", "delayed")
+        ) + sum(int(sub.get("queued") or 0) for sub in (transport.get("subscriptions") or []) if isinstance(sub, dict))
         self.samples.append(
             {
                 "t": round(float(msg["at"]) - self.t0, 3),
@@ -614,6 +619,8 @@ class _Harness:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(0.5)
+            # the harness's own view, sampled even while the node is down
+            self.unsettled.append((round(time.time() - self.t0, 3), self.ledger.unresolved()))
             if self.on_tick is not None:
                 try:
                     self.on_tick(self)
@@ -710,6 +717,7 @@ async def run(
             verdicts=verdicts,
             fates=fates,
             samples=h.samples,
+            unsettled=h.unsettled,
             markers=h.markers,
             notes=h.notes + ([f"submit refused events: {h.refusals[0]}"] if h.refusals else []),
             node_restarts=len(node_faults),
