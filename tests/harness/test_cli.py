@@ -102,6 +102,8 @@ def test_mistakes_print_one_line_and_exit_3(tmp_path: Path) -> None:
     good.write_text('duration = 1\n[[traffic]]\ntype = "a.b"\n')
     out = cli("load", str(good))
     assert out.returncode == 3 and "no app" in out.stderr
+    out = cli("load", str(good), "--app", "no_such_module:app")
+    assert out.returncode == 3 and "cannot import 'no_such_module'" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.nats

@@ -7,19 +7,30 @@ import os
 import sys
 
 from .._app import App
+from .._exceptions import ConfigurationError
 
 __all__ = ["load_app"]
 
 
 def load_app(spec: str) -> App:
-    """Import ``module:attr`` (attr defaults to ``app``), the current directory first."""
+    """Import ``module:attr`` (attr defaults to ``app``), the current directory first.
+
+    :raises ConfigurationError: the module does not import, has no such attribute, or
+        it is not a :class:`crosswire.App` (one line naming the cause).
+    """
     module_name, _, attr = spec.partition(":")
     if not module_name:
-        raise ValueError(f"expected MODULE:APP, got {spec!r}")
+        raise ConfigurationError(f"expected MODULE:APP, got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr or "app")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module: any error at import is theirs to see
+        raise ConfigurationError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    try:
+        app = getattr(module, attr or "app")
+    except AttributeError:
+        raise ConfigurationError(f"module {module_name!r} has no attribute {attr or 'app'!r}") from None
     if not isinstance(app, App):
-        raise TypeError(f"{spec} is a {type(app).__name__}, not a crosswire.App")
+        raise ConfigurationError(f"{spec} is a {type(app).__name__}, not a crosswire.App")
     return app
