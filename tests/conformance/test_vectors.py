@@ -20,9 +20,9 @@ import msgspec
 import pytest
 
 from crosswire._envelope import decode_event, encode_event
-from crosswire._jsonform import event_to_dict
 from crosswire._errorinfo import decode_error_info, encode_error_info
 from crosswire._exceptions import EnvelopeDecodeError, FrameDecodeError
+from crosswire._jsonform import event_to_dict
 from crosswire._workers.frames import UnknownFrame, decode_frame, encode_frame
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors"
