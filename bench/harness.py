@@ -5,8 +5,8 @@ Two measurements, one JSON line:
 - ``harness``: the harness's own work per event, as fast as it goes, with no node
   in the way — plan the arrivals (seeded), draw keys and payloads, build and encode
   each event as it is handed to a memory-transport node, enter it in the ledger,
-  then read one handler-run record per event back in the node's run-file format
-  (JSON lines) and account it, and finally settle every id's fate (``lost == 0``
+  then read the handler-run records (a start and an end per event) back in the
+  node's run-file format (JSON lines) and account them, and finally settle every id's fate (``lost == 0``
   checked over every id). Goal: >= 50,000 events/s.
 - ``end_to_end``: a real run (``crosswire.harness.run``) of a no-op handler on the
   memory transport, the node in its child process, offered 60,000 events/s for a
@@ -82,7 +82,8 @@ def harness_only(events: int) -> dict[str, float | int]:
             extensions={POISON_EXTENSION: o.poison} if o.poison else None,
         )
         wire += len(encode_event(event))
-        lines.append(enc.encode((o.id, "noop", 1, now, now, "", False)))
+        lines.append(enc.encode((o.id, "noop", 1, now, 0.0, "^", False)))  # the run starts
+        lines.append(enc.encode((o.id, "noop", 1, now, now, "", False)))  # and ends
     ledger.add_runs(run_dec.decode_lines(b"\n".join(lines) + b"\n"))
     fates = ledger.fates()
     seconds = time.perf_counter() - t0

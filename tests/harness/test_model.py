@@ -250,7 +250,8 @@ async def test_fault_middleware_is_deterministic_and_logs_every_run() -> None:
     assert 80 <= first.count(False) <= 160
     again = [(await handler(_attempt(f"e{i}"))).ok for i in range(400)]
     assert first == again
-    runs = mw.runs
+    assert sum(1 for r in mw.runs if r[5] == "^") == 800
+    runs = [r for r in mw.runs if r[5] != "^"]
     assert len(runs) == 800
     assert {r[5] for r in runs} == {"", "unavailable"}
     assert all(r[6] == (r[5] != "") for r in runs)
@@ -298,14 +299,15 @@ def test_ledger_fates_and_verdicts() -> None:
     poison = [o for o in offers if o.poison]
     healthy = [o for o in offers if not o.poison]
     assert poison and len(healthy) > 3
-    runs = []
+    ends = []
     for o in poison:
-        runs += [(o.id, "b", n, 1000 + o.at, 1000.1 + o.at, "handler_error", True) for n in (1, 2, 3)]
+        ends += [(o.id, "b", n, 1000 + o.at, 1000.1 + o.at, "handler_error", True) for n in (1, 2, 3)]
     ok = healthy[:-1]
-    runs += [(o.id, "b", 1, 1000 + o.at, 1000.01 + o.at, "", False) for o in ok]
-    runs.append((ok[0].id, "b", 2, 1001.5, 1001.6, "", False))  # a duplicate
-    runs.append(("not-ours", "b", 1, 1000.0, 1000.1, "", False))
-    ledger.add_runs(runs)
+    ends += [(o.id, "b", 1, 1000 + o.at, 1000.01 + o.at, "", False) for o in ok]
+    ends.append((ok[0].id, "b", 2, 1001.5, 1001.6, "", False))  # a duplicate
+    ends.append(("not-ours", "b", 1, 1000.0, 1000.1, "", False))
+    runs = [(i, b, n, s, 0.0, "^", False) for i, b, n, s, _e, _c, _f in ends]  # each run starts, then ends
+    ledger.add_runs(runs + ends)
     ledger.add_letters([[o.id, "b", "handler_error", 3] for o in poison])
     fates = ledger.fates()
     assert fates["handled"] == len(ok)
@@ -324,7 +326,7 @@ def test_ledger_fates_and_verdicts() -> None:
     assert verdicts["poison_dead_lettered"].ok and verdicts["p99"].ok and verdicts["key_order"].ok
     assert verdicts["rss"].ok
     # a poison event with one run too many fails its verdict; an out-of-order start fails key order
-    ledger.add_runs([(poison[0].id, "b", 4, 1002.0, 1002.1, "handler_error", True)])
+    ledger.add_runs([(poison[0].id, "b", 4, 1002.0, 0.0, "^", False)])  # a fourth run, cut short
     k = healthy[1].key
     later = next(o for o in ok if o.key == k and o.at > healthy[1].at)
     ledger.pairs[(ledger.index[later.id], "b")].first_start = 999.0
@@ -333,6 +335,7 @@ def test_ledger_fates_and_verdicts() -> None:
         for v in ledger.verdicts(Verdicts(poison_dead_lettered=True, key_order=True), windows=[], max_rss=None)
     }
     assert not verdicts["poison_dead_lettered"].ok and "4 runs" in verdicts["poison_dead_lettered"].detail[0]
+    assert ledger.fates()["runs"] == len(ends) - 1 + 1  # the foreign run is not counted; the cut-short one is
     assert not verdicts["key_order"].ok
 
 
@@ -366,3 +369,24 @@ def test_a_seed_reproduces_ids_and_therefore_every_fault_decision() -> None:
     a = TrafficPlan(s, lambda _t: Order).all()
     b = TrafficPlan(s, lambda _t: Order).all()
     assert [o.id for o in a] == [o.id for o in b] and a[0].id.startswith(f"h{s.seed}.")
+
+
+def test_a_poison_event_may_end_one_run_short_per_node_kill_it_lived_through() -> None:
+    ledger = Ledger(t0=0.0)
+    ledger.routes["t.x"] = ["b"]
+    ledger.max_attempts["b"] = 3
+    from crosswire.harness import Offer
+
+    ledger.offer([Offer("p1", "t.x", None, None, None, 1, 1.0), Offer("p2", "t.x", None, None, None, 1, 9.0)])
+    for eid in ("p1", "p2"):
+        ledger.add_runs([(eid, "b", n, 10.0, 0.0, "^", False) for n in (1, 2)])
+    ledger.add_letters([["p1", "b", "cancelled", 2], ["p2", "b", "cancelled", 2]])
+    strict = ledger.verdicts(Verdicts(lost=None, poison_dead_lettered=True), windows=[], max_rss=None)
+    assert not strict[0].ok
+    # a kill at t=5 explains p1 (offered before it), not p2 (offered after)
+    (v,) = ledger.verdicts(Verdicts(lost=None, poison_dead_lettered=True), windows=[], max_rss=None, node_kills=[5.0])
+    assert not v.ok and "1 not (1 one run short" in v.actual
+    (v,) = ledger.verdicts(
+        Verdicts(lost=None, poison_dead_lettered=True), windows=[], max_rss=None, node_kills=[5.0, 9.5]
+    )
+    assert v.ok and "2 one run short" in v.actual

@@ -3,8 +3,9 @@ every handler run.
 
 It has the one middleware shape (``Callable[[Handler], Handler]``, from
 ``crosswire._types``), so it goes wherever user middleware goes. Each run is logged as
-``(event_id, binding, attempt, start, end, code, faulted)`` — ``code`` is ``""`` for
-success, ``"~"`` when dedup acknowledged without running the handler. Random fault
+``(event_id, binding, attempt, start, end, code, faulted)``, twice: when it starts
+(``code`` ``"^"``) and when it ends — ``code`` is then ``""`` for success, the error
+code for a failure, ``"~"`` when dedup acknowledged without running the handler. Random fault
 decisions hash ``(seed, fault, event id, attempt)``, so a rerun with the same seed
 makes the same decisions whatever the timing.
 """
@@ -68,6 +69,8 @@ class FaultMiddleware:
             event = attempt.event
             start = time.time()
             hit = [False]  # set by _inject before it waits, so a cut-off hang is marked too
+            # a start record first: a run cut short by a SIGKILL of the node still counts
+            self.sink((event.id, attempt.binding, attempt.number, start, 0.0, "^", False))
             outcome: Outcome | None = None
             try:
                 if event.extensions.get(POISON_EXTENSION) == 1:

@@ -704,7 +704,8 @@ async def run(
         # throughput during faults: the windows of handler and worker faults (a node or
         # broker outage has no throughput by definition; its verdicts are lost/p99)
         windows = [(m["t"], max(m["end"], m["t"] + 1.0)) for m in h.markers if m["kind"] not in ("node", "broker")]
-        verdicts = h.ledger.verdicts(scenario.verdicts, windows=windows, max_rss=h.max_rss)
+        kills = [m["t"] for m in h.markers if m["label"] == "node kill"]
+        verdicts = h.ledger.verdicts(scenario.verdicts, windows=windows, max_rss=h.max_rss, node_kills=kills)
         fates = h.ledger.fates()
         from .report import build_report
 

@@ -247,7 +247,8 @@ class Verdicts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     - ``max_duplicates``: events handled successfully more than once in one binding.
     - ``max_dead_lettered``: dead letters of events that are not poison.
     - ``poison_dead_lettered``: every poison event dead-lettered after exactly
-      ``max_attempts`` handler runs.
+      ``max_attempts`` handler runs (one fewer per node SIGKILL it lived through: a
+      delivery a killed node held may count as a run, and the verdict says so).
     - ``p99_ms``: p99 submit→handled latency of healthy events (not poison, no fault hit).
     - ``healthy_throughput_pct``: healthy events handled during handler and worker
       fault windows, as a percentage of those offered in them.
