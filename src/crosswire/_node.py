@@ -165,7 +165,7 @@ class Node:
             self.lifecycle.fail(f"task {name} failed: {type(exc).__name__}: {exc}")
 
     def _add_binding(self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str) -> Binding:
-        tracing = self._tracing.binding(name, runtime) if self._tracing is not None else None
+        tracing = self._tracing.binding(name, runtime, handler) if self._tracing is not None else None
         binding = Binding(name, pattern, handler, policies, store=self.idempotency, tracing=tracing, runtime=runtime)
         self.router.add(binding)
         binding.lifecycle.to(State.INITIALIZING)

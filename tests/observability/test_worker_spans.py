@@ -77,3 +77,16 @@ async def test_python_worker_spans_and_logs(recorded: Recorded, caplog: pytest.L
         assert isinstance(record.pid, int)  # type: ignore[attr-defined]
     looked = next(r for r in lines if r.getMessage().startswith("looked up"))
     assert looked.span_id in {f"{s.context.span_id:016x}" for s in lookups}  # type: ignore[attr-defined]
+
+
+async def test_a_worker_that_ships_no_spans_still_gets_its_attempt_span(recorded: Recorded) -> None:
+    app = crosswire.App("obsold")
+    app.worker("old", command=[sys.executable, str(HERE / "old_worker.py")], timeout=5)
+    async with crosswire.Node(app) as node:
+        await node.submit("obs.old", b"")
+        await node.wait_idle(20)
+    consumer = recorded.one("process obs.old")
+    handle = recorded.one("handle obs.old")  # from the RESULT timings
+    assert handle.parent is not None and handle.parent.span_id == consumer.context.span_id
+    assert (handle.attributes or {})["crosswire.worker.runtime"] == "python"
+    assert handle.start_time and handle.end_time and handle.end_time >= handle.start_time

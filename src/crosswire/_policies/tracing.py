@@ -80,8 +80,11 @@ class NodeTracing:
         self.node = node
         self.system = system
 
-    def binding(self, name: str, runtime: str) -> Tracing:
-        return Tracing(self.tracer, self, binding=name, runtime=runtime, group=f"{self.node}.{name}")
+    def binding(self, name: str, runtime: str, handler: object = None) -> Tracing:
+        """The trace policy of one binding; ``handler`` tells a worker's (a ``WorkerPool``
+        method) from an in-process function."""
+        worker = type(getattr(handler, "__self__", None)).__name__ == "WorkerPool"
+        return Tracing(self.tracer, self, binding=name, runtime=runtime, group=f"{self.node}.{name}", worker=worker)
 
     @contextmanager
     def sending(self, events: Sequence[Event[Any]]) -> Iterator[None]:
@@ -145,14 +148,25 @@ class NodeTracing:
 class Tracing:
     """The trace policy of one binding (a :class:`~crosswire._types.Layer`)."""
 
-    __slots__ = ("binding", "group", "node", "runtime", "tracer")
+    __slots__ = ("binding", "group", "node", "runtime", "tracer", "worker")
 
-    def __init__(self, tracer: Any, node: NodeTracing | None = None, **names: str) -> None:
+    def __init__(
+        self,
+        tracer: Any,
+        node: NodeTracing | None = None,
+        *,
+        binding: str = "",
+        runtime: str = "python",
+        group: str | None = None,
+        worker: bool | None = None,
+    ) -> None:
         self.tracer = tracer
         self.node = node or NodeTracing(tracer, None, node="crosswire", system="crosswire")
-        self.binding = names.get("binding", "")
-        self.runtime = names.get("runtime", "python")
-        self.group = names.get("group", self.binding)
+        self.binding = binding
+        self.runtime = runtime
+        self.group = group if group is not None else binding
+        #: a worker's binding: spans come from its RESULT (or its timings)
+        self.worker = worker if worker is not None else runtime != "python"
 
     def layer(self, inner: Handler) -> Handler:
         from opentelemetry import trace
@@ -164,7 +178,7 @@ class Tracing:
         install_record_fields()
 
         tracer, node = self.tracer, self.node
-        binding, runtime, group = self.binding, self.runtime, self.group
+        binding, runtime, group, worker = self.binding, self.runtime, self.group, self.worker
 
         async def traced(attempt: Attempt) -> Outcome:
             event = attempt.event
@@ -202,7 +216,7 @@ class Tracing:
                         export_worker_spans(node.provider, outcome.spans, sc, runtime)
                     except Exception:  # a worker's bad span must not fail the attempt
                         _log.exception("binding %s: exporting the worker's spans failed", binding)
-                elif runtime != "python" and outcome.start_ns and outcome.duration_ns:
+                elif worker and outcome.start_ns and outcome.duration_ns:  # a worker that ships no spans
                     timing_span(tracer, event, outcome, binding=binding, runtime=runtime)
                 if outcome.emitted:
                     outcome = self._created(outcome, sc)
