@@ -86,21 +86,39 @@ def test_run_and_submit_export_one_trace(tmp_path: Path, receiver: Receiver) -> 
     assert [e[0] for e in process[0].events] == ["retry"]
 
 
-def test_submit_without_export_prints_a_fresh_trace_id(tmp_path: Path) -> None:
-    # no node: the embedded server is not running, so start one through `run`? Not needed:
-    # the id is generated before publishing; an unreachable server fails after printing nothing
+def test_submit_without_export_starts_a_fresh_trace_and_prints_its_id(tmp_path: Path) -> None:
+    # no node and no OTEL_* variable: submit starts the embedded server for the command
+    ids = []
+    for _ in range(2):
+        result = subprocess.run(
+            [*CROSSWIRE, "submit", "obs.ping", "--data", "{}", "--data-dir", str(tmp_path)],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+        )
+        assert result.returncode == 0, result.stderr
+        line = next(x for x in result.stderr.splitlines() if x.startswith("trace_id "))
+        trace_id = line.split()[1]
+        assert len(trace_id) == 32 and int(trace_id, 16) != 0
+        ids.append(trace_id)
+    assert ids[0] != ids[1]  # each submit is a trace of its own
+
+
+def test_submit_rejects_a_bad_traceparent_in_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [*CROSSWIRE, "submit", "obs.ping", "--data", "{}", "--nats", "nats://127.0.0.1:1"],
+        [*CROSSWIRE, "submit", "obs.ping", "--traceparent", "nope", "--data-dir", str(tmp_path)],
         cwd=HERE,
         capture_output=True,
         text=True,
         timeout=60,
         env=_env(),
     )
-    assert result.returncode == 3 and "trace_id" not in result.stderr
+    assert result.returncode == 3 and "traceparent" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_run_with_otlp_endpoint_needs_nothing_else_to_start(tmp_path: Path, receiver: Receiver) -> None:
+def test_run_with_otlp_endpoint_reports_a_bad_app_in_one_line(receiver: Receiver) -> None:
     node = subprocess.run(
         [*CROSSWIRE, "run", "no_such_module:app", "--otlp-endpoint", receiver.endpoint, "--memory"],
         cwd=HERE,
