@@ -71,6 +71,8 @@ def configure(service_name: str, *, endpoint: str | None = None) -> Any:
     if endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint  # the same as the variable, for workers too
+        os.environ.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
     url = configured_endpoint(env)
     if url is None:
         return None

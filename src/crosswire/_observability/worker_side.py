@@ -204,7 +204,13 @@ class WorkerObservability:
     # --- logs -----------------------------------------------------------------------
 
     def start_logs(self, send: Callable[[Any], None]) -> None:
-        """Forward log records to the node (``send`` a ``log`` frame) until :meth:`stop_logs`."""
+        """Forward log records to the node (``send`` a ``log`` frame) until :meth:`stop_logs`.
+
+        A worker spawned by a node that exports (the ``OTEL_*`` variables it inherits)
+        loads the OpenTelemetry SDK now, before ``ready``, rather than in its first attempt.
+        """
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+            self._tracer_once()
         self._handler = _LogForwarder(send)
         logging.getLogger().addHandler(self._handler)
 
