@@ -168,7 +168,12 @@ class Child:
                 return
             kind = msg.get("t")
             if kind == "submit":
-                events = [decode_event(b) for b in msg["e"]]
+                events = []
+                for raw in msg["e"]:
+                    try:
+                        events.append(decode_event(raw))
+                    except CrosswireError as exc:  # never from the harness; said, not fatal
+                        log.error("harness sent an event that does not decode: %s", exc)
                 await self._submit(events)
             elif kind == "fault":
                 if msg["on"]:

@@ -107,6 +107,7 @@ class _NodeProcess:
         self.exited = asyncio.Event()
         self.letters: asyncio.Future[list[Any]] | None = None
         self.reader: asyncio.Task[None] | None = None
+        self._exit_task: asyncio.Task[None] | None = None
         self.error: str | None = None
 
     async def start(self, timeout: float) -> None:
@@ -133,7 +134,7 @@ class _NodeProcess:
         self.proc = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.DEVNULL, stdout=h.node_log, stderr=h.node_log, env=env
         )
-        asyncio.get_running_loop().create_task(self._wait_exit())
+        self._exit_task = asyncio.get_running_loop().create_task(self._wait_exit())
         h.expect(self)
         _done, _ = await asyncio.wait(
             [asyncio.ensure_future(self.ready.wait()), asyncio.ensure_future(self.exited.wait())],
