@@ -640,7 +640,7 @@ async def test_events_after_a_hung_handler_are_handled_through_the_node(runtime:
         name,
         command=[*worker_argv, "--name", name, "--max-in-flight", "1"],
         timeout=0.3,
-        retry=crosswire.Retry(max_attempts=2, initial=3.0, jitter=0.0),  # the hang's retry comes last
+        retry=crosswire.Retry(max_attempts=2, initial=1.5, jitter=0.0),  # the hang's retry comes last
         hang_grace=0.5,
         restart_backoff_initial=0.05,
     )
@@ -659,6 +659,8 @@ async def test_events_after_a_hung_handler_are_handled_through_the_node(runtime:
             lambda: node.statistics().bindings[f"{name}:test.echo"].handled == len(echoes), what="the echoes"
         )
         await asyncio.wait_for(node.wait_idle(), 30)
+        # the retry hung the new worker too: it is restarted again, and then stops at once
+        await wait_for(lambda: node.statistics().workers[name].hung == 2, timeout=10, what="the second hang")
         stats = node.statistics()
         letters = await node.dead_letters.list()
     assert [letter.event.type for letter in letters if letter.event is not None] == ["test.hang"]
