@@ -9,10 +9,14 @@ clock runs from the first publish until the last event was handled and acked.
   defaults: ``node.submit_events`` (batches, pipelined publish, acks awaited) → stream
   (``Nats-Msg-Id`` and CloudEvents ``ce-*`` headers) → durable pull consumer → router →
   dispatcher → dedup (the node's memory store) → breaker → timeout → no-op typed
-  handler (payload decoded into a msgspec Struct) → ack after the handler returned.
+  handler (payload decoded into a msgspec Struct) → ack after the handler returned,
+  confirmed by the server (one round trip shared by the acks of the moment).
 - ``crosswire_kv_dedup``: the same with cluster-wide dedup on the JetStream KV bucket
   (``idempotency=transport.idempotency_store()``: a create-if-absent claim and a
   ``done`` marker, two more JetStream writes per event).
+- ``crosswire_no_dedup``: the defaults without dedup (``dedup=False``) and with
+  unconfirmed acks (``confirm_acks=False``: acks buffered and flushed by the client):
+  what the defaults' guarantees against duplicates cost is ``dedup_default_vs_no_dedup``.
 - ``crosswire_lean``: the defaults with ``cloudevents_headers=False`` (only
   ``Nats-Msg-Id`` as a header, like the raw loop; the envelope in the body still
   carries every attribute). nats-py handles headers in pure Python on both sides,
@@ -60,17 +64,19 @@ def make_payload(i: int) -> bytes:
 
 
 async def run_crosswire(
-    url: str, n: int, batch: int, tag: str, *, kv_dedup: bool = False, ce_headers: bool = True
+    url: str, n: int, batch: int, tag: str, *, kv_dedup: bool = False, ce_headers: bool = True, dedup: bool = True
 ) -> float:
     app = crosswire.App("bench")
     handled = 0
 
-    @app.handler("bench.noop", concurrency=64, timeout=5.0, retry=crosswire.Retry(max_attempts=3))
+    @app.handler("bench.noop", concurrency=64, timeout=5.0, retry=crosswire.Retry(max_attempts=3), dedup=dedup)
     async def noop(event: crosswire.Event[Payload]) -> None:
         nonlocal handled
         handled += 1
 
-    transport = JetStreamTransport(url, stream=f"CW{tag}", subject_prefix=f"cw{tag}", cloudevents_headers=ce_headers)
+    transport = JetStreamTransport(
+        url, stream=f"CW{tag}", subject_prefix=f"cw{tag}", cloudevents_headers=ce_headers, confirm_acks=dedup
+    )
     node = crosswire.Node(app, transport=transport, idempotency=transport.idempotency_store() if kv_dedup else None)
     datas = [make_payload(i) for i in range(n)]
     async with node:
@@ -149,6 +155,7 @@ async def main() -> None:
     results: dict[str, list[float]] = {
         "crosswire": [],
         "crosswire_kv_dedup": [],
+        "crosswire_no_dedup": [],
         "crosswire_lean": [],
         "raw_nats_py": [],
     }
@@ -162,7 +169,10 @@ async def main() -> None:
                     else:
                         kv = name == "crosswire_kv_dedup"
                         ce = name != "crosswire_lean"
-                        value = await run_crosswire(server.url, n, args.batch, tag, kv_dedup=kv, ce_headers=ce)
+                        dedup = name != "crosswire_no_dedup"
+                        value = await run_crosswire(
+                            server.url, n, args.batch, tag, kv_dedup=kv, ce_headers=ce, dedup=dedup
+                        )
                     results[name].append(value)
                     print(f"round {r + 1}/{rounds} {name:18s} {value:,.0f} events/s", file=sys.stderr)
     finally:
@@ -175,6 +185,7 @@ async def main() -> None:
             "vs_raw_nats_py": round(eps["crosswire"] / eps["raw_nats_py"], 3),
             "kv_dedup_vs_raw_nats_py": round(eps["crosswire_kv_dedup"] / eps["raw_nats_py"], 3),
             "lean_vs_raw_nats_py": round(eps["crosswire_lean"] / eps["raw_nats_py"], 3),
+            "dedup_default_vs_no_dedup": round(eps["crosswire"] / eps["crosswire_no_dedup"], 3),
         },
     }
     print(json.dumps(out))

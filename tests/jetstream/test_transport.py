@@ -334,3 +334,21 @@ async def test_publish_before_start_is_refused() -> None:
     t = JetStreamTransport("nats://127.0.0.1:1")
     with pytest.raises(__import__("crosswire").ClosedError):
         await t.publish([ev("x.y")])
+
+
+async def test_unconfirmed_acks_are_bounded(nats_url: str, names: tuple[str, str]) -> None:
+    """At most ack_window acks are ever unconfirmed by the server: a killed node can
+    have no more handled-but-unacknowledged events than that (docs/jetstream.md)."""
+    stream, prefix = names
+    t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix, ack_window=4)
+    async with t:
+        await t.publish([ev("win.x", i) for i in range(200)])
+        sub = await t.subscribe("win.x", "g", prefetch=256)
+        confirmer = sub.confirmer
+        assert confirmer is not None
+        most = 0
+        for d in await take(sub, 200):
+            await d.ack()
+            most = max(most, confirmer.unconfirmed)
+        assert 0 < most <= 4
+        await eventually(lambda: confirmer.unconfirmed == 0, "every ack confirmed", timeout=5)

@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from ..._exceptions import TransportError
 from .publish import Publisher
 
-__all__ = ["Connection", "close_connection", "flush", "open_connection"]
+__all__ = ["Confirmer", "Connection", "close_connection", "flush", "open_connection"]
 
 
 class Connection(Protocol):
@@ -118,3 +118,74 @@ async def close_connection(nc: NatsClient | None) -> None:
         await flush(nc, 2.0)
     with contextlib.suppress(Exception):
         await nc.close()
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved even when every waiter was cancelled
+
+
+class Confirmer:
+    """Bounds the acks (of one subscription) the server has not confirmed.
+
+    Confirmation is a round trip (PING/PONG: the server has everything written
+    before it). At most one is in flight; acks written meanwhile are covered by the
+    next one (a group commit). :meth:`acked` returns at once while fewer than
+    ``limit`` acks are unconfirmed, else waits for the next confirmation: so the
+    events a killed node handled whose acks the server never got are at most
+    ``limit`` (plus those being settled at that moment), whatever the load, instead
+    of whatever the client had buffered.
+    """
+
+    def __init__(self, nc: NatsClient, timeout: float, limit: int = 256) -> None:
+        self._nc = nc
+        self._timeout = timeout
+        self.limit = limit
+        self.unconfirmed = 0
+        self._next: asyncio.Future[None] | None = None  # resolved by the next round trip
+        self._busy = False  # a round trip is in flight
+
+    async def acked(self) -> None:
+        """Count one ack just written; wait if too many are unconfirmed.
+
+        :raises TimeoutError: the server did not answer within the timeout.
+        """
+        self.unconfirmed += 1
+        if not self._busy:
+            self._busy = True
+            asyncio.get_running_loop().call_soon(self._round_trip)
+        if self.unconfirmed > self.limit:
+            await self.wait()
+
+    async def wait(self) -> None:
+        """Until the server has every ack written so far."""
+        future = self._next
+        if future is None:
+            future = self._next = asyncio.get_running_loop().create_future()
+            future.add_done_callback(_retrieve)
+        if not self._busy:
+            self._busy = True
+            asyncio.get_running_loop().call_soon(self._round_trip)
+        await asyncio.shield(future)
+
+    def _round_trip(self) -> None:
+        covered, future, self._next = self.unconfirmed, self._next, None
+        if covered == 0 and future is None:
+            self._busy = False
+            return
+        task = asyncio.ensure_future(flush(self._nc, self._timeout))
+        _flushes.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            _flushes.discard(t)
+            failed = t.cancelled() or t.exception() is not None
+            if not failed:
+                self.unconfirmed = max(0, self.unconfirmed - covered)
+            if future is not None and not future.done():
+                if failed:
+                    future.set_exception(TimeoutError("the server did not confirm the acks in time"))
+                else:
+                    future.set_result(None)
+            self._round_trip()  # what was written meanwhile, if anything
+
+        task.add_done_callback(done)

@@ -28,6 +28,7 @@ from ..._deadletter import AttemptRecord
 from ..._envelope import Event, decode_event
 from ..._exceptions import EnvelopeDecodeError, TransportError
 from .attempts import EMPTY, AttemptLog, AttemptStore
+from .connection import Confirmer
 
 __all__ = ["JetStreamDelivery", "SettleListener", "hand_back_all"]
 
@@ -41,6 +42,10 @@ class SettleListener(Protocol):
 
     @property
     def consumer(self) -> str: ...
+
+    @property
+    def confirmer(self) -> Confirmer | None:
+        """Confirms that acks reached the server (``None``: acks are not confirmed)."""
 
     def delivery_settled(self, delivery: JetStreamDelivery) -> None: ...
 
@@ -203,8 +208,11 @@ class JetStreamDelivery:
     # -- settlement -----------------------------------------------------------------------
 
     async def ack(self) -> None:
+        """Done. With confirmed acks (the default), this waits when too many acks of the
+        connection are not yet confirmed by the server (see ``Confirmer``)."""
         if self._begin_settle():
             await self._call(self._msg.ack())
+            await self._confirm()
             await self._forget()
 
     async def retry(self, after: float) -> None:
@@ -214,6 +222,7 @@ class JetStreamDelivery:
     async def terminate(self) -> None:
         if self._begin_settle():
             await self._call(self._msg.term())
+            await self._confirm()
             await self._forget()
 
     async def hand_back(self) -> None:
@@ -233,6 +242,14 @@ class JetStreamDelivery:
         self._settled = True
         self._listener.delivery_settled(self)
         return not self._superseded
+
+    async def _confirm(self) -> None:
+        confirmer = self._listener.confirmer
+        if confirmer is not None:
+            try:
+                await confirmer.acked()
+            except Exception as exc:
+                raise TransportError(f"ack on {self._listener.consumer} not confirmed: {exc!r}") from exc
 
     async def _forget(self) -> None:
         if self._store is not None and self._revision != 0:

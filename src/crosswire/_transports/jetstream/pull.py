@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 
 from ..._exceptions import TransportError
 from .attempts import AttemptStore
-from .connection import flush
+from .connection import Confirmer, flush
 from .delivery import JetStreamDelivery, hand_back_all
 
 __all__ = ["JetStreamSubscription"]
@@ -73,6 +73,7 @@ class JetStreamSubscription:
         subject_prefix: str | None = None,
         prefetch_bytes: int | None = None,
         ack_wait: float | None = None,
+        confirmer: Confirmer | None = None,
     ) -> None:
         self._nc = nc
         self._stream = stream
@@ -88,6 +89,7 @@ class JetStreamSubscription:
         self._latest = latest
         self._on_close = on_close
         self._attempts = attempts
+        self.confirmer = confirmer
         self._prefix = f"{subject_prefix}." if subject_prefix is not None else None
         self._loading: dict[JetStreamDelivery, asyncio.Task[None]] = {}
         self._late: list[JetStreamDelivery] = []  # arrived while stopping
@@ -114,6 +116,7 @@ class JetStreamSubscription:
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
+        await flush(self._nc, _FLUSH_TIMEOUT)  # the server has the interest before anything is asked
         self._pull_task = asyncio.create_task(self._pull_loop(), name=f"crosswire-pull-{self._consumer}")
 
     async def _on_msg(self, msg: Msg) -> None:

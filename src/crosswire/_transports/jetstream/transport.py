@@ -42,7 +42,7 @@ from ..._exceptions import ClosedError, ConfigurationError, PayloadTooLargeError
 from ..base import Features
 from .attempts import AttemptStore
 from .config import check_stream_name, check_subject_part, consumer_name
-from .connection import close_connection, open_connection
+from .connection import Confirmer, close_connection, open_connection
 from .consumers import Start, check_start, ensure_consumer
 from .delivery import JetStreamDelivery
 from .dlq import JetStreamDeadLetterStore
@@ -88,6 +88,14 @@ class JetStreamTransport:
     :param prefetch_bytes: each subscription holds at most this many bytes of event
         data fetched but not settled (plus one message), besides at most ``prefetch``
         messages; ``None``: no byte bound.
+    :param confirm_acks: acks (and terminations) are confirmed by round trips shared
+        by every ack of the moment, and at most ``ack_window`` of them per
+        subscription are unconfirmed at any time (an ack waits beyond that): a killed
+        node's events that were
+        handled but whose acks never reached the server — the ones handled again
+        elsewhere — are at most ``ack_window``. ``False``: acks are buffered and
+        flushed by the client, and under load that backlog is unbounded.
+    :param ack_window: see ``confirm_acks``.
     :param group_starts: the same per group (the node names a binding's group
         ``<app name>.<binding name>``), over ``group_start``.
 
@@ -120,6 +128,8 @@ class JetStreamTransport:
         group_start: Start | None = None,
         group_starts: Mapping[str, Start] | None = None,
         prefetch_bytes: int | None = 64 * 1024 * 1024,
+        confirm_acks: bool = True,
+        ack_window: int = 256,
     ) -> None:
         check_stream_name(stream)
         check_subject_part("subject_prefix", subject_prefix, wildcards=False)
@@ -146,6 +156,10 @@ class JetStreamTransport:
         if prefetch_bytes is not None and prefetch_bytes < 1:
             raise ConfigurationError("prefetch_bytes must be >= 1 or None")
         self.prefetch_bytes = prefetch_bytes
+        if ack_window < 1:
+            raise ConfigurationError("ack_window must be >= 1")
+        self.confirm_acks = confirm_acks
+        self.ack_window = ack_window
         self.group_start = group_start
         self.group_starts = dict(group_starts or {})
         self._fresh_stream = False  # no group consumed the stream when this transport started
@@ -423,6 +437,7 @@ class JetStreamTransport:
             subject_prefix=self.subject_prefix,
             prefetch_bytes=self.prefetch_bytes,
             ack_wait=ack_wait,
+            confirmer=Confirmer(self._consume, self.publish_timeout, self.ack_window) if self.confirm_acks else None,
         )
         await sub.start()
         self._subscriptions.add(sub)
