@@ -10,7 +10,7 @@ import re
 
 from ..._exceptions import ConfigurationError
 
-__all__ = ["check_stream_name", "check_subject_part", "consumer_name"]
+__all__ = ["check_positive", "check_stream_name", "check_subject_part", "consumer_name"]
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
 _CONSUMER_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
@@ -50,3 +50,12 @@ def check_subject_part(kind: str, value: str, *, wildcards: bool) -> None:
                 "by single dots and may not be empty or contain whitespace, '*' or '>'"
                 + (" (except whole-token '*' and a final '>')" if wildcards else "")
             )
+
+
+def check_positive(*, nullable: bool = False, **values: float | None) -> None:
+    """:raises ConfigurationError: a value is not > 0 (or ``None``, when ``nullable``)."""
+    for name, value in values.items():
+        if value is None and nullable:
+            continue
+        if value is None or not value > 0:
+            raise ConfigurationError(f"{name} must be > 0{' or None' if nullable else ''}, got {value!r}")

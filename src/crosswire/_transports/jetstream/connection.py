@@ -19,7 +19,7 @@ from nats.js import JetStreamContext
 from ..._exceptions import TransportError
 from .publish import Publisher
 
-__all__ = ["Confirmer", "Connection", "close_connection", "flush", "open_connection"]
+__all__ = ["Confirmer", "Connection", "close_connection", "flush", "no_callback", "open_connection"]
 
 
 class Connection(Protocol):
@@ -36,6 +36,10 @@ class Connection(Protocol):
     @property
     def replicas(self) -> int:
         """Replicas for streams the stores create."""
+
+    @property
+    def read_only(self) -> bool:
+        """Create no stream (stores only read what exists)."""
 
     @property
     def publish_timeout(self) -> float:
@@ -189,3 +193,7 @@ class Confirmer:
             self._round_trip()  # what was written meanwhile, if anything
 
         task.add_done_callback(done)
+
+
+async def no_callback() -> None:
+    """A connection callback that does nothing."""

@@ -24,7 +24,7 @@ from nats.aio.client import Client as NatsClient
 
 from ..._exceptions import ConfigurationError, TransportError
 
-__all__ = ["Start", "check_start", "ensure_consumer", "parse_start"]
+__all__ = ["Start", "check_start", "consumer_config", "ensure_consumer", "parse_start"]
 
 Start = Literal["new", "all"] | datetime
 """Where a group created now starts: see the module docstring."""
@@ -56,6 +56,24 @@ def parse_start(value: str) -> Start:
         raise ConfigurationError(f"start {value!r} is not 'new', 'all' or an ISO 8601 time") from None
     check_start(when)
     return when
+
+
+def consumer_config(
+    name: str, group: str, filter_subject: str, ack_wait: float, max_ack_pending: int
+) -> dict[str, Any]:
+    """The settings of a group's durable pull consumer (without its start)."""
+    return {
+        "durable_name": name,
+        "name": name,
+        "description": f"crosswire group {group}"[:1000],
+        "ack_policy": "explicit",
+        "ack_wait": int(ack_wait * 1_000_000_000),
+        "max_deliver": -1,
+        "filter_subject": filter_subject,
+        "replay_policy": "instant",
+        "max_ack_pending": max_ack_pending,
+        "max_waiting": 512,
+    }
 
 
 def _start_fields(start: Start) -> dict[str, Any]:

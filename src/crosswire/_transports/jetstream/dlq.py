@@ -27,7 +27,7 @@ from nats.js import api
 from ..._deadletter import DeadLetter
 from ..._exceptions import DecodeError, TransportError
 from .connection import Connection
-from .streams import ensure_stream
+from .streams import attach_stream
 
 __all__ = ["JetStreamDeadLetterStore"]
 
@@ -69,7 +69,7 @@ class JetStreamDeadLetterStore:
             async with self._lock:
                 if not self._ready:
                     await self._transport.start()
-                    await ensure_stream(
+                    info = await attach_stream(
                         self._transport.jetstream,
                         api.StreamConfig(
                             name=self.stream,
@@ -80,7 +80,10 @@ class JetStreamDeadLetterStore:
                             max_age=self.max_age,
                             num_replicas=self._transport.replicas,
                         ),
+                        create=not self._transport.read_only,
                     )
+                    if info is None:
+                        raise _Missing(self.stream)
                     self._ready = True
         return self._transport.jetstream
 
@@ -106,7 +109,10 @@ class JetStreamDeadLetterStore:
         return found[1] if found is not None else None
 
     async def _find(self, letter_id: str) -> tuple[int, DeadLetter] | None:
-        js = await self._js()
+        try:
+            js = await self._js()
+        except _Missing:
+            return None
         try:
             msg = await js.get_msg(self.stream, seq=1, next=True, subject=f"{self.prefix}.*.{_token(letter_id)}")
         except nats.js.errors.NotFoundError:
@@ -120,7 +126,10 @@ class JetStreamDeadLetterStore:
 
         :raises TransportError: the broker did not answer.
         """
-        js = await self._js()
+        try:
+            js = await self._js()
+        except _Missing:
+            return []  # read-only, and no letter was ever stored
         subject = f"{self.prefix}.{_token(binding)}.*" if binding is not None else f"{self.prefix}.>"
         letters: list[DeadLetter] = []
         seq = 1
@@ -166,6 +175,11 @@ class JetStreamDeadLetterStore:
             return deleted
         except _Errors as exc:
             raise TransportError(f"cannot purge dead letters in {self.stream}: {exc!r}") from exc
+
+
+class _Missing(TransportError):
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"dead-letter stream {stream} does not exist (read-only: nothing was created)")
 
 
 def _fit(letter: DeadLetter, limit: int) -> bytes:

@@ -4,7 +4,7 @@
 on it (dead letters, KV dedup). Acks come back on one inbox per connection, counted
 per batch, without a future or timer per message.
 
-A leaf module: it imports nothing else of the JetStream package.
+A leaf module: it imports only :mod:`.config` of the JetStream package.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from ..._envelope import Event
-from ..._exceptions import TransportError
+from ..._envelope import Event, encode_event
+from ..._exceptions import ConfigurationError, PayloadTooLargeError, TransportError
+from .config import check_subject_part
 
 __all__ = [
     "NO_STREAM",
@@ -29,6 +30,7 @@ __all__ = [
     "Publisher",
     "ce_headers",
     "message_size",
+    "prepare",
 ]
 
 NO_STREAM = -503
@@ -38,6 +40,34 @@ WRONG_LAST_SEQUENCE = (10071, 10164)
 
 Message = tuple[str, bytes, dict[str, str] | None]
 """``(subject, body, headers)``."""
+
+
+def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, limit: int) -> list[Message]:
+    """The messages for a batch of events, on ``<prefix>.<type>``.
+
+    :raises ConfigurationError: not an Event, or a type that is no valid subject.
+    :raises PayloadTooLargeError: an event with its headers exceeds ``limit`` (the
+        server would drop the connection over it).
+    """
+    prepared: list[Message] = []
+    for event in events:
+        if not isinstance(event, Event):
+            raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
+        check_subject_part("event type", event.type, wildcards=False)
+        headers = ce_headers(event) if cloudevents else {"Nats-Msg-Id": event.id}
+        body = encode_event(event)
+        # Every header value is also in the envelope, so headers < body + 1 KiB of
+        # names and framing: only a large event needs its headers counted.
+        if 2 * len(body) + 1024 > limit and (size := message_size(body, headers)) > limit:
+            raise PayloadTooLargeError(
+                f"event {event.id} ({event.type}) is {size} bytes with its headers "
+                f"({len(body)} envelope + {size - len(body)} headers); the server accepts at most "
+                f"{limit} bytes (max_payload)",
+                size=size,
+                limit=limit,
+            )
+        prepared.append((f"{prefix}.{event.type}", body, headers))
+    return prepared
 
 
 def message_size(body: bytes, headers: dict[str, str] | None) -> int:

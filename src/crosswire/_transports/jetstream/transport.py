@@ -13,16 +13,10 @@ awaited) and returns once JetStream acknowledged every message: they are stored.
 ``Nats-Msg-Id`` makes a re-publish of an accepted event (same id, within the
 duplicate window) a no-op on the broker.
 
-Consuming keeps pull requests outstanding (``prefetch`` messages, topped up when half
-were delivered), so the broker streams messages while earlier ones are handled. Each
-:class:`~.delivery.JetStreamDelivery` settles through nats-py's ``Msg``: ``ack``,
-``retry`` (``nak`` with a delay), ``terminate`` (``term``), ``in_progress``.
-Settlement messages are buffered and flushed in batches by the client instead of
-awaiting a round trip each; the first settlement stands, later calls do nothing.
-
-The package splits by noun: this module (config, connect, streams, consumers),
-:mod:`.pull` (pull loop), :mod:`.publish` (pipelined publish acks), :mod:`.delivery`
-(settlement), :mod:`.dlq` and :mod:`.kv` (stores), :mod:`.embedded` (local server).
+The package splits by noun: this module (the transport: settings, lifecycle),
+:mod:`.connection`, :mod:`.streams`, :mod:`.consumers`, :mod:`.pull` (pull loop),
+:mod:`.publish` (pipelined publish acks), :mod:`.delivery` (settlement),
+:mod:`.attempts`, :mod:`.dlq` and :mod:`.kv` (stores), :mod:`.embedded` (local server).
 """
 
 from __future__ import annotations
@@ -37,20 +31,21 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
-from ..._envelope import Event, encode_event
-from ..._exceptions import ClosedError, ConfigurationError, PayloadTooLargeError, TransportError
+from ..._envelope import Event
+from ..._exceptions import ClosedError, ConfigurationError, TransportError
 from ..base import Features
 from .attempts import AttemptStore
-from .config import check_stream_name, check_subject_part, consumer_name
+from .config import check_positive, check_stream_name, check_subject_part, consumer_name
 from .connection import Confirmer, close_connection, open_connection
-from .consumers import Start, check_start, ensure_consumer
+from .connection import no_callback as _no_callback
+from .consumers import Start, check_start, consumer_config, ensure_consumer
 from .delivery import JetStreamDelivery
 from .dlq import JetStreamDeadLetterStore
 from .embedded import EmbeddedServer
 from .kv import JetStreamIdempotencyStore
-from .publish import Publisher, ce_headers, message_size
+from .publish import Publisher, prepare
 from .pull import JetStreamSubscription
-from .streams import ensure_stream
+from .streams import attach_stream
 
 __all__ = ["JetStreamTransport"]
 
@@ -66,12 +61,19 @@ class JetStreamTransport:
     ``token``, ``nkeys_seed`` (a seed file) or ``credentials`` (a ``.creds`` file), over
     TLS when ``tls`` is an :class:`ssl.SSLContext` (or the URL is ``tls://``).
 
-    :param stream: the JetStream stream name (created or updated on start).
+    :param stream: the JetStream stream name: created on start if it does not exist,
+        else used as it is (see :mod:`.streams`).
     :param subject_prefix: events are published on ``<prefix>.<event.type>``.
     :param fsync: embedded server only: fsync every write.
     :param max_age: how long the stream keeps events (seconds; ``None``: no limit).
     :param publish_timeout: how long ``publish`` waits for the broker's acks.
-    :param replicas: stream replicas (on a cluster).
+    :param replicas: replicas of the streams crosswire creates (on a cluster).
+    :param duplicate_window: how long the stream remembers event ids (``Nats-Msg-Id``)
+        to store a re-published event once, seconds (for a stream crosswire creates).
+    :param strict_stream: refuse to start when the existing stream's settings differ
+        from these (default: warn and use it as it is).
+    :param read_only: never create or change streams or consumers (for commands that
+        only read, e.g. ``crosswire dlq list``); a missing stream is an error.
     :param max_ack_pending: unacknowledged messages allowed per consumer, i.e. per
         group, shared by every node of the group; default: the subscription's
         ``prefetch``. Each subscription still holds at most ``prefetch``, so when N
@@ -80,24 +82,17 @@ class JetStreamTransport:
         headers (binary content mode), for NATS tooling and CloudEvents consumers.
         ``False`` sends only ``Nats-Msg-Id``: the body has every attribute anyway, and
         header handling is about a third of the client's work per event.
-    :param group_start: where a subscription group created from now on starts:
-        ``"new"`` (events published after it was created), ``"all"`` (everything the
-        stream holds) or a timezone-aware ``datetime``. Default ``None``: ``"all"`` if
-        no group consumed the stream yet when the transport started, else ``"new"``.
-        A group that exists keeps its position whatever this says.
+    :param group_start: where a group created from now on starts: ``"new"``,
+        ``"all"`` or an aware ``datetime``; ``None``: see :mod:`.consumers`.
+    :param group_starts: the same per group (a node's binding is the group
+        ``<app name>.<binding name>``), over ``group_start``.
     :param prefetch_bytes: each subscription holds at most this many bytes of event
         data fetched but not settled (plus one message), besides at most ``prefetch``
         messages; ``None``: no byte bound.
-    :param confirm_acks: acks (and terminations) are confirmed by round trips shared
-        by every ack of the moment, and at most ``ack_window`` of them per
-        subscription are unconfirmed at any time (an ack waits beyond that): a killed
-        node's events that were
-        handled but whose acks never reached the server — the ones handled again
-        elsewhere — are at most ``ack_window``. ``False``: acks are buffered and
-        flushed by the client, and under load that backlog is unbounded.
-    :param ack_window: see ``confirm_acks``.
-    :param group_starts: the same per group (the node names a binding's group
-        ``<app name>.<binding name>``), over ``group_start``.
+    :param confirm_acks: at most ``ack_window`` acks per subscription are unconfirmed
+        by the server at any time (round trips shared by all acks of the moment): the
+        events a killed node handled but whose acks were lost are at most that many.
+        ``False``: acks are flushed by the client only; under load, unbounded.
 
     Not thread-safe; use from one event loop. An async context manager.
     """
@@ -130,6 +125,9 @@ class JetStreamTransport:
         prefetch_bytes: int | None = 64 * 1024 * 1024,
         confirm_acks: bool = True,
         ack_window: int = 256,
+        duplicate_window: float = _DUPLICATE_WINDOW,
+        strict_stream: bool = False,
+        read_only: bool = False,
     ) -> None:
         check_stream_name(stream)
         check_subject_part("subject_prefix", subject_prefix, wildcards=False)
@@ -147,17 +145,17 @@ class JetStreamTransport:
         self.publish_timeout = publish_timeout
         self.replicas = replicas
         self.cloudevents_headers = cloudevents_headers
-        if max_ack_pending is not None and max_ack_pending < 1:
-            raise ConfigurationError("max_ack_pending must be >= 1 or None")
-        self.max_ack_pending = max_ack_pending
-        check_start(group_start)
-        for value in (group_starts or {}).values():
+        check_positive(
+            max_ack_pending=max_ack_pending, prefetch_bytes=prefetch_bytes, ack_window=ack_window, nullable=True
+        )
+        check_positive(duplicate_window=duplicate_window)
+        for value in (group_start, *(group_starts or {}).values()):
             check_start(value)
-        if prefetch_bytes is not None and prefetch_bytes < 1:
-            raise ConfigurationError("prefetch_bytes must be >= 1 or None")
+        self.max_ack_pending = max_ack_pending
         self.prefetch_bytes = prefetch_bytes
-        if ack_window < 1:
-            raise ConfigurationError("ack_window must be >= 1")
+        self.duplicate_window = duplicate_window
+        self.strict_stream = strict_stream
+        self.read_only = read_only
         self.confirm_acks = confirm_acks
         self.ack_window = ack_window
         self.group_start = group_start
@@ -186,8 +184,6 @@ class JetStreamTransport:
         self._recent_errors: deque[str] = deque(maxlen=8)
         self.published = 0
         self.reconnects = 0
-
-    # -- lifecycle -----------------------------------------------------------------
 
     @property
     def server(self) -> EmbeddedServer | None:
@@ -293,8 +289,8 @@ class JetStreamTransport:
             "max_reconnect_attempts": 3,
             "reconnect_time_wait": 0.25,
             "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnected if consume else _nothing,
-            "reconnected_cb": self._on_reconnected if consume else _nothing,
+            "disconnected_cb": self._on_disconnected if consume else _no_callback,
+            "reconnected_cb": self._on_reconnected if consume else _no_callback,
             **options,
         }
 
@@ -304,11 +300,13 @@ class JetStreamTransport:
             subjects=[f"{self.subject_prefix}.>"],
             storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS,
-            duplicate_window=_DUPLICATE_WINDOW,
+            duplicate_window=self.duplicate_window,
             max_age=self.max_age,
             num_replicas=self.replicas,
         )
-        info = await ensure_stream(self.jetstream, config)
+        info = await attach_stream(self.jetstream, config, create=not self.read_only, strict=self.strict_stream)
+        if info is None:
+            raise TransportError(f"stream {self.stream} does not exist (read-only: nothing was created)")
         self._fresh_stream = not (info.state.consumer_count or 0)
 
     async def close(self) -> None:
@@ -336,8 +334,6 @@ class JetStreamTransport:
         for sub in self._subscriptions:
             sub.reset_pulls()
 
-    # -- publish ---------------------------------------------------------------------
-
     def subject_for(self, event_type: str) -> str:
         """The subject an event of ``event_type`` is published on."""
         return f"{self.subject_prefix}.{event_type}"
@@ -355,31 +351,11 @@ class JetStreamTransport:
         if not events:
             return
         limit = self._client().max_payload
-        prepared = []
-        for event in events:
-            if not isinstance(event, Event):
-                raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
-            check_subject_part("event type", event.type, wildcards=False)
-            headers = ce_headers(event) if self.cloudevents_headers else {"Nats-Msg-Id": event.id}
-            body = encode_event(event)
-            # Every header value is also in the envelope, so headers < body + 1 KiB of
-            # names and framing: only a large event needs its headers counted.
-            if 2 * len(body) + 1024 > limit and (size := message_size(body, headers)) > limit:
-                # The server would drop the connection over it: refuse the batch here.
-                raise PayloadTooLargeError(
-                    f"event {event.id} ({event.type}) is {size} bytes with its headers "
-                    f"({len(body)} envelope + {size - len(body)} headers); the server accepts at most "
-                    f"{limit} bytes (max_payload)",
-                    size=size,
-                    limit=limit,
-                )
-            prepared.append((self.subject_for(event.type), body, headers))
+        prepared = prepare(events, self.subject_prefix, cloudevents=self.cloudevents_headers, limit=limit)
         batch = await publisher.send(prepared, f"stream {self.stream}")
         if batch.error is not None:
             raise TransportError(f"publish to stream {self.stream} failed: {batch.error}")
         self.published += len(prepared)
-
-    # -- subscribe -------------------------------------------------------------------
 
     async def subscribe(
         self,
@@ -402,6 +378,8 @@ class JetStreamTransport:
         :raises TransportError: the broker refused the consumer.
         """
         check_subject_part("pattern", pattern, wildcards=True)
+        if self.read_only:
+            raise ConfigurationError("a read-only JetStream transport does not subscribe (it would create a consumer)")
         if prefetch < 1:
             raise ConfigurationError("prefetch must be >= 1")
         if ack_wait <= 0:
@@ -410,18 +388,7 @@ class JetStreamTransport:
         name = consumer_name(group)
         nc = self._client()
         begin = start or self.group_starts.get(group) or self.group_start or ("all" if self._fresh_stream else "new")
-        config = {
-            "durable_name": name,
-            "name": name,
-            "description": f"crosswire group {group}"[:1000],
-            "ack_policy": "explicit",
-            "ack_wait": int(ack_wait * 1_000_000_000),
-            "max_deliver": -1,
-            "filter_subject": self.subject_for(pattern),
-            "replay_policy": "instant",
-            "max_ack_pending": self.max_ack_pending or prefetch,
-            "max_waiting": 512,
-        }
+        config = consumer_config(name, group, self.subject_for(pattern), ack_wait, self.max_ack_pending or prefetch)
         await ensure_consumer(nc, self.stream, name, config, begin, timeout=self.publish_timeout)
         if self._attempts is not None:
             await self._attempts.ensure()
@@ -443,8 +410,6 @@ class JetStreamTransport:
         self._subscriptions.add(sub)
         return sub
 
-    # -- stores on the same connection --------------------------------------------
-
     def idempotency_store(self, *, bucket: str | None = None, ttl: float = 3600.0) -> JetStreamIdempotencyStore:
         """A :class:`~crosswire.jetstream.JetStreamIdempotencyStore` on this connection."""
         return JetStreamIdempotencyStore(self, bucket=bucket or f"{self.stream}_DEDUP", ttl=ttl)
@@ -463,7 +428,3 @@ class JetStreamTransport:
             "last_error": self._last_error,
             "subscriptions": [s.statistics() for s in self._subscriptions],
         }
-
-
-async def _nothing() -> None:
-    pass
