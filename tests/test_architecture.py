@@ -44,7 +44,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 mod = ".".join([*base, *([node.module] if node.module else [])])
             else:
                 mod = node.module or ""
-            targets = [mod, *(f"{mod}.{a.name}" for a in node.names)]
+            submodules = [f"{mod}.{a.name}" for a in node.names if f"{mod}.{a.name}" in modules]
+            # ``from . import sub`` imports ``sub``; only names that are not modules come from ``mod``
+            targets = [*submodules, *([mod] if len(submodules) < len(node.names) else [])]
         elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         for target in targets:

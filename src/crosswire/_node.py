@@ -95,17 +95,10 @@ class Node:
             make_store = getattr(transport, "default_idempotency_store", None)
             idempotency = make_store() if callable(make_store) else None
         self.idempotency: IdempotencyStore = idempotency or MemoryIdempotencyStore()
-        durable = transport.features.durable
-        if max_pending == -1 or max_pending == "auto":  # -1: the former spelling of "auto"
-            max_pending = None if durable else 10_000
-        if max_pending_bytes == "auto":
-            max_pending_bytes = None if durable else 128 * 1024 * 1024
-        if max_pending is not None and max_pending < 1:
-            raise ConfigurationError("max_pending must be >= 1 or None")
-        if max_pending_bytes is not None and max_pending_bytes < 1:
-            raise ConfigurationError("max_pending_bytes must be >= 1 or None")
-        self.max_pending = max_pending
-        self._pending = Pending(max_pending, max_bytes=max_pending_bytes, on_full=on_full, timeout=submit_timeout)
+        self._pending = Pending.configured(
+            max_pending, max_pending_bytes, durable=transport.features.durable, on_full=on_full, timeout=submit_timeout
+        )
+        self.max_pending = self._pending.limit
         self.drain_timeout = drain_timeout
         self.ack_wait = ack_wait
         self.router: Router[Binding] = Router()

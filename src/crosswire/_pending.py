@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Literal
 
-from ._exceptions import BackpressureError
+from ._exceptions import BackpressureError, ConfigurationError
 
 __all__ = ["Pending"]
 
@@ -41,6 +41,31 @@ class Pending:
         self._room.set()
         self._idle = asyncio.Event()  # set whenever empty
         self._idle.set()
+
+    @classmethod
+    def configured(
+        cls,
+        limit: int | Literal["auto"] | None,
+        max_bytes: int | Literal["auto"] | None,
+        *,
+        durable: bool,
+        on_full: Literal["block", "reject"],
+        timeout: float,
+    ) -> Pending:
+        """The node's bound from its arguments: ``"auto"`` is 10,000 events and 128 MiB on
+        a non-durable transport, no bound on a durable one (the stream is the buffer).
+
+        :raises ConfigurationError: a bound below 1.
+        """
+        if limit == -1 or limit == "auto":  # -1: the former spelling of "auto"
+            limit = None if durable else 10_000
+        if max_bytes == "auto":
+            max_bytes = None if durable else 128 * 1024 * 1024
+        if limit is not None and limit < 1:
+            raise ConfigurationError("max_pending must be >= 1 or None")
+        if max_bytes is not None and max_bytes < 1:
+            raise ConfigurationError("max_pending_bytes must be >= 1 or None")
+        return cls(limit, max_bytes=max_bytes, on_full=on_full, timeout=timeout)
 
     def __len__(self) -> int:
         return len(self._pairs)

@@ -17,7 +17,7 @@ import msgspec
 
 from crosswire.worker import DEFAULT_MAX_FRAME, PROTOCOL_VERSIONS, Context, ErrorCode, Event, Fail, RetryLater, Worker
 
-__all__ = ["Numbers", "Order", "build", "main"]
+__all__ = ["Customer", "Item", "Numbers", "Order", "build", "main"]
 
 
 def _bounded(lo: int, hi: int) -> Any:
