@@ -14,6 +14,7 @@ With no URL the transport starts and supervises an :class:`EmbeddedServer` (a lo
 from __future__ import annotations
 
 from ._transports.jetstream.config import consumer_name
+from ._transports.jetstream.consumers import Start, parse_start
 from ._transports.jetstream.delivery import JetStreamDelivery
 from ._transports.jetstream.dlq import JetStreamDeadLetterStore
 from ._transports.jetstream.embedded import EmbeddedServer, find_nats_server
@@ -28,6 +29,8 @@ __all__ = [
     "JetStreamIdempotencyStore",
     "JetStreamSubscription",
     "JetStreamTransport",
+    "Start",
     "consumer_name",
     "find_nats_server",
+    "parse_start",
 ]

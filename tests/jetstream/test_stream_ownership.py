@@ -4,8 +4,10 @@ read-only transport creates nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import sys
 
 import nats
 import pytest
@@ -81,4 +83,24 @@ async def test_read_only_creates_no_stream_and_no_consumer(nats_url: str, names:
         for name in (stream, f"{stream}_DLQ"):
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await js.delete_stream(name)
+        await nc.close()
+
+
+async def test_crosswire_dlq_list_reconfigures_and_creates_nothing(nats_url: str, names: tuple[str, str]) -> None:
+    stream, _ = names
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(name=stream, subjects=["cw.>"], max_age=900, duplicate_window=45)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "crosswire._cli", "dlq", "list", "--nats", nats_url, "--stream", stream,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        info = await js.stream_info(stream)
+        assert (info.config.max_age, info.config.duplicate_window, info.state.consumer_count) == (900, 45, 0)
+        assert f"{stream}_DLQ" not in [s.config.name for s in await js.streams_info()]
+    finally:
+        await js.delete_stream(stream)
         await nc.close()

@@ -142,8 +142,8 @@ def _running_embedded_url(data_dir: str) -> str | None:
         return None
 
 
-def make_transport(args: argparse.Namespace, *, for_run: bool = False) -> Any:
-    from ..jetstream import JetStreamTransport
+def make_transport(args: argparse.Namespace, *, for_run: bool = False, read_only: bool = False) -> Any:
+    from ..jetstream import JetStreamTransport, parse_start
 
     url: Any = args.nats
     if url is None and not for_run:
@@ -161,7 +161,21 @@ def make_transport(args: argparse.Namespace, *, for_run: bool = False) -> Any:
         nkeys_seed=args.nkey,
         tls=_tls(args),
         fsync=getattr(args, "fsync", False),
+        read_only=read_only,
+        **_jetstream_settings(args, parse_start),
     )
+
+
+def _jetstream_settings(args: argparse.Namespace, parse_start: Any) -> dict[str, Any]:
+    """The stream and consumer options of `crosswire run` (see run.py), when given."""
+    out: dict[str, Any] = {}
+    for option in ("replicas", "max_age", "duplicate_window", "strict_stream", "prefetch_bytes"):
+        value = getattr(args, option, None)
+        if value is not None:
+            out[option] = value
+    if getattr(args, "start", None) is not None:
+        out["group_start"] = parse_start(args.start)
+    return out
 
 
 def configure_logging(level: str, as_json: bool) -> None:

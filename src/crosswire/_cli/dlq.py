@@ -59,7 +59,8 @@ def _letter_summary(letter: DeadLetter) -> dict[str, Any]:
 
 
 async def dlq_command(args: argparse.Namespace) -> int:
-    async with make_transport(args) as transport:
+    # list and show only read: they must not create or change streams or consumers
+    async with make_transport(args, read_only=args.dlq_command in ("list", "show")) as transport:
         letters = DeadLetters(transport.dead_letter_store(), transport.publish)
         action = args.dlq_command
         if action == "list":

@@ -68,6 +68,29 @@ def add_parser(sub: Any) -> None:
         metavar="PATH",
         help="the Unix socket external workers connect to (default: a fresh private directory; logged at start)",
     )
+    js = run.add_argument_group("JetStream consumers and streams")
+    js.add_argument(
+        "--ack-wait", type=float, default=30.0, metavar="SECONDS", help="lease of a delivery (default: %(default)s)"
+    )
+    js.add_argument(
+        "--start",
+        default=None,
+        metavar="new|all|TIME",
+        help="where a consumer group created now starts: new events, all the stream holds, or an ISO 8601 time "
+        "(default: all on a stream nobody consumed yet, else new)",
+    )
+    js.add_argument("--prefetch-bytes", type=int, default=None, metavar="BYTES", help="per binding (default 64 MiB)")
+    js.add_argument("--replicas", type=int, default=None, help="replicas of streams this node creates (default 1)")
+    js.add_argument("--max-age", type=float, default=None, metavar="SECONDS", help="of a stream this node creates")
+    js.add_argument(
+        "--duplicate-window", type=float, default=None, metavar="SECONDS", help="of a stream this node creates"
+    )
+    js.add_argument(
+        "--strict-stream",
+        action="store_true",
+        default=None,
+        help="refuse to start if an existing stream's settings differ (default: warn, use it as it is)",
+    )
     connection_args(run)
     run.set_defaults(handler=run_command)
 
@@ -87,7 +110,9 @@ async def run_command(args: argparse.Namespace) -> int:
         transport = MemoryTransport()
     else:
         transport = make_transport(args, for_run=True)
-    node = Node(app, transport, drain_timeout=args.drain_timeout, worker_socket=args.worker_socket)
+    node = Node(
+        app, transport, drain_timeout=args.drain_timeout, ack_wait=args.ack_wait, worker_socket=args.worker_socket
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
