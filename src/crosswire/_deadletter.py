@@ -36,12 +36,16 @@ class ReplayRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):
-    """An event a binding gave up on. ``id`` is unique per (binding, event)."""
+    """An event a binding gave up on. ``id`` is unique per (binding, event).
+
+    A message that never decoded keeps its ``raw`` body and, where the transport has
+    them, its ``headers`` (on NATS, whatever CloudEvents attributes they carried)."""
 
     id: str
     binding: str
     event: Event[Any] | None
     raw: bytes | None = None
+    headers: dict[str, str] | None = None
     error: ErrorInfo
     attempts: list[AttemptRecord] = []
     dead_at: float = msgspec.field(default_factory=time.time)

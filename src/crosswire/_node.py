@@ -238,9 +238,8 @@ class Node:
             binding.lifecycle.to(State.DRAINING)
         await self._tasks.cancel(*(b.consumer for b in bindings))
         for binding in bindings:  # pull no more; hand back what was fetched but not taken
-            stop = getattr(binding.subscription, "stop", None)
-            if stop is not None:
-                await stop()
+            if binding.subscription is not None:
+                await binding.subscription.stop()
         finished, returned, missed = await drain_dispatchers(
             [b.dispatcher for b in bindings if b.dispatcher is not None], deadline
         )

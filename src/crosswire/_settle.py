@@ -157,6 +157,7 @@ class Settler:
                     binding=binding.name,
                     event=event,
                     raw=delivery.raw if event is None else None,
+                    headers=delivery.headers if event is None else None,
                     error=error,
                     attempts=list(history),
                     replays=list(previous.replays) if previous else [],
@@ -202,33 +203,24 @@ async def give_back(delivery: Delivery) -> None:
 
 
 async def hand_back(delivery: Delivery) -> None:
-    """Return a delivery whose handler never started: on a transport that counts
-    handler runs (``delivery.hand_back``), this does not spend an attempt."""
-    method = getattr(delivery, "hand_back", None)
-    if method is None:
-        await give_back(delivery)
-        return
+    """Return a delivery whose handler never started (see :meth:`Delivery.hand_back`)."""
     with contextlib.suppress(Exception):
-        await asyncio.shield(method())
+        await asyncio.shield(delivery.hand_back())
 
 
 async def record_failure(delivery: Delivery, record: AttemptRecord) -> None:
-    """Let a transport that keeps attempt history (``delivery.record_failure``) keep
-    this failed attempt, so a later delivery in any process sees it."""
-    method = getattr(delivery, "record_failure", None)
-    if method is not None:
-        with contextlib.suppress(Exception):
-            await method(record)
+    """Let the transport keep this failed attempt for later deliveries, in any process."""
+    try:
+        await delivery.record_failure(record)
+    except Exception:
+        log.warning("a failed attempt could not be recorded with the transport", exc_info=True)
 
 
 async def with_earlier_attempts(delivery: Delivery, local: list[AttemptRecord]) -> list[AttemptRecord]:
     """``local`` plus the attempts earlier deliveries recorded with the transport
-    (``delivery.history()``: other processes' too), by attempt number."""
-    method = getattr(delivery, "history", None)
-    if method is None:
-        return local
+    (other processes' too), by attempt number."""
     try:
-        earlier: list[AttemptRecord] = list(await method())
+        earlier = list(await delivery.history())
     except Exception:
         log.warning("earlier attempts of a delivery could not be read", exc_info=True)
         return local

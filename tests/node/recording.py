@@ -8,10 +8,10 @@ from typing import Any
 
 import crosswire
 from crosswire import Event, MemoryTransport
-from crosswire.transports import Delivery, Features
+from crosswire.transports import Delivery, Features, Subscription
 
 
-class RecordedDelivery:
+class RecordedDelivery(Delivery):
     def __init__(self, inner: Delivery, log: SettlementLog) -> None:
         self._inner = inner
         self._log = log
@@ -60,7 +60,7 @@ class SettlementLog:
         return [e[1] for e in self.entries if e[0] == what]
 
 
-class _Sub:
+class _Sub(Subscription):
     def __init__(self, inner: Any, log: SettlementLog) -> None:
         self._inner = inner
         self._log = log

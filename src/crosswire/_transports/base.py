@@ -14,6 +14,13 @@ Settlement contract (what "nothing lost" rests on):
   transport after ``ack_wait``; durable transports survive a crash of the consumer.
 - ``publish`` returns only once the transport has accepted the events (stored durably
   on durable transports); on failure it raises and the caller still owns them.
+- The attempt budget counts handler runs: :meth:`Delivery.hand_back` returns a delivery
+  whose handler never started without spending an attempt, on transports that can
+  tell; a transport that keeps attempt history (:meth:`Delivery.record_failure`,
+  :meth:`Delivery.history`) lets a later delivery, in any process, see earlier attempts.
+
+The methods with a body below have a default that a transport may keep by
+subclassing :class:`Delivery` / :class:`Subscription`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from .._deadletter import AttemptRecord
 from .._envelope import Event
 
 __all__ = ["Delivery", "Features", "Subscription", "Transport"]
@@ -79,6 +87,24 @@ class Delivery(Protocol):
     async def in_progress(self) -> None:
         """Still working on it: extend the lease so it is not redelivered yet."""
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """The message headers it travelled with, where the transport has any."""
+        return None
+
+    async def hand_back(self) -> None:
+        """Return it unstarted (a drain): by default a ``retry(0)``, which may count as
+        an attempt; a transport that counts handler runs does not count this one."""
+        await self.retry(0.0)
+
+    async def record_failure(self, record: AttemptRecord) -> None:
+        """Keep a failed attempt for later deliveries of this event (default: not kept)."""
+        return None
+
+    async def history(self) -> list[AttemptRecord]:
+        """Failed attempts earlier deliveries recorded (default: none kept)."""
+        return []
+
 
 class Subscription(Protocol):
     """A stream of deliveries for one (pattern, group). Close it to stop receiving;
@@ -87,6 +113,11 @@ class Subscription(Protocol):
     def __aiter__(self) -> AsyncIterator[Delivery]: ...
 
     async def close(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Fetch no more (a drain has begun); what was fetched but not yet handed out
+        goes back unstarted. Default: nothing to do (nothing is fetched ahead)."""
+        return None
 
 
 class Transport(Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from .._envelope import Event, encode_event
-from .base import Delivery
+from .base import Delivery, Subscription
 
 __all__ = ["Entry", "Group", "GroupStatistics", "MemoryDelivery", "MemorySubscription"]
 
@@ -46,7 +46,7 @@ class Entry:
         self.attempt = 1
 
 
-class MemoryDelivery:
+class MemoryDelivery(Delivery):
     """One attempt of one event for one subscription (see :class:`~crosswire.transports.Delivery`).
 
     Settlement is synchronous under the hood; the first settlement stands and later
@@ -247,7 +247,7 @@ class Group:
         )
 
 
-class MemorySubscription:
+class MemorySubscription(Subscription):
     """An async iterator of deliveries from one group."""
 
     def __init__(self, group: Group, prefetch: int, ack_wait: float) -> None:
