@@ -70,8 +70,8 @@ settle_timeout = 10
 def test_load_passes_writes_the_report_and_the_picture(tmp_path: Path) -> None:
     scenario = tmp_path / "pass.toml"
     scenario.write_text(PASSING)
-    report, png = tmp_path / "r.json", tmp_path / "r.png"
-    out = cli("load", str(scenario), "--report", str(report), "--png", str(png))
+    report, png, page = tmp_path / "r.json", tmp_path / "r.png", tmp_path / "r.html"
+    out = cli("load", str(scenario), "--report", str(report), "--png", str(png), "--html", str(page))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "PASS poison_dead_lettered" in out.stdout and "PASS lost: 0" in out.stdout
     assert "t=" in out.stdout  # not a terminal: plain progress lines
@@ -81,6 +81,8 @@ def test_load_passes_writes_the_report_and_the_picture(tmp_path: Path) -> None:
     assert len(data["series"]["t"]) >= 3 and sum(data["series"]["offered_per_s"]) > 0
     assert data["markers"] and data["markers"][0]["kind"] == "handler_latency"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = page.read_text()
+    assert "cli-pass" in text and "poison_dead_lettered" in text and "data:image/png;base64," in text
 
 
 def test_a_failed_verdict_exits_1_and_says_why(tmp_path: Path) -> None:

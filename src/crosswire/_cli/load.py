@@ -26,6 +26,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--nats", metavar="URL", action="append", help="a NATS server (implies jetstream)")
     p.add_argument("--report", metavar="FILE", help="write the JSON report here")
     p.add_argument("--png", metavar="FILE", help="draw the report here (needs crosswire[harness])")
+    p.add_argument("--html", metavar="FILE", help="one HTML page: verdicts, fates and the picture")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--duration", type=float, help="override the scenario's duration (seconds)")
     p.add_argument("--plain", action="store_true", help="plain lines even on a terminal")

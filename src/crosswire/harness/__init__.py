@@ -22,7 +22,7 @@ From the command line: ``crosswire load scenario.toml --app myapp:app --png out.
 from .accounting import Ledger, Verdict
 from .faults import FaultMiddleware
 from .payloads import generate
-from .report import build_report, write_png
+from .report import build_report, write_html, write_png
 from .runner import HarnessError, Result, run, write_json
 from .scenario import (
     Broker,
@@ -85,6 +85,7 @@ __all__ = [
     "loads",
     "rate_at",
     "run",
+    "write_html",
     "write_json",
     "write_png",
 ]

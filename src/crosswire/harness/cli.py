@@ -8,7 +8,7 @@ from typing import Any, TextIO
 import msgspec
 
 from .._exceptions import ConfigurationError
-from .report import write_png
+from .report import write_html, write_png
 from .runner import HarnessError, run, write_json
 from .scenario import load
 
@@ -84,5 +84,7 @@ async def run_load(args: argparse.Namespace, out: TextIO) -> int:
             write_png(result.report, args.png)
         except RuntimeError as exc:
             raise UserError(str(exc)) from None
+    if getattr(args, "html", None):
+        write_html(result.report, args.html)
     print_summary(result.report, out)
     return 0 if result.ok else 1

@@ -1,6 +1,6 @@
-"""The report: one JSON document with every series and verdict, and a PNG of rate,
+"""The report: one JSON document with every series and verdict, a PNG of rate,
 latency and queue depth over time with the fault markers (matplotlib, the
-``crosswire[harness]`` extra)."""
+``crosswire[harness]`` extra), and a self-contained HTML page with both."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import msgspec
 from .accounting import Ledger, Verdict, percentile
 from .scenario import Scenario
 
-__all__ = ["build_report", "write_png"]
+__all__ = ["build_report", "write_html", "write_png"]
 
 REPORT_VERSION = 1
 
@@ -154,3 +154,62 @@ def write_png(report: dict[str, Any], path: str | Path) -> None:
         axes[0].annotate(m["label"], (m["t"], y), xycoords=("data", "axes fraction"), fontsize=7, va="top", color=color)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_html(report: dict[str, Any], path: str | Path) -> None:
+    """One self-contained HTML page: verdicts, fates, latency, markers, notes, and the
+    picture inlined (when matplotlib is installed)."""
+    import base64
+    import html
+    import io
+    import tempfile
+
+    picture = ""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            png = Path(tmp) / "report.png"
+            write_png(report, png)
+            picture = base64.b64encode(png.read_bytes()).decode()
+    except RuntimeError:
+        pass
+    e = html.escape
+    out = io.StringIO()
+    ok = report["ok"]
+    name = report["scenario"]["name"]
+    out.write(
+        "<!doctype html><meta charset='utf-8'>"
+        f"<title>{e(name)}: {'passed' if ok else 'FAILED'}</title>"
+        "<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+        ".pass{color:#1a7f37}.fail{color:#cf222e;font-weight:bold}code{font-size:12px}</style>"
+    )
+    out.write(
+        f"<h1>{e(name)} — <span class='{'pass' if ok else 'fail'}'>{'passed' if ok else 'FAILED'}</span></h1>"
+        f"<p>{e(report['scenario'].get('description') or '')} app <code>{e(report['app'])}</code>, "
+        f"{e(report['transport'])}, seed {report['scenario']['seed']}, started {e(report['started_at'])}, "
+        f"{report['seconds']} s</p><h2>Verdicts</h2><table><tr><th></th><th>verdict</th><th>expected</th>"
+        "<th>actual</th><th>examples</th></tr>"
+    )
+    for v in report["verdicts"]:
+        cls = "pass" if v["ok"] else "fail"
+        examples = "<br>".join(e(d) for d in v["detail"][:10])
+        out.write(
+            f"<tr><td class='{cls}'>{'PASS' if v['ok'] else 'FAIL'}</td><td>{e(v['name'])}</td>"
+            f"<td>{e(v['expected'])}</td><td>{e(v['actual'])}</td><td><code>{examples}</code></td></tr>"
+        )
+    out.write("</table><h2>Fates</h2><table>")
+    for k, v in report["fates"].items():
+        if not k.endswith("_examples"):
+            out.write(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>")
+    out.write("</table><h2>Healthy latency (ms)</h2><table><tr>")
+    out.write("".join(f"<th>{e(k)}</th>" for k in report["latency_ms"]) + "</tr><tr>")
+    out.write("".join(f"<td>{v}</td>" for v in report["latency_ms"].values()) + "</tr></table>")
+    if picture:
+        out.write(f"<h2>Over time</h2><img alt='rate, latency and queue depth' src='data:image/png;base64,{picture}'>")
+    out.write("<h2>Faults</h2><table><tr><th>from (s)</th><th>to (s)</th><th>fault</th></tr>")
+    for m in report["markers"]:
+        out.write(f"<tr><td>{m['t']}</td><td>{m['end']}</td><td>{e(m['label'])}</td></tr>")
+    out.write("</table>")
+    if report["notes"]:
+        out.write("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in report["notes"]) + "</ul>")
+    Path(path).write_text(out.getvalue())
