@@ -36,7 +36,7 @@ from ._replay import DeadLetters
 from ._reports import DrainReport, NodeStatistics, drain_dispatchers
 from ._router import Router
 from ._settle import Settler, hand_back
-from ._tasks import TaskOwner
+from ._tasks import TaskSet
 from ._transports.base import Delivery, Transport
 from ._types import Handler
 
@@ -105,7 +105,7 @@ class Node:
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
         self._settler = Settler(dead_letters, self._publish, self._pending.discard, app.source)
-        self._tasks = TaskOwner(f"node {app.name}", self._task_failed)
+        self._tasks = TaskSet(f"node {app.name}", log, on_failure=self._task_failed)
         self._pools: list[Any] = []
         self._hub: Any = None
         self._worker_socket = worker_socket
@@ -145,17 +145,17 @@ class Node:
                 await hook()
             for binding in self.router.bindings:
                 await self._consume(binding)
-            self._tasks.spawn(self._settler.keep_leases(max(0.5, self.ack_wait / 3)), name="crosswire-leases")
+            self._tasks.start(self._settler.keep_leases(max(0.5, self.ack_wait / 3)), name="crosswire-leases")
             self.lifecycle.to(State.READY)
         except BaseException as exc:
             self.lifecycle.fail(f"{type(exc).__name__}: {exc}")
             await self._shutdown(force=True)
             raise
 
-    def _task_failed(self, name: str, exc: BaseException) -> None:
+    def _task_failed(self, exc: BaseException) -> None:
         # a consumer that died would leave the node deaf while it says ready: say it is not
         if self.lifecycle.state is State.READY:
-            self.lifecycle.fail(f"task {name} failed: {type(exc).__name__}: {exc}")
+            self.lifecycle.fail(f"a background task failed: {type(exc).__name__}: {exc}")
 
     def _add_binding(self, name: str, pattern: str, handler: Handler, policies: Policies, runtime: str) -> Binding:
         tracing = self._tracing.binding(name, runtime, handler) if self._tracing is not None else None
@@ -205,7 +205,7 @@ class Node:
         )
         binding.dispatcher = dispatcher
         dispatcher.start()
-        binding.consumer = self._tasks.spawn(self._pump(binding), name=f"crosswire-consume-{binding.name}")
+        binding.consumer = self._tasks.start(self._pump(binding), name=f"crosswire-consume-{binding.name}")
         binding.lifecycle.to(State.READY)
 
     def _group(self, binding: Binding) -> str:
@@ -236,7 +236,7 @@ class Node:
                 await self.wait_idle(max(0.0, deadline - time.monotonic()))
         for binding in bindings:
             binding.lifecycle.to(State.DRAINING)
-        await self._tasks.cancel(*(b.consumer for b in bindings))
+        await self._tasks.stop(*(b.consumer for b in bindings))
         for binding in bindings:  # pull no more; hand back what was fetched but not taken
             if binding.subscription is not None:
                 await binding.subscription.stop()

@@ -1,34 +1,49 @@
-"""Every background task has an owner.
+"""An owned set of background tasks, for objects whose lifetime is not one ``async with``.
 
-A :class:`TaskOwner` starts tasks, keeps them, and ends them: the first task that
-fails (raises anything but ``CancelledError``) is logged once, kept as
-``first_error`` and reported to ``on_failure`` — never swallowed. ``aclose`` cancels
-what is left and waits for it. (An ``asyncio.TaskGroup`` needs one ``async with``
-around the owner's whole life; a node starts and stops in separate calls.)
+Where a scope is one coroutine, ``asyncio.TaskGroup`` is used instead. :class:`TaskSet`
+is the same contract for a connection or a pool that starts tasks from callbacks:
+every task it starts is tracked until done; the first unexpected exception is logged
+with its traceback and kept (:attr:`TaskSet.failure`) and ``on_failure`` is called,
+so the owner can close; :meth:`TaskSet.aclose` cancels what is left and awaits it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
-__all__ = ["TaskOwner"]
-
-log = logging.getLogger("crosswire.node")
-T = TypeVar("T")
+__all__ = ["TaskSet"]
 
 
-class TaskOwner:
-    def __init__(self, name: str, on_failure: Callable[[str, BaseException], None] | None = None) -> None:
-        self.name = name
-        self._on_failure = on_failure
+class TaskSet:
+    """Tasks owned by one object. Not thread-safe; use from its event loop."""
+
+    def __init__(
+        self, owner: str, logger: logging.Logger, on_failure: Callable[[BaseException], None] | None = None
+    ) -> None:
+        self._owner = owner
+        self._logger = logger
+        # a bound method is held weakly: the owner holds this set, and a strong reference
+        # back would make a cycle that only a full garbage collection frees
+        self._on_failure: Callable[[], Callable[[BaseException], None] | None] | None = None
+        if inspect.ismethod(on_failure):
+            self._on_failure = weakref.WeakMethod(on_failure)
+        elif on_failure is not None:
+            callback = on_failure
+            self._on_failure = lambda: callback
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.first_error: BaseException | None = None
+        self.failure: BaseException | None = None
 
-    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task owned by this set."""
+        task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
@@ -40,22 +55,31 @@ class TaskOwner:
         exc = task.exception()
         if exc is None:
             return
-        log.error("%s: task %s failed: %s: %s", self.name, task.get_name(), type(exc).__name__, exc, exc_info=exc)
-        if self.first_error is None:
-            self.first_error = exc
-        if self._on_failure is not None:
-            self._on_failure(task.get_name(), exc)
+        self._logger.error("%s: task %s failed", self._owner, task.get_name(), exc_info=exc)
+        if self.failure is None:
+            self.failure = exc
+            callback = self._on_failure() if self._on_failure is not None else None
+            if callback is not None:
+                callback(exc)
 
-    async def cancel(self, *tasks: asyncio.Task[Any] | None) -> None:
-        """Cancel ``tasks`` and wait until they ended."""
+    def cancel(self, *, keep: asyncio.Task[Any] | None = None) -> None:
+        """Cancel every task (but ``keep``, typically the caller's own)."""
+        for task in self._tasks:
+            if task is not keep:
+                task.cancel()
+
+    async def stop(self, *tasks: asyncio.Task[Any] | None) -> None:
+        """Cancel ``tasks`` (owned by this set) and wait until they have ended."""
         live = [t for t in tasks if t is not None]
         for task in live:
             task.cancel()
-        await asyncio.gather(*live, return_exceptions=True)
+        if live:
+            await asyncio.wait(live)
 
     async def aclose(self) -> None:
-        """Cancel every task still running and wait for them."""
-        await self.cancel(*self._tasks)
-
-    def __len__(self) -> int:
-        return len(self._tasks)
+        """Cancel every task but the caller's own, and wait until they have ended."""
+        current = asyncio.current_task()
+        self.cancel(keep=current)
+        pending = [t for t in self._tasks if t is not current]
+        if pending:
+            await asyncio.wait(pending)

@@ -76,7 +76,7 @@ from ._workers.frames import (
 )
 from ._workers.frames import Reject as RejectFrame
 from ._workers.payloads import PayloadDecoder, decode_payload, payload_decoder
-from ._workers.tasks import TaskSet
+from ._tasks import TaskSet
 
 __all__ = [
     "DEFAULT_MAX_FRAME",

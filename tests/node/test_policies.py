@@ -13,6 +13,7 @@ import pytest
 
 import crosswire
 import crosswire.stores
+import crosswire.transports
 from crosswire import (
     App,
     Attempt,
@@ -265,3 +266,40 @@ async def test_pending_is_bounded_in_bytes_too() -> None:
 def test_in_process_transports_get_a_byte_bound_by_default() -> None:
     node = Node(App("defaults"))
     assert node._pending.max_bytes == 128 * 1024 * 1024
+
+
+class _DyingSubscription(crosswire.transports.Subscription):
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        await asyncio.sleep(0.05)
+        raise ConnectionResetError("the broker went away")
+
+    async def close(self) -> None:
+        return None
+
+
+class _DyingTransport(crosswire.MemoryTransport):
+    async def subscribe(self, pattern: str, group: str, *, prefetch: int = 256, ack_wait: float = 30.0) -> Any:
+        return _DyingSubscription()
+
+
+async def test_a_consumer_that_dies_makes_the_node_not_ready(caplog: pytest.LogCaptureFixture) -> None:
+    app = App("deaf")
+
+    @app.handler("t.x")
+    async def h(event: Event[Any]) -> None: ...
+
+    node = Node(app, _DyingTransport())
+    await node.start()
+    try:
+        assert node.ready
+        deadline = time.monotonic() + 5
+        while node.ready:
+            assert time.monotonic() < deadline, "the node still says ready after its consumer died"
+            await asyncio.sleep(0.01)
+        assert node.state is crosswire.State.FAILED
+        assert "the broker went away" in caplog.text
+    finally:
+        await node.drain(1)

@@ -13,7 +13,7 @@ The codec lives in :mod:`crosswire._workers.frames`; this module owns the socket
   for half an interval, and a peer heard from for 3 intervals is declared dead.
 - **Protocol violations** send an ``error`` frame naming what was wrong, then close.
 - **Tasks**: the writer and heartbeat tasks belong to the connection (a
-  :class:`~crosswire._workers.tasks.TaskSet`); one that fails unexpectedly is logged
+  :class:`~crosswire._tasks.TaskSet`); one that fails unexpectedly is logged
   and closes the connection. Closing drops the read buffer at once.
 
 Not thread-safe: use from the event loop that created it.
@@ -39,7 +39,7 @@ from .frames import (
     decode_frame,
     encode_frame,
 )
-from .tasks import TaskSet
+from .._tasks import TaskSet
 
 __all__ = ["ConnectionClosedError", "WorkerConnection", "frame_kind"]
 

@@ -26,7 +26,7 @@ from typing import Protocol
 from .._exceptions import ClosedError, ConfigurationError, ProtocolError
 from .connection import WorkerConnection, frame_kind
 from .frames import MIN_MAX_FRAME, PROTOCOL_VERSIONS, Frame, Hello, Reject, UnknownFrame
-from .tasks import TaskSet
+from .._tasks import TaskSet
 
 __all__ = ["WorkerHub", "WorkerSlot", "check_hello"]
 

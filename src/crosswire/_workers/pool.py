@@ -40,7 +40,7 @@ from .hub import WorkerHub
 from .process import WorkerProcess
 from .session import Counters, Session, node_error
 from .spec import WorkerSpec, WorkerState, WorkerStatistics
-from .tasks import TaskSet
+from .._tasks import TaskSet
 
 __all__ = ["WorkerPool"]
 

@@ -44,7 +44,7 @@ from .frames import (
     Welcome,
     encode_frame,
 )
-from .tasks import TaskSet
+from .._tasks import TaskSet
 
 __all__ = ["Counters", "Session", "Ticket", "node_error"]
 
