@@ -31,7 +31,7 @@ from ._jsonform import is_json_type
 from ._signals import error_info_from_exception
 from ._types import Attempt, Handler, Outcome
 
-__all__ = ["function_handler", "payload_type"]
+__all__ = ["PayloadDecoder", "function_handler", "payload_type"]
 
 HandlerFunction = Callable[[Event[Any]], Any]
 
@@ -64,7 +64,10 @@ def payload_type(fn: Callable[..., Any]) -> Any:
     raise ConfigurationError(f"the parameter of {fn.__qualname__} must be annotated Event or Event[T], not {hint!r}")
 
 
-class _PayloadDecoder:
+class PayloadDecoder:
+    """Decodes an event's data into a handler's payload type by its content type (JSON for
+    JSON types, else MessagePack); shared by in-process handlers and the Python worker SDK."""
+
     def __init__(self, tp: Any) -> None:
         self.tp = tp
         self.raw = tp is bytes
@@ -89,7 +92,7 @@ class _PayloadDecoder:
 def function_handler(fn: HandlerFunction, *, executor: Executor | None = None) -> Handler:
     """Adapt ``fn`` (async or sync) into a :data:`Handler` that never raises."""
     tp = payload_type(fn)
-    decode = _PayloadDecoder(tp) if tp is not None else None
+    decode = PayloadDecoder(tp) if tp is not None else None
     is_async = inspect.iscoroutinefunction(fn)
 
     async def call(attempt: Attempt) -> Outcome:

@@ -16,7 +16,7 @@ import msgspec
 from .._envelope import Event
 from .._errorinfo import ErrorCode, ErrorInfo
 from .._exceptions import ConfigurationError
-from .._function import _PayloadDecoder as PayloadDecoder
+from .._function import PayloadDecoder
 
 __all__ = ["PayloadDecoder", "decode_payload", "payload_decoder"]
 
