@@ -60,7 +60,7 @@ def harness_only(events: int) -> dict[str, float | int]:
         traffic=[Traffic(type="bench.event", shape=Constant(rate=rate), keys=Keys(count=1000), poison=0.01)],
     )
     enc = msgspec.json.Encoder()
-    run_dec = msgspec.json.Decoder(tuple[str, str, int, float, float, str, bool])
+    run_dec = msgspec.json.Decoder(tuple[str, str, int, float, float, str, bool, str])
     t0 = time.perf_counter()
     plan = TrafficPlan(scenario, lambda _t: Payload)
     ledger = Ledger(t0=time.time(), bin_seconds=1.0)
@@ -82,8 +82,8 @@ def harness_only(events: int) -> dict[str, float | int]:
             extensions={POISON_EXTENSION: o.poison} if o.poison else None,
         )
         wire += len(encode_event(event))
-        lines.append(enc.encode((o.id, "noop", 1, now, 0.0, "^", False)))  # the run starts
-        lines.append(enc.encode((o.id, "noop", 1, now, now, "", False)))  # and ends
+        lines.append(enc.encode((o.id, "noop", 1, now, 0.0, "^", False, "")))  # the run starts
+        lines.append(enc.encode((o.id, "noop", 1, now, now, "", False, "")))  # and ends
     ledger.add_runs(run_dec.decode_lines(b"\n".join(lines) + b"\n"))
     fates = ledger.fates()
     seconds = time.perf_counter() - t0

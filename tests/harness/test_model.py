@@ -301,12 +301,12 @@ def test_ledger_fates_and_verdicts() -> None:
     assert poison and len(healthy) > 3
     ends = []
     for o in poison:
-        ends += [(o.id, "b", n, 1000 + o.at, 1000.1 + o.at, "handler_error", True) for n in (1, 2, 3)]
+        ends += [(o.id, "b", n, 1000 + o.at, 1000.1 + o.at, "handler_error", True, "") for n in (1, 2, 3)]
     ok = healthy[:-1]
-    ends += [(o.id, "b", 1, 1000 + o.at, 1000.01 + o.at, "", False) for o in ok]
-    ends.append((ok[0].id, "b", 2, 1001.5, 1001.6, "", False))  # a duplicate
-    ends.append(("not-ours", "b", 1, 1000.0, 1000.1, "", False))
-    runs = [(i, b, n, s, 0.0, "^", False) for i, b, n, s, _e, _c, _f in ends]  # each run starts, then ends
+    ends += [(o.id, "b", 1, 1000 + o.at, 1000.01 + o.at, "", False, "") for o in ok]
+    ends.append((ok[0].id, "b", 2, 1001.5, 1001.6, "", False, ""))  # a duplicate
+    ends.append(("not-ours", "b", 1, 1000.0, 1000.1, "", False, ""))
+    runs = [(i, b, n, s, 0.0, "^", False, "") for i, b, n, s, _e, _c, _f, _r in ends]  # each run starts, then ends
     ledger.add_runs(runs + ends)
     ledger.add_letters([[o.id, "b", "handler_error", 3] for o in poison])
     fates = ledger.fates()
@@ -326,7 +326,7 @@ def test_ledger_fates_and_verdicts() -> None:
     assert verdicts["poison_dead_lettered"].ok and verdicts["p99"].ok and verdicts["key_order"].ok
     assert verdicts["rss"].ok
     # a poison event with one run too many fails its verdict; an out-of-order start fails key order
-    ledger.add_runs([(poison[0].id, "b", 4, 1002.0, 0.0, "^", False)])  # a fourth run, cut short
+    ledger.add_runs([(poison[0].id, "b", 4, 1002.0, 0.0, "^", False, "")])  # a fourth run, cut short
     k = healthy[1].key
     later = next(o for o in ok if o.key == k and o.at > healthy[1].at)
     ledger.pairs[(ledger.index[later.id], "b")].first_start = 999.0
@@ -379,7 +379,7 @@ def test_a_poison_event_may_end_one_run_short_per_node_kill_it_lived_through() -
 
     ledger.offer([Offer("p1", "t.x", None, None, None, 1, 1.0), Offer("p2", "t.x", None, None, None, 1, 9.0)])
     for eid in ("p1", "p2"):
-        ledger.add_runs([(eid, "b", n, 10.0, 0.0, "^", False) for n in (1, 2)])
+        ledger.add_runs([(eid, "b", n, 10.0, 0.0, "^", False, "") for n in (1, 2)])
     ledger.add_letters([["p1", "b", "cancelled", 2], ["p2", "b", "cancelled", 2]])
     strict = ledger.verdicts(Verdicts(lost=None, poison_dead_lettered=True), windows=[], max_rss=None)
     assert not strict[0].ok
@@ -390,3 +390,31 @@ def test_a_poison_event_may_end_one_run_short_per_node_kill_it_lived_through() -
         Verdicts(lost=None, poison_dead_lettered=True), windows=[], max_rss=None, node_kills=[5.0, 9.5]
     )
     assert v.ok and "2 one run short" in v.actual
+
+
+def test_follow_ups_are_traced_to_the_offered_event_and_accounted() -> None:
+    from crosswire.harness import Offer
+
+    ledger = Ledger(t0=0.0)
+    ledger.routes["order.created"] = ["validate"]
+    ledger.max_attempts["validate"] = 3
+    ledger.offer([Offer("o1", "order.created", None, None, None, 0, 0.0)])
+    ledger.add_runs(
+        [
+            ("o1", "validate", 1, 1.0, 0.0, "^", False, ""),
+            ("o1", "validate", 1, 1.0, 1.1, "", False, ""),
+            # its follow-up runs in two worker bindings: handled in one, never finishes in the other
+            ("f1", "go:order.validated", 1, 1.2, 0.0, "^", False, "o1"),
+            ("f1", "go:order.validated", 1, 1.2, 1.3, "", False, "o1"),
+            ("f1", "rust:order.validated", 1, 1.2, 0.0, "^", False, "o1"),
+            ("f1", "rust:order.validated", 1, 1.2, 1.3, "worker_lost", False, "o1"),
+            ("x", "other", 1, 1.0, 0.0, "^", False, "not-offered"),
+        ]
+    )
+    fates = ledger.fates()
+    assert fates["follow_ups"] == {"handled": 1, "dead_lettered": 0, "lost": 1} and fates["foreign_runs"] == 1
+    (v,) = ledger.verdicts(Verdicts(), windows=[], max_rss=None)
+    assert not v.ok and v.actual == "1 (1 follow-ups)" and "rust:order.validated" in v.detail[0]
+    ledger.add_letters([["f1", "rust:order.validated", "worker_lost", 3]])
+    (v,) = ledger.verdicts(Verdicts(), windows=[], max_rss=None)
+    assert v.ok and ledger.fates()["follow_ups"]["dead_lettered"] == 1

@@ -21,6 +21,13 @@ RUST = Path(os.environ.get("CROSSWIRE_RUST_TESTWORKER", ROOT / "sdk/rust/target/
 needs_workers = pytest.mark.skipif(
     not (GO.exists() and RUST.exists()), reason="Go/Rust test workers not built (make build-go build-rust)"
 )
+needs_demo = pytest.mark.skipif(
+    not (
+        (ROOT / "examples/orders/go-pricing/bin/go-pricing").exists()
+        and (ROOT / "sdk/rust/target/release/rust-fraud").exists()
+    ),
+    reason="the demo's Go and Rust workers are not built (make build)",
+)
 
 CASES = [
     pytest.param("poison_burst", id="poison-burst"),
@@ -30,6 +37,7 @@ CASES = [
     pytest.param("overload_large", id="overload-large"),
     pytest.param("hung_worker", id="hung-worker"),
     pytest.param("waveform_day", id="waveform-day", marks=pytest.mark.nats),
+    pytest.param("orders_pipeline", id="orders-pipeline", marks=[pytest.mark.e2e, needs_demo]),
 ]
 # a local 3-server cluster takes ~20 s to form, fail over and settle: soak only
 SOAK_ONLY = [pytest.param("cluster_server_kill", id="cluster-server-kill", marks=pytest.mark.nats)]

@@ -63,7 +63,10 @@ class Ledger:
         self.max_attempts: dict[str, int] = {}
         self.pairs: dict[tuple[int, str], _Pair] = {}
         self.refused: set[int] = set()
-        self.foreign_runs = 0  # runs of events the harness did not offer (follow-ups)
+        self.foreign_runs = 0  # runs of events the harness did not offer and cannot trace to one
+        # follow-up events (emitted by handlers) traced to an offered event, per binding;
+        # accounted once they reach a handler
+        self.follow_ups: dict[tuple[str, str], _Pair] = {}
         self.run_count = 0
         self.failed_runs = 0
         self.handled_pairs = 0
@@ -105,11 +108,25 @@ class Ledger:
         handled_bins, failed_bins, latency_bins = self.handled_bins, self.failed_bins, self.latency_bins
         healthy = self.healthy_latencies
         count = failed = handled = final = foreign = 0
-        for event_id, binding, number, start, end, code, faulted in runs:
+        follow = self.follow_ups
+        for event_id, binding, number, start, end, code, faulted, root in runs:
             idx = index.get(event_id)
             if idx is None:
-                if code == "^":
-                    foreign += 1  # runs of events the harness did not offer (follow-ups)
+                if root and root in index:  # a follow-up of an offered event: its own books
+                    fkey = (event_id, binding)
+                    fpair = follow.get(fkey)
+                    if fpair is None:
+                        fpair = follow[fkey] = _Pair()
+                    if code == "^":
+                        fpair.runs += 1
+                    elif code == "~":
+                        fpair.runs -= 1
+                    elif code:
+                        fpair.code = code
+                    else:
+                        fpair.ok += 1
+                elif code == "^":
+                    foreign += 1  # runs of events the harness knows nothing of
                 continue
             key = (idx, binding)
             pair = pairs.get(key)
@@ -165,6 +182,9 @@ class Ledger:
         for event_id, binding, code, attempts in letters:
             idx = self.index.get(event_id)
             if idx is None:
+                fpair = self.follow_ups.get((event_id, binding))
+                if fpair is not None:
+                    fpair.dead = (code, int(attempts))
                 continue
             pair = self.pairs.get((idx, binding))
             if pair is None:
@@ -210,8 +230,19 @@ class Ledger:
                         lost_ids.append(
                             f"{o.id} in {binding} ({runs} runs{', last ' + pair.code if pair and pair.code else ''})"
                         )
+        f_handled = f_dead = f_lost = 0
+        for (fid, binding), fpair in self.follow_ups.items():
+            if fpair.ok:
+                f_handled += 1
+            elif fpair.dead is not None:
+                f_dead += 1
+            else:
+                f_lost += 1
+                if len(lost_ids) < 20:
+                    lost_ids.append(f"follow-up {fid} in {binding} ({fpair.runs} runs, last {fpair.code or '-'})")
         return {
             "offered": len(self.offers),
+            "follow_ups": {"handled": f_handled, "dead_lettered": f_dead, "lost": f_lost},
             "refused": len(self.refused),
             "expected": self.expected_pairs(),
             "handled": handled,
@@ -244,11 +275,9 @@ class Ledger:
         fates = self.fates()
         out: list[Verdict] = []
         if spec.lost is not None:
-            out.append(
-                Verdict(
-                    "lost", fates["lost"] <= spec.lost, f"<= {spec.lost}", str(fates["lost"]), fates["lost_examples"]
-                )
-            )
+            lost = fates["lost"] + fates["follow_ups"]["lost"]
+            actual = str(lost) + (f" ({fates['follow_ups']['lost']} follow-ups)" if fates["follow_ups"]["lost"] else "")
+            out.append(Verdict("lost", lost <= spec.lost, f"<= {spec.lost}", actual, fates["lost_examples"]))
         if spec.max_duplicates is not None:
             out.append(
                 Verdict(

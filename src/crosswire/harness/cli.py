@@ -25,6 +25,13 @@ def print_summary(report: dict[str, Any], out: TextIO) -> None:
         f"p99 {lat['p99']} ms; peak node RSS {report['peak_rss_mb']} MB; {report['seconds']:.1f} s",
         file=out,
     )
+    fu = f.get("follow_ups") or {}
+    if any(fu.values()):
+        print(
+            f"  follow-ups (events the handlers emitted, per binding): handled {fu['handled']}, "
+            f"dead-lettered {fu['dead_lettered']}, lost {fu['lost']}",
+            file=out,
+        )
     for v in report["verdicts"]:
         mark = "PASS" if v["ok"] else "FAIL"
         print(f"  {mark} {v['name']}: {v['actual']} (expected {v['expected']})", file=out)

@@ -3,9 +3,10 @@ every handler run.
 
 It has the one middleware shape (``Callable[[Handler], Handler]``, from
 ``crosswire._types``), so it goes wherever user middleware goes. Each run is logged as
-``(event_id, binding, attempt, start, end, code, faulted)``, twice: when it starts
+``(event_id, binding, attempt, start, end, code, faulted, root)``, twice: when it starts
 (``code`` ``"^"``) and when it ends — ``code`` is then ``""`` for success, the error
-code for a failure, ``"~"`` when dedup acknowledged without running the handler. Random fault
+code for a failure, ``"~"`` when dedup acknowledged without running the handler;
+``root`` is, for a follow-up event, the id of the event that started its chain. Random fault
 decisions hash ``(seed, fault, event id, attempt)``, so a rerun with the same seed
 makes the same decisions whatever the timing.
 """
@@ -28,7 +29,7 @@ from .traffic import POISON_EXTENSION
 __all__ = ["FaultMiddleware", "Run"]
 
 HandlerFault = HandlerError | HandlerLatency | HandlerHang
-Run = tuple[str, str, int, float, float, str, bool]
+Run = tuple[str, str, int, float, float, str, bool, str]
 
 _U32 = float(2**32)
 
@@ -69,8 +70,10 @@ class FaultMiddleware:
             event = attempt.event
             start = time.time()
             hit = [False]  # set by _inject before it waits, so a cut-off hang is marked too
+            # a follow-up event (emitted by a handler) names the event that started its chain
+            root = (event.correlationid or "") if event.causationid else ""
             # a start record first: a run cut short by a SIGKILL of the node still counts
-            self.sink((event.id, attempt.binding, attempt.number, start, 0.0, "^", False))
+            self.sink((event.id, attempt.binding, attempt.number, start, 0.0, "^", False, root))
             outcome: Outcome | None = None
             try:
                 if event.extensions.get(POISON_EXTENSION) == 1:
@@ -83,13 +86,13 @@ class FaultMiddleware:
                 if outcome is None:
                     outcome = await inner(attempt)
             except asyncio.CancelledError:
-                self.sink((event.id, attempt.binding, attempt.number, start, time.time(), "cancelled", hit[0]))
+                self.sink((event.id, attempt.binding, attempt.number, start, time.time(), "cancelled", hit[0], root))
                 raise
             if getattr(outcome, "skipped", False):
                 code = "~"
             else:
                 code = outcome.error.code.value if outcome.error is not None else ""
-            self.sink((event.id, attempt.binding, attempt.number, start, time.time(), code, hit[0]))
+            self.sink((event.id, attempt.binding, attempt.number, start, time.time(), code, hit[0], root))
             return outcome
 
         return handle

@@ -43,7 +43,7 @@ __all__ = ["HarnessError", "Result", "run"]
 
 log = logging.getLogger("crosswire.harness")
 _json = msgspec.json.Encoder()
-_runs_decoder = msgspec.json.Decoder(tuple[str, str, int, float, float, str, bool])
+_runs_decoder = msgspec.json.Decoder(tuple[str, str, int, float, float, str, bool, str])
 
 
 _KINDS: dict[type, str] = {
