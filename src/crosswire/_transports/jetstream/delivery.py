@@ -4,7 +4,9 @@ Settlement uses nats-py's :class:`~nats.aio.msg.Msg` (``ack``, ``nak(delay=)``,
 ``term``, ``in_progress``); the delivery count and stream sequence come from
 ``msg.metadata``. A message whose reply subject is not a JetStream ack subject is
 not a delivery of a stream message: it becomes a delivery without an event whose
-``decode_error`` says so, which the node dead-letters as ``invalid_argument``. So is
+``decode_error`` says so. An event is read as a CloudEvent (binary or structured
+content mode, or the previous crosswire format: :func:`crosswire._binary.from_binary`),
+so events any CloudEvents SDK published reach their handlers, which the node dead-letters as ``invalid_argument``. So is
 an event whose subject is not ``<prefix>.<its type>``, or whose ``ce-type`` /
 ``ce-id`` / ``Nats-Msg-Id`` headers contradict its envelope: it is never handed to
 the handler of the type its subject names.
@@ -24,8 +26,9 @@ from typing import Any, Protocol
 import nats.errors
 from nats.aio.msg import Msg
 
+from ..._binary import from_binary, unescape
 from ..._deadletter import AttemptRecord
-from ..._envelope import Event, decode_event
+from ..._envelope import Event
 from ..._exceptions import EnvelopeDecodeError, TransportError
 from .attempts import EMPTY, AttemptLog, AttemptStore
 from .connection import Confirmer
@@ -102,7 +105,7 @@ class JetStreamDelivery:
             self.num_delivered = metadata.num_delivered
             self.stream_sequence = metadata.sequence.stream
             try:
-                event = decode_event(msg.data)
+                event = from_binary(msg.headers, msg.data)
             except EnvelopeDecodeError as exc:
                 self._decode_error = str(exc)
             else:
@@ -280,7 +283,7 @@ def _contradiction(msg: Msg, event: Event[Any], prefix: str | None) -> str | Non
     if headers:
         for name, value in (("ce-type", event.type), ("ce-id", event.id), ("Nats-Msg-Id", event.id)):
             header = headers.get(name)
-            if header is not None and header != value:
+            if header is not None and (unescape(header) if name.startswith("ce-") else header) != value:
                 return f"the envelope contradicts its headers: header {name} is {header!r}, the envelope says {value!r}"
     return None
 

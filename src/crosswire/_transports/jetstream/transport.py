@@ -35,6 +35,7 @@ from ..._envelope import Event
 from ..._exceptions import ClosedError, ConfigurationError, TransportError
 from ..base import Features
 from .attempts import AttemptStore
+from .broker import EmbeddedBroker
 from .config import check_positive, check_stream_name, check_subject_part, consumer_name
 from .connection import Confirmer, close_connection, open_connection
 from .connection import no_callback as _no_callback
@@ -171,7 +172,7 @@ class JetStreamTransport:
             "connect_timeout": connect_timeout,
             "name": name,
         }
-        self._server: EmbeddedServer | None = EmbeddedServer(data_dir, fsync=fsync) if url is None else None
+        self._broker = EmbeddedBroker(data_dir, fsync=fsync) if url is None else None
         self._nc: NatsClient | None = None
         self._consume: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -188,7 +189,7 @@ class JetStreamTransport:
     @property
     def server(self) -> EmbeddedServer | None:
         """The embedded server, when this transport owns one."""
-        return self._server
+        return self._broker.server if self._broker is not None else None
 
     @property
     def connection(self) -> NatsClient:
@@ -244,9 +245,8 @@ class JetStreamTransport:
         async with self._lock:
             if self._nc is not None:
                 return
-            if self._server is not None:
-                await self._server.start()
-                servers: str | list[str] = self._server.url
+            if self._broker is not None:
+                servers: str | list[str] = await self._broker.start()  # owned, or another node's
             elif isinstance(self.url, str):
                 servers = self.url
             else:
@@ -265,8 +265,8 @@ class JetStreamTransport:
                     await close_connection(nc)
                     raise
             except BaseException:
-                if self._server is not None:
-                    await self._server.stop()
+                if self._broker is not None:
+                    await self._broker.stop()
                 raise
             self._nc, self._consume = nc, consume
             self._js = nc.jetstream(timeout=self.publish_timeout)
@@ -318,8 +318,8 @@ class JetStreamTransport:
         self._nc = self._consume = self._js = self._publisher = self._attempts = None
         await close_connection(consume)
         await close_connection(nc)
-        if self._server is not None:
-            await self._server.stop()
+        if self._broker is not None:
+            await self._broker.stop()
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = f"{type(exc).__name__}: {exc}"
@@ -421,7 +421,7 @@ class JetStreamTransport:
     def statistics(self) -> dict[str, Any]:
         return {
             "stream": self.stream,
-            "url": self._server.url if self._server is not None and self._server.running else self.url,
+            "url": self.server.url if self.server is not None and self.server.running else self.url,
             "connected": self.connected,
             "published": self.published,
             "reconnects": self.reconnects,
