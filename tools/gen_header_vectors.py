@@ -43,6 +43,16 @@ def valid() -> list[dict[str, Any]]:
             ev(datacontenttype="application/msgpack", data=bytes.fromhex("81a86f726465725f6964cd1092")),
         ),
         (
+            "empty-data-with-content-type",
+            "empty data with a content type stays empty data (an empty body without one is no data)",
+            ev(datacontenttype="application/octet-stream", data=b""),
+        ),
+        (
+            "content-type-not-ascii",
+            "a content type that is not printable ASCII travels percent-encoded as ce-datacontenttype",
+            ev(datacontenttype="text/plain; name=caf\u00e9", data=b"x"),
+        ),
+        (
             "all-attributes",
             "every CloudEvents attribute and crosswire extension a header carries",
             ev(

@@ -64,7 +64,8 @@ func ceStringField(ev *Event, name string) *string {
 
 // ToBinary returns the event in CloudEvents binary content mode, as it travels
 // on NATS: the headers (ce-specversion, every present attribute as ce-<name>,
-// datacontenttype as both ce-datacontenttype and Content-Type, user extensions
+// datacontenttype as Content-Type as it is (percent-encoded as ce-datacontenttype
+// instead when it is not printable ASCII), user extensions
 // as ce-<name> and Crosswire-Ext-Types for those that are not strings) and the
 // body, which is Data itself (not copied; empty when there is no data).
 // attempt is not written: on NATS the broker's delivery count says which
@@ -86,10 +87,12 @@ func ToBinary(ev *Event) (map[string]string, []byte) {
 	if ev.Deadline != nil {
 		headers["ce-deadline"] = strconv.FormatUint(*ev.Deadline, 10)
 	}
-	if ev.DataContentType != "" {
-		v := escapeHeaderValue(ev.DataContentType)
-		headers[headerCEDataContentType] = v
-		headers[HeaderContentType] = v
+	if ct := ev.DataContentType; ct != "" {
+		if printableASCII(ct) {
+			headers[HeaderContentType] = ct
+		} else {
+			headers[headerCEDataContentType] = escapeHeaderValue(ct)
+		}
 	}
 	var types []string
 	for _, name := range sortedExtensionNames(ev.Extensions) {
@@ -284,22 +287,23 @@ func fromHeaders(h map[string]string, body []byte) (*Event, error) {
 			ev.Extensions[name] = v
 		}
 	}
-	contentType, ok := h[headerCEDataContentType]
-	if !ok {
-		contentType, ok = h["content-type"]
-	}
+	// ce-datacontenttype (percent-encoded) wins; Content-Type is taken as it is.
+	escaped, ok := h[headerCEDataContentType]
 	if ok {
-		v, err := unescapeHeaderValue("datacontenttype", contentType)
+		v, err := unescapeHeaderValue("datacontenttype", escaped)
 		if err != nil {
 			return nil, err
 		}
 		ev.DataContentType = v
+	} else if contentType, found := h["content-type"]; found {
+		ev.DataContentType, ok = contentType, true
 	}
 	if len(body) > MaxData {
 		return nil, decodeErr(DecodeTooLarge, "data", "%d bytes > max %d", len(body), MaxData)
 	}
-	if len(body) > 0 {
-		ev.Data = append([]byte(nil), body...)
+	if len(body) > 0 || ok {
+		// An empty body is no data, unless a content type is given: then it is empty data.
+		ev.Data = append([]byte{}, body...)
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, err
@@ -465,4 +469,15 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - 'a' + 10
+}
+
+// printableASCII reports whether s is all printable ASCII (0x20-0x7E): a media
+// type that a Content-Type header carries as it is.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

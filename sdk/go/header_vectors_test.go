@@ -252,7 +252,7 @@ func TestFromBinaryAccepts(t *testing.T) {
 		"ce-deadline": "7", "ce-cwversion": "1",
 		"ce-n": "-9223372036854775808", "ce-b": "", "ce-note": "%e2%82%ac",
 		HeaderExtTypes: " n=int, b=bytes ",
-		"content-type": "application/json;%20charset=utf-8",
+		"content-type": "application/json; charset=utf-8", // taken as it is
 	}
 	ev, err := FromBinary(h, []byte("{}"))
 	if err != nil {
@@ -313,7 +313,11 @@ func TestFromBinaryDataContentType(t *testing.T) {
 		})
 	}
 	headers, _ := ToBinary(&Event{ID: "e", Source: "/s", Type: "t", DataContentType: "text/plain; charset=utf-8"})
-	if headers["ce-datacontenttype"] != "text/plain;%20charset=utf-8" || headers[HeaderContentType] != headers["ce-datacontenttype"] {
+	if _, ok := headers["ce-datacontenttype"]; ok || headers[HeaderContentType] != "text/plain; charset=utf-8" {
+		t.Errorf("ToBinary wrote %v", headers)
+	}
+	headers, _ = ToBinary(&Event{ID: "e", Source: "/s", Type: "t", DataContentType: "text/plain; name=café"})
+	if _, ok := headers[HeaderContentType]; ok || headers["ce-datacontenttype"] != "text/plain;%20name=caf%C3%A9" {
 		t.Errorf("ToBinary wrote %v", headers)
 	}
 }

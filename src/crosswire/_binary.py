@@ -9,9 +9,11 @@ so that any CloudEvents SDK produces and consumes crosswire events:
   ``ce-causationid``, ``ce-traceparent``, ``ce-tracestate``, ``ce-partitionkey``,
   ``ce-idempotencykey``, ``ce-deadline``, ``ce-cwversion`` when not 1) and the user's
   extensions; ``attempt`` is not sent (a delivery's attempt comes from the broker);
-- ``datacontenttype`` is both ``ce-datacontenttype`` (as the NATS binding and the
-  CloudEvents Go SDK read it) and ``Content-Type`` (as HTTP-style readers, such as the
-  Python SDK, read it); the body is ``data`` (empty: no data);
+- ``datacontenttype`` is the ``Content-Type`` header, as it is (a media type is
+  printable ASCII; one that is not travels percent-encoded as ``ce-datacontenttype``
+  instead); both the CloudEvents Go SDK's NATS binding and HTTP-style readers such as
+  the Python SDK read ``Content-Type``; the body is ``data`` (an empty body is no data, unless a content type is given:
+  then it is empty data);
 - header values are strings: integers in decimal, booleans ``true``/``false``, bytes
   in base64; a user extension that is not a string is listed in the
   ``Crosswire-Ext-Types`` header (``name=int,flag=bool``) so crosswire reads it back
@@ -39,7 +41,7 @@ from ._envelope import RESERVED_NAMES, Event, classify_validation_error, decode_
 from ._exceptions import EnvelopeDecodeError
 from ._jsonform import event_from_json
 
-__all__ = ["EXT_TYPES_HEADER", "STRUCTURED", "from_binary", "to_binary"]
+__all__ = ["EXT_TYPES_HEADER", "STRUCTURED", "from_binary", "to_binary", "unescape"]
 
 STRUCTURED = "application/cloudevents+json"
 STRUCTURED_BATCH = "application/cloudevents-batch+json"
@@ -79,7 +81,8 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _unescape(value: str) -> str:
+def unescape(value: str) -> str:
+    """A header value as the attribute it carries (RFC 7230 unquoting, then percent-decoding)."""
     value = _unquote(value)
     if "%" not in value:
         return value
@@ -114,8 +117,12 @@ def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
         headers["ce-deadline"] = str(event.deadline)
     if event.cwversion != 1:
         headers["ce-cwversion"] = str(event.cwversion)
-    if event.datacontenttype is not None:
-        headers["ce-datacontenttype"] = headers["Content-Type"] = _escape(event.datacontenttype)
+    content_type = event.datacontenttype
+    if content_type is not None:
+        if content_type.isascii() and content_type.isprintable():
+            headers["Content-Type"] = content_type
+        else:
+            headers["ce-datacontenttype"] = _escape(content_type)
     types = []
     for name, value in sorted(event.extensions.items()):
         if isinstance(value, bool):
@@ -196,17 +203,18 @@ def _from_headers(ce: Mapping[str, str], headers: Mapping[str, str], body: bytes
         if name in _INT_ATTRS:
             fields[name] = _int(name, raw)
         elif name in _STRING_ATTRS:
-            fields[name] = _unescape(raw)
+            fields[name] = unescape(raw)
         elif name in _NOT_HEADERS or name in RESERVED_NAMES:
             raise EnvelopeDecodeError(
                 "invalid_extension_name", f"header ce-{name} is not an attribute a header carries"
             )
         else:
             extensions[name] = _typed(name, raw, types.get(name, ""))
-    content_type = ce.get("datacontenttype", headers.get("content-type"))
+    escaped = ce.get("datacontenttype")
+    content_type = unescape(escaped) if escaped is not None else headers.get("content-type")
     if content_type is not None:
-        fields["datacontenttype"] = _unescape(content_type)
-    if body:
+        fields["datacontenttype"] = content_type
+    if body or content_type is not None:  # an empty body with a content type is empty data
         fields["data"] = body
     if extensions:
         fields["extensions"] = extensions
@@ -239,4 +247,4 @@ def _typed(name: str, raw: str, kind: str) -> Any:
             return base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             raise EnvelopeDecodeError("wrong_type", f"header ce-{name} must be base64, got {raw!r}") from None
-    return _unescape(raw)
+    return unescape(raw)

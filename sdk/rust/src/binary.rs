@@ -1,9 +1,10 @@
 //! The NATS form of an event: CloudEvents binary content mode (spec/envelope.md, "On
 //! NATS: CloudEvents binary content mode").
 //!
-//! Every attribute but `data` and `attempt` is a `ce-<name>` header; `datacontenttype`
-//! is also written as `Content-Type` (for HTTP-style readers; on reading
-//! `ce-datacontenttype` wins) and the body is `data`. User extensions are `ce-<name>`
+//! Every attribute but `data`, `attempt` and `datacontenttype` is a `ce-<name>` header;
+//! `datacontenttype` is `Content-Type`, as it is (a value that is not printable ASCII
+//! travels percent-encoded as `ce-datacontenttype` instead; on reading that one wins)
+//! and the body is `data`. User extensions are `ce-<name>`
 //! headers holding their canonical string; those that are not strings are listed in
 //! `Crosswire-Ext-Types` (`n=int,flag=bool,blob=bytes`) so crosswire reads them back
 //! typed. String values are percent-encoded as the CloudEvents bindings say: space,
@@ -37,8 +38,8 @@ use crate::attrs::is_extension_name;
 use crate::envelope::{Event, ExtensionValue, CWVERSION, MAX_DATA, RESERVED_NAMES, SPECVERSION};
 use crate::error::DecodeError;
 
-/// The header that carries `datacontenttype` in binary mode (beside `ce-datacontenttype`,
-/// for HTTP-style readers) and tells structured mode apart.
+/// The header that carries `datacontenttype` in binary mode, as it is, and tells
+/// structured mode apart.
 pub const CONTENT_TYPE: &str = "Content-Type";
 /// `datacontenttype` as the CloudEvents NATS binding carries it; on reading it wins over
 /// [`CONTENT_TYPE`].
@@ -69,9 +70,11 @@ pub fn to_binary(event: &Event) -> (Vec<(String, String)>, Vec<u8>) {
         headers.push(("ce-deadline".to_owned(), deadline.to_string()));
     }
     if let Some(content_type) = &event.datacontenttype {
-        let value = escape(content_type);
-        headers.push((CE_DATACONTENTTYPE.to_owned(), value.clone()));
-        headers.push((CONTENT_TYPE.to_owned(), value));
+        if content_type.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            headers.push((CONTENT_TYPE.to_owned(), content_type.clone()));
+        } else {
+            headers.push((CE_DATACONTENTTYPE.to_owned(), escape(content_type)));
+        }
     }
     let mut types = Vec::new();
     // BTreeMap<String, _> iterates sorted by name
@@ -276,11 +279,11 @@ fn from_headers(
             }
         }
     }
-    if let Some(content_type) = headers
-        .get(CE_DATACONTENTTYPE)
-        .or_else(|| headers.get("content-type"))
-    {
-        event.datacontenttype = Some(unescape("datacontenttype", content_type)?);
+    // `ce-datacontenttype` (percent-encoded) wins; `Content-Type` is taken as it is.
+    if let Some(escaped) = headers.get(CE_DATACONTENTTYPE) {
+        event.datacontenttype = Some(unescape("datacontenttype", escaped)?);
+    } else if let Some(content_type) = headers.get("content-type") {
+        event.datacontenttype = Some(content_type.to_string());
     }
     if body.len() > MAX_DATA {
         return Err(DecodeError::TooLarge(format!(
@@ -288,7 +291,8 @@ fn from_headers(
             body.len()
         )));
     }
-    if !body.is_empty() {
+    // An empty body is no data, unless a content type is given: then it is empty data.
+    if !body.is_empty() || event.datacontenttype.is_some() {
         event.data = Some(body.to_vec());
     }
     event.validate()?;
