@@ -65,7 +65,8 @@ class Delivery(Protocol):
 
     @property
     def raw(self) -> bytes:
-        """The event as it travelled (MessagePack bytes)."""
+        """The event as its MessagePack envelope; for one that did not decode, the bytes
+        as they travelled (on NATS the message body; see :attr:`headers`)."""
 
     @property
     def decode_error(self) -> str | None:

@@ -28,7 +28,7 @@ from nats.aio.msg import Msg
 
 from ..._binary import from_binary, unescape
 from ..._deadletter import AttemptRecord
-from ..._envelope import Event
+from ..._envelope import Event, encode_event
 from ..._exceptions import EnvelopeDecodeError, TransportError
 from .attempts import EMPTY, AttemptLog, AttemptStore
 from .connection import Confirmer
@@ -123,6 +123,10 @@ class JetStreamDelivery:
 
     @property
     def raw(self) -> bytes:
+        """The event as its MessagePack envelope; for a message that did not decode, the
+        body as it travelled (its headers are in :attr:`headers`)."""
+        if self._event is not None:
+            return encode_event(self._event)
         return self._msg.data
 
     @property
