@@ -360,6 +360,23 @@ def frame_vectors() -> None:
         ),
     )
     V(
+        "hello-schemas",
+        fr.Hello(
+            versions=[1],
+            name="pricing",
+            runtime="go",
+            types=["order.validated", "order.*", "payment.settled"],
+            max_in_flight=64,
+            max_frame=1114112,
+            sdk="crosswire-go/0.1.0",
+            schemas={
+                "order.validated": ["urn:crosswire:schema:orders.Order:1", "urn:crosswire:schema:orders.Order:2"],
+                "payment.settled": [],
+            },
+            token="kq3L0fBzv1nH5a8Qm2XcW7eRt4YuI9oP6sDgJjAlKxZ",
+        ),
+    )
+    V(
         "hello-minimal",
         fr.Hello(versions=[1, 2], name="w", runtime="rust", types=["a"], max_in_flight=1, max_frame=4096),
     )
@@ -1074,7 +1091,8 @@ def nesting_frame_vectors() -> None:
 
 
 def main() -> None:
-    for sub in ("envelope", "errors", "frames", "payloads", "wildcards"):
+    # frames/observability (the span and log frames) is not generated here: kept
+    for sub in ("envelope", "errors", "frames/valid", "frames/invalid", "frames/unknown", "payloads", "wildcards"):
         shutil.rmtree(ROOT / sub, ignore_errors=True)
     envelope_vectors()
     error_vectors()

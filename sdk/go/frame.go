@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sort"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -34,6 +35,9 @@ type HelloFrame struct {
 	MaxFrame    uint64
 	PID         uint64 // optional; 0 = absent
 	SDK         string // optional
+	// Schemas maps entries of Types to the dataschema URIs the worker accepts
+	// for them (optional; nil or a missing type = any). Encoded in the order of Types.
+	Schemas map[string][]string
 	// Token is the spawn secret from $CROSSWIRE_TOKEN (optional; "" = absent).
 	Token string
 }
@@ -178,6 +182,9 @@ func AppendFrame(buf *bytes.Buffer, f Frame) {
 		if x.SDK != "" {
 			n++
 		}
+		if len(x.Schemas) > 0 {
+			n++
+		}
 		if x.Token != "" {
 			n++
 		}
@@ -201,6 +208,17 @@ func AppendFrame(buf *bytes.Buffer, f Frame) {
 		}
 		if x.SDK != "" {
 			s("sdk", x.SDK)
+		}
+		if len(x.Schemas) > 0 {
+			_ = enc.EncodeString("schemas")
+			_ = enc.EncodeMapLen(len(x.Schemas))
+			for _, k := range schemaKeys(x.Types, x.Schemas) {
+				_ = enc.EncodeString(k)
+				_ = enc.EncodeArrayLen(len(x.Schemas[k]))
+				for _, v := range x.Schemas[k] {
+					_ = enc.EncodeString(v)
+				}
+			}
 		}
 		if x.Token != "" {
 			s("token", x.Token)
@@ -268,4 +286,24 @@ func AppendFrame(buf *bytes.Buffer, f Frame) {
 		tag(1)
 	}
 	binary.BigEndian.PutUint32(buf.Bytes()[start:start+4], uint32(buf.Len()-start-4))
+}
+
+// schemaKeys orders the keys of hello schemas: as in types, then any others sorted.
+func schemaKeys(types []string, schemas map[string][]string) []string {
+	keys := make([]string, 0, len(schemas))
+	done := make(map[string]bool, len(schemas))
+	for _, t := range types {
+		if _, ok := schemas[t]; ok && !done[t] {
+			keys = append(keys, t)
+			done[t] = true
+		}
+	}
+	rest := make([]string, 0, len(schemas)-len(keys))
+	for k := range schemas {
+		if !done[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
 }

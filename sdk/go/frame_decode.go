@@ -137,6 +137,8 @@ func decodeFrameFields(t string, body []byte) (Frame, error) {
 				h.PID, err = r.uint(key)
 			case "sdk":
 				h.SDK, err = r.str(key, 256)
+			case "schemas":
+				h.Schemas, err = readSchemas(r, key)
 			case "token":
 				h.Token, err = r.str(key, 256)
 			default:
@@ -332,6 +334,41 @@ func readUintList(r *reader, key string) ([]uint64, error) {
 			return nil, err
 		}
 		out = append(out, v)
+	}
+	return out, nil
+}
+
+// readSchemas reads hello `schemas`: ≤ 1024 keys (≤ 256 chars), each ≤ 16 URIs of ≤ 1024 chars.
+func readSchemas(r *reader, key string) (map[string][]string, error) {
+	n, err := r.mapLen(key)
+	if err != nil {
+		return nil, err
+	}
+	if n > 1024 {
+		return nil, fmt.Errorf("%s: %d keys, max 1024", key, n)
+	}
+	out := make(map[string][]string, n)
+	for i := 0; i < n; i++ {
+		t, err := r.str(key, 256)
+		if err != nil {
+			return nil, err
+		}
+		m, err := r.arrayLen(key)
+		if err != nil {
+			return nil, err
+		}
+		if m > 16 {
+			return nil, fmt.Errorf("%s[%q]: %d URIs, max 16", key, t, m)
+		}
+		uris := make([]string, 0, m)
+		for j := 0; j < m; j++ {
+			v, err := r.str(key, 1024)
+			if err != nil {
+				return nil, err
+			}
+			uris = append(uris, v)
+		}
+		out[t] = uris
 	}
 	return out, nil
 }

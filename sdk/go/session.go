@@ -76,6 +76,7 @@ func (s *session) run(ctx context.Context) error {
 		MaxFrame:    uint64(w.opts.maxFrame),
 		PID:         uint64(os.Getpid()),
 		SDK:         SDKName,
+		Schemas:     w.schemas,
 		Token:       w.opts.token,
 	}
 	if _, err := s.conn.Write(EncodeFrame(hello)); err != nil {

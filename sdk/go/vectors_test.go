@@ -225,6 +225,12 @@ func frameJSON(t *testing.T, f Frame) []byte {
 		if x.SDK != "" {
 			m["sdk"] = x.SDK
 		}
+		if x.Schemas != nil {
+			m["schemas"] = x.Schemas
+		}
+		if x.Token != "" {
+			m["token"] = x.Token
+		}
 	case WelcomeFrame:
 		m["version"], m["max_frame"], m["heartbeat_ms"], m["node"] = x.Version, x.MaxFrame, x.HeartbeatMS, x.Node
 	case RejectFrame:

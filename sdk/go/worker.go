@@ -87,6 +87,7 @@ type Worker struct {
 	started  bool
 	patterns []string
 	handlers map[string]HandlerFunc
+	schemas  map[string][]string // hello schemas, from Accepts
 	warmup   func(context.Context) error
 	stats    workerStats
 }
@@ -134,15 +135,24 @@ func (w *Worker) Name() string { return w.name }
 // `*` matches one dot-separated token, a final `>` one or more. An exact
 // registration wins over a wildcard one; among wildcards the first registered wins.
 //
+// Options such as Accepts declare more about the registration.
+//
 // It returns an error that errors.Is ErrInvalidPattern for a malformed
 // pattern, ErrDuplicateHandler if the type already has a handler, or
-// ErrInvalidOption for a nil h or once Run has started.
-func (w *Worker) Handle(eventType string, h HandlerFunc) error {
+// ErrInvalidOption for a nil h, a bad option, or once Run has started.
+func (w *Worker) Handle(eventType string, h HandlerFunc, opts ...HandleOption) error {
 	if err := validatePattern(eventType); err != nil {
 		return err
 	}
 	if h == nil {
 		return fmt.Errorf("%w: nil handler for %q", ErrInvalidOption, eventType)
+	}
+	var ho handleOptions
+	for _, opt := range opts {
+		opt(&ho)
+	}
+	if err := ho.check(eventType); err != nil {
+		return err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -154,6 +164,55 @@ func (w *Worker) Handle(eventType string, h HandlerFunc) error {
 	}
 	w.patterns = append(w.patterns, eventType)
 	w.handlers[eventType] = h
+	if ho.accepts != nil {
+		if w.schemas == nil {
+			w.schemas = map[string][]string{}
+		}
+		w.schemas[eventType] = ho.accepts
+	}
+	return nil
+}
+
+// HandleOption configures one registration of [Worker.Handle].
+type HandleOption func(*handleOptions)
+
+type handleOptions struct {
+	accepts []string // nil: any dataschema
+}
+
+// Accepts declares the payload schema versions the handler reads: the
+// dataschema URIs (urn:crosswire:schema:<id>:<version>) of its payload types,
+// usually the generated constants:
+//
+//	w.Handle("order.validated", price, crosswire.Accepts(OrderDataSchema))
+//
+// They are sent in hello `schemas`. The node then refuses to deliver events of
+// this type whose dataschema is not one of them: such an event is dead-lettered
+// with invalid_argument, naming both versions, and the handler never sees it.
+// Events without a dataschema are delivered. Without Accepts, any version is
+// delivered. Repeated Accepts options add up; at most 16 URIs, each 1–1024 bytes.
+func Accepts(dataschemas ...string) HandleOption {
+	return func(o *handleOptions) {
+		if o.accepts == nil {
+			o.accepts = make([]string, 0, len(dataschemas))
+		}
+		for _, d := range dataschemas {
+			if !slices.Contains(o.accepts, d) {
+				o.accepts = append(o.accepts, d)
+			}
+		}
+	}
+}
+
+func (o handleOptions) check(eventType string) error {
+	if len(o.accepts) > 16 {
+		return fmt.Errorf("%w: Accepts for %q: %d schema versions, max 16", ErrInvalidOption, eventType, len(o.accepts))
+	}
+	for _, d := range o.accepts {
+		if d == "" || len(d) > 1024 {
+			return fmt.Errorf("%w: Accepts for %q: a dataschema URI must be 1-1024 bytes, got %q", ErrInvalidOption, eventType, d)
+		}
+	}
 	return nil
 }
 

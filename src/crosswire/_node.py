@@ -169,7 +169,7 @@ class Node:
             return
         from ._workers.hub import WorkerHub
         from ._workers.pool import WorkerPool
-        from ._workers.spec import WorkerSpec
+        from ._workers.spec import WorkerSpec, app_produces
 
         self._hub = WorkerHub(node_name=self.app.name, socket_path=self._worker_socket)
         await self._hub.start()
@@ -177,7 +177,7 @@ class Node:
         for config in self.app.workers:
             spec = WorkerSpec(
                 name=config.name, command=config.command, env=dict(config.env), cwd=config.cwd, options=config.options
-            )
+            ).producing(app_produces(self.app, config))
             pool = WorkerPool(spec, self._hub)
             pool.open()  # every name is taken before any worker starts
             self._pools.append(pool)

@@ -140,7 +140,16 @@ def build(name: str, *, max_in_flight: int, versions: list[int], max_frame: int)
     async def panic(ctx: Context, event: Event[Any]) -> None:
         raise RuntimeError("panic requested by test.panic")
 
+    # built against version 1 of the test order schema only (hello schemas)
+    @w.handler("test.versioned", accepts=[TEST_ORDER_DATASCHEMA])
+    async def versioned(ctx: Context, event: Event[Any]) -> None:
+        pass
+
     return w
+
+
+#: The one version of the test order schema ``test.versioned`` reads.
+TEST_ORDER_DATASCHEMA = "urn:crosswire:schema:crosswire.test.Order:1"
 
 
 def main(argv: list[str] | None = None) -> None:

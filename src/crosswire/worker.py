@@ -12,17 +12,14 @@
 
     w.run()   # connects to $CROSSWIRE_SOCKET (sending $CROSSWIRE_TOKEN); SIGTERM drains
 
-Like the Go and Rust SDKs it is thin: the codec, the handshake, lifecycle, heartbeats,
-flow control and handler dispatch (spec/protocol.md). Retries, backoff, breakers,
-dedup and dead letters are decided by the node.
+Like the Go and Rust SDKs it is thin: the codec, handshake, lifecycle, heartbeats, flow
+control and dispatch (spec/protocol.md); retries, breakers, dead letters are the node's.
 
 How a handler's attempt ends:
 
 - returns → ok, with the events it emitted;
-- raises :class:`RetryLater` / :class:`Reject` / :class:`Fail` — the same classes as
-  ``crosswire.RetryLater`` / ``Reject`` / ``Fail`` for in-process handlers — → that
-  error envelope;
-- the delivery deadline passes → ``timeout``;
+- raises :class:`RetryLater` / :class:`Reject` / :class:`Fail` (the classes in-process
+  handlers raise) → that error envelope; the deadline passes → ``timeout``;
 - raises anything else → ``handler_error`` (retryable), and the worker keeps running.
 """
 
@@ -52,6 +49,7 @@ from ._exceptions import (
 from ._observability.worker_side import WorkerObservability
 from ._signals import Fail, Reject, RetryLater
 from ._subjects import subject_matches, validate_pattern
+from ._tasks import TaskSet
 from ._workers.connection import WorkerConnection, frame_kind
 from ._workers.context import Context
 from ._workers.deprecated import Permanent, Retryable
@@ -76,7 +74,7 @@ from ._workers.frames import (
 )
 from ._workers.frames import Reject as RejectFrame
 from ._workers.payloads import PayloadDecoder, decode_payload, payload_decoder
-from ._tasks import TaskSet
+from ._workers.schemas import accepted_uris
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -132,6 +130,7 @@ class Worker:
         self.versions = list(versions)
         self._handlers: dict[str, WorkerHandler] = {}
         self._decoders: dict[WorkerHandler, PayloadDecoder] = {}
+        self._schemas: dict[str, list[str]] = {}  # hello.schemas
         self._warmup: Callable[[], Awaitable[None]] | None = None
         self._conn: WorkerConnection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -146,17 +145,19 @@ class Worker:
 
     # --- registration ---------------------------------------------------------------
 
-    def handler(self, event_type: str) -> Callable[[H], H]:
+    def handler(self, event_type: str, *, accepts: Iterable[str | type] | None = None) -> Callable[[H], H]:
         """Register an ``async (ctx, event) -> None`` for ``event_type`` (wildcards allowed).
 
-        With ``event: Event[T]`` the payload is decoded into ``T`` before the handler runs
-        (``event.payload``), by ``datacontenttype`` (JSON or MessagePack), exactly as the
-        node decodes for in-process handlers (spec/payloads.md); a payload that does not
-        decode ends the attempt with ``invalid_argument`` and the handler does not run.
+        With ``event: Event[T]`` the payload is decoded into ``T`` first, by
+        ``datacontenttype`` as the node decodes (spec/payloads.md); one that does not decode
+        ends the attempt with ``invalid_argument``. ``accepts``: the ``dataschema`` URIs (or
+        schema-declared types) it reads, sent in ``hello.schemas``; the node dead-letters
+        other versions (``None``: any).
 
         :raises ConfigurationError: not a coroutine function, the type is taken, the
-            pattern is invalid, or ``T`` cannot be decoded into.
+            pattern, ``accepts`` or ``T`` is invalid.
         """
+        uris = None if accepts is None else accepted_uris(event_type, accepts)
 
         def register(fn: H) -> H:
             is_async = inspect.iscoroutinefunction(fn)  # kept apart: it would narrow `fn`
@@ -171,6 +172,7 @@ class Worker:
             decoder = payload_decoder(fn)
             if decoder is not None:
                 self._decoders[fn] = decoder
+            self._schemas.update({} if uris is None else {event_type: uris})
             self._handlers[event_type] = fn
             return fn
 
@@ -244,6 +246,7 @@ class Worker:
                 max_frame=self.max_frame,
                 pid=os.getpid(),
                 sdk=SDK,
+                schemas=self._schemas or None,  # in registration order, like types
                 token=os.environ.get("CROSSWIRE_TOKEN") or None,
             )
         )

@@ -184,7 +184,16 @@ fn worker(args: Args) -> Worker {
         })
         .handle("test.payload.order", typed(decoded::<Order>))
         .handle("test.payload.numbers", typed(decoded::<Numbers>))
+        // built against version 1 of the test order schema only (hello schemas)
+        .handle("test.versioned", |_ctx: Context, _ev: Event| async move {
+            Ok(())
+        })
+        .accepts("test.versioned", &[TEST_ORDER_DATASCHEMA])
 }
+
+/// The one version of the test order schema `test.versioned` reads, as codegen
+/// writes such a constant.
+const TEST_ORDER_DATASCHEMA: &str = "urn:crosswire:schema:crosswire.test.Order:1";
 
 fn main() {
     let args = match parse_args() {

@@ -22,6 +22,9 @@ pub const HEADER_LEN: usize = 4;
 /// map is level 1). Deeper input is `malformed`, with a message naming this limit.
 pub const MAX_NESTING: usize = mp::MAX_DEPTH;
 
+/// hello `schemas`: (type, the `dataschema` URIs accepted for it), in wire order.
+pub type Schemas = Vec<(String, Vec<String>)>;
+
 /// One protocol frame. Field order is the wire order.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)] // the fields are documented in spec/protocol.md's table
@@ -36,6 +39,9 @@ pub enum Frame {
         max_frame: u64,
         pid: Option<u64>,
         sdk: Option<String>,
+        /// Per entry of `types`, the `dataschema` URIs the worker accepts (absent, or a
+        /// type without an entry: any). In wire order, which follows `types`.
+        schemas: Option<Schemas>,
         /// `CROSSWIRE_TOKEN`, proving a spawned worker is the process the node started.
         token: Option<String>,
     },
@@ -135,12 +141,14 @@ impl Frame {
                 max_frame,
                 pid,
                 sdk,
+                schemas,
                 token,
             } => {
                 head(
                     w,
                     7 + u32::from(pid.is_some())
                         + u32::from(sdk.is_some())
+                        + u32::from(schemas.is_some())
                         + u32::from(token.is_some()),
                     "hello",
                 );
@@ -159,6 +167,15 @@ impl Frame {
                 }
                 if let Some(sdk) = sdk {
                     w.kv_str("sdk", sdk);
+                }
+                if let Some(schemas) = schemas {
+                    w.str("schemas");
+                    w.map(schemas.len() as u32);
+                    for (ty, uris) in schemas {
+                        w.str(ty);
+                        w.array(uris.len() as u32);
+                        uris.iter().for_each(|u| w.str(u));
+                    }
                 }
                 if let Some(token) = token {
                     w.kv_str("token", token);
@@ -317,6 +334,7 @@ pub fn decode_body(body: &[u8]) -> Result<Frame, FrameError> {
             max_frame: r.uint("max_frame")?,
             pid: r.opt(|| r.uint("pid"), "pid")?,
             sdk: r.opt(|| r.str("sdk"), "sdk")?,
+            schemas: r.opt(|| r.schemas("schemas"), "schemas")?,
             token: r.opt(|| r.str("token"), "token")?,
         },
         "welcome" => Frame::Welcome {
@@ -436,6 +454,27 @@ impl<'v, 'a> FrameFields<'_, 'v, 'a> {
         match v {
             Value::Bin(b) => Ok(b.to_vec()),
             other => Err(self.wrong(key, "bin", other)),
+        }
+    }
+
+    /// hello `schemas`: a map of str to arrays of str.
+    fn schemas(&self, key: &str) -> Result<Schemas, FrameError> {
+        match self.need(key)? {
+            Value::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| {
+                    let ty = self.str_of(key, k)?;
+                    let uris = match v {
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|u| self.str_of(key, u))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        other => return Err(self.wrong(key, "a map of arrays", other)),
+                    };
+                    Ok((ty, uris))
+                })
+                .collect(),
+            other => Err(self.wrong(key, "map", other)),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::connection::{write_frames, FrameReader};
 use crate::delivery::{deliver, panic_message, result_frame, unix_ns, Shared};
 use crate::error::Error;
 use crate::errorinfo::{ErrorCode, ErrorInfo};
-use crate::frame::{Frame, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSIONS};
+use crate::frame::{Frame, Schemas, DEFAULT_MAX_FRAME, MIN_MAX_FRAME, PROTOCOL_VERSIONS};
 use crate::handler::{ErasedHandler, Handler, HandlerError};
 use crate::routes::Routes;
 
@@ -47,6 +47,7 @@ pub struct Worker {
     socket: Option<PathBuf>,
     token: Option<String>,
     handlers: Vec<(String, Arc<dyn ErasedHandler>)>,
+    accepts: Schemas,
     warmup: Option<WarmupHook>,
     shutdown: Option<Shutdown>,
 }
@@ -62,6 +63,7 @@ impl Worker {
             socket: None,
             token: None,
             handlers: Vec::new(),
+            accepts: Vec::new(),
             warmup: None,
             shutdown: None,
         }
@@ -127,6 +129,60 @@ impl Worker {
         self
     }
 
+    /// Declare the payload schema versions the handler of `ty` reads: `dataschema` URIs
+    /// (`urn:crosswire:schema:<id>:<version>`), usually generated constants:
+    /// `.accepts("order.validated", &[Order::DATASCHEMA])`. They are sent in hello
+    /// `schemas`; the node then dead-letters events of `ty` carrying another
+    /// `dataschema` (`invalid_argument`, naming both versions) instead of delivering
+    /// them. Without it any version is delivered. Repeated calls add up. A type without
+    /// a handler, an empty or over-long URI (> 1024 bytes), or more than 16 of them
+    /// fail [`Worker::run`] with [`Error::Config`].
+    pub fn accepts<S: AsRef<str>>(mut self, ty: impl Into<String>, dataschemas: &[S]) -> Self {
+        let ty = ty.into();
+        let uris = dataschemas.iter().map(|d| d.as_ref().to_owned());
+        match self.accepts.iter_mut().find(|(t, _)| *t == ty) {
+            Some((_, known)) => known.extend(uris),
+            None => self.accepts.push((ty, uris.collect())),
+        }
+        self
+    }
+
+    /// hello `schemas` in the order of `types`, checked.
+    fn hello_schemas(&self, types: &[String]) -> Result<Option<Schemas>, Error> {
+        for (ty, uris) in &self.accepts {
+            if !types.contains(ty) {
+                return Err(Error::Config(format!(
+                    "accepts for {ty:?}: no handler is registered for that type"
+                )));
+            }
+            if let Some(bad) = uris.iter().find(|u| u.is_empty() || u.len() > 1024) {
+                return Err(Error::Config(format!(
+                    "accepts for {ty:?}: a dataschema URI must be 1-1024 bytes, got {bad:?}"
+                )));
+            }
+        }
+        let schemas: Schemas = types
+            .iter()
+            .filter_map(|t| self.accepts.iter().find(|(a, _)| a == t))
+            .map(|(t, uris)| {
+                let mut unique: Vec<String> = Vec::with_capacity(uris.len());
+                for u in uris {
+                    if !unique.contains(u) {
+                        unique.push(u.clone());
+                    }
+                }
+                (t.clone(), unique)
+            })
+            .collect();
+        if let Some((ty, uris)) = schemas.iter().find(|(_, u)| u.len() > 16) {
+            return Err(Error::Config(format!(
+                "accepts for {ty:?}: {} schema versions, at most 16",
+                uris.len()
+            )));
+        }
+        Ok((!schemas.is_empty()).then_some(schemas))
+    }
+
     /// Connect, handshake, serve deliveries until drained, and say goodbye.
     ///
     /// Returns `Ok(())` after a clean drain (node `drain`, or SIGTERM / the shutdown
@@ -137,6 +193,8 @@ impl Worker {
     /// an oversized frame, a silent node, or a failed warm-up.
     pub async fn run(mut self) -> Result<(), Error> {
         let routes = Routes::new(std::mem::take(&mut self.handlers))?;
+        let schemas = self.hello_schemas(&routes.types)?;
+        self.accepts = schemas.unwrap_or_default();
         if self.max_in_flight == 0 {
             return Err(Error::Config("max_in_flight must be at least 1".into()));
         }
@@ -302,6 +360,7 @@ impl Session {
                 max_frame: u64::from(self.config.max_frame),
                 pid: Some(u64::from(std::process::id())),
                 sdk: Some(crate::SDK.to_owned()),
+                schemas: (!self.config.accepts.is_empty()).then(|| self.config.accepts.clone()),
                 token: self.config.token.clone(),
             },
         )

@@ -40,10 +40,25 @@ fn frame() -> impl Strategy<Value = Frame> {
             any::<u64>(),
             proptest::option::of(any::<u64>()),
             proptest::option::of(text()),
+            proptest::option::of(proptest::collection::vec(
+                (text(), proptest::collection::vec(text(), 0..3)),
+                0..3
+            )),
             proptest::option::of(text())
         )
             .prop_map(
-                |(versions, name, runtime, types, max_in_flight, max_frame, pid, sdk, token)| {
+                |(
+                    versions,
+                    name,
+                    runtime,
+                    types,
+                    max_in_flight,
+                    max_frame,
+                    pid,
+                    sdk,
+                    schemas,
+                    token,
+                )| {
                     Frame::Hello {
                         versions,
                         name,
@@ -53,6 +68,7 @@ fn frame() -> impl Strategy<Value = Frame> {
                         max_frame,
                         pid,
                         sdk,
+                        schemas,
                         token,
                     }
                 }

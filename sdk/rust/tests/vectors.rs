@@ -153,6 +153,7 @@ fn frame_json(frame: &Frame) -> Value {
             max_frame,
             pid,
             sdk,
+            schemas,
             token,
         } => {
             put("versions", json!(versions));
@@ -166,6 +167,11 @@ fn frame_json(frame: &Frame) -> Value {
             }
             if let Some(sdk) = sdk {
                 put("sdk", json!(sdk));
+            }
+            if let Some(schemas) = schemas {
+                let map: serde_json::Map<String, Value> =
+                    schemas.iter().map(|(t, u)| (t.clone(), json!(u))).collect();
+                put("schemas", Value::Object(map));
             }
             if let Some(token) = token {
                 put("token", json!(token));

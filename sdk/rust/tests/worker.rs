@@ -82,8 +82,10 @@ async fn handshake_warmup_then_drain_and_goodbye() {
             max_frame,
             pid,
             sdk,
+            schemas,
             token,
         } => {
+            assert_eq!(schemas, &None, "no accepts: no schemas");
             assert_eq!(versions, &vec![1]);
             assert_eq!(token.as_deref(), Some("secret-1"), "configured token");
             assert_eq!(name, "tw");

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from .._exceptions import ClosedError, FrameDecodeError, ProtocolError
+from .._tasks import TaskSet
 from .frames import (
     DEFAULT_MAX_FRAME,
     ErrorFrame,
@@ -39,7 +40,6 @@ from .frames import (
     decode_frame,
     encode_frame,
 )
-from .._tasks import TaskSet
 
 __all__ = ["ConnectionClosedError", "WorkerConnection", "frame_kind"]
 

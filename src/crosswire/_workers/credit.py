@@ -2,8 +2,10 @@
 
 Callers of :meth:`~crosswire._workers.pool.WorkerPool.handle` that find the worker
 without spare credit — or down, between restarts — queue here, first come, first
-served, and then send their delivery. The wait, the send and the wait for the result
-all end at the attempt's deadline (plus a short grace for the worker's own
+served, and then send their delivery (unless the worker's ``hello`` declared the
+``dataschema`` versions it accepts for the type and the event carries another: then the
+attempt fails with ``invalid_argument``, undelivered). The wait, the send and the wait
+for the result all end at the attempt's deadline (plus a short grace for the worker's own
 ``timeout``); a delivery the node gave up on keeps its credit until the worker answers
 or is declared hung. A result that returns credit wakes one waiter per credit it frees; a waiter
 woken for a credit it will not use (it was cancelled) passes the wake-up on.
@@ -19,7 +21,9 @@ from collections.abc import Awaitable, Callable
 
 from .._errorinfo import ErrorCode
 from .._exceptions import ClosedError
+from .._schema._wire import refusal
 from .._types import Attempt, Outcome
+from .schemas import accepted
 from .session import Counters, Session, node_error, stamp
 
 __all__ = ["DEADLINE_GRACE", "CreditQueue"]
@@ -75,6 +79,14 @@ class CreditQueue:
             session = await self.acquire()
             if session is None:
                 return node_error(ErrorCode.CANCELLED, f"worker {self._name!r} is shutting down")
+        event = attempt.event
+        if event.dataschema is not None and session.hello.schemas:
+            why = refusal(event, accepted(session.hello, attempt.binding, event.type, self._name), worker=self._name)
+            if why is not None:
+                # not for this worker (hello schemas): no delivery, so no credit taken
+                self._counters.refused += 1
+                self.wake()  # a credit this caller may have been woken for
+                return node_error(ErrorCode.INVALID_ARGUMENT, why)
         try:
             ticket = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
         except ClosedError as exc:

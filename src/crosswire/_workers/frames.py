@@ -141,6 +141,8 @@ def check_nesting(body: bytes | bytearray | memoryview, limit: int = MAX_NESTING
 
 
 _Name = Annotated[str, msgspec.Meta(max_length=256)]
+#: ``dataschema`` URIs a worker accepts for one of its types (hello ``schemas``).
+_Accepted = Annotated[list[Annotated[str, msgspec.Meta(max_length=1024)]], msgspec.Meta(max_length=16)]
 
 
 class _Frame(msgspec.Struct, tag_field="t", omit_defaults=True, kw_only=True):
@@ -156,6 +158,8 @@ class Hello(_Frame, tag="hello", kw_only=True):
     max_frame: Annotated[int, msgspec.Meta(ge=0)]
     pid: int | None = None
     sdk: _Name | None = None
+    #: per entry of ``types``, the ``dataschema`` URIs accepted (absent: any)
+    schemas: Annotated[dict[_Name, _Accepted], msgspec.Meta(max_length=1024)] | None = None
     token: _Name | None = None
 
 

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .._exceptions import ClosedError, ConfigurationError, ProtocolError
+from .._tasks import TaskSet
 from .connection import WorkerConnection, frame_kind
 from .frames import MIN_MAX_FRAME, PROTOCOL_VERSIONS, Frame, Hello, Reject, UnknownFrame
-from .._tasks import TaskSet
 
 __all__ = ["WorkerHub", "WorkerSlot", "check_hello"]
 
@@ -335,4 +335,7 @@ def check_hello(hello: Hello) -> str | None:
         return "hello max_in_flight must be at least 1"
     if hello.max_frame < MIN_MAX_FRAME:
         return f"hello max_frame {hello.max_frame} is below the minimum {MIN_MAX_FRAME}"
+    for key in hello.schemas or ():
+        if key not in hello.types:
+            return f"hello schemas: {key!r} is not one of the worker's types"
     return None

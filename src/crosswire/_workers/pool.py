@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 from .._errorinfo import ErrorCode
 from .._exceptions import ClosedError, ProtocolError, VersionMismatchError
+from .._tasks import TaskSet
 from .._types import Attempt, Outcome
 from .admission import authentic, new_token, same_types
 from .connection import WorkerConnection
@@ -38,9 +39,9 @@ from .credit import CreditQueue
 from .frames import Frame, Goodbye, Hello, UnknownFrame
 from .hub import WorkerHub
 from .process import WorkerProcess
+from .schemas import handshake_warnings
 from .session import Counters, Session, node_error
 from .spec import WorkerSpec, WorkerState, WorkerStatistics
-from .._tasks import TaskSet
 
 __all__ = ["WorkerPool"]
 
@@ -236,6 +237,7 @@ class WorkerPool:
             hung=c.hung,
             late=c.late,
             socket=self.hub.socket_path,
+            refused=c.refused,
         )
 
     # --- delivering -----------------------------------------------------------------
@@ -319,6 +321,8 @@ class WorkerPool:
                 self._types = tuple(session.hello.types)
                 self._max_in_flight = session.hello.max_in_flight
                 self._runtime = session.hello.runtime
+                for line in handshake_warnings(self.spec.name, session.hello, self.spec.produces):
+                    self._log.warning("%s", line)
                 self.state = "warming"
                 try:
                     await session.start(

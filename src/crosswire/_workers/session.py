@@ -24,6 +24,7 @@ from .._errorinfo import ErrorCode, ErrorInfo
 from .._exceptions import ClosedError, EnvelopeDecodeError, ProtocolError
 from .._observability.latency import WorkerLatency
 from .._observability.logs import worker_log
+from .._tasks import TaskSet
 from .._types import Outcome
 from .connection import WorkerConnection, frame_kind
 from .frames import (
@@ -44,7 +45,6 @@ from .frames import (
     Welcome,
     encode_frame,
 )
-from .._tasks import TaskSet
 
 __all__ = ["Counters", "Session", "Ticket", "node_error"]
 
@@ -57,7 +57,7 @@ def node_error(code: ErrorCode, message: str) -> Outcome:
 class Counters:
     """Totals for one pool, kept across its sessions."""
 
-    __slots__ = ("delivered", "hung", "late", "latency", "lost", "results")
+    __slots__ = ("delivered", "hung", "late", "latency", "lost", "refused", "results")
 
     def __init__(self) -> None:
         self.delivered = 0
@@ -65,6 +65,7 @@ class Counters:
         self.lost = 0
         self.late = 0
         self.hung = 0
+        self.refused = 0  # attempts not delivered: a dataschema the worker does not accept
         self.latency = WorkerLatency()  # handler time from result.duration_ns (Prometheus)
 
 

@@ -12,8 +12,9 @@ import msgspec
 
 from .._exceptions import ConfigurationError
 from .frames import DEFAULT_MAX_FRAME, MIN_MAX_FRAME
+from .schemas import produced_schemas
 
-__all__ = ["WorkerOptions", "WorkerSpec", "WorkerState", "WorkerStatistics"]
+__all__ = ["WorkerOptions", "WorkerSpec", "WorkerState", "WorkerStatistics", "app_produces"]
 
 WorkerState = Literal["registered", "initializing", "warming", "ready", "draining", "stopped", "failed"]
 
@@ -83,6 +84,9 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
     env: Mapping[str, str] = {}
     cwd: str | None = None
     options: WorkerOptions = WorkerOptions()
+    #: event type (or pattern) → ``dataschema`` URIs the app produces for it: a worker
+    #: whose hello ``schemas`` cannot read them is warned about at the handshake
+    produces: Mapping[str, tuple[str, ...]] = {}
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 256:
@@ -94,13 +98,25 @@ class WorkerSpec(msgspec.Struct, frozen=True, kw_only=True):
         if not isinstance(self.options, WorkerOptions):
             raise ConfigurationError(f"worker {self.name!r}: options must be WorkerOptions")
 
+    def producing(self, produces: Mapping[str, tuple[str, ...]]) -> WorkerSpec:
+        """This spec with :attr:`produces` set."""
+        return msgspec.structs.replace(self, produces=produces)
+
+
+def app_produces(app: Any, config: Any) -> dict[str, tuple[str, ...]]:
+    """What an app produces for the types of its worker ``config``: the payload types of
+    the worker's ``handles`` and of every ``emits`` in the app (handlers and workers)."""
+    declared = [config.handles, *(h.emits for h in app.handlers), *(w.emits for w in app.workers)]
+    return produced_schemas(declared)
+
 
 class WorkerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """A snapshot of one worker pool.
 
     ``hung``: sessions ended because the worker kept credit past deadline +
     ``hang_grace``; ``late``: results that arrived after the node had given up on the
-    delivery (ignored); ``socket``: the node's worker socket path.
+    delivery (ignored); ``socket``: the node's worker socket path; ``refused``: attempts
+    not delivered because the event's ``dataschema`` is not one the worker accepts.
     """
 
     name: str
@@ -118,3 +134,4 @@ class WorkerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     hung: int = 0
     late: int = 0
     socket: str | None = None
+    refused: int = 0

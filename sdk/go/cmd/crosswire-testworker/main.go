@@ -158,8 +158,18 @@ func register(w *crosswire.Worker) error {
 	// node's tests can compare Go's decoding with the payload vectors.
 	handle("test.payload.order", decodeAndEmit[order])
 	handle("test.payload.numbers", decodeAndEmit[numbers])
+
+	// test.versioned is built against version 1 of the test order schema only: the
+	// node refuses to deliver events of another dataschema (hello schemas).
+	errs = append(errs, w.Handle("test.versioned", func(context.Context, *crosswire.Event) error {
+		return nil
+	}, crosswire.Accepts(TestOrderDataSchema)))
 	return errors.Join(errs...)
 }
+
+// TestOrderDataSchema is the one version of the test order schema test.versioned
+// reads, as codegen writes such a constant.
+const TestOrderDataSchema = "urn:crosswire:schema:crosswire.test.Order:1"
 
 func decodeAndEmit[T any](ctx context.Context, ev *crosswire.Event) error {
 	v, err := crosswire.Decode[T](ev)

@@ -82,8 +82,11 @@ func payload(t *testing.T, typ string, v any, attempt int) *crosswire.Event {
 func TestHandlersBehaveAsSpecified(t *testing.T) {
 	p := spawn(t, "--max-in-flight", "4")
 	hello := p.conn.Handshake(t, crosswiretest.Welcome())
-	if hello.Name != "testworker-go" || hello.MaxInFlight != 4 || hello.Runtime != "go" || len(hello.Types) != 9 {
+	if hello.Name != "testworker-go" || hello.MaxInFlight != 4 || hello.Runtime != "go" || len(hello.Types) != 10 {
 		t.Errorf("hello %+v", hello)
+	}
+	if got := hello.Schemas["test.versioned"]; len(hello.Schemas) != 1 || len(got) != 1 || got[0] != TestOrderDataSchema {
+		t.Errorf("hello schemas %v, want only test.versioned: [%s]", hello.Schemas, TestOrderDataSchema)
 	}
 	c := p.conn
 	check := func(id uint64, ev *crosswire.Event, deadline uint64) crosswire.ResultFrame {
