@@ -11,9 +11,10 @@ import (
 // Header names and content types of an event on NATS (spec/envelope.md, "On NATS:
 // CloudEvents binary content mode").
 const (
-	// HeaderContentType carries datacontenttype in binary mode (beside
-	// ce-datacontenttype, for HTTP-style readers), and tells structured mode apart.
-	HeaderContentType = "Content-Type"
+	// HeaderContentType carries datacontenttype in binary mode, as it is (in lower
+	// case, as the CloudEvents Go SDK's NATS binding reads it), and tells
+	// structured mode apart.
+	HeaderContentType = "content-type"
 	// HeaderExtTypes lists the user extensions that are not strings with their
 	// type (name=int,flag=bool,blob=bytes), so a reader gets each back typed.
 	HeaderExtTypes = "Crosswire-Ext-Types"

@@ -9,7 +9,8 @@ so that any CloudEvents SDK produces and consumes crosswire events:
   ``ce-causationid``, ``ce-traceparent``, ``ce-tracestate``, ``ce-partitionkey``,
   ``ce-idempotencykey``, ``ce-deadline``, ``ce-cwversion`` when not 1) and the user's
   extensions; ``attempt`` is not sent (a delivery's attempt comes from the broker);
-- ``datacontenttype`` is the ``Content-Type`` header, as it is (a media type is
+- ``datacontenttype`` is the ``content-type`` header (lower case, as the CloudEvents Go
+  SDK's NATS binding reads it), as it is (a media type is
   printable ASCII; one that is not travels percent-encoded as ``ce-datacontenttype``
   instead); both the CloudEvents Go SDK's NATS binding and HTTP-style readers such as
   the Python SDK read ``Content-Type``; the body is ``data`` (an empty body is no data, unless a content type is given:
@@ -120,7 +121,7 @@ def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     content_type = event.datacontenttype
     if content_type is not None:
         if content_type.isascii() and content_type.isprintable():
-            headers["Content-Type"] = content_type
+            headers["content-type"] = content_type  # lower case: as the Go SDK's NATS binding reads it
         else:
             headers["ce-datacontenttype"] = _escape(content_type)
     types = []

@@ -40,7 +40,7 @@ use crate::error::DecodeError;
 
 /// The header that carries `datacontenttype` in binary mode, as it is, and tells
 /// structured mode apart.
-pub const CONTENT_TYPE: &str = "Content-Type";
+pub const CONTENT_TYPE: &str = "content-type";
 /// `datacontenttype` as the CloudEvents NATS binding carries it; on reading it wins over
 /// [`CONTENT_TYPE`].
 const CE_DATACONTENTTYPE: &str = "ce-datacontenttype";

@@ -126,7 +126,7 @@ fn headers_are_written_in_the_spec_order() {
         "ce-idempotencykey",
         "ce-deadline",
         "ce-datacontenttype",
-        "Content-Type",
+        "content-type",
     ];
     for (name, v) in load("headers/valid") {
         if v["direction"] != "both" {
@@ -287,7 +287,7 @@ fn datacontenttype_from_either_header() {
     event.datacontenttype = Some("text/plain; charset=utf-8".into());
     let (written, _) = to_binary(&event);
     assert!(
-        written.contains(&("Content-Type".into(), "text/plain; charset=utf-8".into())),
+        written.contains(&("content-type".into(), "text/plain; charset=utf-8".into())),
         "{written:?}"
     );
     assert!(
@@ -304,7 +304,7 @@ fn datacontenttype_from_either_header() {
         "{written:?}"
     );
     assert!(
-        !written.iter().any(|(k, _)| k == "Content-Type"),
+        !written.iter().any(|(k, _)| k == "content-type"),
         "{written:?}"
     );
 }
