@@ -86,11 +86,12 @@ vectors: $(STAMP)
 	$(PY) tools/gen_vectors.py
 	$(PY) tools/gen_header_vectors.py
 
-# The order demo's contract and generated types (tests/schema/test_demo_schema.py fails when stale).
+# The order demo's contract, and the generated types its Go and Rust workers build with
+# (tests/schema/test_demo_schema.py fails when any of them is stale).
 codegen: $(STAMP)
 	$(VENV)/bin/crosswire schema export examples.orders.app:app -o examples/orders/schema/asyncapi.json
-	$(VENV)/bin/crosswire codegen --lang go --app examples.orders.app:app -o examples/orders/schema/go --package main
-	$(VENV)/bin/crosswire codegen --lang rust --app examples.orders.app:app -o examples/orders/schema/rust
+	$(VENV)/bin/crosswire codegen --lang go --app examples.orders.app:app -o examples/orders/go-pricing --package main
+	$(VENV)/bin/crosswire codegen --lang rust --app examples.orders.app:app -o examples/orders/rust-fraud/src
 
 clean:
 	rm -rf $(VENV) .tools sdk/go/bin examples/orders/go-pricing/bin sdk/rust/target .crosswire

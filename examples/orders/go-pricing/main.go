@@ -1,6 +1,7 @@
 // Command go-pricing is the order pipeline's pricing worker
 // (examples/orders/README.md): it handles order.validated and emits
-// order.priced with the subtotal, tax and total in cents.
+// order.priced with the subtotal, tax and total in cents. Its payload types,
+// Order and Priced, are generated from the app's schema (payloads.go: make codegen).
 //
 // The node spawns it with CROSSWIRE_SOCKET set; SIGTERM drains it.
 package main
@@ -16,25 +17,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 )
-
-// Order is the payload of order.created / order.validated.
-type Order struct {
-	OrderID        int64  `msgpack:"order_id"`
-	Customer       string `msgpack:"customer"`
-	SKU            string `msgpack:"sku"`
-	Qty            int64  `msgpack:"qty"`
-	UnitPriceCents int64  `msgpack:"unit_price_cents"`
-	Country        string `msgpack:"country"`
-}
-
-// Priced is the payload of order.priced.
-type Priced struct {
-	OrderID       int64  `msgpack:"order_id"`
-	SubtotalCents int64  `msgpack:"subtotal_cents"`
-	TaxCents      int64  `msgpack:"tax_cents"`
-	TotalCents    int64  `msgpack:"total_cents"`
-	Country       string `msgpack:"country"`
-}
 
 // taxRate is the tax in percent for a country.
 func taxRate(country string) int64 {
@@ -86,7 +68,7 @@ func handleValidated(ctx context.Context, ev *crosswire.Event) error {
 	if err != nil {
 		return crosswire.Permanent(crosswire.CodeInternal, err)
 	}
-	out.Subject = ev.Subject
+	out.Subject, out.DataSchema = ev.Subject, PricedDataSchema
 	return crosswire.Emit(ctx, out)
 }
 
@@ -95,7 +77,8 @@ func newWorker(opts ...crosswire.Option) (*crosswire.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Handle("order.validated", handleValidated); err != nil {
+	// built against orders.Order v1: the node refuses it events of any other version
+	if err := w.Handle("order.validated", handleValidated, crosswire.Accepts(OrderDataSchema)); err != nil {
 		return nil, err
 	}
 	return w, nil

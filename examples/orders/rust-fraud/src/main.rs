@@ -6,25 +6,16 @@
 //!
 //! Build: `cd examples/orders/rust-fraud && CARGO_TARGET_DIR=../../../sdk/rust/target cargo build --release`
 //! Run: the node spawns it with `CROSSWIRE_SOCKET` set.
+//!
+//! `Order` is generated from the app's schema (`src/payloads.rs`: `make codegen`).
 #![forbid(unsafe_code)]
+
+mod payloads;
+use payloads::Order;
 
 use std::time::Duration;
 
 use crosswire::{typed, Context, ErrorCode, HandlerError, Worker};
-use serde::Deserialize;
-
-/// `order.validated` payload.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
-struct Order {
-    order_id: i64,
-    customer: String,
-    #[allow(dead_code)] // part of the payload; scoring does not use it
-    sku: String,
-    qty: i64,
-    unit_price_cents: i64,
-    country: String,
-}
 
 /// Scores above this are logged as suspicious (and still succeed).
 const SUSPICIOUS: i64 = 900;
@@ -77,6 +68,8 @@ fn worker() -> Worker {
     Worker::new("fraud")
         .max_in_flight(64)
         .handle("order.validated", typed(check))
+        // built against orders.Order v1: the node refuses it events of any other version
+        .accepts("order.validated", &[Order::DATASCHEMA])
 }
 
 #[tokio::main]
