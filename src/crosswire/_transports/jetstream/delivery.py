@@ -52,6 +52,9 @@ class SettleListener(Protocol):
 
     def delivery_settled(self, delivery: JetStreamDelivery) -> None: ...
 
+    def delivery_finished(self, delivery: JetStreamDelivery, how: str) -> None:
+        """It was acked (``how="ack"``) or terminated (``"term"``): for good."""
+
 
 class JetStreamDelivery:
     """One delivery of one message to one subscription.
@@ -218,6 +221,7 @@ class JetStreamDelivery:
         """Done. With confirmed acks (the default), this waits when too many acks of the
         connection are not yet confirmed by the server (see ``Confirmer``)."""
         if self._begin_settle():
+            self._listener.delivery_finished(self, "ack")
             await self._call(self._msg.ack())
             await self._confirm()
             await self._forget()
@@ -228,6 +232,7 @@ class JetStreamDelivery:
 
     async def terminate(self) -> None:
         if self._begin_settle():
+            self._listener.delivery_finished(self, "term")
             await self._call(self._msg.term())
             await self._confirm()
             await self._forget()

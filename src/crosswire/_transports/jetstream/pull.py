@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ _PULL_EXPIRES = 5.0
 _PULL_HEARTBEAT = 1.0
 _NAK = b"-NAK"
 _FLUSH_TIMEOUT = 10.0
+_FINISHED_KEPT = 4096  # stream sequences remembered as acked/terminated, per subscription
 _drains: set[asyncio.Task[None]] = set()  # inbox drains in progress (never cancelled)
 
 
@@ -87,6 +89,11 @@ class JetStreamSubscription:
         self._renew_after = ack_wait / 3 if ack_wait is not None else None
         self._unsettled: set[JetStreamDelivery] = set()
         self._latest = latest
+        # stream sequence -> "ack"/"term" of the last deliveries settled for good: a
+        # redelivery of one (its lease ran out while the settlement was on its way) is
+        # settled the same way again, never handed out
+        self._finished: OrderedDict[int, str] = OrderedDict()
+        self.late_redeliveries = 0
         self._on_close = on_close
         self._attempts = attempts
         self.confirmer = confirmer
@@ -135,6 +142,11 @@ class JetStreamSubscription:
                 await self._nc.publish(msg.reply, _NAK)
             return
         delivery = JetStreamDelivery(self, msg, self._attempts, prefix=self._prefix)
+        if delivery.num_delivered > 1 and (how := self._finished.get(delivery.stream_sequence)) is not None:
+            self.late_redeliveries += 1
+            with contextlib.suppress(Exception):
+                await (msg.ack() if how == "ack" else msg.term())
+            return
         if self._stopping:
             self._late.append(delivery)
             return
@@ -257,6 +269,12 @@ class JetStreamSubscription:
         self._requested_bytes = 0
         self._wake.set()
 
+    def delivery_finished(self, delivery: JetStreamDelivery, how: str) -> None:
+        if delivery.stream_sequence:
+            self._finished[delivery.stream_sequence] = how
+            if len(self._finished) > _FINISHED_KEPT:
+                self._finished.popitem(last=False)
+
     def delivery_settled(self, delivery: JetStreamDelivery) -> None:
         if delivery in self._unsettled:
             self._unsettled.discard(delivery)
@@ -357,4 +375,5 @@ class JetStreamSubscription:
             "queued": self._queue.qsize(),
             "requested": self._requested,
             "held_bytes": self._held_bytes,
+            "late_redeliveries": self.late_redeliveries,
         }
