@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 import msgspec
 import pytest
 
 import crosswire
 from crosswire import ErrorCode
+from crosswire._types import Attempt
 from crosswire._workers.frames import Hello
 from crosswire._workers.hub import check_hello
+from crosswire._workers.pool import WorkerPool
 from crosswire._workers.schemas import accepted_uris, handshake_warnings, produced_schemas
 from crosswire.schema import new_event, schema
+
+PoolFactory = Callable[..., WorkerPool]
 
 V1 = "urn:crosswire:schema:crosswire.test.Order:1"
 
@@ -73,6 +79,31 @@ async def test_an_event_of_another_schema_version_is_dead_lettered_undelivered(
         f"event test.versioned carries schema crosswire.test.Order v2; worker {name!r} accepts crosswire.test.Order v1"
     )
     assert len(letters[0].attempts) == 1  # not retried
+
+
+async def test_a_refused_event_does_not_wait_for_credit(runtime: str, make_pool: PoolFactory) -> None:
+    pool = make_pool(runtime, "--max-in-flight", "1")
+    await pool.start()
+    name = pool.name
+
+    def attempt(event: crosswire.Event[object]) -> Attempt:
+        return Attempt(event=event, binding=f"{name}:{event.type}", number=1, deadline=time.monotonic() + 5)
+
+    busy = asyncio.ensure_future(
+        pool.handle(attempt(crosswire.Event.new("test.sleep", msgspec.msgpack.encode({"ms": 400}), source="/t")))
+    )
+    for _ in range(2000):  # until the sleep holds the one credit
+        if pool.statistics().in_flight:
+            break
+        await asyncio.sleep(0.001)
+    started = time.monotonic()
+    outcome = await pool.handle(attempt(new_event("test.versioned", OrderV2(order_id=1, currency="EUR"), source="/t")))
+    waited = time.monotonic() - started
+    assert outcome.error is not None and outcome.error.code is ErrorCode.INVALID_ARGUMENT
+    assert waited < 0.2, f"the refusal waited {waited:.3f} s for the credit of a delivery it never makes"
+    assert (await busy).error is None
+    stats = pool.statistics()
+    assert (stats.delivered, stats.refused) == (1, 1)
 
 
 @pytest.mark.parametrize("produced", [OrderV1, OrderV2])

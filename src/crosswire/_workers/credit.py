@@ -76,17 +76,15 @@ class CreditQueue:
     async def _send_and_wait(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Outcome:
         session = self.ready_now()
         if session is None:
+            current = self._current()  # refused at once rather than after a wait for credit
+            if current is not None and (refused := self._refused(current, attempt)) is not None:
+                return refused
             session = await self.acquire()
             if session is None:
                 return node_error(ErrorCode.CANCELLED, f"worker {self._name!r} is shutting down")
-        event = attempt.event
-        if event.dataschema is not None and session.hello.schemas:
-            why = refusal(event, accepted(session.hello, attempt.binding, event.type, self._name), worker=self._name)
-            if why is not None:
-                # not for this worker (hello schemas): no delivery, so no credit taken
-                self._counters.refused += 1
-                self.wake()  # a credit this caller may have been woken for
-                return node_error(ErrorCode.INVALID_ARGUMENT, why)
+        if (refused := self._refused(session, attempt)) is not None:
+            self.wake()  # a credit this caller may have been woken for
+            return refused
         try:
             ticket = session.deliver(stamp(attempt.event, attempt.number, deadline_ms), deadline_ms)
         except ClosedError as exc:
@@ -104,6 +102,18 @@ class CreditQueue:
             # holds its credit until the result comes, or the worker is declared hung
             session.abandon(ticket, deadline if deadline is not None else time.monotonic(), self._hang_grace)
             raise
+
+    def _refused(self, session: Session, attempt: Attempt) -> Outcome | None:
+        """``invalid_argument`` if the worker's hello ``schemas`` exclude the event's
+        ``dataschema``: it is not delivered, so it takes no credit."""
+        event = attempt.event
+        if event.dataschema is None or not session.hello.schemas:
+            return None
+        why = refusal(event, accepted(session.hello, attempt.binding, event.type, self._name), worker=self._name)
+        if why is None:
+            return None
+        self._counters.refused += 1
+        return node_error(ErrorCode.INVALID_ARGUMENT, why)
 
     def __len__(self) -> int:
         return len(self._waiters)
