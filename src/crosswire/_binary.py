@@ -62,17 +62,23 @@ _STRING_ATTRS = (
     "partitionkey",
     "idempotencykey",
 )
+_STRING_HEADERS = tuple((name, f"ce-{name}") for name in _STRING_ATTRS)
 _INT_ATTRS = ("deadline", "cwversion")
 _NOT_HEADERS = frozenset({"specversion", "data", "data_base64", "attempt", "extensions"})
-_SAFE = frozenset(range(0x21, 0x7F)) - {ord("%"), ord('"')}
+_STR, _INT, _SKIP = "str", "int", "skip"
+_KINDS = {**dict.fromkeys(_STRING_ATTRS, _STR), **dict.fromkeys(_INT_ATTRS, _INT), "specversion": _SKIP}
+_KINDS["datacontenttype"] = _SKIP  # read below: it may come from content-type instead
 _DECIMAL = re.compile(r"-?[0-9]+")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+_NEEDS_ESCAPE = re.compile(r"[^\x21\x23\x24\x26-\x7e]")  # space, ", %, controls, DEL, non-ASCII
+
+
 def _escape(value: str) -> str:
-    if value.isascii() and all(ord(c) in _SAFE for c in value):
+    if _NEEDS_ESCAPE.search(value) is None:
         return value
-    return "".join(c if ord(c) in _SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in value)
+    return _NEEDS_ESCAPE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
 
 
 def _unquote(value: str) -> str:
@@ -84,6 +90,8 @@ def _unquote(value: str) -> str:
 
 def unescape(value: str) -> str:
     """A header value as the attribute it carries (RFC 7230 unquoting, then percent-decoding)."""
+    if "%" not in value and not value.startswith('"'):
+        return value
     value = _unquote(value)
     if "%" not in value:
         return value
@@ -110,10 +118,10 @@ def _is_hex(two: str) -> bool:
 def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     """The event's headers (``ce-*``, ``Content-Type``, ``Crosswire-Ext-Types``) and body."""
     headers: dict[str, str] = {"ce-specversion": event.specversion}
-    for name in _STRING_ATTRS:
+    for name, header in _STRING_HEADERS:
         value = getattr(event, name)
         if value is not None:
-            headers[f"ce-{name}"] = _escape(value)
+            headers[header] = _escape(value)
     if event.deadline is not None:
         headers["ce-deadline"] = str(event.deadline)
     if event.cwversion != 1:
@@ -146,7 +154,11 @@ def _folded(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names folded to ASCII lower case. Two spellings of one name with different
     values are ``malformed``; a ``ce-`` name that is not ASCII is ``invalid_extension_name``
     (other non-ASCII names are ignored)."""
-    out: dict[str, str] = {}
+    if "".join(headers).isascii():
+        out = {key.lower(): value for key, value in headers.items()}
+        if len(out) == len(headers):
+            return out  # the usual case: one spelling per name
+    out = {}
     for key, value in headers.items():
         if not key.isascii():
             if key[:3].lower() == "ce-":
@@ -199,12 +211,13 @@ def _from_headers(ce: Mapping[str, str], headers: Mapping[str, str], body: bytes
     fields: dict[str, Any] = {"specversion": ce["specversion"]}
     extensions: dict[str, Any] = {}
     for name, raw in ce.items():
-        if name in ("specversion", "datacontenttype"):
-            continue
-        if name in _INT_ATTRS:
-            fields[name] = _int(name, raw)
-        elif name in _STRING_ATTRS:
+        role = _KINDS.get(name)
+        if role is _STR:
             fields[name] = unescape(raw)
+        elif role is _SKIP:
+            continue
+        elif role is _INT:
+            fields[name] = _int(name, raw)
         elif name in _NOT_HEADERS or name in RESERVED_NAMES:
             raise EnvelopeDecodeError(
                 "invalid_extension_name", f"header ce-{name} is not an attribute a header carries"
