@@ -25,6 +25,8 @@ from ._envelope import Event
 __all__ = ["DeadLetters", "ReplayResult"]
 
 REPLAY_TARGET = "replayto"
+TRUNCATED = "cwtruncated"
+"""Extension of a dead-lettered event whose data was cut to fit the store (its original size)."""
 REPLAY_OF = "replayof"
 
 
@@ -117,6 +119,11 @@ class DeadLetters:
     def _why_not(self, letter: DeadLetter) -> str | None:
         if letter.event is None:
             return "the event never decoded; there is nothing to replay"
+        if TRUNCATED in letter.event.extensions:
+            return (
+                f"the letter keeps only part of the event's data (it had {letter.event.extensions[TRUNCATED]} "
+                "bytes, too large to store whole); replaying it would hand the handler different data"
+            )
         if letter.replays and letter.replays[-1].at >= letter.dead_at:
             return f"already replayed as {letter.replays[-1].event_id}"
         if len(letter.replays) >= self.max_replays:

@@ -303,3 +303,24 @@ async def test_a_consumer_that_dies_makes_the_node_not_ready(caplog: pytest.LogC
         assert "the broker went away" in caplog.text
     finally:
         await node.drain(1)
+
+
+async def test_replay_refuses_a_letter_whose_data_was_cut() -> None:
+    from crosswire._deadletter import MemoryDeadLetterStore
+    from crosswire._replay import TRUNCATED, DeadLetters
+
+    store = MemoryDeadLetterStore()
+    published: list[Event[Any]] = []
+
+    async def publish(events: Any) -> None:
+        published.extend(events)
+
+    cut = Event.new("t.big", b"x" * 10, extensions={TRUNCATED: 2_000_000})
+    whole = Event.new("t.big", b"y")
+    error = ErrorInfo.of(ErrorCode.HANDLER_ERROR, "boom")
+    for event in (cut, whole):
+        await store.put(crosswire.DeadLetter(id=f"b/{event.id}", binding="b", event=event, error=error))
+    result = await DeadLetters(store, publish).replay(all=True)
+    assert result.replayed == [f"b/{whole.id}"]
+    assert "2000000 bytes" in result.skipped[f"b/{cut.id}"]
+    assert [e.data for e in published] == [b"y"]

@@ -26,6 +26,7 @@ from nats.js import api
 
 from ..._deadletter import DeadLetter
 from ..._exceptions import DecodeError, TransportError
+from ..._replay import TRUNCATED
 from .connection import Connection
 from .streams import attach_stream
 
@@ -35,8 +36,6 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[DeadLetter] = msgspec.msgpack.Decoder(DeadLetter)
 _Errors = (nats.errors.Error, asyncio.TimeoutError)
 _HEADROOM = 512  # the publish's own headers (Nats-Expected-Stream) and framing
-TRUNCATED = "cwtruncated"
-"""Extension set on the event of a letter whose data was cut to fit: the original size."""
 
 
 def _token(value: str) -> str:
