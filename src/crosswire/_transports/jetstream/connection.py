@@ -17,6 +17,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from ..._exceptions import TransportError
+from .headers import Client
 from .publish import Publisher
 
 __all__ = ["Confirmer", "Connection", "close_connection", "flush", "no_callback", "open_connection"]
@@ -69,7 +70,7 @@ async def open_connection(
     :param errors: filled by the connection's ``error_cb`` (named in the message).
     :raises TransportError: not connected; the message names the errors seen.
     """
-    nc = NatsClient()
+    nc = Client()
     errors.clear()
     try:
         # Bounded as a whole: a server that accepts TCP but stalls (e.g. a TLS
