@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -201,3 +201,15 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     assert proc.returncode == 0
     for line in rest.splitlines():
         json.loads(line)
+
+
+def test_submit_to_a_memory_node_says_it_cannot_reach_it(run_node: Callable[..., Running], tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    node = run_node("--memory", "--data-dir", str(data_dir))
+    node.wait_for("ready on memory")
+    out = cli("submit", "order.created", "--data", '{"order_id": 1}', data_dir=data_dir)
+    assert out.returncode == 3, out
+    assert "memory transport" in out.stderr and out.stdout == ""
+    assert not (data_dir / "jetstream").exists()  # no second, unread store was started
+    assert node.stop() == 0
+    assert not (data_dir / "server.json").exists()

@@ -137,8 +137,17 @@ def _running_embedded_url(data_dir: str) -> str | None:
     try:
         info = json.loads(path.read_text())
         os.kill(int(info["pid"]), 0)
-        return str(info["url"])
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if info.get("memory"):
+        raise UserError(
+            f"the node running on {data_dir} (app {info.get('app')!r}, pid {info['pid']}) uses the in-process "
+            "memory transport: no other process can reach its events. Run it without --memory, "
+            "or submit from inside the app"
+        )
+    try:
+        return str(info["url"])
+    except KeyError:
         return None
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 from typing import Any
 
@@ -126,6 +127,10 @@ async def run_command(args: argparse.Namespace) -> int:
     if server is not None and server.running:
         info_file = server_file(args.data_dir)
         info_file.write_text(json.dumps({"url": server.url, "pid": server.pid}))
+    elif args.memory:  # other commands on this data dir must know they cannot reach it
+        info_file = server_file(args.data_dir)
+        info_file.parent.mkdir(parents=True, exist_ok=True)
+        info_file.write_text(json.dumps({"memory": True, "pid": os.getpid(), "app": app.name}))
     where = "memory" if args.memory else (server.url + " (embedded)" if server is not None else str(args.nats))
     log.info("node %s ready on %s with %d bindings", app.name, where, len(node.bindings))
     for binding in node.bindings:
