@@ -7,7 +7,9 @@ Semantics (the same for every runtime, since the node applies them):
   ``handler_error``, ``internal``. A success is an attempt without error. Everything
   else is *neutral* and not counted: non-retryable errors (bad input, rejection: the
   event's fault, not the handler's), ``worker_lost`` (one crashed worker process takes
-  all its in-flight deliveries with it; the pool restarts it) and ``cancelled``.
+  all its in-flight deliveries with it; the pool restarts it), ``cancelled``, and an
+  error that names its own ``retry_after`` (``RetryLater(after=...)``: the handler paces
+  that event itself and the retry policy honours it; it is no verdict on the binding).
 - **When it opens.** From ``closed`` when, over the last ``window`` seconds, at least
   ``minimum_calls`` counted calls were made and at least ``failure_rate`` of them
   failed. A rate, not a run of consecutive failures: a burst of poison events and
@@ -81,7 +83,7 @@ def counts_as_failure(error: ErrorInfo | None) -> bool | None:
     """True: a failure; False: a success; None: neutral (not counted)."""
     if error is None:
         return False
-    if not error.retryable or error.code in _NEUTRAL:
+    if not error.retryable or error.code in _NEUTRAL or error.retry_after is not None:
         return None
     return True
 
