@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import msgspec
 
 from ._exceptions import EnvelopeDecodeError
+from ._schema._ref import declared_schema
 
 __all__ = [
     "JSON_ATTRIBUTES",
@@ -139,6 +140,7 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
         idempotency_key: str | None = None,
         traceparent: str | None = None,
         deadline: float | datetime | None = None,
+        dataschema: str | None = None,
         extensions: dict[str, ExtensionValue] | None = None,
         stamp_time: bool = True,
     ) -> Event[Any]:
@@ -147,7 +149,8 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
         The same names and units as ``Node.submit``: ``data`` is ``bytes`` (sent as
         they are, with the ``datacontenttype`` given), ``str`` (UTF-8 text) or anything
         msgspec encodes (Structs, dataclasses, dicts: MessagePack); ``deadline`` is
-        seconds from now or an aware ``datetime``.
+        seconds from now or an aware ``datetime``. ``dataschema`` defaults to the
+        schema a payload type declared with ``@crosswire.schema.schema(...)``.
 
         :raises ValueError: for data that cannot be encoded, an invalid extension name
             or value, or a naive ``datetime`` deadline.
@@ -156,6 +159,8 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
             body, content_type = (bytes(data) if data is not None else None), None
         else:
             body, content_type = encode_payload(data)
+            if dataschema is None and (declared := declared_schema(data.__class__)) is not None:
+                dataschema = declared.uri
         event = cls(
             specversion="1.0",
             id=id or new_event_id(),
@@ -170,6 +175,7 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
             partitionkey=key,
             idempotencykey=idempotency_key,
             deadline=deadline_ms(deadline),
+            dataschema=dataschema,
             extensions=extensions or {},
         )
         if stamp_time:

@@ -25,7 +25,7 @@ from ._app import App, Policies
 from ._binding import Binding
 from ._deadletter import DeadLetterStore, MemoryDeadLetterStore
 from ._dispatcher import Dispatcher
-from ._envelope import Event, encode_payload
+from ._envelope import Event
 from ._exceptions import ClosedError, ConfigurationError
 from ._function import function_handler
 from ._lifecycle import Lifecycle, State
@@ -332,14 +332,14 @@ class Node:
         :raises TransportError: the transport did not accept the event.
         :raises ValueError: invalid type or attributes.
         """
-        body, content_type = encode_payload(data)
+        raw = isinstance(data, (bytes, bytearray, memoryview))
         event = Event.new(
             type,
-            body,
+            data,
             source=self.app.source,
             id=id,
             subject=subject,
-            datacontenttype=content_type,
+            datacontenttype="application/octet-stream" if raw else None,
             key=key,
             correlation_id=correlation_id,
             idempotency_key=idempotency_key,

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 import crosswire
+import crosswire.schema
 from crosswire import Event
 from crosswire._envelope import decode_event, encode_event
 from crosswire._transports.jetstream.publish import ce_headers
@@ -86,5 +87,27 @@ def test_refusal_names_both_versions() -> None:
     assert refusal(event, [v1, v2], worker="pricing") == (
         "event order.validated carries schema orders.Order v3; worker 'pricing' accepts orders.Order v1, orders.Order v2"
     )
-    unversioned = Event.new("order.validated", Order(1))
+    unversioned = Event.new("order.validated", msgspec.msgpack.encode(Order(1)))  # bytes: no schema known
+    assert unversioned.dataschema is None
     assert refusal(unversioned, [v1], worker="pricing") is None  # nothing to check
+
+
+@crosswire.schema.schema("orders.Shipment", version=3)
+class Shipment(msgspec.Struct):
+    order_id: int
+
+
+async def test_submit_and_event_new_stamp_the_declared_schema_of_a_payload() -> None:
+    app = crosswire.App("stamp")
+    seen: list[str | None] = []
+
+    @app.handler("shipment.created")
+    async def h(event: crosswire.Event[Shipment]) -> None:
+        seen.append(event.dataschema)
+
+    async with crosswire.Node(app) as node:
+        await node.submit("shipment.created", Shipment(order_id=1))
+        await node.submit("shipment.created", Shipment(order_id=2), extensions={"x": "y"})
+        await node.wait_idle(5)
+    assert seen == ["urn:crosswire:schema:orders.Shipment:3"] * 2
+    assert crosswire.Event.new("t.x", {"a": 1}).dataschema is None  # undeclared types carry none
