@@ -22,8 +22,8 @@ From the command line: ``crosswire load scenario.toml --app myapp:app --png out.
 from .accounting import Ledger, Verdict
 from .faults import FaultMiddleware
 from .payloads import generate
-from .report import build_report, write_html, write_png
-from .runner import HarnessError, Result, run, write_json
+from .report import build_report, write_html, write_json, write_png
+from .runner import HarnessError, Result, run
 from .scenario import (
     Broker,
     Burst,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from .._app import App
 from .._exceptions import ConfigurationError
+from .._function import payload_type
 
-__all__ = ["load_app"]
+__all__ = ["load_app", "payload_types"]
 
 
 def load_app(spec: str) -> App:
@@ -34,3 +37,25 @@ def load_app(spec: str) -> App:
     if not isinstance(app, App):
         raise ConfigurationError(f"{spec} is a {type(app).__name__}, not a crosswire.App")
     return app
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+def payload_types(app: App) -> Callable[[str], Any]:
+    """Event type → the payload type of the first Python handler it routes to."""
+
+    def lookup(event_type: str) -> Any:
+        for config in app.handlers:
+            if _matches(config.pattern, event_type):
+                return payload_type(config.fn)
+        return None
+
+    return lookup

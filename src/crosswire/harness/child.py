@@ -78,7 +78,7 @@ def _builtins(value: Any) -> Any:
     return msgspec.to_builtins(value, enc_hook=str, str_keys=True)
 
 
-class Child:
+class _Child:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self._runs_fd = os.open(args.runs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="node %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        return asyncio.run(Child(args).run())
+        return asyncio.run(_Child(args).run())
     except KeyboardInterrupt:
         return 130
 

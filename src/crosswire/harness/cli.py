@@ -8,8 +8,8 @@ from typing import Any, TextIO
 import msgspec
 
 from .._exceptions import ConfigurationError
-from .report import write_html, write_png
-from .runner import HarnessError, run, write_json
+from .report import write_html, write_json, write_png
+from .runner import HarnessError, run
 from .scenario import load
 
 __all__ = ["print_summary", "run_load"]

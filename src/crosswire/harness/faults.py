@@ -19,7 +19,6 @@ import math
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any
 
 from .._errorinfo import ErrorCode, ErrorInfo
 from .._types import Attempt, Handler, Outcome
@@ -152,11 +151,3 @@ def _probit(p: float) -> float:
         * q
         / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
     )
-
-
-def describe(runs: list[Run]) -> dict[str, Any]:
-    """Counts by code, for logs."""
-    out: dict[str, int] = {}
-    for r in runs:
-        out[r[5] or "ok"] = out.get(r[5] or "ok", 0) + 1
-    return dict(out)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 
 from .accounting import Ledger, Verdict, percentile
 from .scenario import Scenario
 
-__all__ = ["build_report", "write_html", "write_png"]
+__all__ = ["build_report", "write_html", "write_json", "write_png"]
 
 REPORT_VERSION = 1
 
@@ -92,6 +92,11 @@ def build_report(
 
 _COLORS = {"handler_error": "tab:red", "handler_latency": "tab:orange", "handler_hang": "tab:purple",
            "worker": "tab:brown", "broker": "tab:gray", "node": "black"}  # fmt: skip
+
+
+def write_json(report: dict[str, Any], path: str | Path, out: TextIO | None = None) -> None:
+    """The report as an indented JSON document (``out`` is not used)."""
+    Path(path).write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=1))
 
 
 def write_png(report: dict[str, Any], path: str | Path) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "Verdicts",
     "WorkerFault",
     "Fault",
+    "label",
     "load",
     "loads",
 ]
@@ -347,15 +348,16 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for f in self.faults:
             for at in f.times():
                 if isinstance(f, (HandlerError, HandlerLatency, HandlerHang)):
-                    out.append((at, at + f.duration, _label(f)))
+                    out.append((at, at + f.duration, label(f)))
                 elif isinstance(f, WorkerFault):
-                    out.append((at, at + (f.pause if f.signal == "SIGSTOP" else 1.0), _label(f)))
+                    out.append((at, at + (f.pause if f.signal == "SIGSTOP" else 1.0), label(f)))
                 else:
-                    out.append((at, at + max(f.down, 1.0), _label(f)))
+                    out.append((at, at + max(f.down, 1.0), label(f)))
         return sorted(out)
 
 
-def _label(f: Fault) -> str:
+def label(f: Fault) -> str:
+    """A short human label for a fault (report markers, the live view)."""
     if isinstance(f, HandlerError):
         return f"{f.binding}: {f.rate:.0%} {f.code}"
     if isinstance(f, HandlerLatency):
@@ -367,11 +369,6 @@ def _label(f: Fault) -> str:
     if isinstance(f, Broker):
         return f"broker {f.action}" + (f" n{f.server}" if f.server else "")
     return f"node {f.action}"
-
-
-def label(f: Fault) -> str:
-    """A short human label for a fault (report markers, the live view)."""
-    return _label(f)
 
 
 def loads(text: str, *, base: Path | None = None) -> Scenario:
