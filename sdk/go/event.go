@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -101,14 +100,6 @@ func MustNewEvent(typ string, v any) *Event {
 // MarshalMsgpack encodes v as MessagePack the way NewEvent does: integers in
 // their smallest representation and map keys sorted, so equal values give equal bytes.
 func MarshalMsgpack(v any) ([]byte, error) {
-	data, err := marshalSorted(v)
-	if err != nil || !holdsMap(reflect.TypeOf(v)) {
-		return data, err
-	}
-	return canonical(data, marshalSorted)
-}
-
-func marshalSorted(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
