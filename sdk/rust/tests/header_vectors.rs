@@ -2,46 +2,13 @@
 //! event (CloudEvents binary content mode) both ways, byte for byte, and the exact
 //! error codes; plus a round trip of every envelope vector through that form.
 
+mod common;
+use common::{hex, load, unhex};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crosswire::binary::{from_binary, to_binary, EXT_TYPES};
 use crosswire::Event;
 use serde_json::Value;
-
-/// Every `*.json` in `spec/vectors/<sub>`, sorted by file name; fails if there are none.
-fn load(sub: &str) -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../spec/vectors")
-        .join(sub);
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                serde_json::from_str(&text).unwrap(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(!out.is_empty(), "no vectors in {}", dir.display());
-    out
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn headers(v: &Value) -> BTreeMap<String, String> {
     v["headers"]

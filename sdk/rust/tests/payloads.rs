@@ -3,8 +3,9 @@
 //! into the test schemas, declared here as plain serde structs, and is checked field by
 //! field; every invalid form fails and reaches the node as `invalid_argument`.
 
+mod common;
+use common::{load, unhex};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use crosswire::payload::{self, Timestamp};
 use crosswire::{ErrorCode, Event, HandlerError, PayloadError};
@@ -53,32 +54,6 @@ struct Numbers {
     i64: i64,
     u64: u64,
     f64: f64,
-}
-
-fn load(sub: &str) -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../spec/vectors/payloads")
-        .join(sub);
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_str(&text).unwrap())
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(!out.is_empty(), "no vectors in {}", dir.display());
-    out
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// The forms a vector gives, as events with the matching content type.
@@ -235,7 +210,7 @@ fn decode_as<T: DeserializeOwned>(what: &str, ev: &Event) -> T {
 
 #[test]
 fn valid_payloads_decode_to_the_expected_values_in_both_forms() {
-    let vectors = load("valid");
+    let vectors = load("payloads/valid");
     let mut checked = 0;
     for (name, v) in &vectors {
         for (form, ev) in events(v) {
@@ -266,7 +241,7 @@ fn valid_payloads_decode_to_the_expected_values_in_both_forms() {
 
 #[test]
 fn invalid_payloads_fail_with_invalid_argument_in_every_form() {
-    for (name, v) in load("invalid") {
+    for (name, v) in load("payloads/invalid") {
         assert_eq!(v["error"], "invalid_argument", "{name}");
         for (form, ev) in events(&v) {
             let what = format!("{name} ({form})");
