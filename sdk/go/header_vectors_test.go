@@ -108,16 +108,7 @@ func TestHeaderVectorsInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("decoded %+v, want error %s", ev, v.Error)
 			}
-			var de *DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("error %T %v is not a *DecodeError", err, err)
-			}
-			if string(de.Code) != v.Error {
-				t.Errorf("code %s (%v), want %s", de.Code, err, v.Error)
-			}
-			if !errors.Is(err, &DecodeError{Code: DecodeCode(v.Error)}) {
-				t.Errorf("errors.Is does not match code %s", v.Error)
-			}
+			wantDecodeError(t, err, v.Error)
 		})
 	}
 }

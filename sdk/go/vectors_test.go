@@ -164,16 +164,7 @@ func TestEnvelopeInvalidVectors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("decoded %+v, want error %s", ev, v.Error)
 			}
-			var de *DecodeError
-			if !errors.As(err, &de) {
-				t.Fatalf("error %T %v is not a *DecodeError", err, err)
-			}
-			if string(de.Code) != v.Error {
-				t.Errorf("code %s (%v), want %s", de.Code, err, v.Error)
-			}
-			if !errors.Is(err, &DecodeError{Code: DecodeCode(v.Error)}) {
-				t.Errorf("errors.Is does not match code %s", v.Error)
-			}
+			wantDecodeError(t, err, v.Error)
 		})
 	}
 }
@@ -330,5 +321,21 @@ func TestFrameTooLargeMessage(t *testing.T) {
 	want := "crosswire: frame too large: 4294967295 bytes > max 1114112"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
+// wantDecodeError fails t unless err is a *DecodeError with the vector's code,
+// matched both by its Code and by errors.Is.
+func wantDecodeError(t *testing.T, err error, code string) {
+	t.Helper()
+	var de *DecodeError
+	if !errors.As(err, &de) {
+		t.Fatalf("error %T %v is not a *DecodeError", err, err)
+	}
+	if string(de.Code) != code {
+		t.Errorf("code %s (%v), want %s", de.Code, err, code)
+	}
+	if !errors.Is(err, &DecodeError{Code: DecodeCode(code)}) {
+		t.Errorf("errors.Is does not match code %s", code)
 	}
 }
