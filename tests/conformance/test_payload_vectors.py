@@ -6,9 +6,9 @@ annotated ``Event[Order]`` (or ``Event[Numbers]``), the way an app author declar
 the handler reads ``event.payload``. Valid vectors must give ``expected`` field by field;
 invalid ones must end the attempt with ``invalid_argument`` before the handler runs.
 
-The schemas below are the Python declaration of the ones in spec/payloads.md: integer
-widths as msgspec bounds, optional fields as ``T | None = None``, defaulted collections
-as ``= {}`` / ``= b""``.
+The schemas are the Python declaration of the ones in spec/payloads.md, the same the
+Python conformance worker serves (:mod:`crosswire.testworker`): integer widths as msgspec
+bounds, optional fields as ``T | None = None``, defaulted collections as ``= {}`` / ``= b""``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import pytest
@@ -29,55 +29,9 @@ from crosswire import Event
 from crosswire._errorinfo import ErrorCode
 from crosswire._function import function_handler
 from crosswire._types import Attempt
+from crosswire.testworker import Numbers, Order
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "payloads"
-
-
-def _bounded(lo: int, hi: int) -> Any:
-    return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
-
-
-I64 = _bounded(-(2**63), 2**63 - 1)
-U32 = _bounded(0, 2**32 - 1)
-
-
-class Customer(msgspec.Struct):
-    id: I64  # type: ignore[valid-type]
-    name: str
-    email: str | None = None
-
-
-class Item(msgspec.Struct):
-    sku: str
-    qty: U32  # type: ignore[valid-type]
-    price: float
-
-
-class Order(msgspec.Struct):
-    order_id: I64  # type: ignore[valid-type]
-    customer: Customer
-    items: list[Item]
-    note: str | None = None
-    tags: dict[str, str] = {}
-    paid_at: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
-    blob: bytes = b""
-
-
-class Numbers(msgspec.Struct):
-    i8: _bounded(-(2**7), 2**7 - 1)  # type: ignore[valid-type]
-    u8: _bounded(0, 2**8 - 1)  # type: ignore[valid-type]
-    i16: _bounded(-(2**15), 2**15 - 1)  # type: ignore[valid-type]
-    u16: _bounded(0, 2**16 - 1)  # type: ignore[valid-type]
-    i32: _bounded(-(2**31), 2**31 - 1)  # type: ignore[valid-type]
-    u32: U32  # type: ignore[valid-type]
-    i64: I64  # type: ignore[valid-type]
-    u64: Annotated[int, msgspec.Meta(ge=0)]
-    f64: float
-
-    def __post_init__(self) -> None:
-        # msgspec's bounds stop at int64, so the top of uint64 is checked here
-        if self.u64 > 2**64 - 1:
-            raise ValueError("u64 does not fit 64 bits")
 
 
 SCHEMAS: dict[str, type[msgspec.Struct]] = {"Order": Order, "Numbers": Numbers}
