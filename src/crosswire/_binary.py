@@ -186,19 +186,22 @@ def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event[Any]:
             raise EnvelopeDecodeError("malformed", f"structured mode in {media!r}: only the JSON event format is read")
         return event_from_json(body)
     ce = {k[3:]: v for k, v in folded.items() if k.startswith("ce-")}
-    if "specversion" not in ce or _is_previous_format(ce, body):
+    if "specversion" not in ce:
         return decode_event(body)
-    return _from_headers(ce, folded, body)
+    previous = _previous_format(ce, body)
+    return previous if previous is not None else _from_headers(ce, folded, body)
 
 
-def _is_previous_format(ce: Mapping[str, str], body: bytes) -> bool:
-    """Before binary mode the body was the whole MessagePack envelope (a map16, 0xde)."""
+def _previous_format(ce: Mapping[str, str], body: bytes) -> Event[Any] | None:
+    """The event, if the body is the previous format: the whole MessagePack envelope (a
+    map16, 0xde) of the event the ``ce-id`` header names."""
     if body[:1] != b"\xde":
-        return False
+        return None
     try:
-        return decode_event(body).id == ce.get("id")
+        event = decode_event(body)
     except EnvelopeDecodeError:
-        return False
+        return None
+    return event if event.id == ce.get("id") else None
 
 
 def _from_headers(ce: Mapping[str, str], headers: Mapping[str, str], body: bytes) -> Event[Any]:
