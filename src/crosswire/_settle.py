@@ -31,6 +31,7 @@ from ._deadletter import AttemptRecord, DeadLetter, DeadLetterStore, dead_letter
 from ._envelope import Event, follow_up
 from ._errorinfo import ErrorCode, ErrorInfo
 from ._exceptions import ClosedError, TransportError
+from ._policies.retry import decided
 from ._replay import REPLAY_OF, REPLAY_TARGET
 from ._transports.base import Delivery
 from ._types import Attempt, Outcome
@@ -109,7 +110,7 @@ class Settler:
         except Exception as exc:  # an adapter bug; the event is not lost for it
             log.exception("binding %s: handler chain raised", binding.name)
             error = ErrorInfo.of(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", runtime="node")
-            outcome = Outcome(error=error, retry_delay=binding.policies.retry.next_delay(number, error))
+            outcome = decided(binding.policies.retry, number, Outcome(error=error))
         binding.record_latency(time.perf_counter() - t0)
         if outcome.error is None and outcome.emitted:
             outcome = await self._emit(binding, event, outcome, number)
@@ -136,7 +137,7 @@ class Settler:
             await self._publish([follow_up(event, e, self._source) for e in outcome.emitted])
         except (TransportError, ClosedError, OSError) as exc:
             error = ErrorInfo.of(ErrorCode.UNAVAILABLE, f"emitted events were not accepted: {exc}", runtime="node")
-            return Outcome(error=error, retry_delay=binding.policies.retry.next_delay(number, error))
+            return decided(binding.policies.retry, number, Outcome(error=error))
         return outcome
 
     async def _dead_letter(

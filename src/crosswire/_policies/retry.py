@@ -22,7 +22,7 @@ from .._errorinfo import ErrorInfo
 from .._exceptions import ConfigurationError
 from .._types import Attempt, Handler, Outcome
 
-__all__ = ["Retry", "RetryPolicy", "retrying"]
+__all__ = ["Retry", "RetryPolicy", "decided", "retrying"]
 
 
 @runtime_checkable
@@ -80,16 +80,22 @@ def retrying(policy: RetryPolicy, inner: Handler) -> Handler:
     """The retry layer for any :class:`RetryPolicy`: decides on a failed outcome."""
 
     async def decide(attempt: Attempt) -> Outcome:
-        outcome = await inner(attempt)
-        error = outcome.error
-        if error is None:
-            return outcome
-        delay = policy.next_delay(attempt.number, error)
-        if delay is not None and delay < 0:
-            delay = 0.0
-        return msgspec.structs.replace(outcome, retry_delay=delay)
+        return decided(policy, attempt.number, await inner(attempt))
 
     return decide
+
+
+def decided(policy: RetryPolicy, number: int, outcome: Outcome) -> Outcome:
+    """``outcome`` with the policy's decision for a failed attempt ``number`` in
+    ``retry_delay`` (also for failures found after the chain, e.g. emitted events the
+    transport refused)."""
+    error = outcome.error
+    if error is None:
+        return outcome
+    delay = policy.next_delay(number, error)
+    if delay is not None and delay < 0:
+        delay = 0.0
+    return msgspec.structs.replace(outcome, retry_delay=delay)
 
 
 NO_RETRY = Retry(max_attempts=1)
