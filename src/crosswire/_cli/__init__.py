@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         configure_logging(args.log_level, args.log_json)
-        return int(asyncio.run(args.handler(args)))
+        select_loop = getattr(args, "loop_factory", None)  # run --loop
+        with asyncio.Runner(loop_factory=select_loop(args) if select_loop is not None else None) as runner:
+            return int(runner.run(args.handler(args)))
     except UserError as exc:
         print(f"crosswire: {exc}", file=sys.stderr)
         if exc.__cause__ is not None:  # e.g. the user module's own traceback

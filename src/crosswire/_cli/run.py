@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -16,9 +17,12 @@ import msgspec
 from .._exceptions import CrosswireError
 from .common import UserError, connection_args, load_app, make_transport, server_file
 
-__all__ = ["add_parser", "run_command"]
+__all__ = ["LOOPS", "add_parser", "loop_factory", "run_command"]
 
 log = logging.getLogger("crosswire.cli")
+
+#: ``--loop`` choices; ``auto``: uvloop when it is importable, else asyncio's loop.
+LOOPS = ("auto", "asyncio", "uvloop")
 
 
 def add_parser(sub: Any) -> None:
@@ -35,6 +39,13 @@ def add_parser(sub: Any) -> None:
         help="use the in-process memory transport (nothing durable; for trying things out)",
     )
     run.add_argument("--fsync", action="store_true", help="embedded server: fsync every write")
+    run.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="the event loop: uvloop (needs crosswire[fast]), asyncio's own, or auto: uvloop when it is "
+        "installed, else asyncio (default: %(default)s)",
+    )
     run.add_argument(
         "--drain-timeout",
         type=float,
@@ -93,7 +104,24 @@ def add_parser(sub: Any) -> None:
         help="refuse to start if an existing stream's settings differ (default: warn, use it as it is)",
     )
     connection_args(run)
-    run.set_defaults(handler=run_command)
+    run.set_defaults(handler=run_command, loop_factory=loop_factory)
+
+
+def loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What creates the event loop ``run`` runs on (``None``: asyncio's default).
+
+    :raises UserError: ``--loop uvloop`` and uvloop is not installed.
+    """
+    if args.loop == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if args.loop == "auto":
+            return None
+        raise UserError("--loop uvloop: uvloop is not installed (pip install 'crosswire[fast]')") from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def run_command(args: argparse.Namespace) -> int:
@@ -132,7 +160,8 @@ async def run_command(args: argparse.Namespace) -> int:
         info_file.parent.mkdir(parents=True, exist_ok=True)
         info_file.write_text(json.dumps({"memory": True, "pid": os.getpid(), "app": app.name}))
     where = "memory" if args.memory else (server.url + " (embedded)" if server is not None else str(args.nats))
-    log.info("node %s ready on %s with %d bindings", app.name, where, len(node.bindings))
+    loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+    log.info("node %s ready on %s with %d bindings (%s event loop)", app.name, where, len(node.bindings), loop_name)
     for binding in node.bindings:
         log.info("  %-40s %-24s %s", binding.name, binding.pattern, binding.runtime)
     if args.metrics_port is not None:

@@ -83,6 +83,19 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
+def _before_exec(*, own_group: bool, die_with_parent: bool) -> Callable[[], None] | None:
+    """What the child runs before exec, if anything."""
+    if not own_group:
+        return _die_with_parent if die_with_parent else None
+
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if die_with_parent:
+            _die_with_parent()
+
+    return setup
+
+
 def descends_from(pid: int, ancestor: int, *, max_depth: int = 32) -> bool:
     """Whether process ``pid`` is ``ancestor`` or one of its descendants (Linux ``/proc``;
     False where that cannot be read)."""
@@ -141,6 +154,12 @@ class ChildProcess:
         :raises OSError: the command could not be started.
         """
         pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
+        group = process_group and not new_session
+        # asyncio's own loops take process_group; uvloop's takes no such argument at
+        # all, so there the child calls setpgid itself before exec.
+        native_group = group and isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop)
+        options: dict[str, Any] = {"process_group": 0} if native_group else {}
+        before_exec = _before_exec(own_group=group and not native_group, die_with_parent=die_with_parent)
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=null,
@@ -149,8 +168,8 @@ class ChildProcess:
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=new_session,
-            process_group=0 if process_group and not new_session else None,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            preexec_fn=before_exec,
+            **options,
         )
         readers: list[asyncio.Task[None]] = []
         for stream, sink in ((proc.stdout, on_stdout), (proc.stderr, on_stderr)):
