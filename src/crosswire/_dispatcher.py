@@ -9,6 +9,7 @@ while ``capacity`` items are queued — that is the backpressure towards the con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -54,7 +55,10 @@ class Dispatcher(Generic[T]):
         self._process = process
         self._key = key
         self._on_error = on_error
-        self._queue: asyncio.Queue[T] = asyncio.Queue(capacity)
+        self._capacity = capacity
+        self._items: deque[T] = deque()  # queued, not yet taken by a worker task
+        self._getters: deque[asyncio.Future[None]] = deque()  # idle worker tasks
+        self._putters: deque[asyncio.Future[None]] = deque()  # put() waiting for room
         self._waiting: dict[str, deque[T]] = {}  # keys being processed -> their backlog
         self._concurrency = concurrency
         self._tasks: list[asyncio.Task[None]] = []
@@ -80,13 +84,35 @@ class Dispatcher(Generic[T]):
 
     async def put(self, item: T) -> None:
         """Queue ``item``; waits while the queue is full."""
+        if self._outstanding == 0:
+            self._idle.clear()
         self._outstanding += 1
-        self._idle.clear()
-        try:
-            await self._queue.put(item)
-        except BaseException:
-            self._settle(1)
-            raise
+        items = self._items
+        if len(items) >= self._capacity:
+            try:
+                while len(items) >= self._capacity:
+                    room = asyncio.get_running_loop().create_future()
+                    self._putters.append(room)
+                    try:
+                        await room
+                    finally:
+                        if not room.done() or room.cancelled():
+                            _remove(self._putters, room)
+            except BaseException:
+                self._settle(1)
+                self._wake(self._putters)  # pass on a wake-up this put may have taken
+                raise
+        items.append(item)
+        if self._getters:
+            self._wake(self._getters)
+
+    @staticmethod
+    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _settle(self, n: int) -> None:
         self._outstanding -= n
@@ -101,13 +127,15 @@ class Dispatcher(Generic[T]):
     @property
     def depth(self) -> int:
         """Items queued or waiting behind their key, not yet running."""
-        return self._queue.qsize() + sum(len(d) for d in self._waiting.values())
+        return len(self._items) + sum(len(d) for d in self._waiting.values())
 
     def drain_queued(self) -> list[T]:
         """Remove and return every item not yet running (used when a drain times out)."""
         items: list[T] = []
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
+        items.extend(self._items)
+        self._items.clear()
+        while self._putters:
+            self._wake(self._putters)
         for backlog in self._waiting.values():
             items.extend(backlog)
             backlog.clear()
@@ -121,9 +149,26 @@ class Dispatcher(Generic[T]):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    async def _take(self) -> T:
+        items = self._items
+        while not items:
+            idle = asyncio.get_running_loop().create_future()
+            self._getters.append(idle)
+            try:
+                await idle
+            except BaseException:
+                _remove(self._getters, idle)
+                if idle.done() and not idle.cancelled() and items:
+                    self._wake(self._getters)  # the wake-up was for an item: pass it on
+                raise
+        return items.popleft()
+
     async def _work(self) -> None:
+        items = self._items
         while True:
-            item = await self._queue.get()
+            item = items.popleft() if items else await self._take()
+            if self._putters:
+                self._wake(self._putters)
             key = self._key(item)
             if key is not None:
                 backlog = self._waiting.get(key)
@@ -159,5 +204,10 @@ class Dispatcher(Generic[T]):
             running=self.running,
             processed=self.processed,
             concurrency=self._concurrency,
-            capacity=self._queue.maxsize,
+            capacity=self._capacity,
         )
+
+
+def _remove(waiters: deque[asyncio.Future[None]], waiter: asyncio.Future[None]) -> None:
+    with contextlib.suppress(ValueError):
+        waiters.remove(waiter)

@@ -354,14 +354,18 @@ class Node:
         if self.lifecycle.state is not State.READY:
             raise ClosedError(f"node {self.app.name!r} is {self.lifecycle.state.value}, not ready")
         pairs: list[tuple[str, str]] = []
+        size = 0
+        route, durable = self.router.route, self.transport.features.durable
         for event in events:
-            bindings = self.router.route(event.type)
-            if not bindings and not self.transport.features.durable:
+            bindings = route(event.type)
+            if not bindings and not durable:
                 raise ConfigurationError(
                     f"no handler for event type {event.type!r}: on a non-durable transport it would be lost"
                 )
-            pairs.extend((event.id, b.name) for b in bindings)
-        size = sum(len(e.data) for e in events if e.data is not None)
+            for binding in bindings:
+                pairs.append((event.id, binding.name))
+            if event.data is not None:
+                size += len(event.data)
         if self._pending.full(len(pairs), size):
             await self._pending.reserve(len(pairs), size)
         publish = self._publish_tracked if self._tracing is None else self._tracing.producing(self._publish_tracked)

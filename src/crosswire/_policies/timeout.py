@@ -9,7 +9,10 @@ here too, so a handler that ignores it is still bounded.
 from __future__ import annotations
 
 import asyncio
+import math
+import sys
 import time
+from typing import Any
 
 import msgspec
 
@@ -20,59 +23,55 @@ from .._types import Attempt, Handler, Outcome
 __all__ = ["Timeout"]
 
 
-class _Deadlines:
-    """Coarse, shared timers: one event-loop timer per 5 ms slot, however many attempts
-    are due in it. Adding and removing an attempt is a dict operation; a per-attempt
-    ``asyncio.timeout`` would put one timer per event on the loop's heap.
-    Deadlines therefore fire up to ``RESOLUTION`` late.
+if sys.version_info >= (3, 12):
+    _current_task = asyncio.current_task
+else:  # 3.11's current_task is Python code; the map it reads is the C one
+    _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+
+    def _current_task(loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Task[Any] | None:
+        return _current_tasks.get(loop or asyncio.get_running_loop())
+
+
+class _Watch:
+    """The running attempts of one timeout layer on one event loop, and one loop timer
+    for the earliest of their deadlines.
+
+    Starting and ending an attempt is a dict write and a pop: no timer per attempt.
+    When the timer fires it cancels the attempts that are due and sets itself for the
+    next deadline. At most ``concurrency`` attempts run at once, so a scan is short, and
+    it runs about once per ``seconds`` while handlers finish in time.
     """
 
-    RESOLUTION = 0.005
+    __slots__ = ("due", "fired", "loop", "running", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.slots: dict[int, dict[int, _Expiry]] = {}
-        self._next = 0
+        self.running: dict[asyncio.Task[Any], float] = {}
+        self.fired: set[asyncio.Task[Any]] = set()
+        self.timer: asyncio.TimerHandle | None = None
+        self.due = math.inf
 
-    def add(self, when: float, expiry: _Expiry) -> tuple[int, int]:
-        slot = int(when / self.RESOLUTION) + 1
-        waiting = self.slots.get(slot)
-        if waiting is None:
-            waiting = self.slots[slot] = {}
-            self.loop.call_at(slot * self.RESOLUTION, self._fire, slot)
-        self._next += 1
-        waiting[self._next] = expiry
-        return slot, self._next
+    def start(self, task: asyncio.Task[Any], when: float) -> None:
+        self.running[task] = when
+        if when < self.due:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.due = when
+            self.timer = self.loop.call_at(when, self._scan)
 
-    def remove(self, handle: tuple[int, int]) -> None:
-        waiting = self.slots.get(handle[0])
-        if waiting is not None:
-            waiting.pop(handle[1], None)
-
-    def _fire(self, slot: int) -> None:
-        for expiry in self.slots.pop(slot, {}).values():
-            expiry.fired = True
-            expiry.task.cancel()
-
-
-class _Expiry:
-    __slots__ = ("fired", "task")
-
-    def __init__(self, task: asyncio.Task[object]) -> None:
-        self.task = task
-        self.fired = False
-
-
-_deadlines: dict[asyncio.AbstractEventLoop, _Deadlines] = {}
-
-
-def _deadlines_for(loop: asyncio.AbstractEventLoop) -> _Deadlines:
-    found = _deadlines.get(loop)
-    if found is None:
-        for stale in [other for other in _deadlines if other.is_closed()]:
-            del _deadlines[stale]
-        found = _deadlines[loop] = _Deadlines(loop)
-    return found
+    def _scan(self) -> None:
+        self.timer = None
+        self.due = math.inf
+        now = self.loop.time()
+        running = self.running
+        due = [task for task, when in running.items() if when <= now]
+        for task in due:
+            del running[task]
+            self.fired.add(task)
+            task.cancel()
+        if running:
+            self.due = min(running.values())
+            self.timer = self.loop.call_at(self.due, self._scan)
 
 
 class Timeout(msgspec.Struct, frozen=True):
@@ -89,7 +88,7 @@ class Timeout(msgspec.Struct, frozen=True):
 
     def layer(self, inner: Handler) -> Handler:
         seconds = self.seconds
-        cached: list[_Deadlines] = []  # this binding's loop's timers, looked up once
+        watches: list[_Watch] = []  # this binding's watch on the loop it runs on
 
         async def timed(attempt: Attempt) -> Outcome:
             now = time.monotonic()
@@ -100,22 +99,25 @@ class Timeout(msgspec.Struct, frozen=True):
             attempt.deadline = deadline
             if deadline <= now:
                 return Outcome(error=_expired(seconds, event_deadline is not None))
-            if not cached or cached[0].loop.is_closed():
-                cached[:] = [_deadlines_for(asyncio.get_running_loop())]
-            deadlines = cached[0]
-            task = asyncio.current_task()
+            loop = asyncio.get_running_loop()
+            if not watches or watches[0].loop is not loop:
+                watches[:] = [_Watch(loop)]
+            watch = watches[0]
+            task = _current_task(loop)
             assert task is not None
-            expiry = _Expiry(task)
-            handle = deadlines.add(deadlines.loop.time() + (deadline - now), expiry)
+            watch.start(task, loop.time() + (deadline - now))
             try:
                 outcome = await inner(attempt)
             except asyncio.CancelledError:
-                if expiry.fired and task.uncancel() == 0:
-                    return Outcome(error=_expired(seconds, False))
+                if task in watch.fired:
+                    watch.fired.discard(task)
+                    if task.uncancel() == 0:
+                        return Outcome(error=_expired(seconds, False))
                 raise
             finally:
-                deadlines.remove(handle)
-            if expiry.fired:  # the handler swallowed our cancellation and finished anyway
+                watch.running.pop(task, None)
+            if task in watch.fired:  # the handler swallowed our cancellation and finished anyway
+                watch.fired.discard(task)
                 task.uncancel()
             return outcome
 
