@@ -155,6 +155,7 @@ async def main() -> None:
         action="store_true",
         help="trace crosswire: an SDK tracer provider exporting OTLP/HTTP (batched) to a local sink",
     )
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="the event loop (uvloop: crosswire[fast])")
     args = parser.parse_args()
     if args.trace:
         install_tracing()
@@ -182,6 +183,7 @@ async def main() -> None:
     out = {
         "bench": "dispatch",
         "tracing": "otlp" if args.trace else "off",
+        "loop": args.loop,
         "events_per_s": {k: (round(v) if v is not None else None) for k, v in eps.items()},
         "ratios": {
             "vs_baseline_queue": round(cw / base, 3),
@@ -191,5 +193,23 @@ async def main() -> None:
     print(json.dumps(out))
 
 
+LOOPS = ("asyncio", "uvloop")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop ``--loop`` names (``main`` checks and reports the choice)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--loop", choices=LOOPS, default="asyncio")
+    if pre.parse_known_args()[0].loop == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        sys.exit("--loop uvloop: uvloop is not installed (pip install 'crosswire[fast]')")
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
