@@ -5,6 +5,7 @@ the cancellation; cancellation from outside stays the caller's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from crosswire import Attempt, ErrorCode, Event, Outcome, Timeout
@@ -54,10 +55,8 @@ async def test_attempts_that_finish_in_time_are_untouched_and_later_ones_still_t
 
 async def test_a_handler_that_swallows_the_cancellation_keeps_its_result_and_the_task_is_not_left_cancelling() -> None:
     async def stubborn(attempt: Attempt) -> Outcome:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            pass
         return Outcome()
 
     timed = Timeout(0.05).layer(stubborn)
