@@ -49,6 +49,12 @@ Contenders:
   ``bytes`` and decoding it with msgspec; published with ``broker.publish(data,
   subject, stream=...)`` (a JetStream publish), each batch as one ``asyncio.gather``.
   In ``consume`` the events are published by a second broker that only publishes.
+- ``nats_go`` (consume only; ``null`` without a ``go`` toolchain): the client limit,
+  ``bench/natsgo``, built before the rounds: a nats.go ``jetstream`` durable pull
+  consumer (``Consume`` with ``PullMaxMessages(batch)``, explicit acks) that decodes
+  each payload into a Go struct (vmihailenco/msgpack) and calls ``msg.Ack()``, on
+  events published as ``raw_nats_py`` publishes them. Its clock starts before the
+  process is spawned.
 
 Each contender and phase runs ``--rounds`` times, interleaved; the median is
 reported. ``--loop uvloop`` runs everything on uvloop (``crosswire[fast]``). The last
@@ -60,10 +66,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -293,10 +301,55 @@ async def run_faststream(url: str, observer: JetStreamContext, phase: str, n: in
     return n / elapsed
 
 
+# -- nats.go, the client limit ---------------------------------------------------------
+
+
+def build_natsgo(out_dir: str) -> str | None:
+    """Build bench/natsgo (``None``, the contender skipped, if there is no ``go``)."""
+    go = shutil.which("go")
+    if go is None:
+        print("no go toolchain: nats_go skipped", file=sys.stderr)
+        return None
+    binary = os.path.join(out_dir, "natsgo")
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "natsgo")
+    subprocess.run([go, "build", "-o", binary, "."], cwd=source, check=True)
+    return binary
+
+
+async def run_natsgo(
+    binary: str, url: str, observer: JetStreamContext, phase: str, n: int, batch: int, tag: str
+) -> float:
+    assert phase == "consume"
+    stream, subject = f"GO{tag}", f"go{tag}.bench"
+    producer = await nats.connect(url)
+    await producer.jetstream().add_stream(name=stream, subjects=[f"go{tag}.>"])
+    await raw_publish(producer.jetstream(), subject, [make_payload(i) for i in range(n)], batch)
+    await producer.close()
+    argv = [binary, "-url", url, "-stream", stream, "-subject", subject, "-n", str(n), "-batch", str(batch)]
+    t0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+    async with asyncio.timeout(WAIT):
+        out, _ = await proc.communicate()
+        await all_acked(observer, stream)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise AssertionError(f"nats_go exited {proc.returncode}")
+    result = json.loads(out)
+    if result != {"handled": n, "unique": n, "duplicates": 0, "failed": 0}:
+        raise AssertionError(f"nats_go: {result}")
+    return n / elapsed
+
+
 # -- the run ----------------------------------------------------------------------------
 
 
-def runner_for(name: str) -> Callable[[str, JetStreamContext, str, int, int, str], Awaitable[float]]:
+Runner = Callable[[str, JetStreamContext, str, int, int, str], Awaitable[float]]
+
+
+def runner_for(name: str, natsgo: str | None) -> Runner:
+    if name == "nats_go":
+        assert natsgo is not None
+        return functools.partial(run_natsgo, natsgo)
     if name == "raw_nats_py":
         return run_raw
     if name == "faststream":
@@ -313,8 +366,8 @@ def runner_for(name: str) -> Callable[[str, JetStreamContext, str, int, int, str
     return run
 
 
-def ratio(a: float, b: float) -> float:
-    return round(a / b, 3)
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -322,16 +375,21 @@ async def main(args: argparse.Namespace) -> None:
     rounds = args.rounds or (3 if args.quick else 5)
     data_dir = tempfile.mkdtemp(prefix="cw-bench-js-")
     results: dict[str, dict[str, list[float]]] = {phase: {name: [] for name in CONTENDERS} for phase in PHASES}
+    results["e2e"]["nats_go"] = []  # stays empty: consume only
+    results["consume"]["nats_go"] = []
     try:
-        async with EmbeddedServer(data_dir) as server:
+        natsgo = build_natsgo(data_dir)
+        async with EmbeddedServer(os.path.join(data_dir, "server")) as server:
             observer = await nats.connect(server.url)
             js = observer.jetstream()
             for r in range(rounds):
-                for name in CONTENDERS:
+                for name in (*CONTENDERS, "nats_go"):
                     for phase in PHASES:
+                        if name == "nats_go" and (phase == "e2e" or natsgo is None):
+                            continue
                         tag = f"{r}{os.urandom(3).hex()}"
                         try:
-                            value = await runner_for(name)(server.url, js, phase, n, args.batch, tag)
+                            value = await runner_for(name, natsgo)(server.url, js, phase, n, args.batch, tag)
                         finally:
                             await cleanup(js, tag)
                         results[phase][name].append(value)
@@ -339,19 +397,22 @@ async def main(args: argparse.Namespace) -> None:
             await observer.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    eps = {phase: {k: statistics.median(v) for k, v in per.items()} for phase, per in results.items()}
+    eps = {phase: {k: statistics.median(v) if v else None for k, v in per.items()} for phase, per in results.items()}
     e2e, consume = eps["e2e"], eps["consume"]
     out = {
         "bench": "jetstream",
         "loop": args.loop,
         "events": n,
         "rounds": rounds,
-        "events_per_s": {phase: {k: round(v) for k, v in per.items()} for phase, per in eps.items()},
+        "events_per_s": {
+            phase: {k: round(v) if v is not None else None for k, v in per.items()} for phase, per in eps.items()
+        },
         "ratios": {
             "vs_raw_nats_py": ratio(e2e["crosswire"], e2e["raw_nats_py"]),
             "vs_faststream": ratio(e2e["crosswire"], e2e["faststream"]),
             "consume_vs_raw_nats_py": ratio(consume["crosswire"], consume["raw_nats_py"]),
             "consume_vs_faststream": ratio(consume["crosswire"], consume["faststream"]),
+            "consume_vs_nats_go": ratio(consume["crosswire"], consume["nats_go"]),
             "kv_dedup_vs_default": ratio(e2e["crosswire_kv_dedup"], e2e["crosswire"]),
             "consume_kv_dedup_vs_default": ratio(consume["crosswire_kv_dedup"], consume["crosswire"]),
             "kv_dedup_vs_raw_nats_py": ratio(e2e["crosswire_kv_dedup"], e2e["raw_nats_py"]),
