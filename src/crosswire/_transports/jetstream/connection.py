@@ -64,7 +64,7 @@ class Connection(Protocol):
 
 async def open_connection(
     servers: str | list[str], options: dict[str, Any], *, connect_timeout: float, errors: deque[str]
-) -> NatsClient:
+) -> Client:
     """Connect with a few tries, then set it to reconnect forever.
 
     :param errors: filled by the connection's ``error_cb`` (named in the message).
@@ -136,7 +136,7 @@ class Confirmer:
     Confirmation is a round trip (PING/PONG: the server has everything written
     before it). At most one is in flight; acks written meanwhile are covered by the
     next one (a group commit). :meth:`acked` returns at once while fewer than
-    ``limit`` acks are unconfirmed, else waits for the next confirmation: so the
+    ``limit`` acks are unconfirmed, else the caller waits for the next confirmation: so the
     events a killed node handled whose acks the server never got are at most
     ``limit`` (plus those being settled at that moment), whatever the load, instead
     of whatever the client had buffered.
@@ -150,20 +150,20 @@ class Confirmer:
         self._next: asyncio.Future[None] | None = None  # resolved by the next round trip
         self._busy = False  # a round trip is in flight
 
-    async def acked(self) -> None:
-        """Count one ack just written; wait if too many are unconfirmed.
-
-        :raises TimeoutError: the server did not answer within the timeout.
-        """
+    def acked(self) -> bool:
+        """Count one ack just written (a confirmation is on its way); whether too many
+        are unconfirmed now: then the caller awaits :meth:`wait`."""
         self.unconfirmed += 1
         if not self._busy:
             self._busy = True
             asyncio.get_running_loop().call_soon(self._round_trip)
-        if self.unconfirmed > self.limit:
-            await self.wait()
+        return self.unconfirmed > self.limit
 
     async def wait(self) -> None:
-        """Until the server has every ack written so far."""
+        """Until the server has every ack written so far.
+
+        :raises TimeoutError: the server did not answer within the timeout.
+        """
         future = self._next
         if future is None:
             future = self._next = asyncio.get_running_loop().create_future()

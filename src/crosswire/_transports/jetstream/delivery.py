@@ -1,8 +1,11 @@
 """One JetStream delivery and its settlement: ack, nak (with a delay), term, in-progress.
 
-Settlement uses nats-py's :class:`~nats.aio.msg.Msg` (``ack``, ``nak(delay=)``,
-``term``, ``in_progress``); the delivery count and stream sequence come from
-``msg.metadata``. A message whose reply subject is not a JetStream ack subject is
+A delivery is built from the message as it came off the wire (subject, reply subject,
+body, headers), without a nats-py ``Msg``; settlements (``+ACK``, ``-NAK`` with a
+delay, ``+TERM``, ``+WPI``) are written to the reply subject without a coroutine each
+(:meth:`.headers.Client.write`), and the delivery count and stream sequence are read
+from the reply subject (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...``,
+or the form with a domain). A message whose reply subject is not a JetStream ack subject is
 not a delivery of a stream message: it becomes a delivery without an event whose
 ``decode_error`` says so. An event is read as a CloudEvent (binary or structured
 content mode, or the previous crosswire format: :func:`crosswire._binary.from_binary`),
@@ -19,12 +22,10 @@ whose handler never started is returned with :meth:`JetStreamDelivery.hand_back`
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
-
-import nats.errors
-from nats.aio.msg import Msg
 
 from ..._binary import from_binary, unescape
 from ..._deadletter import AttemptRecord
@@ -38,6 +39,29 @@ __all__ = ["JetStreamDelivery", "SettleListener", "hand_back_all"]
 log = logging.getLogger("crosswire.jetstream")
 
 _CAS_TRIES = 4
+_ACK, _NAK, _TERM, _WPI = b"+ACK", b"-NAK", b"+TERM", b"+WPI"
+
+
+def ack_metadata(reply: bytes) -> tuple[int, int]:
+    """``(delivery count, stream sequence)`` from a JetStream ack subject: the form
+    without a domain (``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>
+    .<pending>``) or with one (``$JS.ACK.<domain>.<account>.<stream>.<consumer>
+    .<delivered>...``, 11 tokens or more).
+
+    :raises ValueError: not such a subject.
+    """
+    tokens = reply.split(b".")
+    if tokens[0] != b"$JS" or tokens[1:2] != [b"ACK"]:
+        raise ValueError("not a $JS.ACK subject")
+    if len(tokens) == 9:
+        delivered, sequence = tokens[4], tokens[5]
+    elif len(tokens) >= 11:
+        delivered, sequence = tokens[6], tokens[7]
+    else:
+        raise ValueError(f"{len(tokens)} tokens")
+    if not (delivered.isdigit() and sequence.isdigit()):
+        raise ValueError("the delivery count and stream sequence must be decimal")
+    return int(delivered), int(sequence)
 
 
 class SettleListener(Protocol):
@@ -51,6 +75,9 @@ class SettleListener(Protocol):
         """Confirms that acks reached the server (``None``: acks are not confirmed)."""
 
     def delivery_settled(self, delivery: JetStreamDelivery) -> None: ...
+
+    def write(self, reply: bytes, payload: bytes) -> None:
+        """Send a settlement (``payload``) to a delivery's reply subject."""
 
     def delivery_finished(self, delivery: JetStreamDelivery, how: str) -> None:
         """It was acked (``how="ack"``) or terminated (``"term"``): for good."""
@@ -67,25 +94,42 @@ class JetStreamDelivery:
     """
 
     __slots__ = (
+        "_data",
         "_decode_error",
         "_event",
+        "_headers",
         "_listener",
         "_log",
-        "_msg",
+        "_reply",
         "_revision",
         "_settled",
         "_store",
+        "_subject",
         "_superseded",
         "attempt",
         "num_delivered",
+        "size",
         "stream_sequence",
     )
 
     def __init__(
-        self, listener: SettleListener, msg: Msg, store: AttemptStore | None = None, *, prefix: str | None = None
+        self,
+        listener: SettleListener,
+        subject: str,
+        reply: bytes,
+        data: bytes,
+        headers: dict[str, str] | None,
+        store: AttemptStore | None = None,
+        *,
+        prefix: str | None = None,
     ) -> None:
         self._listener = listener
-        self._msg = msg
+        self._subject = subject
+        self._reply = reply
+        self._data = data
+        self._headers = headers
+        self.size = len(data)
+        """Bytes of the body: what the subscription's byte budget counts."""
         self._store = store
         self._settled = False
         self._superseded = False
@@ -94,25 +138,23 @@ class JetStreamDelivery:
         self._log = EMPTY
         self._revision: int | None = 0  # of the attempt record; 0: none; None: unknown
         try:
-            metadata = msg.metadata
-        except (nats.errors.Error, ValueError, IndexError) as exc:
+            self.num_delivered, self.stream_sequence = ack_metadata(reply)
+        except ValueError as exc:
             # Not a stream message's delivery: nothing says which attempt it is.
             self.num_delivered = 1
             self.stream_sequence = 0
             self._store = None
             self._decode_error = (
-                f"reply subject {msg.reply!r} is not a JetStream ack subject "
-                f"($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...): {type(exc).__name__}"
+                f"reply subject {reply.decode(errors='replace')!r} is not a JetStream ack subject "
+                f"($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...): {exc}"
             )
         else:
-            self.num_delivered = metadata.num_delivered
-            self.stream_sequence = metadata.sequence.stream
             try:
-                event = from_binary(msg.headers, msg.data)
+                event = from_binary(headers, data)
             except EnvelopeDecodeError as exc:
                 self._decode_error = str(exc)
             else:
-                self._decode_error = _contradiction(msg, event, prefix)
+                self._decode_error = _contradiction(subject, headers, event, prefix)
                 if self._decode_error is None:
                     self._event = event
             if self.num_delivered > 1 and store is not None:
@@ -130,16 +172,16 @@ class JetStreamDelivery:
         body as it travelled (its headers are in :attr:`headers`)."""
         if self._event is not None:
             return encode_event(self._event)
-        return self._msg.data
+        return self._data
 
     @property
     def subject(self) -> str:
         """The subject the message was published on."""
-        return self._msg.subject
+        return self._subject
 
     @property
     def headers(self) -> dict[str, str] | None:
-        return self._msg.headers
+        return self._headers
 
     @property
     def decode_error(self) -> str | None:
@@ -222,20 +264,23 @@ class JetStreamDelivery:
         connection are not yet confirmed by the server (see ``Confirmer``)."""
         if self._begin_settle():
             self._listener.delivery_finished(self, "ack")
-            await self._call(self._msg.ack())
+            self._write(_ACK)
             await self._confirm()
-            await self._forget()
+            if self._store is not None and self._revision != 0:
+                await self._forget()
 
     async def retry(self, after: float) -> None:
         if self._begin_settle():
-            await self._call(self._msg.nak(delay=after if after > 0 else None))
+            delay = int(after * 10**9) if after > 0 else 0
+            self._write(_NAK + b" " + json.dumps({"delay": delay}).encode() if delay else _NAK)
 
     async def terminate(self) -> None:
         if self._begin_settle():
             self._listener.delivery_finished(self, "term")
-            await self._call(self._msg.term())
+            self._write(_TERM)
             await self._confirm()
-            await self._forget()
+            if self._store is not None and self._revision != 0:
+                await self._forget()
 
     async def hand_back(self) -> None:
         """Return a delivery whose handler never started, at once, without spending an
@@ -245,7 +290,7 @@ class JetStreamDelivery:
     async def in_progress(self) -> None:
         if self._settled or self._superseded:
             return
-        await self._call(self._msg.in_progress())
+        self._write(_WPI)
 
     def _begin_settle(self) -> bool:
         """Mark settled; whether a settlement should be sent to the broker."""
@@ -257,9 +302,9 @@ class JetStreamDelivery:
 
     async def _confirm(self) -> None:
         confirmer = self._listener.confirmer
-        if confirmer is not None:
+        if confirmer is not None and confirmer.acked():
             try:
-                await confirmer.acked()
+                await confirmer.wait()
             except Exception as exc:
                 raise TransportError(f"ack on {self._listener.consumer} not confirmed: {exc!r}") from exc
 
@@ -267,9 +312,9 @@ class JetStreamDelivery:
         if self._store is not None and self._revision != 0:
             await self._store.forget(self._listener.consumer, self.stream_sequence)
 
-    async def _call(self, settle: Awaitable[None]) -> None:
+    def _write(self, payload: bytes) -> None:
         try:
-            await settle
+            self._listener.write(self._reply, payload)
         except Exception as exc:
             raise TransportError(f"cannot settle delivery on {self._listener.consumer}: {exc!r}") from exc
 
@@ -281,14 +326,13 @@ class JetStreamDelivery:
         return f"<JetStreamDelivery {kind} attempt={self.attempt} settled={self._settled}>"
 
 
-def _contradiction(msg: Msg, event: Event[Any], prefix: str | None) -> str | None:
+def _contradiction(subject: str, headers: dict[str, str] | None, event: Event[Any], prefix: str | None) -> str | None:
     """Why the message's subject or headers contradict its envelope, or ``None``."""
-    if prefix is not None and msg.subject != prefix + event.type:
+    if prefix is not None and subject != prefix + event.type:
         return (
-            f"the envelope contradicts its subject: published on {msg.subject!r}, "
+            f"the envelope contradicts its subject: published on {subject!r}, "
             f"but the event's type is {event.type!r} (expected subject {prefix + event.type!r})"
         )
-    headers = msg.headers
     if headers:
         for name, value in (("ce-type", event.type), ("ce-id", event.id), ("Nats-Msg-Id", event.id)):
             header = headers.get(name)
@@ -331,7 +375,7 @@ async def hand_back_all(deliveries: Sequence[JetStreamDelivery]) -> None:
         if d._superseded:
             continue
         try:
-            await d._call(d._msg.nak())
+            d._write(_NAK)
         except TransportError as exc:
             first_error = first_error or exc
     if first_error is not None:

@@ -1,22 +1,47 @@
-"""A NATS client whose header parsing is cheap on the common case.
+"""A NATS client with a cheap path for crosswire's own messages.
 
 Every crosswire event on NATS is a CloudEvent in binary content mode, so every
-delivery carries a header block of some ten ``ce-*`` lines, and nats-py parses it
-line by line in Python. :class:`Client` decodes the block once and splits it: the
-same result for every block without a status line (``NATS/1.0\\r\\nName: value...``);
-a block with an inline status (``NATS/1.0 404``, heartbeats, flow control) goes to
-nats-py's own parser. It overrides ``Client._process_headers``, a private method of
-nats-py: the range in pyproject.toml pins the versions it is tested against, and
-``tests/jetstream/test_headers.py`` checks the override still has its shape.
+delivery carries a header block of some ten ``ce-*`` lines, and nats-py handles each
+message in several steps of Python (two regular expressions on the control line, a
+parsed header dict, a ``Msg``, a queue, a task awaiting a coroutine callback).
+
+:class:`Client` keeps nats-py's connection handling and changes three things:
+
+- its protocol parser reads ``MSG``/``HMSG`` control lines by splitting them and hands
+  every other line (``PING``, ``PONG``, ``INFO``, ``-ERR``, ``+OK``, anything odd) to
+  nats-py's own parser, one line at a time;
+- a subscription may be *direct* (:meth:`Client.direct`): its messages go to a plain
+  callable with ``(subject, reply, data, header block)`` as bytes, in the read loop,
+  without a ``Msg``, a queue or a task; the callable returns ``False`` for a message it
+  leaves to nats-py (then it takes nats-py's usual path: a status line, say);
+- :meth:`Client.write` queues a ``PUB`` without a coroutine (acks, naks).
+
+Headers of other messages are decoded by :func:`parse_header_block` (the same result
+as nats-py's for every block without a status line; a status line goes to nats-py).
+
+These override private parts of nats-py (``Client._process_headers``, ``_ps``,
+``_pending``, ``_flush_queue``, ``_subs``, ``Parser.parse`` and its state): the range in
+pyproject.toml pins the versions they are tested against, and
+``tests/jetstream/test_headers.py`` checks they still have the shape relied on.
 """
 
 from __future__ import annotations
 
-from nats.aio.client import Client as NatsClient
+import asyncio
+from collections.abc import Callable
 
-__all__ = ["Client", "parse_header_block"]
+from nats import errors
+from nats.aio.client import Client as NatsClient
+from nats.protocol.parser import AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, Parser
+
+__all__ = ["Client", "DirectHandler", "parse_header_block"]
 
 _PLAIN = b"NATS/1.0\r\n"
+_CRLF = b"\r\n"
+_inline: set[asyncio.Future[None]] = set()  # flushes of a client whose flusher task died
+
+DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], bool]
+"""``(subject, reply, data, header block or None) -> handled``."""
 
 
 def parse_header_block(block: bytes) -> dict[str, str] | None:
@@ -39,8 +64,139 @@ def parse_header_block(block: bytes) -> dict[str, str] | None:
     return out
 
 
+class _Parser(Parser):
+    """nats-py's parser, with ``MSG``/``HMSG`` read by splitting the control line and
+    direct subscriptions served without ``Client._process_msg``."""
+
+    nc: Client
+
+    async def parse(self, data: bytes = b"") -> None:
+        buf = self.buf
+        buf.extend(data)
+        nc = self.nc
+        direct = nc._direct
+        while buf and self.buf is buf:  # a reset (reconnect) meanwhile: the rest is void
+            if self.state == AWAITING_CONTROL_LINE:
+                end = buf.find(_CRLF)
+                if end < 0:
+                    return  # a partial line: wait for more
+                if not self._control(bytes(buf[:end])):
+                    # nats-py parses this one line (and raises on what it rejects)
+                    rest = buf[end + 2 :]
+                    del buf[end + 2 :]
+                    await super().parse()
+                    if self.buf is not buf:
+                        return
+                    buf.extend(rest)
+                    continue
+                del buf[: end + 2]
+            elif self.state == AWAITING_MSG_PAYLOAD:
+                needed = self.needed
+                if len(buf) < needed + 2:
+                    return
+                arg = self.msg_arg
+                header_size = self.header_needed
+                if header_size > 0:
+                    header: bytes | None = bytes(buf[:header_size])
+                    payload = bytes(buf[header_size:needed])
+                    self.header_needed = 0
+                else:
+                    header = None
+                    payload = bytes(buf[:needed])
+                del buf[: needed + 2]
+                self.state = AWAITING_CONTROL_LINE
+                sid, subject, reply = arg["sid"], arg["subject"], arg["reply"]
+                handler = direct.get(sid)
+                if handler is not None and sid in nc._subs and handler(subject, reply, payload, header):
+                    stats = nc.stats
+                    stats["in_msgs"] += 1
+                    stats["in_bytes"] += len(payload)
+                    continue
+                await nc._process_msg(sid, subject, reply, payload, header)  # type: ignore[arg-type]
+            else:
+                return
+
+    def _control(self, line: bytes) -> bool:
+        """Take a well-formed ``MSG``/``HMSG`` line; ``False``: nats-py's parser reads it."""
+        parts = line.split()
+        op = parts[0] if parts else b""
+        try:
+            if op == b"HMSG" and len(parts) in (5, 6):
+                header_size, needed = int(parts[-2]), int(parts[-1])
+                if not 0 < header_size <= needed:
+                    return False
+                self.header_needed = header_size
+            elif op == b"MSG" and len(parts) in (4, 5):
+                needed = int(parts[-1])
+                self.header_needed = 0
+            else:
+                return False
+            sid = int(parts[2])
+        except ValueError:
+            return False
+        if needed < 0:
+            return False
+        arg = self.msg_arg
+        arg["subject"] = parts[1]
+        arg["sid"] = sid
+        arg["reply"] = parts[3] if len(parts) == (6 if op == b"HMSG" else 5) else b""
+        self.needed = needed
+        self.state = AWAITING_MSG_PAYLOAD
+        return True
+
+
 class Client(NatsClient):
-    """nats-py's client with :func:`parse_header_block` on the header path."""
+    """nats-py's client with the cheap paths described in this module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ps = _Parser(self)
+        self._direct: dict[int, DirectHandler] = {}
+        self._kicked: asyncio.Future[None] | None = None
+
+    def direct(self, sid: int, handler: DirectHandler | None) -> None:
+        """Serve subscription ``sid``'s messages with ``handler`` (``None``: nats-py's
+        path again). A message it returns ``False`` for takes nats-py's path."""
+        if handler is None:
+            self._direct.pop(sid, None)
+        else:
+            self._direct[sid] = handler
+
+    def write(self, subject: bytes, payload: bytes) -> None:
+        """Queue a ``PUB`` of ``payload`` (no reply, no headers) to ``subject``, as
+        ``publish`` would, and wake the flusher; the subject is not validated (it came
+        from the server).
+
+        :raises nats.errors.Error: closed, draining, or the reconnect buffer is full.
+        """
+        if self.is_closed:
+            raise errors.ConnectionClosedError
+        if self.is_draining_pubs:
+            raise errors.ConnectionDrainingError
+        command = b"PUB %b %d\r\n%b\r\n" % (subject, len(payload), payload)
+        connected = self.is_connected
+        if not connected and (
+            self._max_pending_size <= 0 or len(command) + self._pending_data_size > self._max_pending_size
+        ):
+            raise errors.OutboundBufferLimitError
+        self._pending.append(command)
+        self._pending_data_size += len(command)
+        stats = self.stats
+        stats["out_msgs"] += 1
+        stats["out_bytes"] += len(payload)
+        queue = self._flush_queue
+        if connected and queue is not None and queue.empty():
+            flusher = self._flusher_task
+            if flusher is None or flusher.done():
+                task = asyncio.ensure_future(self._flush_pending())  # flushes inline
+                _inline.add(task)
+                task.add_done_callback(_inline.discard)
+                return
+            kicked = self._kicked
+            if kicked is None:
+                kicked = self._kicked = asyncio.get_running_loop().create_future()
+                kicked.set_result(None)  # the flusher completes a future it gets; this one needs none
+            queue.put_nowait(kicked)
 
     async def _process_headers(self, headers: bytes) -> dict[str, str] | None:
         if not headers:

@@ -13,6 +13,11 @@ the broker drops requests nobody listens to, and what was already on its way is
 still received), and hands back every delivery not yet given to the consumer. A hand
 back is recorded before the nak (see :mod:`.attempts`), and the connection is
 flushed, so the broker has every one of them back when ``stop()`` returns.
+
+The inbox is a direct subscription of :class:`.headers.Client`: deliveries are taken
+in the read loop from the frame's bytes (no ``Msg``, queue or task per message);
+status messages (heartbeats, ends of pull requests) and header blocks the cheap
+parser leaves alone take nats-py's path to :meth:`JetStreamSubscription._on_msg`.
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from ..._exceptions import TransportError
 from .attempts import AttemptStore
 from .connection import Confirmer, flush
 from .delivery import JetStreamDelivery, hand_back_all
+from .headers import Client, parse_header_block
 
 __all__ = ["JetStreamSubscription"]
 
@@ -64,7 +69,7 @@ class JetStreamSubscription:
 
     def __init__(
         self,
-        nc: NatsClient,
+        nc: Client,
         stream: str,
         consumer: str,
         prefetch: int,
@@ -123,29 +128,51 @@ class JetStreamSubscription:
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
+        self._nc.direct(self._sub._id, self._on_frame)
         await flush(self._nc, _FLUSH_TIMEOUT)  # the server has the interest before anything is asked
         self._pull_task = asyncio.create_task(self._pull_loop(), name=f"crosswire-pull-{self._consumer}")
 
+    def write(self, reply: bytes, payload: bytes) -> None:
+        """Send a settlement to a reply subject (see :class:`.delivery.SettleListener`)."""
+        self._nc.write(reply, payload)
+
+    def _on_frame(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> bool:
+        """A message of the inbox, straight from the read loop; ``False``: one for
+        nats-py's path (a status message, or headers the cheap parser leaves alone)."""
+        if not reply:
+            return False
+        headers = None
+        if block is not None:
+            headers = parse_header_block(block)
+            if headers is None:
+                return False
+        self._receive(subject.decode(errors="replace"), reply, data, headers or None)
+        return True
+
     async def _on_msg(self, msg: Msg) -> None:
-        self._last_activity = time.monotonic()
         if not msg.reply:
+            self._last_activity = time.monotonic()
             self._on_status(msg)
             return
+        self._receive(msg.subject, msg.reply.encode(), msg.data, msg.headers)
+
+    def _receive(self, subject: str, reply: bytes, data: bytes, headers: dict[str, str] | None) -> None:
+        self._last_activity = time.monotonic()
         self._requested = max(0, self._requested - 1)
-        size = len(msg.data)
+        size = len(data)
         if self._requested == 0:
             self._requested_bytes = 0
         else:
             self._requested_bytes = max(0, self._requested_bytes - size)
         if self._stopped:  # cannot happen once the inbox is drained; never strand one
             with contextlib.suppress(Exception):
-                await self._nc.publish(msg.reply, _NAK)
+                self.write(reply, _NAK)
             return
-        delivery = JetStreamDelivery(self, msg, self._attempts, prefix=self._prefix)
+        delivery = JetStreamDelivery(self, subject, reply, data, headers, self._attempts, prefix=self._prefix)
         if delivery.num_delivered > 1 and (how := self._finished.get(delivery.stream_sequence)) is not None:
             self.late_redeliveries += 1
             with contextlib.suppress(Exception):
-                await (msg.ack() if how == "ack" else msg.term())
+                self.write(reply, b"+ACK" if how == "ack" else b"+TERM")
             return
         if self._stopping:
             self._late.append(delivery)
@@ -158,7 +185,7 @@ class JetStreamSubscription:
                 self._waiting.pop(previous, None)
                 if previous in self._unsettled:
                     self._unsettled.discard(previous)
-                    self._held_bytes -= len(previous.raw)
+                    self._held_bytes -= previous.size
             self._latest[delivery.stream_sequence] = delivery
         else:
             log.error("consumer %s: %s", self._consumer, delivery.decode_error)
@@ -278,7 +305,7 @@ class JetStreamSubscription:
     def delivery_settled(self, delivery: JetStreamDelivery) -> None:
         if delivery in self._unsettled:
             self._unsettled.discard(delivery)
-            self._held_bytes -= len(delivery.raw)
+            self._held_bytes -= delivery.size
         if self._want()[0]:
             self._wake.set()
         if self._latest.get(delivery.stream_sequence) is delivery:

@@ -13,10 +13,9 @@ awaited) and returns once JetStream acknowledged every message: they are stored.
 ``Nats-Msg-Id`` makes a re-publish of an accepted event (same id, within the
 duplicate window) a no-op on the broker.
 
-The package splits by noun: this module (the transport: settings, lifecycle),
-:mod:`.connection`, :mod:`.streams`, :mod:`.consumers`, :mod:`.pull` (pull loop),
-:mod:`.publish` (pipelined publish acks), :mod:`.delivery` (settlement),
-:mod:`.attempts`, :mod:`.dlq` and :mod:`.kv` (stores), :mod:`.embedded` (local server).
+The package splits by noun: this module (the transport), :mod:`.connection`, :mod:`.headers` (the client),
+:mod:`.streams`, :mod:`.consumers`, :mod:`.pull` (pull loop), :mod:`.publish` (pipelined publish acks),
+:mod:`.delivery` (settlement), :mod:`.attempts`, :mod:`.dlq`, :mod:`.kv` (stores), :mod:`.embedded` (local server).
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ from .consumers import Start, check_start, consumer_config, ensure_consumer
 from .delivery import JetStreamDelivery
 from .dlq import JetStreamDeadLetterStore
 from .embedded import EmbeddedServer
+from .headers import Client
 from .kv import JetStreamIdempotencyStore
 from .publish import Publisher, prepare
 from .pull import JetStreamSubscription
@@ -174,7 +174,7 @@ class JetStreamTransport:
         }
         self._broker = EmbeddedBroker(data_dir, fsync=fsync) if url is None else None
         self._nc: NatsClient | None = None
-        self._consume: NatsClient | None = None
+        self._consume: Client | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: set[JetStreamSubscription] = set()
         self._publisher: Publisher | None = None
