@@ -14,10 +14,13 @@
 
 - **Flow control.** Never more deliveries out than the worker's ``max_in_flight``;
   callers of :meth:`WorkerPool.handle` wait for credit (bounded by the attempt deadline).
-- **Supervision.** A worker that exits, drops its connection, misses 3 heartbeats or
-  holds credit past deadline + ``hang_grace`` is killed and restarted with exponential
-  backoff. Every delivery it had in flight completes with ``worker_lost`` (retryable,
-  runtime ``node``): never lost, never ok.
+- **Supervision.** A worker that exits, drops its connection or misses 3 heartbeats is
+  killed and restarted with exponential backoff. Every delivery it had in flight
+  completes with ``worker_lost`` (retryable, runtime ``node``): never lost, never ok.
+- **Hung workers.** A spawned worker declared hung (a delivery unanswered ``hang_grace``
+  past its deadline, or fenced deliveries holding all its credit) is replaced without a
+  gap: a new process starts while it serves on, then takes the new deliveries, and the
+  hung one is retired (:mod:`~crosswire._workers.replacement`).
 - **Logs.** The process's stdout/stderr go line by line to ``crosswire.worker.<name>``.
 """
 
@@ -25,68 +28,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Sequence
 
 from .._errorinfo import ErrorCode
 from .._exceptions import ClosedError, ProtocolError, VersionMismatchError
-from .._tasks import TaskSet
 from .._types import Attempt, Outcome
-from .admission import authentic, new_token, same_types
+from .admission import authentic, same_types
 from .connection import WorkerConnection
-from .credit import CreditQueue
 from .frames import Frame, Goodbye, Hello, UnknownFrame
-from .hub import WorkerHub
-from .process import WorkerProcess
-from .schemas import handshake_warnings
-from .session import Counters, Session, node_error
-from .spec import WorkerSpec, WorkerState, WorkerStatistics
+from .session import Session, node_error
+from .spec import WorkerStatistics
+from .supervisor import STOP_GRACE, Supervised
 
 __all__ = ["WorkerPool"]
 
-#: SIGTERM → SIGKILL grace when closing.
-STOP_GRACE = 3.0
-#: A session that stayed ready this long resets the restart backoff.
-STABLE_AFTER = 10.0
 
-
-class WorkerPool:
+class WorkerPool(Supervised):
     """One supervised worker as the innermost handler of its bindings.
 
     :meth:`handle` is safe to call from many tasks at once; the other methods are
     called by the owner (the node) in order: ``start``, ``drain``, ``close``.
     Implements the hub's :class:`~crosswire._workers.hub.WorkerSlot`.
     """
-
-    def __init__(self, spec: WorkerSpec, hub: WorkerHub) -> None:
-        self.spec = spec
-        self.hub = hub
-        self.state: WorkerState = "registered"
-        self._log = logging.getLogger(f"crosswire.worker.{spec.name}")
-        self._counters = Counters()
-        self._runner = WorkerProcess(spec.name, spec.command, env=spec.env, cwd=spec.cwd, logger=self._log)
-        self._session: Session | None = None
-        self._attached: asyncio.Future[Session] | None = None
-        self._attach_early = False  # _attached was made by open() and not waited on yet
-        self._credit = CreditQueue(
-            spec.name,
-            lambda: self._session,
-            lambda: self._stopping,
-            counters=self._counters,
-            hang_grace=spec.options.hang_grace,
-        )
-        self._supervisor: asyncio.Task[None] | None = None
-        # the supervisor's owner: a crash is logged at once and fails the pool
-        self._tasks = TaskSet(f"worker {spec.name!r}", self._log, on_failure=self._supervisor_failed)
-        self._first_ready: asyncio.Future[tuple[str, ...]] | None = None
-        self._stopping = False
-        self._types: tuple[str, ...] = ()
-        self._max_in_flight = 0
-        self._runtime = "worker"
-        #: What a hello must carry: per spawn for a spawned worker, else the option.
-        self._token: str | None = spec.options.token
-        self.restarts = 0
 
     # --- public surface -------------------------------------------------------------
 
@@ -268,6 +232,7 @@ class WorkerPool:
             logger=self._log,
             counters=self._counters,
             on_credit=self._credit.wake,
+            on_hung=self._on_hung if self._runner.spawns else None,  # an external one is disconnected
         )
         conn.label = f"worker {self.spec.name!r}"
         conn.max_frame = self.spec.options.max_frame
@@ -296,133 +261,3 @@ class WorkerPool:
                 else ProtocolError(f"worker {self.spec.name!r} rejected: {reason}")
             )
             self._attached.set_exception(error)
-
-    # --- supervision ----------------------------------------------------------------
-
-    async def _connect(self) -> Session:
-        """Spawn (or wait for) the worker and complete HELLO → WELCOME → INIT → READY."""
-        if not self._attach_early or self._attached is None:
-            self._attached = asyncio.get_running_loop().create_future()
-        self._attach_early = False
-        self.state = "initializing"
-        options = self.spec.options
-        if self._runner.spawns:
-            self._token = new_token()  # a fresh secret per spawn
-        await self._runner.spawn(self.hub.path, self._token)
-        try:
-            async with asyncio.timeout(options.ready_timeout):
-                if not await self._runner.until_attached(self._attached):
-                    await self._runner.kill()
-                    raise ProtocolError(
-                        f"worker {self.spec.name!r} exited before it connected: {self._runner.exit_text()}"
-                    )
-                session = self._attached.result()  # raises if rejected
-                self._session = session
-                self._types = tuple(session.hello.types)
-                self._max_in_flight = session.hello.max_in_flight
-                self._runtime = session.hello.runtime
-                for line in handshake_warnings(self.spec.name, session.hello, self.spec.produces):
-                    self._log.warning("%s", line)
-                self.state = "warming"
-                try:
-                    await session.start(
-                        max_frame=options.max_frame,
-                        heartbeat_interval=options.heartbeat_interval,
-                        node_name=self.hub.node_name,
-                    )
-                except ProtocolError as exc:
-                    await self._runner.wait_exit(1.0)
-                    detail = self._runner.exit_text() or str(exc)
-                    raise ProtocolError(f"worker {self.spec.name!r} failed during warm-up: {detail}") from None
-                return session
-        except TimeoutError:
-            raise ProtocolError(f"worker {self.spec.name!r} was not ready within {options.ready_timeout:g} s") from None
-
-    async def _supervise(self) -> None:
-        options = self.spec.options
-        backoff = options.restart_backoff_initial
-        first = True
-        while not self._stopping:
-            try:
-                session = await self._connect()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # a rejected or failing worker says why on stderr and exits: let it
-                await self._runner.wait_exit(1.0)
-                await self._end_session(self._session, str(exc))
-                if first:
-                    assert self._first_ready is not None
-                    if not self._first_ready.done():
-                        self._first_ready.set_exception(exc)
-                    return
-                self._log.error("restart failed: %s", exc)
-            else:
-                self.state = "ready"
-                if first:
-                    first = False
-                    assert self._first_ready is not None
-                    if not self._first_ready.done():
-                        self._first_ready.set_result(self._types)
-                self._credit.wake()
-                reason = await self._serve(session)
-                if self._stopping:
-                    return
-                self._log.error("worker lost (%s); restarting in %.2f s", reason, backoff)
-                if time.monotonic() - session.ready_at >= STABLE_AFTER:
-                    backoff = options.restart_backoff_initial
-            if self._stopping:
-                return
-            self.state = "initializing"
-            if self._runner.spawns:  # an external worker reconnects on its own
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, options.restart_backoff_max)
-            self.restarts += 1
-
-    async def _serve(self, session: Session) -> str:
-        """Run until the session ends; settle what it had in flight. Returns why it ended."""
-        await self._runner.until_closed(session.conn.wait_closed())
-        if not self._stopping:
-            self.state = "initializing"  # no longer serving, whatever the process does now
-        if self._stopping:
-            # closing or draining: let the process finish on its own
-            await self._runner.wait_exit(STOP_GRACE)
-        else:
-            # the connection dropped first: a dying process exits a moment later, say how
-            await self._runner.wait_exit(0.2)
-        parts = [session.conn.close_reason, self._runner.exit_text()]
-        reason = "; ".join(p for p in parts if p) or "connection closed"
-        await self._end_session(session, reason)
-        return reason
-
-    async def _end_session(self, session: Session | None, reason: str) -> None:
-        if session is not None:
-            await session.close(reason)
-            if self._session is session:
-                self._session = None
-        await self._runner.kill()
-        if session is not None:
-            if self._stopping:
-                session.settle_lost(ErrorCode.CANCELLED, f"stopped mid-attempt ({reason})")
-            else:
-                session.settle_lost(ErrorCode.WORKER_LOST, f"worker lost mid-attempt ({reason})")
-
-    def _supervisor_failed(self, exc: BaseException) -> None:
-        """The supervisor crashed (a bug, logged by the task set): fail, and say so to
-        whoever waits — start(), and callers waiting for credit."""
-        self.state = "failed"
-        self._stopping = True
-        if self._first_ready is not None and not self._first_ready.done():
-            self._first_ready.set_exception(ProtocolError(f"worker {self.spec.name!r} supervisor failed: {exc!r}"))
-        self._credit.wake_all()
-
-    async def _stop_supervisor(self) -> None:
-        task = self._supervisor
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._session is not None:
-            await self._end_session(self._session, "the worker pool was closed")
-        else:
-            await self._runner.kill()

@@ -70,15 +70,20 @@ class Counters:
 
 
 class Ticket:
-    """One delivery out to the worker: its id and the future its result completes."""
+    """One delivery out to the worker: its id and the future its result completes.
+    ``abandoned``: the node gave up on it (its deadline passed): it is *fenced*, its
+    late result is counted and ignored."""
 
-    __slots__ = ("abandoned", "event", "future", "id")
+    __slots__ = ("abandoned", "event", "future", "id", "timed")
 
-    def __init__(self, delivery_id: int, future: asyncio.Future[Outcome], event: Event[Any] | None = None) -> None:
+    def __init__(
+        self, delivery_id: int, future: asyncio.Future[Outcome], event: Event[Any] | None = None, timed: bool = True
+    ) -> None:
         self.id = delivery_id
         self.future = future
         self.abandoned = False
         self.event = event  # what the worker's log lines written for it are about
+        self.timed = timed  # it has a deadline (the node gives up on it then)
 
 
 class Session:
@@ -86,6 +91,9 @@ class Session:
 
     :param initial: frames that arrived together with the ``hello``.
     :param on_credit: called whenever a result frees credit.
+    :param on_hung: called (once) with the reason when the worker is declared hung: a
+        delivery is unanswered ``hang_grace`` after its deadline, or fenced deliveries
+        hold all its credit. Without it the connection is closed with that reason.
     """
 
     def __init__(
@@ -98,6 +106,7 @@ class Session:
         logger: logging.Logger,
         counters: Counters,
         on_credit: Callable[[], None],
+        on_hung: Callable[[Session, str], None] | None = None,
     ) -> None:
         self.conn = conn
         self.hello = hello
@@ -111,7 +120,11 @@ class Session:
         self._log = logger
         self._counters = counters
         self._on_credit = on_credit
+        self._on_hung = on_hung
+        self.hung: str | None = None  # why it was declared hung
         self._in_flight: dict[int, Ticket] = {}
+        self._fenced = 0  # deliveries in flight the node gave up on
+        self._quiet: asyncio.Event | None = None  # set once no unfenced delivery is out
         self._idle = asyncio.Event()  # set while nothing is in flight
         self._idle.set()
         self._next_id = 1
@@ -125,6 +138,30 @@ class Session:
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def live(self) -> int:
+        """Deliveries out that the node still waits for (not fenced)."""
+        return len(self._in_flight) - self._fenced
+
+    async def until_quiet(self, untimed_bound: float) -> None:
+        """Wait until every delivery still out is fenced (or answered): each one with a
+        deadline is fenced by then (its caller gives up); one without a deadline is waited
+        for at most ``untimed_bound`` s. Used on a session that gets no new deliveries."""
+        end = time.monotonic() + untimed_bound
+        while self.live:
+            self._quiet = asyncio.Event()
+            untimed = any(not t.timed and not t.abandoned for t in self._in_flight.values())
+            left = end - time.monotonic()
+            if untimed and left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left if untimed else None):
+                    await self._quiet.wait()
+
+    def _check_quiet(self) -> None:
+        if self._quiet is not None and self.live == 0:
+            self._quiet.set()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -191,7 +228,9 @@ class Session:
     def settle_lost(self, code: ErrorCode, why: str) -> None:
         """Complete every delivery still out with ``code``; the credit is returned."""
         pending, self._in_flight = self._in_flight, {}
+        self._fenced = 0
         self._idle.set()
+        self._check_quiet()
         for ticket in pending.values():
             self._counters.lost += 1
             if not ticket.future.done():
@@ -218,7 +257,7 @@ class Session:
             )
         self.conn.send_bytes(data)
         self._next_id += 1
-        ticket = Ticket(delivery_id, asyncio.get_running_loop().create_future(), event)
+        ticket = Ticket(delivery_id, asyncio.get_running_loop().create_future(), event, deadline_ms > 0)
         if not self._in_flight:
             self._idle.clear()
         self._in_flight[delivery_id] = ticket
@@ -226,28 +265,38 @@ class Session:
         return ticket
 
     def abandon(self, ticket: Ticket, deadline: float, grace: float) -> None:
-        """The node gave up waiting for ``ticket`` (its deadline passed). The worker keeps
-        the credit until it answers; if it has not answered ``grace`` s after
-        ``deadline`` (monotonic), it is declared hung and the connection is closed."""
-        if ticket.id not in self._in_flight:
+        """The node gave up waiting for ``ticket`` (its deadline passed): it is fenced.
+        The worker keeps the credit until it answers. It is declared hung at once if
+        fenced deliveries now hold all its credit (it can serve nobody), else if it has
+        not answered ``grace`` s after ``deadline`` (monotonic). (Only a session with
+        ``on_hung``, whose pool can start a replacement, is declared hung at once.)"""
+        if ticket.id not in self._in_flight or ticket.abandoned:
             return
         ticket.abandoned = True
+        self._fenced += 1
+        self._check_quiet()
+        if self._fenced >= self.hello.max_in_flight and self._on_hung is not None:
+            self._check_hung(ticket, deadline, None)
+            return
         delay = max(0.0, deadline + grace - time.monotonic())
         handle = asyncio.get_running_loop().call_later(delay, self._check_hung, ticket, deadline, grace)
         self._timers.append(handle)
 
-    def _check_hung(self, ticket: Ticket, deadline: float, grace: float) -> None:
-        if self._in_flight.get(ticket.id) is not ticket or self.conn.is_closed:
+    def _check_hung(self, ticket: Ticket, deadline: float, grace: float | None) -> None:
+        if self._in_flight.get(ticket.id) is not ticket or self.conn.is_closed or self.hung is not None:
             return
-        late = time.monotonic() - deadline
-        held = sum(1 for t in self._in_flight.values() if t.abandoned)
-        reason = (
-            f"worker hung: delivery {ticket.id} still unanswered {late:.1f} s after its deadline "
-            f"(hang_grace {grace:g} s); {held} of {self.hello.max_in_flight} credit held by timed-out deliveries"
+        late = max(0.0, time.monotonic() - deadline)
+        why = f"(hang_grace {grace:g} s)" if grace is not None else "and nothing else can be delivered"
+        self.hung = (
+            f"worker hung: delivery {ticket.id} still unanswered {late:.1f} s after its deadline {why}; "
+            f"{self._fenced} of {self.hello.max_in_flight} credit held by timed-out deliveries"
         )
         self._counters.hung += 1
-        self._log.error("%s; reclaiming its credit", reason)
-        self.conn.fail(reason)
+        if self._on_hung is not None:
+            self._on_hung(self, self.hung)
+        else:
+            self._log.error("%s; reclaiming its credit", self.hung)
+            self.conn.fail(self.hung)
 
     # --- reading --------------------------------------------------------------------
 
@@ -293,6 +342,7 @@ class Session:
         if not self._in_flight:
             self._idle.set()
         if ticket.abandoned:
+            self._fenced -= 1
             self._counters.late += 1
             self._log.info("late result for delivery %d ignored (the node had timed it out)", result.id)
         else:
@@ -300,6 +350,8 @@ class Session:
             self._counters.latency.record_ns(result.duration_ns)
         if not ticket.future.done():
             ticket.future.set_result(self._outcome(result))
+        if self._quiet is not None:
+            self._check_quiet()
         self._on_credit()
 
     def _outcome(self, result: Result) -> Outcome:

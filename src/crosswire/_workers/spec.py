@@ -30,7 +30,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     :param max_frame: the largest frame the node accepts from this worker.
     :param hang_grace: seconds past a delivery's deadline (after the node already timed
         it out) that the worker may keep its credit; then the worker is declared hung
-        and restarted (an external one is disconnected).
+        and replaced (an external one is disconnected). A spawned worker whose credit is
+        all held by timed-out deliveries is declared hung at once.
     :param token: the secret an external worker (``command=None``) must send in its
         ``hello`` (``CROSSWIRE_TOKEN``). A spawned worker always gets a fresh one.
     """
@@ -113,9 +114,9 @@ def app_produces(app: Any, config: Any) -> dict[str, tuple[str, ...]]:
 class WorkerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """A snapshot of one worker pool.
 
-    ``hung``: sessions ended because the worker kept credit past deadline +
-    ``hang_grace``; ``late``: results that arrived after the node had given up on the
-    delivery (ignored); ``socket``: the node's worker socket path; ``refused``: attempts
+    ``hung``: times the worker was declared hung (credit kept past deadline +
+    ``hang_grace``, or all of it held by timed-out deliveries); ``late``: results that
+    arrived after the node had given up on the delivery (ignored); ``socket``: the node's worker socket path; ``refused``: attempts
     not delivered because the event's ``dataschema`` is not one the worker accepts.
     """
 
