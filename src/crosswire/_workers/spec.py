@@ -116,8 +116,9 @@ class WorkerStatistics(msgspec.Struct, frozen=True, kw_only=True):
 
     ``hung``: times the worker was declared hung (credit kept past deadline +
     ``hang_grace``, or all of it held by timed-out deliveries); ``late``: results that
-    arrived after the node had given up on the delivery (ignored); ``socket``: the node's worker socket path; ``refused``: attempts
-    not delivered because the event's ``dataschema`` is not one the worker accepts.
+    arrived after the node had given up on the delivery (ignored); ``socket``: the
+    node's worker socket path; ``refused``: attempts not delivered because the event's
+    ``dataschema`` is not one the worker accepts.
     """
 
     name: str
