@@ -147,8 +147,9 @@ async def finish(tally: Tally, observer: JetStreamContext, stream: str) -> None:
 async def cleanup(observer: JetStreamContext, tag: str) -> None:
     """Delete every stream of one run (its events, KV buckets, dead letters)."""
     for info in await observer.streams_info():
-        if tag in info.config.name:
-            await observer.delete_stream(info.config.name)
+        name = info.config.name
+        if name is not None and tag in name:
+            await observer.delete_stream(name)
 
 
 # -- crosswire --------------------------------------------------------------------------
