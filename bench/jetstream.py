@@ -103,7 +103,8 @@ def make_payload(i: int) -> bytes:
 
 
 class Tally:
-    """Counts each event's handling; ``all_handled`` is set once every event was seen."""
+    """Counts each event's handling; ``all_handled`` is set once the handler ran ``n``
+    times (``check`` then fails on any event missed or handled twice)."""
 
     def __init__(self, n: int) -> None:
         self.n = n
