@@ -129,6 +129,10 @@ class Dispatcher(Generic[T]):
         """Items queued or waiting behind their key, not yet running."""
         return len(self._items) + sum(len(d) for d in self._waiting.values())
 
+    def queued(self) -> list[T]:
+        """The items not yet running: queued, or waiting behind their key."""
+        return [*self._items, *(item for backlog in self._waiting.values() for item in backlog)]
+
     def drain_queued(self) -> list[T]:
         """Remove and return every item not yet running (used when a drain times out)."""
         items: list[T] = []

@@ -145,7 +145,8 @@ class Node:
                 await hook()
             for binding in self.router.bindings:
                 await self._consume(binding)
-            self._tasks.start(self._settler.keep_leases(max(0.5, self.ack_wait / 3)), name="crosswire-leases")
+            leases = self._settler.keep_leases(max(0.05, self.ack_wait / 3), lambda: self.router.bindings)
+            self._tasks.start(leases, name="crosswire-leases")
             self.lifecycle.to(State.READY)
         except BaseException as exc:
             self.lifecycle.fail(f"{type(exc).__name__}: {exc}")

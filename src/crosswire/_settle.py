@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from ._binding import Binding
@@ -187,12 +187,15 @@ class Settler:
         if event is not None:
             self.forget(event.id, binding.name)
 
-    async def keep_leases(self, interval: float) -> None:
-        """Tell the transport, every ``interval`` seconds, that long deliveries are still
-        being worked on (including those waiting in an open breaker)."""
+    async def keep_leases(self, interval: float, bindings: Callable[[], Iterable[Binding]]) -> None:
+        """Tell the transport, every ``interval`` seconds, that deliveries are still being
+        worked on: those running (including those waiting in an open breaker) and those
+        queued in the ``bindings``' dispatchers, for a handler slot or behind their key —
+        a backlog longer than the lease must not be redelivered while it waits."""
         while True:
             await asyncio.sleep(interval)
-            for delivery in list(self.in_flight):
+            queued = [d for b in bindings() if b.dispatcher is not None for d in b.dispatcher.queued()]
+            for delivery in [*self.in_flight, *queued]:
                 with contextlib.suppress(Exception):
                     await delivery.in_progress()
 
