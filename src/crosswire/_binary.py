@@ -68,6 +68,8 @@ _NOT_HEADERS = frozenset({"specversion", "data", "data_base64", "attempt", "exte
 _STR, _INT, _SKIP = "str", "int", "skip"
 _KINDS = {**dict.fromkeys(_STRING_ATTRS, _STR), **dict.fromkeys(_INT_ATTRS, _INT), "specversion": _SKIP}
 _KINDS["datacontenttype"] = _SKIP  # read below: it may come from content-type instead
+_PLAIN_NAMES = frozenset(_STRING_ATTRS) | {"specversion", "datacontenttype"}
+_EXT_TYPES = EXT_TYPES_HEADER.lower()
 _DECIMAL = re.compile(r"-?[0-9]+")
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -185,11 +187,28 @@ def from_binary(headers: Mapping[str, str] | None, body: bytes) -> Event[Any]:
         if media not in (STRUCTURED, "application/cloudevents"):
             raise EnvelopeDecodeError("malformed", f"structured mode in {media!r}: only the JSON event format is read")
         return event_from_json(body)
-    ce = {k[3:]: v for k, v in folded.items() if k.startswith("ce-")}
+    ce = {k[3:]: v for k, v in folded.items() if k[:3] == "ce-"}
     if "specversion" not in ce:
         return decode_event(body)
-    previous = _previous_format(ce, body)
-    return previous if previous is not None else _from_headers(ce, folded, body)
+    if body[:1] == b"\xde" and (previous := _previous_format(ce, body)) is not None:
+        return previous
+    values = "".join(ce.values())
+    if ce.keys() <= _PLAIN_NAMES and "%" not in values and '"' not in values and _EXT_TYPES not in folded:
+        # the usual case: only string attributes, none escaped; what _from_headers
+        # gives, without looking at each value in Python
+        fields: dict[str, Any] = {"specversion": ce["specversion"], **ce}  # in _from_headers' order
+        escaped = fields.pop("datacontenttype", None)
+        if escaped is not None:
+            content_type = escaped
+        if content_type is not None:
+            fields["datacontenttype"] = content_type
+        if body or content_type is not None:
+            fields["data"] = body
+        try:
+            return msgspec.convert(fields, Event)
+        except msgspec.ValidationError as exc:
+            raise classify_validation_error(exc) from None
+    return _from_headers(ce, folded, body)
 
 
 def _previous_format(ce: Mapping[str, str], body: bytes) -> Event[Any] | None:

@@ -4,10 +4,13 @@ parser gives, and the private method it overrides still has the shape it relies 
 from __future__ import annotations
 
 import inspect
+from typing import Any, cast
 
+import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 
+from crosswire._transports.jetstream.delivery import ack_metadata
 from crosswire._transports.jetstream.headers import Client, parse_header_block
 
 BLOCKS = [
@@ -40,3 +43,164 @@ def test_the_overridden_method_keeps_its_shape() -> None:
     assert inspect.iscoroutinefunction(base)
     assert list(inspect.signature(base).parameters) == ["self", "headers"]
     assert Client._process_headers is not base
+
+
+# -- the protocol parser and direct subscriptions ---------------------------------------
+
+BLOCK = b"NATS/1.0\r\nce-time: 2026-12-01T10:00:00Z\r\nce-subject: a: b\r\n\r\n"
+BIG = bytes(range(256)) * 400  # 100 KB, \r\n inside
+STREAM = b"".join(
+    [
+        b'INFO {"server_id":"x","max_payload":1048576}\r\n',
+        b"MSG other.subject 2 5\r\nhello\r\n",
+        b"HMSG _INBOX.x 1 $JS.ACK.S.C.1.1.1.1.0 %d %d\r\n%b{}\r\n" % (len(BLOCK), len(BLOCK) + 2, BLOCK),
+        b"PING\r\n",
+        b"MSG _INBOX.x   1   reply.to  3\r\nabc\r\n",  # several spaces
+        b"HMSG _INBOX.x 1 %d %d\r\n%b\r\n" % (len(STATUS[1]), len(STATUS[1]), STATUS[1]),  # a status: nats-py's
+        b"+OK\r\n",
+        b"MSG _INBOX.x 1 0\r\n\r\n",  # empty
+        b"MSG _INBOX.x\t1\t%d\r\n%b\r\n" % (len(BIG), BIG),  # tabs, a big one
+        b"HMSG other.subject 2 r 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\n",
+        b"PONG\r\n",
+    ]
+)
+
+
+class Recorder:
+    """What a parser hands over: nats-py's _process_* calls and the direct handler's."""
+
+    def __init__(self, client: NatsClient) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.client = client
+        client._subs = dict.fromkeys((1, 2), cast(Any, object()))
+
+        async def process_msg(sid: int, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None) -> None:
+            self.calls.append(("msg", sid, subject, reply, data, hdr))
+
+        def recording(name: str) -> Any:
+            async def process(*args: Any) -> None:
+                self.calls.append((name, *args))
+
+            return process
+
+        setattr(client, "_process_msg", process_msg)  # noqa: B010
+        for name in ("ping", "pong", "info", "err"):
+            setattr(client, f"_process_{name}", recording(name))
+
+    def direct(self, subject: bytes, reply: bytes, data: bytes, hdr: bytes | None) -> bool:
+        if reply == b"" and hdr is not None and hdr.startswith(b"NATS/1.0 "):
+            return False  # left to nats-py, as the pull subscription does with status lines
+        self.calls.append(("msg", 1, subject, reply, data, hdr))
+        return True
+
+
+async def _feed(client: NatsClient, stream: bytes, chunk: int) -> None:
+    for at in range(0, len(stream), chunk):
+        await client._ps.parse(stream[at : at + chunk])
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 4096, 1 << 20])
+async def test_the_parser_hands_over_what_nats_py_does(chunk: int) -> None:
+    theirs = Recorder(NatsClient())
+    await _feed(theirs.client, STREAM, 1 << 20)
+    ours = Recorder(Client())
+    await _feed(ours.client, STREAM, chunk)
+    assert ours.calls == theirs.calls
+    assert len(theirs.calls) == 10  # +OK is skipped
+    direct = Recorder(Client())
+    assert isinstance(direct.client, Client)
+    direct.client.direct(1, direct.direct)
+    await _feed(direct.client, STREAM, chunk)
+    assert direct.calls == theirs.calls
+    assert direct.client.stats["in_msgs"] == 4  # the direct ones (nats-py counts the others itself)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"MSG a notasid 5\r\nhello\r\n",
+        b"HMSG a 1 20 5\r\nhello\r\n",  # headers longer than the message
+        b"HMSG a 1 x 5\r\nhello\r\n",
+        b"MSG a 1 -1\r\n\r\n",
+        b"BOGUS\r\n",
+        b"-ERR 'Stale Connection'\r\n",
+        b"MSG a 1 2 3 4 5\r\nhey\r\n",
+    ],
+)
+async def test_odd_lines_go_to_nats_py_parser(frame: bytes) -> None:
+    outcomes = []
+    for client in (NatsClient(), Client()):
+        recorder = Recorder(client)
+        try:
+            await client._ps.parse(frame + b"PING\r\n")
+            outcomes.append(("ok", recorder.calls))
+        except Exception as exc:
+            outcomes.append((type(exc).__name__, recorder.calls))
+    assert outcomes[0] == outcomes[1]
+
+
+async def test_a_reset_while_parsing_drops_the_rest() -> None:
+    outcomes = []
+    for client in (NatsClient(), Client()):
+        recorder = Recorder(client)
+
+        async def pong(c: NatsClient = client, r: Recorder = recorder) -> None:
+            r.calls.append(("pong",))
+            c._ps.reset()  # as a reconnect does
+
+        setattr(client, "_process_pong", pong)  # noqa: B010
+        await client._ps.parse(b"MSG a 1 1\r\nx\r\nPONG\r\nMSG a 1 1\r\ny\r\n")
+        outcomes.append(recorder.calls)
+    assert outcomes[0] == outcomes[1] == [("msg", 1, b"a", b"", b"x", None), ("pong",)]
+
+
+def test_the_private_parts_relied_on_keep_their_shape() -> None:
+    from nats.protocol import parser
+
+    p = parser.Parser()
+    assert {"buf", "state", "needed", "header_needed", "msg_arg", "nc"} <= set(vars(p))
+    assert (parser.AWAITING_CONTROL_LINE, parser.AWAITING_MSG_PAYLOAD) == (1, 2)
+    assert list(inspect.signature(NatsClient._process_msg).parameters) == [
+        "self",
+        "sid",
+        "subject",
+        "reply",
+        "data",
+        "headers",
+    ]
+    nc = NatsClient()
+    for name in ("_pending", "_pending_data_size", "_max_pending_size", "_flush_queue", "_flusher_task", "_subs"):
+        assert hasattr(nc, name), name
+    assert {"in_msgs", "in_bytes", "out_msgs", "out_bytes"} <= set(nc.stats)
+    assert isinstance(Client()._ps, parser.Parser)
+
+
+async def test_write_sends_a_pub(nats_url: str) -> None:
+    nc = Client()
+    await nc.connect(nats_url)
+    try:
+        sub = await nc.subscribe("cw.write.test")
+        await nc.flush()
+        for i in range(3):
+            nc.write(b"cw.write.test", b"+ACK %d" % i)
+        got = [(await sub.next_msg(timeout=2)).data for _ in range(3)]
+        assert got == [b"+ACK 0", b"+ACK 1", b"+ACK 2"]
+    finally:
+        await nc.close()
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        nc.write(b"cw.write.test", b"+ACK")
+
+
+def test_ack_metadata_reads_both_forms_as_nats_py_does() -> None:
+    from nats.aio.msg import Msg
+
+    for reply in (
+        "$JS.ACK.S.C.3.42.7.1700000000000000000.5",
+        "$JS.ACK.dom.acc.S.C.3.42.7.1700000000000000000.5",
+        "$JS.ACK.dom.acc.S.C.3.42.7.1700000000000000000.5.rand",
+    ):
+        meta = Msg.Metadata._from_reply(reply)
+        assert ack_metadata(reply.encode()) == (meta.num_delivered, meta.sequence.stream) == (3, 42)
+    for bad in (b"", b"_INBOX.x", b"$JS.ACK.S.C.3", b"$JS.ACK.S.C.x.42.7.1.5", b"$JS.NAK.S.C.3.42.7.1.5"):
+        with pytest.raises(ValueError, match=r"."):
+            ack_metadata(bad)

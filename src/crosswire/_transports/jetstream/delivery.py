@@ -33,6 +33,7 @@ from ..._envelope import Event, encode_event
 from ..._exceptions import EnvelopeDecodeError, TransportError
 from .attempts import EMPTY, AttemptLog, AttemptStore
 from .connection import Confirmer
+from .headers import parse_header_block
 
 __all__ = ["JetStreamDelivery", "SettleListener", "hand_back_all"]
 
@@ -118,11 +119,14 @@ class JetStreamDelivery:
         subject: str,
         reply: bytes,
         data: bytes,
-        headers: dict[str, str] | None,
+        headers: dict[str, str] | bytes | None,
         store: AttemptStore | None = None,
         *,
         prefix: str | None = None,
+        read: tuple[Event[Any], str | None] | None = None,
     ) -> None:
+        """``headers``: a dict, or the header block :func:`.frames.read_block` read as
+        ``read`` (then parsed only when :attr:`headers` is asked for)."""
         self._listener = listener
         self._subject = subject
         self._reply = reply
@@ -149,14 +153,20 @@ class JetStreamDelivery:
                 f"($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...): {exc}"
             )
         else:
-            try:
-                event = from_binary(headers, data)
-            except EnvelopeDecodeError as exc:
-                self._decode_error = str(exc)
-            else:
-                self._decode_error = _contradiction(subject, headers, event, prefix)
+            if read is not None:
+                event, msgid = read
+                self._decode_error = _contradiction(subject, None, event, prefix) or _contradicts_id(msgid, event)
                 if self._decode_error is None:
                     self._event = event
+            else:
+                try:
+                    event = from_binary(self.headers, data)
+                except EnvelopeDecodeError as exc:
+                    self._decode_error = str(exc)
+                else:
+                    self._decode_error = _contradiction(subject, self.headers, event, prefix)
+                    if self._decode_error is None:
+                        self._event = event
             if self.num_delivered > 1 and store is not None:
                 self._revision = None  # earlier deliveries may have left a record: load()
         self.attempt = self.num_delivered
@@ -181,7 +191,10 @@ class JetStreamDelivery:
 
     @property
     def headers(self) -> dict[str, str] | None:
-        return self._headers
+        headers = self._headers
+        if isinstance(headers, bytes):
+            headers = self._headers = parse_header_block(headers) or None
+        return headers
 
     @property
     def decode_error(self) -> str | None:
@@ -339,6 +352,12 @@ def _contradiction(subject: str, headers: dict[str, str] | None, event: Event[An
             if header is not None and (unescape(header) if name.startswith("ce-") else header) != value:
                 return f"the envelope contradicts its headers: header {name} is {header!r}, the envelope says {value!r}"
     return None
+
+
+def _contradicts_id(msgid: str | None, event: Event[Any]) -> str | None:
+    if msgid is None or msgid == event.id:
+        return None
+    return f"the envelope contradicts its headers: header Nats-Msg-Id is {msgid!r}, the envelope says {event.id!r}"
 
 
 async def hand_back_all(deliveries: Sequence[JetStreamDelivery]) -> None:

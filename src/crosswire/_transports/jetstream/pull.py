@@ -33,10 +33,12 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from ..._envelope import Event
 from ..._exceptions import TransportError
 from .attempts import AttemptStore
 from .connection import Confirmer, flush
 from .delivery import JetStreamDelivery, hand_back_all
+from .frames import read_block
 from .headers import Client, parse_header_block
 
 __all__ = ["JetStreamSubscription"]
@@ -141,12 +143,14 @@ class JetStreamSubscription:
         nats-py's path (a status message, or headers the cheap parser leaves alone)."""
         if not reply:
             return False
-        headers = None
-        if block is not None:
-            headers = parse_header_block(block)
-            if headers is None:
-                return False
-        self._receive(subject.decode(errors="replace"), reply, data, headers or None)
+        if block is None:
+            self._receive(subject.decode(errors="replace"), reply, data, None)
+        elif (read := read_block(block, data)) is not None:
+            self._receive(subject.decode(errors="replace"), reply, data, block, read)
+        elif (headers := parse_header_block(block)) is not None:
+            self._receive(subject.decode(errors="replace"), reply, data, headers or None)
+        else:
+            return False
         return True
 
     async def _on_msg(self, msg: Msg) -> None:
@@ -156,7 +160,14 @@ class JetStreamSubscription:
             return
         self._receive(msg.subject, msg.reply.encode(), msg.data, msg.headers)
 
-    def _receive(self, subject: str, reply: bytes, data: bytes, headers: dict[str, str] | None) -> None:
+    def _receive(
+        self,
+        subject: str,
+        reply: bytes,
+        data: bytes,
+        headers: dict[str, str] | bytes | None,
+        read: tuple[Event[Any], str | None] | None = None,
+    ) -> None:
         self._last_activity = time.monotonic()
         self._requested = max(0, self._requested - 1)
         size = len(data)
@@ -168,7 +179,9 @@ class JetStreamSubscription:
             with contextlib.suppress(Exception):
                 self.write(reply, _NAK)
             return
-        delivery = JetStreamDelivery(self, subject, reply, data, headers, self._attempts, prefix=self._prefix)
+        delivery = JetStreamDelivery(
+            self, subject, reply, data, headers, self._attempts, prefix=self._prefix, read=read
+        )
         if delivery.num_delivered > 1 and (how := self._finished.get(delivery.stream_sequence)) is not None:
             self.late_redeliveries += 1
             with contextlib.suppress(Exception):

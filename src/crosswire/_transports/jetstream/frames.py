@@ -1,0 +1,118 @@
+"""The event of a delivery, read straight from its header block in the usual case.
+
+A crosswire event's header block is a handful of ``ce-*`` string attributes,
+``content-type`` and ``Nats-Msg-Id``, with nothing escaped (crosswire percent-encodes
+spaces, quotes and non-ASCII). :func:`read_block` turns such a block into JSON with two
+``str.replace`` calls (``": "`` and the line breaks become JSON separators) and has
+msgspec decode it into a struct with the Event's own field types and limits, so no
+header is looked at in Python.
+
+It answers only what it is sure of: any other block (a name it does not know, other
+case, an extension, ``ce-deadline``, an escape or quote, a tab, a space next to a
+separator, a value with ``": "``, non-ASCII, a structured-mode content type, a body in
+the previous format) gives ``None``, and the caller reads the message the general way
+(:func:`crosswire._transports.jetstream.headers.parse_header_block`, then
+:func:`crosswire._binary.from_binary`), which also says what is wrong with a message
+that does not decode. For the blocks it answers, it gives what the general way gives
+(``tests/jetstream/test_frames.py`` checks both on the header vectors and odd blocks).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import msgspec
+
+from ..._envelope import MAX_DATA, Event
+
+__all__ = ["read_block"]
+
+_STRINGS = (
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "dataschema",
+    "correlationid",
+    "causationid",
+    "traceparent",
+    "tracestate",
+    "partitionkey",
+    "idempotencykey",
+)
+_hints = typing.get_type_hints(Event, include_extras=True)
+_REQUIRED = ("specversion", "id", "source", "type")
+
+
+def _field(name: str) -> tuple[str, Any] | tuple[str, Any, None]:
+    return (name, _hints[name]) if name in _REQUIRED else (name, _hints[name], None)
+
+
+_Block = msgspec.defstruct(
+    "_Block",
+    [
+        _field("specversion"),
+        *(_field(name) for name in _STRINGS),
+        ("datacontenttype", _hints["datacontenttype"], None),
+        ("content_type", _hints["datacontenttype"], None),
+        ("msgid", str | None, None),
+    ],
+    rename={
+        **{name: f"ce-{name}" for name in ("specversion", *_STRINGS, "datacontenttype")},
+        "content_type": "content-type",
+        "msgid": "Nats-Msg-Id",
+    },
+    forbid_unknown_fields=True,
+)
+_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_Block)
+_HEAD = b"NATS/1.0\r\n"
+_TAIL = b"\r\n\r\n"
+
+
+def read_block(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
+    """``(event, Nats-Msg-Id header)`` of a message with the usual header block (see
+    the module), or ``None``: read it the general way."""
+    if (
+        not block.startswith(_HEAD)
+        or not block.endswith(_TAIL)
+        or not block.isascii()
+        or b'"' in block
+        or b"\\" in block
+        or b"%" in block
+        or body[:1] == b"\xde"  # perhaps the previous format: the general way decides
+        or len(body) > MAX_DATA
+    ):
+        return None
+    text = b'{"' + block[10:-4].replace(b": ", b'":"').replace(b"\r\n", b'","') + b'"}'
+    if b'" ' in text or b' "' in text:
+        return None  # a name or value with a space at its edge: the general way strips it
+    try:
+        b: Any = _decoder.decode(text)
+    except msgspec.DecodeError:
+        return None
+    content_type = b.datacontenttype if b.datacontenttype is not None else b.content_type
+    if content_type is not None and content_type.split(";", 1)[0].strip().lower().startswith("application/cloudevents"):
+        return None  # structured mode
+    try:
+        event: Event[Any] = Event(
+            specversion=b.specversion,
+            id=b.id,
+            source=b.source,
+            type=b.type,
+            subject=b.subject,
+            time=b.time,
+            datacontenttype=content_type,
+            dataschema=b.dataschema,
+            data=body if body or content_type is not None else None,
+            correlationid=b.correlationid,
+            causationid=b.causationid,
+            traceparent=b.traceparent,
+            tracestate=b.tracestate,
+            partitionkey=b.partitionkey,
+            idempotencykey=b.idempotencykey,
+        )
+    except Exception:  # the checks Event runs (time, traceparent): the general way names them
+        return None
+    return event, b.msgid

@@ -1,0 +1,185 @@
+"""The cheap read of a delivery's header block (frames.read_block) answers only what the
+general way (parse_header_block, then from_binary, then the contradiction check)
+answers the same, on the header vectors, crosswire's own events and odd blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crosswire import EnvelopeDecodeError, Event, encode_event
+from crosswire._binary import from_binary
+from crosswire._envelope import MAX_DATA
+from crosswire._transports.jetstream.frames import read_block
+from crosswire._transports.jetstream.headers import parse_header_block
+from crosswire._transports.jetstream.publish import ce_headers
+
+VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "headers"
+
+
+def _block(headers: dict[str, str]) -> bytes:
+    """The header block as nats-py writes it."""
+    lines = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+    return b"NATS/1.0\r\n" + lines + b"\r\n"
+
+
+def _general(block: bytes, body: bytes) -> Event[Any] | str:
+    """What the general way makes of a message: its event, or why it has none."""
+    headers = parse_header_block(block)
+    if headers is None:
+        return "left to nats-py"
+    try:
+        return from_binary(headers or None, body)
+    except EnvelopeDecodeError as exc:
+        return exc.code
+
+
+def _agree(block: bytes, body: bytes) -> bool:
+    """read_block gives nothing, or what the general way gives; whether it gave something."""
+    read = read_block(block, body)
+    if read is None:
+        return False
+    event, msgid = read
+    assert _general(block, body) == event
+    assert msgid == (parse_header_block(block) or {}).get("Nats-Msg-Id")
+    return True
+
+
+def _vectors(kind: str) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((VECTORS / kind).glob("*.json"))]
+
+
+@pytest.mark.parametrize("vector", _vectors("valid"), ids=lambda v: v["name"])
+def test_valid_header_vectors(vector: dict[str, Any]) -> None:
+    _agree(_block(vector["headers"]), bytes.fromhex(vector["body_hex"]))
+
+
+@pytest.mark.parametrize("vector", _vectors("invalid"), ids=lambda v: v["name"])
+def test_invalid_header_vectors_are_left_to_the_general_way(vector: dict[str, Any]) -> None:
+    assert read_block(_block(vector["headers"]), bytes.fromhex(vector["body_hex"])) is None
+
+
+def _event(**kw: Any) -> Event[Any]:
+    base: dict[str, Any] = {"source": "/shop", "datacontenttype": "application/msgpack"}
+    return Event.new("order.created", b"\x81\xa1a\x01", **{**base, **kw})
+
+
+OWN = [
+    _event(),
+    _event(subject="order/4242", key="k-1", correlation_id="c", causation_id="e0", idempotency_key="pay"),
+    _event(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    _event(datacontenttype="text/plain; charset=utf-8"),
+    _event(subject="caf\u00e9 au lait"),  # escaped: left to the general way
+    _event(deadline=30.0),  # ce-deadline: left to the general way
+    _event(extensions={"tenant": "acme", "n": 3}),  # extensions: left to the general way
+    Event.new("order.created", None, source="/shop"),  # no data, no content type
+    Event.new("order.created", b"", source="/shop", datacontenttype="application/json"),  # empty data
+]
+
+
+@pytest.mark.parametrize("event", OWN, ids=lambda e: ",".join(sorted(ce_headers(e))))
+def test_crosswire_events(event: Event[Any]) -> None:
+    headers = ce_headers(event)
+    block, body = _block(headers), event.data or b""
+    read = _agree(block, body)
+    assert _general(block, body) == event
+    plain = set(headers) <= {"ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time", "content-type"} | {
+        "ce-subject",
+        "ce-partitionkey",
+        "ce-correlationid",
+        "ce-causationid",
+        "ce-idempotencykey",
+        "ce-traceparent",
+        "Nats-Msg-Id",
+    }
+    assert read == (plain and "%" not in "".join(headers.values()))
+
+
+BASE = {
+    "ce-specversion": "1.0",
+    "ce-id": "e1",
+    "ce-source": "/s",
+    "ce-type": "t.x",
+    "ce-time": "2026-12-01T10:00:00Z",  # ':' in a value
+    "content-type": "application/json",
+}
+ODD = [
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\nce-id: b\r\nce-source: s\r\nce-type: t\r\n\r\n",  # twice
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nCe-Id: a\r\nce-source: s\r\nce-type: t\r\n\r\n",  # other case
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id:\ta\r\nce-source: s\r\nce-type: t\r\n\r\n",  # a tab
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id:  a\r\nce-source: s\r\nce-type: t\r\n\r\n",  # two spaces
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a \r\nce-source: s\r\nce-type: t\r\n\r\n",  # trailing space
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id :a\r\nce-source: s\r\nce-type: t\r\n\r\n",  # space before ':'
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id:a\r\nce-source: s\r\nce-type: t\r\n\r\n",  # no space
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a: b\r\nce-source: s\r\nce-type: t\r\n\r\n",  # ': ' in a value
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\x01b\r\nce-source: s\r\nce-type: t\r\n\r\n",  # a control
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: caf\xc3\xa9\r\nce-source: s\r\nce-type: t\r\n\r\n",  # UTF-8
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\xc2\xa0\r\nce-source: s\r\nce-type: t\r\n\r\n",  # NBSP
+    b'NATS/1.0\r\nce-specversion: 1.0\r\nce-id: "a"\r\nce-source: s\r\nce-type: t\r\n\r\n',  # quoted
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\\b\r\nce-source: s\r\nce-type: t\r\n\r\n",  # backslash
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a%20b\r\nce-source: s\r\nce-type: t\r\n\r\n",  # escape
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\n\r\nce-source: s\r\nce-type: t\r\n\r\n",  # empty line
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: \r\nce-source: s\r\nce-type: t\r\n\r\n",  # empty id
+    b"NATS/1.0\r\nce-specversion: 2.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\n\r\n",  # version
+    b"NATS/1.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\n\r\n",  # no specversion
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\nce-x: 1\r\n\r\n",  # extension
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\nce-time: noon\r\n\r\n",
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\nce-traceparent: 1\r\n\r\n",
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\nNats-Msg-Id: b\r\n\r\n",
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\nX-Other: b\r\n\r\n",
+    b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: a\r\nce-source: s\r\nce-type: t\r\n",  # no end
+    b"NATS/1.0 503\r\n\r\n",
+    b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 1\r\n\r\n",
+    b"NATS/1.0\r\n\r\n",
+    _block({**BASE, "content-type": "application/cloudevents+json"}),
+    _block({**BASE, "content-type": "Application/CloudEvents+JSON; charset=utf-8"}),
+    _block({**BASE, "ce-datacontenttype": "application/json"}),
+    _block({**BASE, "ce-id": "x" * 257}),  # too long
+    _block({**BASE, "ce-type": ""}),
+    _block(BASE),
+]
+
+
+@pytest.mark.parametrize("block", ODD)
+def test_odd_blocks(block: bytes) -> None:
+    for body in (b"", b"{}", b"\xde\x00\x00"):
+        _agree(block, body)
+
+
+def test_the_usual_block_is_read_cheaply() -> None:
+    assert _agree(_block(BASE), b"{}")
+    assert _agree(_block({**BASE, "ce-subject": "a:b:c", "Nats-Msg-Id": "e1"}), b"{}")
+
+
+def test_a_body_in_the_previous_format_is_left_to_the_general_way() -> None:
+    event = _event()
+    assert read_block(_block(ce_headers(event)), encode_event(event)) is None
+    assert _general(_block(ce_headers(event)), encode_event(event)) == event
+
+
+def test_data_over_the_limit_is_left_to_the_general_way() -> None:
+    body = b"x" * (MAX_DATA + 1)
+    assert read_block(_block(BASE), body) is None
+    assert _general(_block(BASE), body) == "too_large"
+
+
+def test_a_contradicting_message_id_is_reported() -> None:
+    read = read_block(_block({**BASE, "Nats-Msg-Id": "other"}), b"{}")
+    assert read is not None and read[1] == "other"
+
+
+_PIECES = [b"ce-id", b"ce-type", b"Ce-Id", b": ", b":", b" ", b"\t", b"\r\n", b"%", b'"', b"\xc3\xa9", b"a", b"1.0"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=400), st.sampled_from(_PIECES)), max_size=4))
+def test_mutated_blocks(edits: list[tuple[int, bytes]]) -> None:
+    block = bytearray(_block({**BASE, "ce-subject": "a:b", "Nats-Msg-Id": "e1"}))
+    for at, piece in edits:
+        block[at % len(block) : at % len(block)] = piece
+    _agree(bytes(block), b"{}")
