@@ -204,3 +204,52 @@ def test_ack_metadata_reads_both_forms_as_nats_py_does() -> None:
     for bad in (b"", b"_INBOX.x", b"$JS.ACK.S.C.3", b"$JS.ACK.S.C.x.42.7.1.5", b"$JS.NAK.S.C.3.42.7.1.5"):
         with pytest.raises(ValueError, match=r"."):
             ack_metadata(bad)
+
+
+# -- publishing ---------------------------------------------------------------------------
+
+PUBLISH_HEADERS: list[dict[str, str] | None] = [
+    None,
+    {"Nats-Msg-Id": "e1"},
+    {"ce-specversion": "1.0", "ce-id": "e1", "content-type": "text/plain; charset=utf-8", "Nats-Msg-Id": "e1"},
+    {"ce-subject": "caf\u00e9", "ce-time": "2026-12-01T10:00:00Z"},  # non-ASCII, ':' in a value
+    {" padded ": "v"},  # nats-py strips names
+    {"a": " v "},  # and values
+    {"a": "line\r\nbreak"},  # and turns line breaks into spaces
+    {"": "skipped"},
+    {"bad name": "v"},  # nats-py refuses it
+    {},
+]
+
+
+@pytest.mark.parametrize("headers", PUBLISH_HEADERS)
+async def test_publish_now_writes_what_nats_py_writes(headers: dict[str, str] | None) -> None:
+    from crosswire._transports.jetstream.publish import header_block
+
+    theirs: list[bytes] = []
+    nc = NatsClient()
+
+    async def capture(command: bytes, priority: bool = False) -> None:
+        theirs.append(command)
+
+    setattr(nc, "_send_command", capture)  # noqa: B010
+    try:
+        await nc._send_publish("cw.x", "_INBOX.r.1", b"body", 4, headers)
+    except nats.errors.Error as exc:
+        theirs.append(type(exc).__name__.encode())
+    block = header_block(headers) if headers is not None else None
+    if headers is not None and block is None:
+        return  # left to nats-py's publish
+    ours = Client()
+    ours._max_pending_size = 1 << 20  # as connect() sets it: not connected, it buffers
+    ours.publish_now("cw.x", b"body", "_INBOX.r.1", block)
+    assert ours._pending == theirs
+
+
+async def test_publish_now_refuses_what_publish_refuses() -> None:
+    nc = Client()
+    for subject in ("", "has space", "cr\r\nlf"):
+        with pytest.raises(nats.errors.BadSubjectError):
+            nc.publish_now(subject, b"", "", None)
+    with pytest.raises(nats.errors.MaxPayloadError):
+        nc.publish_now("cw.x", b"x" * (nc._max_payload + 1), "", None)

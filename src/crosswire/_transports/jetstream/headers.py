@@ -14,13 +14,14 @@ parsed header dict, a ``Msg``, a queue, a task awaiting a coroutine callback).
   callable with ``(subject, reply, data, header block)`` as bytes, in the read loop,
   without a ``Msg``, a queue or a task; the callable returns ``False`` for a message it
   leaves to nats-py (then it takes nats-py's usual path: a status line, say);
-- :meth:`Client.write` queues a ``PUB`` without a coroutine (acks, naks).
+- :meth:`Client.write` and :meth:`Client.publish_now` queue a ``PUB``/``HPUB`` without a
+  coroutine (acks and naks; publishes with a header block built once).
 
 Headers of other messages are decoded by :func:`parse_header_block` (the same result
 as nats-py's for every block without a status line; a status line goes to nats-py).
 
 These override private parts of nats-py (``Client._process_headers``, ``_ps``,
-``_pending``, ``_flush_queue``, ``_subs``, ``Parser.parse`` and its state): the range in
+``_pending``, ``_flush_queue``, ``_subs``, ``_validate_subject``, ``Parser.parse`` and its state): the range in
 pyproject.toml pins the versions they are tested against, and
 ``tests/jetstream/test_headers.py`` checks they still have the shape relied on.
 """
@@ -32,6 +33,7 @@ from collections.abc import Callable
 
 from nats import errors
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import _validate_subject
 from nats.protocol.parser import AWAITING_CONTROL_LINE, AWAITING_MSG_PAYLOAD, Parser
 
 __all__ = ["Client", "DirectHandler", "parse_header_block"]
@@ -169,21 +171,46 @@ class Client(NatsClient):
 
         :raises nats.errors.Error: closed, draining, or the reconnect buffer is full.
         """
+        self._queue(b"PUB %b %d\r\n%b\r\n" % (subject, len(payload), payload), len(payload))
+
+    def publish_now(self, subject: str, payload: bytes, reply: str, block: bytes | None) -> None:
+        """``publish`` without a coroutine, with the header block already encoded
+        (``NATS/1.0\r\n``, ``Name: value\r\n`` lines, ``\r\n``; ``None``: no headers).
+
+        :raises nats.errors.Error: as ``publish`` raises them (bad subject, closed, too
+            large, the reconnect buffer is full).
+        """
+        if not self._skip_subject_validation:
+            _validate_subject(subject)
+            if reply:
+                _validate_subject(reply)
+        if not subject:
+            raise errors.BadSubjectError
+        if len(payload) > self._max_payload:
+            raise errors.MaxPayloadError
+        if block is None:
+            command = b"PUB %b %b %d\r\n%b\r\n" % (subject.encode(), reply.encode(), len(payload), payload)
+        else:
+            size = len(block)
+            head = b"HPUB %b %b %d %d\r\n" % (subject.encode(), reply.encode(), size, size + len(payload))
+            command = b"%b%b%b\r\n" % (head, block, payload)
+        self._queue(command, len(payload))
+
+    def _queue(self, command: bytes, payload_size: int) -> None:
         if self.is_closed:
             raise errors.ConnectionClosedError
         if self.is_draining_pubs:
             raise errors.ConnectionDrainingError
-        command = b"PUB %b %d\r\n%b\r\n" % (subject, len(payload), payload)
         connected = self.is_connected
         if not connected and (
-            self._max_pending_size <= 0 or len(command) + self._pending_data_size > self._max_pending_size
+            self._max_pending_size <= 0 or payload_size + self._pending_data_size > self._max_pending_size
         ):
             raise errors.OutboundBufferLimitError
         self._pending.append(command)
         self._pending_data_size += len(command)
         stats = self.stats
         stats["out_msgs"] += 1
-        stats["out_bytes"] += len(payload)
+        stats["out_bytes"] += payload_size
         queue = self._flush_queue
         if connected and queue is not None and queue.empty():
             flusher = self._flusher_task

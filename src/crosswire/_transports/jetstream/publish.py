@@ -4,25 +4,31 @@
 on it (dead letters, KV dedup). Acks come back on one inbox per connection, counted
 per batch, without a future or timer per message.
 
-A leaf module: it imports only :mod:`.config` of the JetStream package (and the
-envelope's binary-mode mapping).
+Each message goes out as one ``HPUB`` command built here (:func:`header_block`,
+:meth:`.headers.Client.publish_now`), without nats-py's per-header work or a
+coroutine per message; pub-acks are read in the client's read loop (a direct
+subscription), a status (no stream: 503) by nats-py.
+
+A leaf module: it imports only :mod:`.config` and :mod:`.headers` of the JetStream
+package (and the envelope's binary-mode mapping).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 import nats.errors
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from ..._binary import to_binary
 from ..._envelope import Event, encode_event
 from ..._exceptions import ConfigurationError, PayloadTooLargeError, TransportError
 from .config import check_subject_part
+from .headers import Client
 
 __all__ = [
     "NO_STREAM",
@@ -31,6 +37,7 @@ __all__ = [
     "PublishBatch",
     "Publisher",
     "ce_headers",
+    "header_block",
     "message_size",
     "prepare",
 ]
@@ -40,8 +47,25 @@ NO_STREAM = -503
 WRONG_LAST_SEQUENCE = (10071, 10164)
 """JetStream error codes: the expected last (subject) sequence differs."""
 
-Message = tuple[str, bytes, dict[str, str] | None]
-"""``(subject, body, headers)``."""
+Message = tuple[str, bytes, dict[str, str] | bytes | None]
+"""``(subject, body, headers)``; headers as a dict or as their block (:func:`header_block`)."""
+
+_HEADER_NAMES = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # the names nats-py accepts, run together
+
+
+def header_block(headers: Mapping[str, str]) -> bytes | None:
+    """The header block nats-py would write for ``headers`` (``NATS/1.0\r\n``,
+    ``Name: value\r\n`` each, ``\r\n``), or ``None`` for headers it would rewrite or
+    refuse (a name that is empty or has other characters, a value with surrounding
+    whitespace or a line break): those go through nats-py's own ``publish``."""
+    if not headers or _HEADER_NAMES.fullmatch("".join(headers)) is None or "" in headers:
+        return None
+    lines = []
+    for name, value in headers.items():
+        if value != value.strip() or "\r" in value or "\n" in value:
+            return None
+        lines.append(f"{name}: {value}\r\n")
+    return ("NATS/1.0\r\n" + "".join(lines) + "\r\n").encode()
 
 
 def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, limit: int) -> list[Message]:
@@ -67,7 +91,8 @@ def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, lim
             headers["Nats-Msg-Id"] = event.id
         else:
             headers, body = {"Nats-Msg-Id": event.id}, encode_event(event)
-        if (size := message_size(body, headers)) > limit:
+        block = header_block(headers)
+        if (size := message_size(body, block if block is not None else headers)) > limit:
             raise PayloadTooLargeError(
                 f"event {event.id} ({event.type}) is {size} bytes with its headers "
                 f"({len(body)} body + {size - len(body)} headers); the server accepts at most "
@@ -75,15 +100,17 @@ def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, lim
                 size=size,
                 limit=limit,
             )
-        prepared.append((f"{prefix}.{event.type}", body, headers))
+        prepared.append((f"{prefix}.{event.type}", body, block if block is not None else headers))
     return prepared
 
 
-def message_size(body: bytes, headers: dict[str, str] | None) -> int:
+def message_size(body: bytes, headers: dict[str, str] | bytes | None) -> int:
     """The bytes the server counts against ``max_payload``: body plus the header block
     as the client encodes it (``NATS/1.0\r\n``, ``key: value\r\n`` each, ``\r\n``)."""
     if not headers:
         return len(body)
+    if isinstance(headers, bytes):
+        return len(headers) + len(body)
     size = 12
     for key, value in headers.items():
         size += len(key.strip().encode()) + len(value.strip().encode()) + 4
@@ -142,7 +169,7 @@ class Publisher:
     :param last_error: returns the connection's last asynchronous error (for messages).
     """
 
-    def __init__(self, nc: NatsClient, timeout: float, last_error: Callable[[], str | None]) -> None:
+    def __init__(self, nc: Client, timeout: float, last_error: Callable[[], str | None]) -> None:
         self._nc = nc
         self._timeout = timeout
         self._last_error = last_error
@@ -160,7 +187,8 @@ class Publisher:
         nc = self._nc
         if self._prefix is None:
             self._prefix = nc.new_inbox()
-            await nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+            sub = await nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+            nc.direct(sub._id, self._on_frame)
         batch = PublishBatch(len(messages), asyncio.get_running_loop().create_future(), self._seq + 1)
         tokens: list[str] = []
         prefix = self._prefix
@@ -170,7 +198,10 @@ class Publisher:
                 token = str(self._seq)
                 self._awaiting[token] = batch
                 tokens.append(token)
-                await nc.publish(subject, body, reply=f"{prefix}.{token}", headers=headers)
+                if isinstance(headers, dict) and (block := header_block(headers)) is None:
+                    await nc.publish(subject, body, reply=f"{prefix}.{token}", headers=headers)
+                else:
+                    nc.publish_now(subject, body, f"{prefix}.{token}", block if isinstance(headers, dict) else headers)
             async with asyncio.timeout(self._timeout):
                 await batch.done
         except TimeoutError:
@@ -186,14 +217,22 @@ class Publisher:
                 self._awaiting.pop(token, None)
         return batch
 
+    def _on_frame(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> bool:
+        """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path)."""
+        if not data:
+            return False
+        self._acked(subject[subject.rfind(b".") + 1 :].decode(errors="replace"), data, None)
+        return True
+
     async def _on_ack(self, msg: Msg) -> None:
-        token = msg.subject[msg.subject.rfind(".") + 1 :]
+        self._acked(msg.subject[msg.subject.rfind(".") + 1 :], msg.data, msg.headers)
+
+    def _acked(self, token: str, data: bytes, headers: dict[str, str] | None) -> None:
         batch = self._awaiting.pop(token, None)
         if batch is None:
             return  # a late ack of a batch that already timed out
-        data = msg.data
         if not data:  # a status message: 503 = no stream listens on this subject
-            status = (msg.headers or {}).get("Status", "?")
+            status = (headers or {}).get("Status", "?")
             batch.error = f"no stream for this subject (status {status})"
             batch.failed[int(token) - batch.first] = NO_STREAM
         else:
