@@ -13,7 +13,13 @@ from .._exceptions import CrosswireError
 from .node_process import NodeProcess
 from .traffic import POISON_EXTENSION, Offer
 
-__all__ = ["Delivery", "DeliveryHost", "offer_event"]
+__all__ = ["SUBMIT_BYTES", "Delivery", "DeliveryHost", "offer_event", "submit_messages"]
+
+#: The most event bytes one ``submit`` message carries (a single larger event goes
+#: alone). The node's ``max_pending_bytes`` bounds what it holds once submitted; a
+#: submit waiting for room holds its whole message, decoded, on top of that, so the
+#: message is kept small rather than ``batch`` events of any size.
+SUBMIT_BYTES = 1024 * 1024
 
 
 def offer_event(o: Offer, source: str) -> Event[Any]:
@@ -30,6 +36,23 @@ def offer_event(o: Offer, source: str) -> Event[Any]:
     if o.deadline is not None:
         event.deadline = int((time.time() + o.deadline) * 1000)
     return event
+
+
+def submit_messages(events: list[Event[Any]], limit: int = SUBMIT_BYTES) -> list[list[bytes]]:
+    """``events`` encoded, in groups of at most ``limit`` bytes (at least one event each)."""
+    groups: list[list[bytes]] = []
+    group: list[bytes] = []
+    size = 0
+    for event in events:
+        raw = encode_event(event)
+        if group and size + len(raw) > limit:
+            groups.append(group)
+            group, size = [], 0
+        group.append(raw)
+        size += len(raw)
+    if group:
+        groups.append(group)
+    return groups
 
 
 class DeliveryHost(Protocol):
@@ -62,10 +85,14 @@ class Delivery:
                 if node is None or not node.alive:
                     self.backlog.extend(events)
                     return
+                done = 0
                 try:
-                    await node.send({"t": "submit", "e": [encode_event(e) for e in events]})
+                    for group in submit_messages(events):
+                        await node.send({"t": "submit", "e": group})
+                        done += len(group)
                 except (ConnectionError, OSError):
-                    self.backlog.extend(events)
+                    self.sent += done
+                    self.backlog.extend(events[done:])
                     return
             else:
                 delay = 0.05
