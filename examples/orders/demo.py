@@ -6,12 +6,17 @@ retried), Python records the priced totals. Impossible orders are dead-lettered.
 Prints what happened: events per runtime, retries, dead letters, latency percentiles,
 and the trace of one retried and one dead-lettered order as trees (the spans the node
 exports; set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector too).
+
+Then a short chaos run (``--no-chaos`` skips it): the harness drives the same pipeline
+(examples/scenarios/orders_pipeline.toml) with the node in a child process, SIGKILLs the
+Go and then the Rust worker under load, and prints its verdicts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import shutil
 import sys
@@ -25,9 +30,11 @@ from rich.console import Console
 from rich.table import Table
 
 import crosswire
+from crosswire import harness
 from crosswire._observability.tree import record_traces, trace_tree
 from examples.orders.app import GO_PRICING, RUST_FRAUD, Order, app, ledger
 
+ROOT = Path(__file__).resolve().parents[2]
 COUNTRIES = ["DE", "FR", "US", "BR", "JP"]
 
 
@@ -48,6 +55,7 @@ async def main() -> int:
     parser.add_argument("--orders", type=int, default=200, help="how many orders to submit (default 200)")
     parser.add_argument("--memory", action="store_true", help="memory transport instead of JetStream")
     parser.add_argument("--no-trace", action="store_true", help="do not trace (and show no trace trees)")
+    parser.add_argument("--no-chaos", action="store_true", help="skip the chaos run at the end")
     args = parser.parse_args()
     recorder = None if args.no_trace else record_traces("orders-demo")
     traces: dict[int, str] = {}
@@ -109,7 +117,35 @@ async def main() -> int:
         await asyncio.sleep(0.2)  # the last spans of the pipeline end after wait_idle
         for i, trace_id in sorted(traces.items()):
             console.print(trace_tree(recorder.trace(trace_id), title=f"order {i}: trace"))
+    if not args.no_chaos:
+        ok = await chaos(console) and ok
     return 0 if ok else 1
+
+
+async def chaos(console: Console) -> bool:
+    """The shipped orders-pipeline scenario, its verdicts printed."""
+    scenario = harness.load(ROOT / "examples" / "scenarios" / "orders_pipeline.toml")
+    kills = ", ".join(f"{f.worker} at {f.at:g} s" for f in scenario.faults if isinstance(f, harness.WorkerFault))
+    console.print(
+        f"\n[bold]chaos[/]: {scenario.description} (memory transport, node in a child process, "
+        f"{scenario.duration:g} s of traffic; SIGKILL {kills})"
+    )
+    with contextlib.chdir(ROOT):  # the node process imports examples.orders.app
+        result = await harness.run(scenario)
+    fates = result.fates
+    follow = fates["follow_ups"]
+    console.print(
+        f"offered {fates['offered']} orders: handled {fates['handled']}, dead-lettered {fates['dead_lettered']}, "
+        f"lost {fates['lost']}; follow-ups handled {follow['handled']}, lost {follow['lost']}; "
+        f"{fates['failed_runs']} failed runs retried; p99 {result.report['latency_ms']['p99']} ms"
+    )
+    table = Table(title="verdicts", title_justify="left")
+    for column in ("verdict", "expected", "actual", ""):
+        table.add_column(column)
+    for v in result.verdicts:
+        table.add_row(v.name, v.expected, v.actual, "[green]ok[/]" if v.ok else "[red]FAILED[/]")
+    console.print(table)
+    return result.ok
 
 
 def binaries_missing() -> list[str]:
