@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import operator
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -62,7 +63,8 @@ _STRING_ATTRS = (
     "partitionkey",
     "idempotencykey",
 )
-_STRING_HEADERS = tuple((name, f"ce-{name}") for name in _STRING_ATTRS)
+_HEADER_NAMES = tuple(f"ce-{name}" for name in _STRING_ATTRS)
+_strings = operator.attrgetter(*_STRING_ATTRS)  # the string attributes, in that order
 _INT_ATTRS = ("deadline", "cwversion")
 _NOT_HEADERS = frozenset({"specversion", "data", "data_base64", "attempt", "extensions"})
 _STR, _INT, _SKIP = "str", "int", "skip"
@@ -120,10 +122,11 @@ def _is_hex(two: str) -> bool:
 def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     """The event's headers (``ce-*``, ``Content-Type``, ``Crosswire-Ext-Types``) and body."""
     headers: dict[str, str] = {"ce-specversion": event.specversion}
-    for name, header in _STRING_HEADERS:
-        value = getattr(event, name)
+    values = _strings(event)
+    escape = _NEEDS_ESCAPE.search("".join([v for v in values if v is not None])) is not None
+    for header, value in zip(_HEADER_NAMES, values, strict=True):
         if value is not None:
-            headers[header] = _escape(value)
+            headers[header] = _escape(value) if escape else value
     if event.deadline is not None:
         headers["ce-deadline"] = str(event.deadline)
     if event.cwversion != 1:

@@ -50,6 +50,7 @@ WRONG_LAST_SEQUENCE = (10071, 10164)
 Message = tuple[str, bytes, dict[str, str] | bytes | None]
 """``(subject, body, headers)``; headers as a dict or as their block (:func:`header_block`)."""
 
+_valid_types: dict[str, None] = {}  # event types checked as subject parts (bounded)
 _HEADER_NAMES = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # the names nats-py accepts, run together
 
 
@@ -85,7 +86,11 @@ def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, lim
     for event in events:
         if not isinstance(event, Event):
             raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
-        check_subject_part("event type", event.type, wildcards=False)
+        if event.type not in _valid_types:
+            check_subject_part("event type", event.type, wildcards=False)
+            if len(_valid_types) >= 4096:
+                _valid_types.clear()
+            _valid_types[event.type] = None
         if cloudevents:
             headers, body = to_binary(event)
             headers["Nats-Msg-Id"] = event.id
