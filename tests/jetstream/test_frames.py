@@ -4,6 +4,7 @@ answers the same, on the header vectors, crosswire's own events and odd blocks."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,45 @@ def test_mutated_blocks(edits: list[tuple[int, bytes]]) -> None:
     for at, piece in edits:
         block[at % len(block) : at % len(block)] = piece
     _agree(bytes(block), b"{}")
+
+
+# -- through a real server ------------------------------------------------------------------
+
+
+async def _take(sub: Any, n: int) -> list[Any]:
+    got: list[Any] = []
+    async with asyncio.timeout(10):
+        async for delivery in sub:
+            got.append(delivery)
+            if len(got) == n:
+                return got
+    return got
+
+
+async def test_deliveries_take_the_direct_path_and_odd_ones_still_decode(transport: Any) -> None:
+    from crosswire._transports.jetstream.delivery import JetStreamDelivery
+
+    plain = _event()
+    big = Event.new("order.created", b"\r\n" * 300_000, source="/s", datacontenttype="application/octet-stream")
+    await transport.publish([plain, big])
+    nc = transport.connection
+    subject = transport.subject_for("order.created")
+    odd = {k: v for k, v in BASE.items() if k != "content-type"}
+    odd.update({"ce-type": "order.created", "ce-id": "odd-1", "ce-subject": " padded", "Content-Type": "text/plain"})
+    foreign = {**BASE, "ce-type": "order.created", "ce-id": "ext-1", "ce-tenant": "acme corp"}
+    for headers in (odd, foreign):
+        await nc.publish(subject, b"hi", headers={**headers, "Nats-Msg-Id": headers["ce-id"]})
+    sub = await transport.subscribe("order.created", "direct", prefetch=8)
+    consume = transport._consume
+    assert consume._direct.get(sub._sub._id) == sub._on_frame
+    got: list[JetStreamDelivery] = await _take(sub, 4)
+    events = [d.event for d in got]
+    assert events[:2] == [plain, big]
+    assert isinstance(got[0]._headers, bytes)  # read by read_block, parsed only when asked for
+    assert got[0].headers is not None and got[0].headers["ce-id"] == plain.id
+    assert events[2] is not None and events[2].subject == "padded" and events[2].datacontenttype == "text/plain"
+    assert events[3] is not None and events[3].extensions == {"tenant": "acme corp"}
+    for delivery in got:
+        await delivery.ack()
+    await sub.close()
+    assert sub._sub._id not in consume._direct

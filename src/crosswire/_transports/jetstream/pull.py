@@ -362,6 +362,8 @@ class JetStreamSubscription:
                 with contextlib.suppress(Exception):
                     await self._sub.unsubscribe()
         self._stopped = True
+        if self._sub is not None:
+            self._nc.direct(self._sub._id, None)  # anything still arriving takes nats-py's path
         self._waiting.clear()
         loading = list(self._loading)
         for task in self._loading.values():
