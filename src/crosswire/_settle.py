@@ -194,10 +194,16 @@ class Settler:
         a backlog longer than the lease must not be redelivered while it waits."""
         while True:
             await asyncio.sleep(interval)
-            queued = [d for b in bindings() if b.dispatcher is not None for d in b.dispatcher.queued()]
-            for delivery in [*self.in_flight, *queued]:
-                with contextlib.suppress(Exception):
-                    await delivery.in_progress()
+            await self._renew_leases(bindings)
+
+    async def _renew_leases(self, bindings: Callable[[], Iterable[Binding]]) -> None:
+        # a function of its own: its snapshot of deliveries is dropped when it returns, not
+        # kept through the next sleep (which kept every event settled meanwhile alive:
+        # up to twice max_pending_bytes of event data under overload)
+        queued = [d for b in bindings() if b.dispatcher is not None for d in b.dispatcher.queued()]
+        for delivery in [*self.in_flight, *queued]:
+            with contextlib.suppress(Exception):
+                await delivery.in_progress()
 
 
 async def give_back(delivery: Delivery) -> None:
