@@ -137,6 +137,10 @@ ODD = [
     b"NATS/1.0 503\r\n\r\n",
     b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 1\r\n\r\n",
     b"NATS/1.0\r\n\r\n",
+    b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n",
+    b"NATS/1.0\r\nNats-Msg-Id:  e1\r\n\r\n",
+    b"NATS/1.0\r\nNats-Msg-Id: e1 \r\n\r\n",
+    b"NATS/1.0\r\nNats-Msg-Id: e\xc3\xa9\r\n\r\n",
     _block({**BASE, "content-type": "application/cloudevents+json"}),
     _block({**BASE, "content-type": "Application/CloudEvents+JSON; charset=utf-8"}),
     _block({**BASE, "ce-datacontenttype": "application/json"}),
@@ -148,13 +152,22 @@ ODD = [
 
 @pytest.mark.parametrize("block", ODD)
 def test_odd_blocks(block: bytes) -> None:
-    for body in (b"", b"{}", b"\xde\x00\x00"):
+    for body in (b"", b"{}", b"\xde\x00\x00", encode_event(_event())):
         _agree(block, body)
 
 
 def test_the_usual_block_is_read_cheaply() -> None:
     assert _agree(_block(BASE), b"{}")
     assert _agree(_block({**BASE, "ce-subject": "a:b:c", "Nats-Msg-Id": "e1"}), b"{}")
+
+
+def test_a_lean_block_reads_the_envelope() -> None:
+    event = _event()
+    for msgid in (event.id, "other"):
+        block = b"NATS/1.0\r\nNats-Msg-Id: %b\r\n\r\n" % msgid.encode()
+        assert _agree(block, encode_event(event))
+        assert read_block(block, encode_event(event)) == (event, msgid)
+        assert not _agree(block, b"not msgpack")
 
 
 def test_a_body_in_the_previous_format_is_left_to_the_general_way() -> None:

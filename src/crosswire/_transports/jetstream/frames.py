@@ -7,6 +7,9 @@ spaces, quotes and non-ASCII). :func:`read_block` turns such a block into JSON w
 msgspec decode it into a struct with the Event's own field types and limits, so no
 header is looked at in Python.
 
+A block of ``Nats-Msg-Id`` alone (``cloudevents_headers=False``) means the body is the
+MessagePack envelope: it is decoded as such.
+
 It answers only what it is sure of: any other block (a name it does not know, other
 case, an extension, ``ce-deadline``, an escape or quote, a tab, a space next to a
 separator, a value with ``": "``, non-ASCII, a structured-mode content type, a body in
@@ -24,7 +27,8 @@ from typing import Any
 
 import msgspec
 
-from ..._envelope import MAX_DATA, Event
+from ..._envelope import MAX_DATA, Event, decode_event
+from ..._exceptions import EnvelopeDecodeError
 
 __all__ = ["read_block"]
 
@@ -69,13 +73,29 @@ _Block = msgspec.defstruct(
 _decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_Block)
 _HEAD = b"NATS/1.0\r\n"
 _TAIL = b"\r\n\r\n"
+_LEAN = b"NATS/1.0\r\nNats-Msg-Id: "
+
+
+def _lean(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
+    """A block of ``Nats-Msg-Id`` alone (``cloudevents_headers=False``): the body is the
+    whole envelope, as the general way reads it."""
+    msgid = block[len(_LEAN) : -4]
+    if not msgid.isascii() or msgid != msgid.strip() or not msgid:
+        return None
+    try:
+        return decode_event(body), msgid.decode()
+    except EnvelopeDecodeError:
+        return None
 
 
 def read_block(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
     """``(event, Nats-Msg-Id header)`` of a message with the usual header block (see
     the module), or ``None``: read it the general way."""
+    if block.startswith(_LEAN) and block.endswith(_TAIL) and block.count(b"\r\n") == 3:
+        return _lean(block, body)
     if (
-        not block.startswith(_HEAD)
+        b"ce-specversion: " not in block
+        or not block.startswith(_HEAD)
         or not block.endswith(_TAIL)
         or not block.isascii()
         or b'"' in block
