@@ -73,7 +73,7 @@ class MemoryIdempotencyStore:
             raise ConfigurationError("ttl and max_keys must be positive")
         self.ttl = ttl
         self.max_keys = max_keys
-        # key -> (done, expires_at)
+        # key -> (done, expires_at), least recently written first
         self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
 
     async def claim(self, key: str, *, lease: float) -> Claim:
@@ -90,27 +90,33 @@ class MemoryIdempotencyStore:
 
     def claim_now(self, key: str, *, lease: float) -> Claim:
         now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[1] > now:
-            return Claim.DONE if entry[0] else Claim.BUSY
-        self._set(key, False, now + lease)
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is not None:
+            if entry[1] > now:
+                return Claim.DONE if entry[0] else Claim.BUSY
+            entries.move_to_end(key)
+        entries[key] = (False, now + lease)  # newest last: eviction takes the oldest first
+        if len(entries) > self.max_keys:
+            self._evict()
         return Claim.NEW
 
     def complete_now(self, key: str) -> None:
-        self._set(key, True, time.monotonic() + self.ttl)
+        entries = self._entries
+        entries[key] = (True, time.monotonic() + self.ttl)
+        entries.move_to_end(key)
+        if len(entries) > self.max_keys:
+            self._evict()
 
     def release_now(self, key: str) -> None:
         entry = self._entries.get(key)
         if entry is not None and not entry[0]:
             del self._entries[key]
 
-    def _set(self, key: str, done: bool, expires: float) -> None:
+    def _evict(self) -> None:
         entries = self._entries
-        entries[key] = (done, expires)
-        entries.move_to_end(key)
-        if len(entries) > self.max_keys:
-            while len(entries) > self.max_keys:
-                entries.popitem(last=False)
+        while len(entries) > self.max_keys:
+            entries.popitem(last=False)
 
     def statistics(self) -> IdempotencyStoreStatistics:
         return IdempotencyStoreStatistics(keys=len(self._entries), max_keys=self.max_keys)
@@ -155,8 +161,18 @@ class Deduplicating:
     async def __call__(self, attempt: Attempt) -> Outcome:
         store, lease = self.store, self.lease
         key = f"{attempt.binding}\x1f{attempt.event.dedup_key}"
-        if type(store) is MemoryIdempotencyStore:
-            return await self._in_memory(store, key, attempt)
+        if type(store) is MemoryIdempotencyStore and store.claim_now(key, lease=lease) is Claim.NEW:
+            # the common case in process: no coroutine per store operation
+            try:
+                outcome = await self._inner(attempt)
+            except BaseException:
+                store.release_now(key)
+                raise
+            if outcome.error is None:
+                store.complete_now(key)
+            else:
+                store.release_now(key)
+            return outcome
         pause = 0.005
         try:
             while True:
@@ -185,30 +201,6 @@ class Deduplicating:
                 # the handler ran; the marker failed. The event will be retried and may run
                 # again: say so rather than pretend it is done.
                 return Outcome(error=_store_error(exc))
-        return outcome
-
-    async def _in_memory(self, store: MemoryIdempotencyStore, key: str, attempt: Attempt) -> Outcome:
-        """The same protocol as :meth:`__call__` against the in-process store, without
-        awaiting a coroutine per store operation."""
-        pause = 0.005
-        while True:
-            claim = store.claim_now(key, lease=self.lease)
-            if claim is Claim.NEW:
-                break
-            if claim is Claim.DONE:
-                self.skipped += 1
-                return OK
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.5)
-        try:
-            outcome = await self._inner(attempt)
-        except BaseException:
-            store.release_now(key)
-            raise
-        if outcome.error is None:
-            store.complete_now(key)
-        else:
-            store.release_now(key)
         return outcome
 
 

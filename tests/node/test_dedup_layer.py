@@ -1,0 +1,74 @@
+"""The dedup layer against the node's in-memory store: a concurrent duplicate waits
+and is skipped once the first succeeded, runs once the first failed; the store evicts
+the least recently written key first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from crosswire import Attempt, ErrorCode, ErrorInfo, Event, Outcome
+from crosswire._policies.dedup import Claim, Dedup
+from crosswire.stores import MemoryIdempotencyStore
+
+
+def _twins() -> tuple[Attempt, Attempt]:
+    event = Event.new("t.x", b"", idempotency_key="k")
+    return Attempt(event=event, binding="b"), Attempt(event=event.__copy__(), binding="b")
+
+
+async def test_a_concurrent_duplicate_waits_and_is_skipped_after_success() -> None:
+    runs = 0
+
+    async def handler(attempt: Attempt) -> Outcome:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.05)
+        return Outcome()
+
+    layer = Dedup(store=MemoryIdempotencyStore()).layer(handler)
+    first, second = _twins()
+    outcomes = await asyncio.gather(layer(first), layer(second))
+    assert runs == 1 and all(o.error is None for o in outcomes) and layer.skipped == 1
+
+
+async def test_a_concurrent_duplicate_runs_after_the_first_failed() -> None:
+    runs = 0
+
+    async def handler(attempt: Attempt) -> Outcome:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.05)
+        if runs == 1:
+            return Outcome(error=ErrorInfo.of(ErrorCode.UNAVAILABLE, "down"))
+        return Outcome()
+
+    layer = Dedup(store=MemoryIdempotencyStore()).layer(handler)
+    first, second = _twins()
+    a, b = await asyncio.gather(layer(first), layer(second))
+    assert runs == 2 and a.error is not None and b.error is None and layer.skipped == 0
+
+
+async def test_a_handler_that_raises_releases_the_key() -> None:
+    store = MemoryIdempotencyStore()
+
+    async def handler(attempt: Attempt) -> Outcome:
+        raise asyncio.CancelledError
+
+    first, _ = _twins()
+    layer = Dedup(store=store).layer(handler)
+    with pytest.raises(asyncio.CancelledError):
+        await layer(first)
+    assert store.claim_now("b\x1fk", lease=1.0) is Claim.NEW
+
+
+def test_the_least_recently_written_key_is_evicted_first() -> None:
+    store = MemoryIdempotencyStore(max_keys=2)
+    assert store.claim_now("a", lease=60) is Claim.NEW
+    assert store.claim_now("b", lease=60) is Claim.NEW
+    store.complete_now("a")  # written after b
+    assert store.claim_now("c", lease=60) is Claim.NEW  # evicts b
+    assert store.claim_now("a", lease=60) is Claim.DONE
+    assert store.claim_now("b", lease=60) is Claim.NEW
+    assert store.statistics().keys == 2
