@@ -5,6 +5,7 @@ the least recently written key first."""
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
 
@@ -15,7 +16,7 @@ from crosswire.stores import MemoryIdempotencyStore
 
 def _twins() -> tuple[Attempt, Attempt]:
     event = Event.new("t.x", b"", idempotency_key="k")
-    return Attempt(event=event, binding="b"), Attempt(event=event.__copy__(), binding="b")
+    return Attempt(event=event, binding="b"), Attempt(event=copy.copy(event), binding="b")
 
 
 async def test_a_concurrent_duplicate_waits_and_is_skipped_after_success() -> None:
