@@ -6,9 +6,10 @@ served, and then send their delivery (unless the worker's ``hello`` declared the
 ``dataschema`` versions it accepts for the type and the event carries another: then the
 attempt fails with ``invalid_argument``, undelivered). The wait, the send and the wait
 for the result all end at the attempt's deadline (plus a short grace for the worker's own
-``timeout``); a delivery the node gave up on keeps its credit until the worker answers
-or is declared hung. A result that returns credit wakes one waiter per credit it frees; a waiter
-woken for a credit it will not use (it was cancelled) passes the wake-up on.
+``timeout``); a delivery the node gave up on (fenced) keeps its credit until the worker
+answers or its process is retired (see :mod:`~crosswire._workers.replacement`). A
+result that returns credit wakes one waiter per credit it frees; a waiter woken for a
+credit it will not use (it was cancelled) passes the wake-up on.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ class CreditQueue:
     def deliver(self, attempt: Attempt, deadline_ms: int, deadline: float | None) -> Awaitable[Outcome]:
         """Deliver ``attempt`` and wait for its outcome, until ``deadline`` (monotonic)
         plus :data:`DEADLINE_GRACE`. Only cancellation raises; a delivery whose wait is
-        cut short (by that deadline or by the caller's own timeout) is abandoned: it
-        keeps its credit until the worker answers or is declared hung."""
+        cut short (by that deadline or by the caller's own timeout) is abandoned (fenced):
+        it keeps its credit until the worker answers or its process is retired."""
         if deadline is None:
             return self._send_and_wait(attempt, 0, None)  # the hot path: one frame less
         return self._deliver_by(attempt, deadline_ms, deadline)
