@@ -3,8 +3,8 @@
 Layout on the broker (``stream="CROSSWIRE"``, ``subject_prefix="cw"``)::
 
     stream CROSSWIRE       subjects cw.>   file storage, duplicate window 2 min
-      cw.<event.type>      one message per accepted event: body = MessagePack envelope,
-                           headers Nats-Msg-Id = event id, ce-* = CloudEvents attributes
+      cw.<event.type>      one message per accepted event: a CloudEvent in binary mode (ce-*
+                           headers, body = data), header Nats-Msg-Id = event id
       consumer <group>     one durable pull consumer per subscription group,
                            filter cw.<pattern>, AckExplicit, max_ack_pending = prefetch
 
