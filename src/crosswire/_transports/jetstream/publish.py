@@ -2,7 +2,8 @@
 
 :class:`Publisher` is one per connection and shared by the transport and the stores
 on it (dead letters, KV dedup). Acks come back on one inbox per connection, counted
-per batch, without a future or timer per message.
+per batch, without a future per message; the batches' timeouts are kept by one
+deadline scan per publisher (every 50 ms while a batch waits), not a timer each.
 
 Each message goes out as one ``HPUB`` command built here (:func:`header_block`,
 :meth:`.headers.Client.publish_now`), without nats-py's per-header work or a
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +52,7 @@ WRONG_LAST_SEQUENCE = (10071, 10164)
 Message = tuple[str, bytes, dict[str, str] | bytes | None]
 """``(subject, body, headers)``; headers as a dict or as their block (:func:`header_block`)."""
 
+_SCAN = 0.05  # seconds between deadline scans while a batch waits for its acks
 _valid_types: dict[str, None] = {}  # event types checked as subject parts (bounded)
 _HEADER_NAMES = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # the names nats-py accepts, run together
 
@@ -170,7 +173,7 @@ class Publisher:
     """Publishes messages to JetStream on one connection and awaits their acks.
 
     :param nc: the connection.
-    :param timeout: how long :meth:`send` waits for a batch's acks.
+    :param timeout: how long :meth:`send` waits for a batch's acks (up to 50 ms more).
     :param last_error: returns the connection's last asynchronous error (for messages).
     """
 
@@ -181,6 +184,8 @@ class Publisher:
         self._prefix: str | None = None
         self._seq = 0
         self._awaiting: dict[str, PublishBatch] = {}
+        self._deadlines: deque[tuple[float, asyncio.Future[None]]] = deque()  # oldest first
+        self._scanning: asyncio.TimerHandle | None = None
 
     async def send(self, messages: Sequence[Message], what: str) -> PublishBatch:
         """Publish ``messages`` and await their acks: all are written before any ack is
@@ -194,7 +199,8 @@ class Publisher:
             self._prefix = nc.new_inbox()
             sub = await nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
             nc.direct(sub._id, self._on_frame)
-        batch = PublishBatch(len(messages), asyncio.get_running_loop().create_future(), self._seq + 1)
+        loop = asyncio.get_running_loop()
+        batch = PublishBatch(len(messages), loop.create_future(), self._seq + 1)
         tokens: list[str] = []
         prefix = self._prefix
         try:
@@ -207,8 +213,11 @@ class Publisher:
                     await nc.publish(subject, body, reply=f"{prefix}.{token}", headers=headers)
                 else:
                     nc.publish_now(subject, body, f"{prefix}.{token}", block if isinstance(headers, dict) else headers)
-            async with asyncio.timeout(self._timeout):
-                await batch.done
+            if not batch.done.done():
+                self._deadlines.append((loop.time() + self._timeout, batch.done))
+                if self._scanning is None:
+                    self._scanning = loop.call_later(_SCAN, self._scan)
+                await batch.done  # TimeoutError: set by _scan
         except TimeoutError:
             last = self._last_error()
             raise TransportError(
@@ -221,6 +230,20 @@ class Publisher:
             for token in tokens:
                 self._awaiting.pop(token, None)
         return batch
+
+    def _scan(self) -> None:
+        """Fail the batches whose time is up (within ``_SCAN`` of it); forget the done."""
+        self._scanning = None
+        deadlines = self._deadlines
+        now = asyncio.get_running_loop().time()
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            _, done = deadlines.popleft()
+            if not done.done():
+                done.set_exception(TimeoutError())
+        if len(deadlines) > 4096:  # done ones behind a waiting one: drop them too (bounded)
+            self._deadlines = deque(item for item in deadlines if not item[1].done())
+        if self._deadlines:
+            self._scanning = asyncio.get_running_loop().call_later(_SCAN, self._scan)
 
     def _on_frame(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> bool:
         """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path)."""
