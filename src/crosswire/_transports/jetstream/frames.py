@@ -113,8 +113,8 @@ def read_block(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | Non
     except msgspec.DecodeError:
         return None
     content_type = b.datacontenttype if b.datacontenttype is not None else b.content_type
-    if content_type is not None and content_type.split(";", 1)[0].strip().lower().startswith("application/cloudevents"):
-        return None  # structured mode
+    if content_type is not None and content_type[:23].lower() == "application/cloudevents":
+        return None  # structured mode (the value has no leading space: see the checks above)
     try:
         event: Event[Any] = Event(
             specversion=b.specversion,
