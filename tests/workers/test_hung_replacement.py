@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -21,7 +23,7 @@ import pytest
 import crosswire
 from crosswire import ErrorCode
 from crosswire._types import Attempt
-from crosswire._workers import WorkerPool
+from crosswire._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
 
 PoolFactory = Callable[..., WorkerPool]
 # test.hang ignores its deadline; a Rust handler's future is dropped at its deadline
@@ -131,3 +133,38 @@ async def test_events_keep_their_deadline_through_the_node_while_siblings_hang(
     assert stats.bindings[f"{name}:test.echo"].dead_lettered == 0
     assert stats.bindings[f"{name}:test.hang"].dead_lettered == 2
     assert stats.workers[name].hung == 1
+
+
+async def test_a_replacement_that_fails_to_start_falls_back_to_a_restart(
+    hub: WorkerHub, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the second process (the replacement) exits at once; the hung one is retired all
+    # the same and the worker restarted as after a loss: the third process serves
+    count = tmp_path / "spawns"
+    script = tmp_path / "worker.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'n=$(($(cat "{count}" 2>/dev/null || echo 0) + 1)); echo $n > "{count}"\n'
+        '[ "$n" = 2 ] && { echo "not today" >&2; exit 1; }\n'
+        f'exec "{sys.executable}" -m crosswire.testworker --name flaky --max-in-flight 1\n'
+    )
+    script.chmod(0o755)
+    spec = WorkerSpec(
+        name="flaky", command=(str(script),), options=WorkerOptions(hang_grace=5.0, restart_backoff_initial=0.05)
+    )
+    pool = WorkerPool(spec, hub)
+    try:
+        await pool.start()
+        first_pid = pool.pid
+        assert first_pid is not None
+        hung = await pool.handle(attempt("test.hang", {"ms": 60000}, timeout=0.2))
+        assert hung.error is not None and hung.error.code is ErrorCode.TIMEOUT
+        out = await pool.handle(attempt("test.echo", timeout=10))
+        assert out.ok, out.error
+        assert count.read_text().strip() == "3"
+        stats = pool.statistics()
+        assert (stats.hung, stats.restarts, stats.state) == (1, 1, "ready")
+        await wait_for(lambda: not alive(first_pid), what="the hung process retired")
+        assert any("replacement failed" in r.getMessage() for r in caplog.records)
+    finally:
+        await pool.close()

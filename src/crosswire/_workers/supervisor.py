@@ -222,7 +222,8 @@ class Supervised:
         finally:
             self._session = new  # the switch: new deliveries go to it
             switched.set()
-        self.restarts += 1
+        if new is not None:  # a failed one is counted by the restart that follows
+            self.restarts += 1
         self._credit.wake()
         return new
 
