@@ -78,11 +78,20 @@ class _Parser(Parser):
         nc = self.nc
         direct = nc._direct
         while buf and self.buf is buf:  # a reset (reconnect) meanwhile: the rest is void
-            if self.state == AWAITING_CONTROL_LINE:
+            if self.state == AWAITING_MSG_PAYLOAD:  # a message whose payload had not all come
+                needed = self.needed
+                if len(buf) < needed + 2:
+                    return
+                arg = self.msg_arg
+                sid, subject, reply, header_size = arg["sid"], arg["subject"], arg["reply"], self.header_needed
+                self.header_needed = 0
+                self.state = AWAITING_CONTROL_LINE
+            elif self.state == AWAITING_CONTROL_LINE:
                 end = buf.find(_CRLF)
                 if end < 0:
                     return  # a partial line: wait for more
-                if not self._control(bytes(buf[:end])):
+                frame = _frame(bytes(buf[:end]))
+                if frame is None:
                     # nats-py parses this one line (and raises on what it rejects)
                     rest = buf[end + 2 :]
                     del buf[end + 2 :]
@@ -92,59 +101,52 @@ class _Parser(Parser):
                     buf.extend(rest)
                     continue
                 del buf[: end + 2]
-            elif self.state == AWAITING_MSG_PAYLOAD:
-                needed = self.needed
-                if len(buf) < needed + 2:
+                subject, sid, reply, header_size, needed = frame
+                if len(buf) < needed + 2:  # the payload is still on its way
+                    arg = self.msg_arg
+                    arg["subject"], arg["sid"], arg["reply"] = subject, sid, reply
+                    self.needed, self.header_needed = needed, header_size
+                    self.state = AWAITING_MSG_PAYLOAD
                     return
-                arg = self.msg_arg
-                header_size = self.header_needed
-                if header_size > 0:
-                    header: bytes | None = bytes(buf[:header_size])
-                    payload = bytes(buf[header_size:needed])
-                    self.header_needed = 0
-                else:
-                    header = None
-                    payload = bytes(buf[:needed])
-                del buf[: needed + 2]
-                self.state = AWAITING_CONTROL_LINE
-                sid, subject, reply = arg["sid"], arg["subject"], arg["reply"]
-                handler = direct.get(sid)
-                if handler is not None and sid in nc._subs and handler(subject, reply, payload, header):
-                    stats = nc.stats
-                    stats["in_msgs"] += 1
-                    stats["in_bytes"] += len(payload)
-                    continue
-                await nc._process_msg(sid, subject, reply, payload, header)  # type: ignore[arg-type]
             else:
                 return
-
-    def _control(self, line: bytes) -> bool:
-        """Take a well-formed ``MSG``/``HMSG`` line; ``False``: nats-py's parser reads it."""
-        parts = line.split()
-        op = parts[0] if parts else b""
-        try:
-            if op == b"HMSG" and len(parts) in (5, 6):
-                header_size, needed = int(parts[-2]), int(parts[-1])
-                if not 0 < header_size <= needed:
-                    return False
-                self.header_needed = header_size
-            elif op == b"MSG" and len(parts) in (4, 5):
-                needed = int(parts[-1])
-                self.header_needed = 0
+            if header_size > 0:
+                header: bytes | None = bytes(buf[:header_size])
+                payload = bytes(buf[header_size:needed])
             else:
-                return False
-            sid = int(parts[2])
-        except ValueError:
-            return False
-        if needed < 0:
-            return False
-        arg = self.msg_arg
-        arg["subject"] = parts[1]
-        arg["sid"] = sid
-        arg["reply"] = parts[3] if len(parts) == (6 if op == b"HMSG" else 5) else b""
-        self.needed = needed
-        self.state = AWAITING_MSG_PAYLOAD
-        return True
+                header = None
+                payload = bytes(buf[:needed])
+            del buf[: needed + 2]
+            handler = direct.get(sid)
+            if handler is not None and sid in nc._subs and handler(subject, reply, payload, header):
+                stats = nc.stats
+                stats["in_msgs"] += 1
+                stats["in_bytes"] += len(payload)
+                continue
+            await nc._process_msg(sid, subject, reply, payload, header)  # type: ignore[arg-type]
+
+
+def _frame(line: bytes) -> tuple[bytes, int, bytes, int, int] | None:
+    """``(subject, sid, reply, header size, size)`` of a well-formed ``MSG``/``HMSG`` line;
+    ``None``: nats-py's parser reads it."""
+    parts = line.split()
+    count = len(parts)
+    try:
+        if count in (5, 6) and parts[0] == b"HMSG":
+            header_size, needed = int(parts[-2]), int(parts[-1])
+            if not 0 < header_size <= needed:
+                return None
+            reply = parts[3] if count == 6 else b""
+        elif count in (4, 5) and parts[0] == b"MSG":
+            header_size, needed = 0, int(parts[-1])
+            if needed < 0:
+                return None
+            reply = parts[3] if count == 5 else b""
+        else:
+            return None
+        return parts[1], int(parts[2]), reply, header_size, needed
+    except ValueError:
+        return None
 
 
 class Client(NatsClient):
