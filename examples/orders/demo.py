@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import crosswire
+import crosswire.transports
 from crosswire import harness
 from crosswire._observability.tree import record_traces, trace_tree
 from examples.orders.app import GO_PRICING, RUST_FRAUD, Order, app, ledger
