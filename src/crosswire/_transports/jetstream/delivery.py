@@ -278,7 +278,9 @@ class JetStreamDelivery:
         if self._begin_settle():
             self._listener.delivery_finished(self, "ack")
             self._write(_ACK)
-            await self._confirm()
+            confirmer = self._listener.confirmer
+            if confirmer is not None and confirmer.acked():  # too many unconfirmed: wait
+                await self._confirmed(confirmer)
             if self._store is not None and self._revision != 0:
                 await self._forget()
 
@@ -291,7 +293,9 @@ class JetStreamDelivery:
         if self._begin_settle():
             self._listener.delivery_finished(self, "term")
             self._write(_TERM)
-            await self._confirm()
+            confirmer = self._listener.confirmer
+            if confirmer is not None and confirmer.acked():  # too many unconfirmed: wait
+                await self._confirmed(confirmer)
             if self._store is not None and self._revision != 0:
                 await self._forget()
 
@@ -313,13 +317,11 @@ class JetStreamDelivery:
         self._listener.delivery_settled(self)
         return not self._superseded
 
-    async def _confirm(self) -> None:
-        confirmer = self._listener.confirmer
-        if confirmer is not None and confirmer.acked():
-            try:
-                await confirmer.wait()
-            except Exception as exc:
-                raise TransportError(f"ack on {self._listener.consumer} not confirmed: {exc!r}") from exc
+    async def _confirmed(self, confirmer: Confirmer) -> None:
+        try:
+            await confirmer.wait()
+        except Exception as exc:
+            raise TransportError(f"ack on {self._listener.consumer} not confirmed: {exc!r}") from exc
 
     async def _forget(self) -> None:
         if self._store is not None and self._revision != 0:
