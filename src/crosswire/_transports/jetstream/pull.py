@@ -14,10 +14,10 @@ still received), and hands back every delivery not yet given to the consumer. A 
 back is recorded before the nak (see :mod:`.attempts`), and the connection is
 flushed, so the broker has every one of them back when ``stop()`` returns.
 
-The inbox is a direct subscription of :class:`.headers.Client`: deliveries are taken
-in the read loop from the frame's bytes (no ``Msg``, queue or task per message);
-status messages (heartbeats, ends of pull requests) and header blocks the cheap
-parser leaves alone take nats-py's path to :meth:`JetStreamSubscription._on_msg`.
+The inbox is a direct subscription of :class:`.headers.Client`: deliveries are taken in the
+read loop from the frame's bytes (no ``Msg``, queue or task per message); status messages
+(heartbeats, ends of pull requests) and header blocks the cheap parser leaves alone take
+nats-py's path to :meth:`JetStreamSubscription._on_msg`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -51,6 +51,8 @@ _NAK = b"-NAK"
 _FLUSH_TIMEOUT = 10.0
 _FINISHED_KEPT = 4096  # stream sequences remembered as acked/terminated, per subscription
 _drains: set[asyncio.Task[None]] = set()  # inbox drains in progress (never cancelled)
+_Headers = dict[str, str] | bytes | None  # a dict, or a block frames.read_block read (then _Read)
+_Read = tuple[Event[Any], str | None] | None
 
 
 class JetStreamSubscription:
@@ -90,7 +92,8 @@ class JetStreamSubscription:
         self._prefetch = prefetch
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._inbox = nc.new_inbox()
-        self._queue: asyncio.Queue[JetStreamDelivery | None] = asyncio.Queue()
+        self._ready: deque[JetStreamDelivery | None] = deque()
+        self._takers: deque[asyncio.Future[None]] = deque()  # iterators waiting for _ready
         # queued (not yet taken) deliveries -> when their lease was last started or renewed
         self._waiting: dict[JetStreamDelivery, float] = {}
         self._renew_after = ack_wait / 3 if ack_wait is not None else None
@@ -160,14 +163,7 @@ class JetStreamSubscription:
             return
         self._receive(msg.subject, msg.reply.encode(), msg.data, msg.headers)
 
-    def _receive(
-        self,
-        subject: str,
-        reply: bytes,
-        data: bytes,
-        headers: dict[str, str] | bytes | None,
-        read: tuple[Event[Any], str | None] | None = None,
-    ) -> None:
+    def _receive(self, subject: str, reply: bytes, data: bytes, headers: _Headers, read: _Read = None) -> None:
         self._last_activity = time.monotonic()
         self._requested = max(0, self._requested - 1)
         size = len(data)
@@ -213,7 +209,14 @@ class JetStreamSubscription:
     def _enqueue(self, delivery: JetStreamDelivery) -> None:
         if self._renew_after is not None:
             self._waiting[delivery] = time.monotonic()
-        self._queue.put_nowait(delivery)
+        self._put(delivery)
+
+    def _put(self, item: JetStreamDelivery | None) -> None:
+        self._ready.append(item)
+        for taker in self._takers:  # every waiting iterator looks again (one cancelled loses none)
+            if not taker.done():
+                taker.set_result(None)
+        self._takers.clear()
 
     async def _renew_waiting(self) -> None:
         """Renew the leases of deliveries that wait in this subscription's queue: the
@@ -329,10 +332,16 @@ class JetStreamSubscription:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[JetStreamDelivery]:
+        ready = self._ready
         while not self._closed:
-            delivery = await self._queue.get()
+            if not ready:
+                taker = asyncio.get_running_loop().create_future()
+                self._takers.append(taker)
+                await taker
+                continue
+            delivery = ready.popleft()
             if delivery is None:
-                self._queue.put_nowait(None)  # for any other iterator
+                self._put(None)  # for any other iterator
                 return
             self._waiting.pop(delivery, None)
             if delivery.superseded:  # its lease ran out while queued: the newer one stands
@@ -370,13 +379,13 @@ class JetStreamSubscription:
             task.cancel()
         self._loading.clear()
         queued: list[JetStreamDelivery] = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        while self._ready:
+            item = self._ready.popleft()
             if item is not None:
                 queued.append(item)
         await self._hand_back([*queued, *loading, *self._late])
         self._late.clear()
-        self._queue.put_nowait(None)
+        self._put(None)
 
     async def _hand_back(self, deliveries: list[JetStreamDelivery]) -> None:
         if not deliveries:
@@ -414,7 +423,7 @@ class JetStreamSubscription:
             "received": self.received,
             "settled": self.acked,
             "unsettled": len(self._unsettled),
-            "queued": self._queue.qsize(),
+            "queued": len(self._ready),
             "requested": self._requested,
             "held_bytes": self._held_bytes,
             "late_redeliveries": self.late_redeliveries,
