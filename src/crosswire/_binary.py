@@ -43,13 +43,13 @@ from ._envelope import RESERVED_NAMES, Event, classify_validation_error, decode_
 from ._exceptions import EnvelopeDecodeError
 from ._jsonform import event_from_json
 
-__all__ = ["EXT_TYPES_HEADER", "STRUCTURED", "from_binary", "to_binary", "unescape"]
+__all__ = ["EXT_TYPES_HEADER", "STRING_ATTRS", "STRUCTURED", "from_binary", "to_binary", "unescape"]
 
 STRUCTURED = "application/cloudevents+json"
 STRUCTURED_BATCH = "application/cloudevents-batch+json"
 EXT_TYPES_HEADER = "Crosswire-Ext-Types"
 
-_STRING_ATTRS = (
+STRING_ATTRS = (  # the string attributes a ce- header carries as it is
     "id",
     "source",
     "type",
@@ -63,14 +63,14 @@ _STRING_ATTRS = (
     "partitionkey",
     "idempotencykey",
 )
-_HEADER_NAMES = tuple(f"ce-{name}" for name in _STRING_ATTRS)
-_strings = operator.attrgetter(*_STRING_ATTRS)  # the string attributes, in that order
+_HEADER_NAMES = tuple(f"ce-{name}" for name in STRING_ATTRS)
+_strings = operator.attrgetter(*STRING_ATTRS)  # the string attributes, in that order
 _INT_ATTRS = ("deadline", "cwversion")
 _NOT_HEADERS = frozenset({"specversion", "data", "data_base64", "attempt", "extensions"})
 _STR, _INT, _SKIP = "str", "int", "skip"
-_KINDS = {**dict.fromkeys(_STRING_ATTRS, _STR), **dict.fromkeys(_INT_ATTRS, _INT), "specversion": _SKIP}
+_KINDS = {**dict.fromkeys(STRING_ATTRS, _STR), **dict.fromkeys(_INT_ATTRS, _INT), "specversion": _SKIP}
 _KINDS["datacontenttype"] = _SKIP  # read below: it may come from content-type instead
-_PLAIN_NAMES = frozenset(_STRING_ATTRS) | {"specversion", "datacontenttype"}
+_PLAIN_NAMES = frozenset(STRING_ATTRS) | {"specversion", "datacontenttype"}
 _EXT_TYPES = EXT_TYPES_HEADER.lower()
 _DECIMAL = re.compile(r"-?[0-9]+")
 _INT64 = (-(2**63), 2**63 - 1)

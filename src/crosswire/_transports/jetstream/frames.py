@@ -27,25 +27,12 @@ from typing import Any
 
 import msgspec
 
+from ..._binary import STRING_ATTRS
 from ..._envelope import MAX_DATA, Event, decode_event
 from ..._exceptions import EnvelopeDecodeError
 
 __all__ = ["read_block"]
 
-_STRINGS = (
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "dataschema",
-    "correlationid",
-    "causationid",
-    "traceparent",
-    "tracestate",
-    "partitionkey",
-    "idempotencykey",
-)
 _hints = typing.get_type_hints(Event, include_extras=True)
 _REQUIRED = ("specversion", "id", "source", "type")
 
@@ -58,13 +45,13 @@ _Block = msgspec.defstruct(
     "_Block",
     [
         _field("specversion"),
-        *(_field(name) for name in _STRINGS),
+        *(_field(name) for name in STRING_ATTRS),
         ("datacontenttype", _hints["datacontenttype"], None),
         ("content_type", _hints["datacontenttype"], None),
         ("msgid", str | None, None),
     ],
     rename={
-        **{name: f"ce-{name}" for name in ("specversion", *_STRINGS, "datacontenttype")},
+        **{name: f"ce-{name}" for name in ("specversion", *STRING_ATTRS, "datacontenttype")},
         "content_type": "content-type",
         "msgid": "Nats-Msg-Id",
     },
