@@ -35,6 +35,7 @@ from crosswire._workers.frames import (
     decode_frame,
     encode_frame,
 )
+from crosswire.testing import eventually
 
 PoolFactory = Callable[..., WorkerPool]
 
@@ -47,11 +48,7 @@ def attempt(type: str, payload: dict[str, Any] | None = None, *, timeout: float 
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
+    await eventually(predicate, what, timeout, interval=0.005)
 
 
 def exists(path: str) -> bool:

@@ -24,6 +24,7 @@ import crosswire
 from crosswire import ErrorCode
 from crosswire._types import Attempt
 from crosswire._workers import WorkerHub, WorkerOptions, WorkerPool, WorkerSpec
+from crosswire.testing import eventually
 
 PoolFactory = Callable[..., WorkerPool]
 # test.hang ignores its deadline; a Rust handler's future is dropped at its deadline
@@ -34,14 +35,6 @@ def attempt(type: str, payload: dict[str, Any] | None = None, *, timeout: float)
     data = msgspec.msgpack.encode(payload) if payload is not None else None
     event = crosswire.Event.new(type, data, datacontenttype="application/msgpack")
     return Attempt(event=event, binding=f"w:{type}", deadline=time.monotonic() + timeout)
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def alive(pid: int) -> bool:
@@ -64,7 +57,7 @@ async def test_healthy_events_are_not_delayed_past_their_deadline_by_hung_siblin
     first_pid = pool.pid
     assert first_pid is not None
     hangs = [asyncio.create_task(pool.handle(attempt("test.hang", {"ms": 60000}, timeout=0.3))) for _ in range(2)]
-    await wait_for(lambda: pool.statistics().in_flight == 2, what="two hung deliveries")
+    await eventually(lambda: pool.statistics().in_flight == 2, "two hung deliveries", 10.0)
     start = time.monotonic()
     echoes = await asyncio.gather(*(pool.handle(attempt("test.echo", timeout=2.0)) for _ in range(20)))
     took = time.monotonic() - start
@@ -76,7 +69,7 @@ async def test_healthy_events_are_not_delayed_past_their_deadline_by_hung_siblin
     assert (stats.hung, stats.restarts, stats.state) == (1, 1, "ready")
     assert pool.pid != first_pid
     # the hung process had only fenced deliveries left: it is gone
-    await wait_for(lambda: not alive(first_pid), what="the hung process retired")
+    await eventually(lambda: not alive(first_pid), "the hung process retired", 10.0)
 
 
 @pytest.mark.parametrize("runtime", HANG_RUNTIMES)
@@ -93,12 +86,12 @@ async def test_deliveries_on_a_hung_process_still_finish_with_their_result(
     slow = asyncio.create_task(pool.handle(attempt("test.sleep", {"ms": 2000}, timeout=10)))
     hung = await pool.handle(attempt("test.hang", {"ms": 60000}, timeout=0.2))
     assert hung.error is not None and hung.error.code is ErrorCode.TIMEOUT
-    await wait_for(lambda: pool.statistics().restarts == 1, what="a replacement")
+    await eventually(lambda: pool.statistics().restarts == 1, "a replacement", 10.0)
     assert pool.pid != first_pid and alive(first_pid)  # the retiring process runs the slow delivery
     assert (await pool.handle(attempt("test.echo", timeout=2.0))).ok  # served by the replacement
     out = await slow
     assert out.ok, out.error
-    await wait_for(lambda: not alive(first_pid), what="the hung process retired")
+    await eventually(lambda: not alive(first_pid), "the hung process retired", 10.0)
     stats = pool.statistics()
     assert (stats.hung, stats.restarts, stats.lost) == (1, 1, 1)  # lost: the fenced hang, whose caller is gone
 
@@ -123,7 +116,7 @@ async def test_events_keep_their_deadline_through_the_node_while_siblings_hang(
     async with crosswire.Node(app) as node:
         for _ in range(2):
             await node.submit("test.hang", {"ms": 60000})
-        await wait_for(lambda: node.statistics().workers[name].in_flight == 2, what="two hung deliveries")
+        await eventually(lambda: node.statistics().workers[name].in_flight == 2, "two hung deliveries", 10.0)
         await asyncio.sleep(1.5)
         for _ in range(30):
             await node.submit("test.echo")
@@ -164,7 +157,7 @@ async def test_a_replacement_that_fails_to_start_falls_back_to_a_restart(
         assert count.read_text().strip() == "3"
         stats = pool.statistics()
         assert (stats.hung, stats.restarts, stats.state) == (1, 1, "ready")
-        await wait_for(lambda: not alive(first_pid), what="the hung process retired")
+        await eventually(lambda: not alive(first_pid), "the hung process retired", 10.0)
         assert any("replacement failed" in r.getMessage() for r in caplog.records)
     finally:
         await pool.close()
