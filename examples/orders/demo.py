@@ -135,10 +135,13 @@ async def chaos(console: Console) -> bool:
         result = await harness.run(scenario)
     fates = result.fates
     follow = fates["follow_ups"]
+    node = result.report["node_series"]
+    restarts = ", ".join(f"{w} {runs[-1]}" for w, runs in node["worker_restarts"].items() if runs)
     console.print(
         f"offered {fates['offered']} orders: handled {fates['handled']}, dead-lettered {fates['dead_lettered']}, "
         f"lost {fates['lost']}; follow-ups handled {follow['handled']}, lost {follow['lost']}; "
-        f"{fates['failed_runs']} failed runs retried; p99 {result.report['latency_ms']['p99']} ms"
+        f"worker restarts: {restarts}; attempts retried by the node: {node['retried'][-1] if node['retried'] else 0}; "
+        f"p99 {result.report['latency_ms']['p99']} ms"
     )
     table = Table(title="verdicts", title_justify="left")
     for column in ("verdict", "expected", "actual", ""):
