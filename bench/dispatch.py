@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+from _loops import LOOPS, loop_factory
 
 import crosswire
 
@@ -193,23 +194,14 @@ async def main() -> None:
     print(json.dumps(out))
 
 
-LOOPS = ("asyncio", "uvloop")
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The loop ``--loop`` names (``main`` checks and reports the choice)."""
+def _loop_named() -> str:
+    """``--loop`` from the command line, read before the loop exists (``main`` parses it again)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--loop", choices=LOOPS, default="asyncio")
-    if pre.parse_known_args()[0].loop == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        sys.exit("--loop uvloop: uvloop is not installed (pip install 'crosswire[fast]')")
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+    loop: str = pre.parse_known_args()[0].loop
+    return loop
 
 
 if __name__ == "__main__":
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory(_loop_named())) as runner:
         runner.run(main())

@@ -80,6 +80,7 @@ from typing import Any
 
 import msgspec
 import nats
+from _loops import LOOPS, loop_factory
 from nats.js import JetStreamContext
 
 import crosswire
@@ -432,19 +433,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=0, help="events per run")
     parser.add_argument("--rounds", type=int, default=0, help="runs per contender and phase")
     parser.add_argument("--batch", type=int, default=256, help="publish batch = fetch batch = prefetch")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="the event loop")
     return parser.parse_args()
-
-
-def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if name == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        sys.exit("--loop uvloop: uvloop is not installed (pip install 'crosswire[fast]')")
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ def _positive(figures: dict[str, Any], *names: str) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_dispatch_bench() -> None:
-    out = _last_json("bench/dispatch.py", "--events", "400", "--rounds", "1")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_dispatch_bench(loop: str) -> None:
+    out = _last_json("bench/dispatch.py", "--events", "400", "--rounds", "1", "--loop", loop)
+    assert out["loop"] == loop
     _positive(out["events_per_s"], "crosswire", "baseline_queue", "faststream")
     _positive(out["ratios"], "vs_baseline_queue", "vs_faststream")
 
