@@ -1,7 +1,8 @@
-"""The payload types of the schema tests: spec/payloads.md's test schemas (Customer, Item,
-Order, Numbers, declared with the widths that spec asks of Python) and ``Kitchen``, one of
-everything codegen handles (nested types, optional fields, lists, maps, enums,
-timestamps, bytes, renamed fields), as an App whose handlers receive them."""
+"""The payload types of the schema tests: spec/payloads.md's test schemas (Customer, Item
+and Numbers as the Python conformance worker declares them; Order with a declared schema
+id) and ``Kitchen``, one of everything codegen handles (nested types, optional fields,
+lists, maps, enums, timestamps, bytes, renamed fields), as an App whose handlers receive
+them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import msgspec
 
 import crosswire
 from crosswire.schema import schema
+from crosswire.testworker import Customer, Item, Numbers
 
 
 def _bounded(lo: int, hi: int) -> Any:
@@ -20,20 +22,7 @@ def _bounded(lo: int, hi: int) -> Any:
 
 
 I64 = _bounded(-(2**63), 2**63 - 1)
-U32 = _bounded(0, 2**32 - 1)
 Time = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-
-
-class Customer(msgspec.Struct):
-    id: I64  # type: ignore[valid-type]
-    name: str
-    email: str | None = None
-
-
-class Item(msgspec.Struct):
-    sku: str
-    qty: U32  # type: ignore[valid-type]
-    price: float
 
 
 @schema("vectors.Order", version=1)
@@ -45,22 +34,6 @@ class Order(msgspec.Struct):
     tags: dict[str, str] = {}
     paid_at: Time | None = None
     blob: bytes = b""
-
-
-class Numbers(msgspec.Struct):
-    i8: _bounded(-(2**7), 2**7 - 1)  # type: ignore[valid-type]
-    u8: _bounded(0, 2**8 - 1)  # type: ignore[valid-type]
-    i16: _bounded(-(2**15), 2**15 - 1)  # type: ignore[valid-type]
-    u16: _bounded(0, 2**16 - 1)  # type: ignore[valid-type]
-    i32: _bounded(-(2**31), 2**31 - 1)  # type: ignore[valid-type]
-    u32: U32  # type: ignore[valid-type]
-    i64: I64  # type: ignore[valid-type]
-    u64: Annotated[int, msgspec.Meta(ge=0)]
-    f64: float
-
-    def __post_init__(self) -> None:
-        if self.u64 > 2**64 - 1:  # msgspec's bounds stop at int64
-            raise ValueError("u64 does not fit 64 bits")
 
 
 class Status(enum.Enum):
