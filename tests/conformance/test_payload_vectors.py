@@ -177,10 +177,18 @@ def _go_testworker(tmp_path: Path) -> list[str]:
 
 
 async def test_go_worker_decodes_every_vector_like_the_node(tmp_path: Path) -> None:
+    await worker_reads_every_vector([*_go_testworker(tmp_path), "--name", "testworker-go"], "testworker-go", "go")
+
+
+async def worker_reads_every_vector(command: list[str], name: str, runtime: str, message: str | None = None) -> None:
+    """Deliver every vector's forms to the conformance worker ``command`` (``--name``
+    ``name``): valid ones must come back equal to ``expected``, invalid ones must be
+    dead-lettered as ``runtime``'s non-retryable ``invalid_argument`` (its message
+    containing ``message``, when given), the handler never having run."""
     import crosswire
 
-    app = crosswire.App("payload-vectors")
-    app.worker("testworker-go", command=[*_go_testworker(tmp_path), "--name", "testworker-go"], timeout=10.0)
+    app = crosswire.App(f"payload-vectors-{runtime}")
+    app.worker(name, command=command, timeout=10.0)
     got: dict[str, Any] = {}
 
     @app.handler("test.payload.order.decoded")
@@ -205,6 +213,7 @@ async def test_go_worker_decodes_every_vector_like_the_node(tmp_path: Path) -> N
                     )
                     sent[event.id] = (vector, form)
                     events.append(event)
+    assert len(sent) >= 60
     async with crosswire.Node(app) as node:
         await node.submit_events(events)
         await asyncio.wait_for(node.wait_idle(), 60)
@@ -212,10 +221,14 @@ async def test_go_worker_decodes_every_vector_like_the_node(tmp_path: Path) -> N
     for event_id, (vector, form) in sent.items():
         where = f"{vector['name']} ({form})"
         if "expected" in vector:
-            assert event_id in got, f"{where}: the Go worker emitted nothing; dead letter: {letters.get(event_id)}"
+            assert event_id in got, (
+                f"{where}: the {runtime} worker emitted nothing; dead letter: {letters.get(event_id)}"
+            )
             _check(where, vector["expected"], got[event_id])
         else:
-            assert event_id not in got, f"{where}: the Go worker decoded an invalid payload: {got[event_id]!r}"
+            assert event_id not in got, f"{where}: the {runtime} worker decoded an invalid payload: {got[event_id]!r}"
             letter = letters[event_id]
             assert letter.error.code == ErrorCode.INVALID_ARGUMENT and letter.error.retryable is False, where
-            assert letter.error.runtime == "go", where
+            assert letter.error.runtime == runtime, where
+            if message is not None:
+                assert message in letter.error.message, where
