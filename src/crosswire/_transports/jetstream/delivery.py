@@ -275,14 +275,7 @@ class JetStreamDelivery:
     async def ack(self) -> None:
         """Done. With confirmed acks (the default), this waits when too many acks of the
         connection are not yet confirmed by the server (see ``Confirmer``)."""
-        if self._begin_settle():
-            self._listener.delivery_finished(self, "ack")
-            self._write(_ACK)
-            confirmer = self._listener.confirmer
-            if confirmer is not None and confirmer.acked():  # too many unconfirmed: wait
-                await self._confirmed(confirmer)
-            if self._store is not None and self._revision != 0:
-                await self._forget()
+        await self._finish("ack", _ACK)
 
     async def retry(self, after: float) -> None:
         if self._begin_settle():
@@ -290,14 +283,19 @@ class JetStreamDelivery:
             self._write(_NAK + b" " + json.dumps({"delay": delay}).encode() if delay else _NAK)
 
     async def terminate(self) -> None:
-        if self._begin_settle():
-            self._listener.delivery_finished(self, "term")
-            self._write(_TERM)
-            confirmer = self._listener.confirmer
-            if confirmer is not None and confirmer.acked():  # too many unconfirmed: wait
-                await self._confirmed(confirmer)
-            if self._store is not None and self._revision != 0:
-                await self._forget()
+        await self._finish("term", _TERM)
+
+    async def _finish(self, how: str, payload: bytes) -> None:
+        """Ack or terminate for good, then drop the attempt record, if there may be one."""
+        if not self._begin_settle():
+            return
+        self._listener.delivery_finished(self, how)
+        self._write(payload)
+        confirmer = self._listener.confirmer
+        if confirmer is not None and confirmer.acked():  # too many unconfirmed: wait
+            await self._confirmed(confirmer)
+        if self._store is not None and self._revision != 0:
+            await self._store.forget(self._listener.consumer, self.stream_sequence)
 
     async def hand_back(self) -> None:
         """Return a delivery whose handler never started, at once, without spending an
@@ -322,10 +320,6 @@ class JetStreamDelivery:
             await confirmer.wait()
         except Exception as exc:
             raise TransportError(f"ack on {self._listener.consumer} not confirmed: {exc!r}") from exc
-
-    async def _forget(self) -> None:
-        if self._store is not None and self._revision != 0:
-            await self._store.forget(self._listener.consumer, self.stream_sequence)
 
     def _write(self, payload: bytes) -> None:
         try:
