@@ -13,10 +13,10 @@ import asyncio
 import inspect
 import logging
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["TaskSet"]
+__all__ = ["TaskSet", "first_of"]
 
 
 class TaskSet:
@@ -83,3 +83,13 @@ class TaskSet:
         pending = [t for t in self._tasks if t is not current]
         if pending:
             await asyncio.wait(pending)
+
+
+async def first_of(*waits: Awaitable[Any]) -> None:
+    """Wait until one of ``waits`` completes; cancel the others."""
+    futures = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in futures:
+            future.cancel()

@@ -14,24 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from .._errorinfo import ErrorCode
+from .._tasks import first_of
 from .process import WorkerProcess
 from .session import Session
 
-__all__ = ["first_of", "retire"]
-
-
-async def first_of(*waits: Awaitable[Any]) -> None:
-    """Wait until one of ``waits`` completes; cancel the others."""
-    futures = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for future in futures:
-            future.cancel()
+__all__ = ["retire"]
 
 
 async def _quiet_after(switched: asyncio.Event, session: Session, untimed_bound: float) -> None:

@@ -24,7 +24,7 @@ from .._errorinfo import ErrorCode, ErrorInfo
 from .._exceptions import ClosedError, EnvelopeDecodeError, ProtocolError
 from .._observability.latency import WorkerLatency
 from .._observability.logs import worker_log
-from .._tasks import TaskSet
+from .._tasks import TaskSet, first_of
 from .._types import Outcome
 from .connection import WorkerConnection, frame_kind
 from .frames import (
@@ -182,13 +182,7 @@ class Session:
         conn.start_heartbeats(heartbeat_interval)
         self._tasks.start(self._read_loop(), name=f"worker:{self.name}:read")
         conn.send(Init())
-        ready = asyncio.ensure_future(self.ready.wait())
-        closed = asyncio.ensure_future(conn.wait_closed())
-        try:
-            await asyncio.wait([ready, closed], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            closed.cancel()
+        await first_of(self.ready.wait(), conn.wait_closed())
         if not self.ready.is_set():
             raise ProtocolError(conn.close_reason or "closed")
 
@@ -207,13 +201,7 @@ class Session:
     async def _until(self, event: asyncio.Event) -> None:
         if event.is_set():
             return
-        waiting = asyncio.ensure_future(event.wait())
-        closed = asyncio.ensure_future(self.conn.wait_closed())
-        try:
-            await asyncio.wait([waiting, closed], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
-            closed.cancel()
+        await first_of(event.wait(), self.conn.wait_closed())
         if not event.is_set():
             raise ClosedError(self.conn.close_reason or "closed")
 

@@ -14,12 +14,12 @@ import time
 
 from .._errorinfo import ErrorCode
 from .._exceptions import ProtocolError
-from .._tasks import TaskSet
+from .._tasks import TaskSet, first_of
 from .admission import new_token
 from .credit import CreditQueue
 from .hub import WorkerHub
 from .process import WorkerProcess
-from .replacement import first_of, retire
+from .replacement import retire
 from .schemas import handshake_warnings
 from .session import Counters, Session
 from .spec import WorkerSpec, WorkerState

@@ -15,6 +15,7 @@ from typing import IO, Any, Protocol
 
 import msgspec
 
+from .._tasks import first_of
 from .accounting import Ledger
 from .control import Channel
 from .errors import HarnessError
@@ -107,11 +108,8 @@ class NodeProcess:
         )
         self._exit_task = asyncio.get_running_loop().create_task(self._wait_exit())
         h.expect(self)
-        _done, _ = await asyncio.wait(
-            [asyncio.ensure_future(self.ready.wait()), asyncio.ensure_future(self.exited.wait())],
-            timeout=timeout,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_of(self.ready.wait(), self.exited.wait()), timeout)
         if not self.ready.is_set():
             await self.kill()
             why = self.error or ("exited" if self.exited.is_set() else f"not ready within {timeout:g}s")
