@@ -163,21 +163,31 @@ class Event(msgspec.Struct, Generic[T], kw_only=True, omit_defaults=True, dict=T
                 dataschema = declared.uri
         event = cls(
             specversion="1.0",
-            id=id or new_event_id(),
+            id=id or _ids.next(),
             source=source,
             type=type,
-            subject=subject,
             datacontenttype=datacontenttype or content_type,
             data=body,
-            correlationid=correlation_id,
-            causationid=causation_id,
-            traceparent=traceparent,
-            partitionkey=key,
-            idempotencykey=idempotency_key,
-            deadline=deadline_ms(deadline),
-            dataschema=dataschema,
             extensions=extensions or {},
         )
+        # the optional attributes, set only when given (most events have none of them);
+        # constructing with them all costs as much as the rest of this method
+        if subject is not None or correlation_id is not None or causation_id is not None or traceparent is not None:
+            event = msgspec.structs.replace(
+                event,
+                subject=subject,
+                correlationid=correlation_id,
+                causationid=causation_id,
+                traceparent=traceparent,
+            )
+        if key is not None or idempotency_key is not None or deadline is not None or dataschema is not None:
+            event = msgspec.structs.replace(
+                event,
+                partitionkey=key,
+                idempotencykey=idempotency_key,
+                deadline=deadline_ms(deadline),
+                dataschema=dataschema,
+            )
         if stamp_time:
             event.time = _now_rfc3339()  # valid by construction: set after the checks
         return event
@@ -244,12 +254,11 @@ _second_cache: list[Any] = [-1, ""]
 
 
 def _now_rfc3339() -> str:
-    now = _time.time()
-    second = int(now)
+    second, micros = divmod(_time.time_ns() // 1000, 1_000_000)
     if second != _second_cache[0]:
         _second_cache[0] = second
         _second_cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_second_cache[1]}.{int((now - second) * 1_000_000):06d}Z"
+    return f"{_second_cache[1]}.{micros:06d}Z"
 
 
 def follow_up(parent: Event[Any], child: Event[Any], source: str) -> Event[Any]:

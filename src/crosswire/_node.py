@@ -29,7 +29,7 @@ from ._envelope import Event
 from ._exceptions import ClosedError, ConfigurationError
 from ._function import function_handler
 from ._lifecycle import Lifecycle, State
-from ._pending import Pending
+from ._pending import Pending, entries_of
 from ._policies.dedup import IdempotencyStore, MemoryIdempotencyStore
 from ._policies.tracing import NodeTracing, node_tracing
 from ._replay import DeadLetters
@@ -333,54 +333,46 @@ class Node:
         :raises TransportError: the transport did not accept the event.
         :raises ValueError: invalid type or attributes.
         """
-        raw = isinstance(data, (bytes, bytearray, memoryview))
         event = Event.new(
             type,
             data,
             source=self.app.source,
             id=id,
             subject=subject,
-            datacontenttype="application/octet-stream" if raw else None,
+            datacontenttype="application/octet-stream" if isinstance(data, (bytes, bytearray, memoryview)) else None,
             key=key,
             correlation_id=correlation_id,
             idempotency_key=idempotency_key,
             deadline=deadline,
             extensions=extensions,
         )
-        await self.submit_events([event])
+        await self.submit_events((event,))
         return event
 
     async def submit_events(self, events: Sequence[Event[Any]]) -> None:
         """Hand prebuilt events to the transport (one batch), with backpressure."""
         if self.lifecycle.state is not State.READY:
             raise ClosedError(f"node {self.app.name!r} is {self.lifecycle.state.value}, not ready")
-        pairs: list[tuple[str, str]] = []
-        size = 0
-        route, durable = self.router.route, self.transport.features.durable
-        for event in events:
-            bindings = route(event.type)
-            if not bindings and not durable:
-                raise ConfigurationError(
-                    f"no handler for event type {event.type!r}: on a non-durable transport it would be lost"
-                )
-            for binding in bindings:
-                pairs.append((event.id, binding.name))
-            if event.data is not None:
-                size += len(event.data)
+        pairs, sizes, size = entries_of(events, self.router.route, lossless=not self.transport.features.durable)
         if self._pending.full(len(pairs), size):
             await self._pending.reserve(len(pairs), size)
-        publish = self._publish_tracked if self._tracing is None else self._tracing.producing(self._publish_tracked)
-        await publish(events, pairs)  # traced: PRODUCER spans, injected into the events
+        if self._tracing is None:
+            await self._publish_tracked(events, pairs, sizes)
+        else:  # traced: PRODUCER spans, injected into the events
+            await self._tracing.producing(self._publish_tracked)(events, pairs, sizes)
         self.submitted += len(events)
 
     async def _publish(self, events: Sequence[Event[Any]]) -> None:
         """Internal publish (emitted follow-ups, replays): tracked, never blocked by
         ``max_pending`` — a handler waiting on capacity only it can free would deadlock."""
-        await self._publish_tracked(events, [(e.id, b.name) for e in events for b in self.router.route(e.type)])
+        await self._publish_tracked(events, *entries_of(events, self.router.route, lossless=False)[:2])
 
-    async def _publish_tracked(self, events: Sequence[Event[Any]], pairs: list[tuple[str, str]]) -> None:
-        """Publish, counting ``pairs`` as pending from before the transport accepts them."""
-        self._pending.add(pairs, {e.id: len(e.data) for e in events if e.data})
+    async def _publish_tracked(
+        self, events: Sequence[Event[Any]], pairs: list[tuple[str, str]], sizes: list[int]
+    ) -> None:
+        """Publish, counting ``pairs`` (with the data ``sizes`` they hold) as pending from
+        before the transport accepts them."""
+        self._pending.add(pairs, sizes)
         try:
             await self.transport.publish(events)
         except BaseException:

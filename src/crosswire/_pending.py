@@ -9,14 +9,47 @@ transport stores it once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, Protocol
 
+from ._envelope import Event
 from ._exceptions import BackpressureError, ConfigurationError
 
-__all__ = ["Pending"]
+__all__ = ["Pending", "entries_of"]
 
 Pair = tuple[str, str]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def entries_of(
+    events: Sequence[Event[Any]], route: Callable[[str], Sequence[_Named]], *, lossless: bool
+) -> tuple[list[Pair], list[int], int]:
+    """The entries ``events`` make (one per event and binding ``route`` gives), the data
+    size each holds, and the events' data size in all.
+
+    :raises ConfigurationError: with ``lossless``, an event no binding takes (an
+        in-process transport would drop it).
+    """
+    pairs: list[Pair] = []
+    sizes: list[int] = []
+    total = 0
+    for event in events:
+        bindings = route(event.type)
+        if not bindings and lossless:
+            raise ConfigurationError(
+                f"no handler for event type {event.type!r}: on a non-durable transport it would be lost"
+            )
+        data = event.data
+        size = 0 if data is None else len(data)
+        for binding in bindings:
+            pairs.append((event.id, binding.name))
+            sizes.append(size)
+        total += size
+    return pairs, sizes, total
 
 
 class Pending:
@@ -103,13 +136,13 @@ class Pending:
         except TimeoutError:
             raise BackpressureError(f"node stayed full for {self.timeout:g}s: {self._describe()}") from None
 
-    def add(self, pairs: Iterable[Pair], sizes: dict[str, int] | None = None) -> None:
-        """Add entries; ``sizes`` maps an event id to its data size in bytes."""
+    def add(self, pairs: Sequence[Pair], sizes: Sequence[int] | None = None) -> None:
+        """Add entries; ``sizes[i]`` is the data size in bytes that ``pairs[i]`` holds."""
         entries = self._pairs
         before = len(entries)
-        for pair in pairs:
+        for i, pair in enumerate(pairs):
             if pair not in entries:
-                size = sizes.get(pair[0], 0) if sizes else 0
+                size = sizes[i] if sizes else 0
                 entries[pair] = size
                 self.bytes += size
         if len(entries) != before:

@@ -120,13 +120,13 @@ class NodeTracing:
                 span.end()
 
     def producing(
-        self, publish: Callable[[Sequence[Event[Any]], list[tuple[str, str]]], Awaitable[None]]
-    ) -> Callable[[Sequence[Event[Any]], list[tuple[str, str]]], Awaitable[None]]:
+        self, publish: Callable[[Sequence[Event[Any]], list[tuple[str, str]], list[int]], Awaitable[None]]
+    ) -> Callable[[Sequence[Event[Any]], list[tuple[str, str]], list[int]], Awaitable[None]]:
         """``publish`` inside :meth:`sending` (the node's submit path, when it traces)."""
 
-        async def traced(events: Sequence[Event[Any]], pairs: list[tuple[str, str]]) -> None:
+        async def traced(events: Sequence[Event[Any]], pairs: list[tuple[str, str]], sizes: list[int]) -> None:
             with self.sending(events):
-                await publish(events, pairs)
+                await publish(events, pairs, sizes)
 
         return traced
 

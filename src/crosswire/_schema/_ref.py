@@ -67,15 +67,30 @@ def schema(id: str | None = None, *, version: int = 1) -> Callable[[type[T]], ty
 
     def apply(cls: type[T]) -> type[T]:
         setattr(cls, SCHEMA_ATTR, SchemaRef(id or cls.__name__, version))
+        _declared.clear()  # subclasses inherit the declaration: forget every cached answer
         return cls
 
     return apply
 
 
+_declared: dict[Any, SchemaRef | None] = {}  # type -> its declaration (bounded): a miss costs a getattr failure
+
+
 def declared_schema(tp: Any) -> SchemaRef | None:
     """The schema a type declared with :func:`schema`, or ``None``."""
+    try:
+        return _declared[tp]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable
+        ref = getattr(tp, SCHEMA_ATTR, None)
+        return ref if isinstance(ref, SchemaRef) else None
     ref = getattr(tp, SCHEMA_ATTR, None)
-    return ref if isinstance(ref, SchemaRef) else None
+    declared = ref if isinstance(ref, SchemaRef) else None
+    if len(_declared) >= 4096:
+        _declared.clear()
+    _declared[tp] = declared
+    return declared
 
 
 def schema_ref(tp: Any) -> SchemaRef:

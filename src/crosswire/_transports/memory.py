@@ -132,38 +132,41 @@ class MemoryTransport:
         """
         self._check_open()
         routes = self._routes
-        for event in events:
-            if not isinstance(event, Event):
+        for event in events:  # check all first: nothing is accepted if one is refused
+            if event.__class__ is not Event and not isinstance(event, Event):
                 raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
             if event.type not in routes:  # a routed type was validated when first routed
                 try:
                     validate_type(event.type)
                 except ValueError as exc:
                     raise ConfigurationError(str(exc)) from None
-        dedup = self._dedup_window > 0 and self._dedup_max_ids > 0
-        seen, order = self._seen, self._seen_order
-        now = time.monotonic()
-        if dedup:
+                self._route(event.type)
+        seq = self._seq
+        if self._dedup_window > 0 and self._dedup_max_ids > 0:
+            seen, order, max_ids = self._seen, self._seen_order, self._dedup_max_ids
+            now = time.monotonic()
             horizon = now - self._dedup_window
             while order and order[0][0] <= horizon:
                 del seen[order.popleft()[1]]
-        seq = self._seq
-        for event in events:
-            if dedup:
+            for event in events:
                 event_id = event.id
                 if event_id in seen:
                     self._deduplicated += 1
                     continue
                 seen[event_id] = None
                 order.append((now, event_id))
-                if len(order) > self._dedup_max_ids:
+                if len(order) > max_ids:
                     del seen[order.popleft()[1]]
+                self._published += 1
+                groups = routes.get(event.type)
+                for group in self._route(event.type) if groups is None else groups:
+                    group.put(Entry(event.__copy__(), next(seq)))  # type: ignore[attr-defined]  # msgspec: shallow copy
+            return
+        for event in events:
             self._published += 1
             groups = routes.get(event.type)
-            if groups is None:
-                groups = self._route(event.type)
-            for group in groups:
-                group.put(Entry(event.__copy__(), next(seq)))  # type: ignore[attr-defined]  # msgspec: shallow copy
+            for group in self._route(event.type) if groups is None else groups:
+                group.put(Entry(event.__copy__(), next(seq)))  # type: ignore[attr-defined]
 
     def _route(self, event_type: str) -> list[Group]:
         groups = [g for g in self._groups.values() if subject_matches(g.pattern, event_type)]
