@@ -43,7 +43,7 @@ from ._envelope import RESERVED_NAMES, Event, classify_validation_error, decode_
 from ._exceptions import EnvelopeDecodeError
 from ._jsonform import event_from_json
 
-__all__ = ["EXT_TYPES_HEADER", "STRING_ATTRS", "STRUCTURED", "from_binary", "to_binary", "unescape"]
+__all__ = ["EXT_TYPES_HEADER", "NEEDS_ESCAPE", "STRING_ATTRS", "STRUCTURED", "from_binary", "to_binary", "unescape"]
 
 STRUCTURED = "application/cloudevents+json"
 STRUCTURED_BATCH = "application/cloudevents-batch+json"
@@ -76,13 +76,14 @@ _DECIMAL = re.compile(r"-?[0-9]+")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-_NEEDS_ESCAPE = re.compile(r"[^\x21\x23\x24\x26-\x7e]")  # space, ", %, controls, DEL, non-ASCII
+NEEDS_ESCAPE = re.compile(r"[^\x21\x23\x24\x26-\x7e]")
+"""A character a header value carries percent-encoded: space, ``"``, ``%``, controls, DEL, non-ASCII."""
 
 
 def _escape(value: str) -> str:
-    if _NEEDS_ESCAPE.search(value) is None:
+    if NEEDS_ESCAPE.search(value) is None:
         return value
-    return _NEEDS_ESCAPE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
+    return NEEDS_ESCAPE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
 
 
 def _unquote(value: str) -> str:
@@ -123,7 +124,7 @@ def to_binary(event: Event[Any]) -> tuple[dict[str, str], bytes]:
     """The event's headers (``ce-*``, ``Content-Type``, ``Crosswire-Ext-Types``) and body."""
     headers: dict[str, str] = {"ce-specversion": event.specversion}
     values = _strings(event)
-    escape = _NEEDS_ESCAPE.search("".join([v for v in values if v is not None])) is not None
+    escape = NEEDS_ESCAPE.search("".join([v for v in values if v is not None])) is not None
     for header, value in zip(_HEADER_NAMES, values, strict=True):
         if value is not None:
             headers[header] = _escape(value) if escape else value

@@ -14,8 +14,9 @@ parsed header dict, a ``Msg``, a queue, a task awaiting a coroutine callback).
   callable with ``(subject, reply, data, header block)`` as bytes, in the read loop,
   without a ``Msg``, a queue or a task; the callable returns ``False`` for a message it
   leaves to nats-py (then it takes nats-py's usual path: a status line, say);
-- :meth:`Client.write` and :meth:`Client.publish_now` queue a ``PUB``/``HPUB`` without a
-  coroutine (acks and naks; publishes with a header block built once).
+- :meth:`Client.write`, :meth:`Client.publish_now` and :meth:`Client.publish_batch` queue
+  ``PUB``/``HPUB`` commands without a coroutine (acks and naks; publishes with a header
+  block built once; a whole batch as one write).
 
 Headers of other messages are decoded by :func:`parse_header_block` (the same result
 as nats-py's for every block without a status line; a status line goes to nats-py).
@@ -29,7 +30,7 @@ pyproject.toml pins the versions they are tested against, and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from nats import errors
 from nats.aio.client import Client as NatsClient
@@ -157,6 +158,7 @@ class Client(NatsClient):
         self._ps = _Parser(self)
         self._direct: dict[int, DirectHandler] = {}
         self._kicked: asyncio.Future[None] | None = None
+        self._valid_subjects: dict[str, bytes] = {}  # subject -> as sent (publish_batch)
 
     def direct(self, sid: int, handler: DirectHandler | None) -> None:
         """Serve subscription ``sid``'s messages with ``handler`` (``None``: nats-py's
@@ -198,7 +200,47 @@ class Client(NatsClient):
             command = b"%b%b%b\r\n" % (head, block, payload)
         self._queue(command, len(payload))
 
-    def _queue(self, command: bytes, payload_size: int) -> None:
+    def publish_batch(self, messages: Sequence[tuple[str, bytes, bytes | None]], reply_prefix: str, first: int) -> None:
+        """:meth:`publish_now` of each ``(subject, payload, header block)``, the i-th
+        with the reply subject ``<reply_prefix><first + i>``, queued as one write: all
+        of them, or none (then it raises as :meth:`publish_now` does).
+
+        Each distinct subject is validated once (up to 4096 are remembered).
+        """
+        valid = self._valid_subjects
+        reply = valid.get(reply_prefix) or self._check_subject(reply_prefix)
+        max_payload = self._max_payload
+        commands = []
+        size = 0
+        seq = first
+        for subject, payload, block in messages:
+            encoded = valid.get(subject) or self._check_subject(subject)
+            if len(payload) > max_payload:
+                raise errors.MaxPayloadError
+            if block is None:
+                commands.append(b"PUB %b %b%d %d\r\n%b\r\n" % (encoded, reply, seq, len(payload), payload))
+            else:
+                hs = len(block)
+                commands.append(
+                    b"HPUB %b %b%d %d %d\r\n%b%b\r\n" % (encoded, reply, seq, hs, hs + len(payload), block, payload)
+                )
+            size += len(payload)
+            seq += 1
+        if commands:
+            self._queue(b"".join(commands), size, len(commands))
+
+    def _check_subject(self, subject: str) -> bytes:
+        if not self._skip_subject_validation:
+            _validate_subject(subject)
+        if not subject:
+            raise errors.BadSubjectError
+        valid = self._valid_subjects
+        if len(valid) >= 4096:
+            valid.clear()
+        encoded = valid[subject] = subject.encode()
+        return encoded
+
+    def _queue(self, command: bytes, payload_size: int, count: int = 1) -> None:
         if self.is_closed:
             raise errors.ConnectionClosedError
         if self.is_draining_pubs:
@@ -211,7 +253,7 @@ class Client(NatsClient):
         self._pending.append(command)
         self._pending_data_size += len(command)
         stats = self.stats
-        stats["out_msgs"] += 1
+        stats["out_msgs"] += count
         stats["out_bytes"] += payload_size
         queue = self._flush_queue
         if connected and queue is not None and queue.empty():

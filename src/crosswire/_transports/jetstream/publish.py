@@ -17,6 +17,7 @@ package (and the envelope's binary-mode mapping).
 from __future__ import annotations
 
 import asyncio
+import operator
 import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
-from ..._binary import to_binary
+from ..._binary import NEEDS_ESCAPE, STRING_ATTRS, to_binary
 from ..._envelope import Event, encode_event
 from ..._exceptions import ConfigurationError, PayloadTooLargeError, TransportError
 from .config import check_subject_part
@@ -39,6 +40,7 @@ __all__ = [
     "PublishBatch",
     "Publisher",
     "ce_headers",
+    "event_block",
     "header_block",
     "message_size",
     "prepare",
@@ -72,6 +74,62 @@ def header_block(headers: Mapping[str, str]) -> bytes | None:
     return ("NATS/1.0\r\n" + "".join(lines) + "\r\n").encode()
 
 
+# event_block: the lines after ce-type (subject, time, ... idempotencykey), in to_binary's order
+_LATER = STRING_ATTRS[STRING_ATTRS.index("type") + 1 :]
+_LATER_NAMES = tuple(f"ce-{name}: " for name in _LATER)
+_varying = operator.attrgetter("id", *_LATER)
+_NO_MORE = (None,) * (len(_LATER) - 2)  # no attribute after subject and time
+_Lines = tuple[str, str, str] | None
+_constant: dict[tuple[str, str, str, str | None], _Lines] = {}  # (bounded)
+
+
+def _constant_lines(specversion: str, source: str, type_: str, content_type: str | None) -> _Lines:
+    """The lines of the attributes one producer usually keeps (source, type, content
+    type), as :func:`event_block` joins them; ``None``: one is escaped (the general way)."""
+    if NEEDS_ESCAPE.search(specversion + source + type_) is not None:
+        return None
+    if content_type is None:
+        ct = ""
+    elif content_type.isascii() and content_type.isprintable() and content_type == content_type.strip():
+        ct = f"content-type: {content_type}\r\n"
+    else:
+        return None
+    return f"NATS/1.0\r\nce-specversion: {specversion}\r\n", f"ce-source: {source}\r\nce-type: {type_}\r\n", ct
+
+
+def event_block(event: Event[Any]) -> bytes | None:
+    """The header block of ``event`` in binary content mode with ``Nats-Msg-Id`` —
+    byte for byte what ``header_block(ce_headers(event))`` gives — built without a dict,
+    the lines of source, type and content type kept per producer; ``None`` for an event
+    the general way builds (extensions, a deadline, an escaped value)."""
+    if event.extensions or event.deadline is not None or event.cwversion != 1:
+        return None
+    key = (event.specversion, event.source, event.type, event.datacontenttype)
+    try:
+        constant = _constant[key]
+    except KeyError:
+        constant = _constant_lines(*key)
+        if len(_constant) >= 1024:
+            _constant.clear()
+        _constant[key] = constant
+    if constant is None:
+        return None
+    values = _varying(event)
+    id_, subject, time = values[:3]
+    if subject is None and values[3:] == _NO_MORE and time is not None:  # the usual event
+        text = id_ + time
+        later = f"ce-time: {time}\r\n"
+    else:
+        text = "".join(filter(None, values))
+        later = "".join(
+            [f"{name}{value}\r\n" for name, value in zip(_LATER_NAMES, values[1:], strict=True) if value is not None]
+        )
+    if not (text.isascii() and text.isprintable()) or " " in text or '"' in text or "%" in text:
+        return None  # escaped (NEEDS_ESCAPE): the general way
+    head, source_type, tail = constant
+    return f"{head}ce-id: {id_}\r\n{source_type}{later}{tail}Nats-Msg-Id: {id_}\r\n\r\n".encode()
+
+
 def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, limit: int) -> list[Message]:
     """The messages for a batch of events, on ``<prefix>.<type>``.
 
@@ -94,12 +152,16 @@ def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, lim
             if len(_valid_types) >= 4096:
                 _valid_types.clear()
             _valid_types[event.type] = None
-        if cloudevents:
-            headers, body = to_binary(event)
-            headers["Nats-Msg-Id"] = event.id
+        headers: dict[str, str] | None = None
+        if cloudevents and (block := event_block(event)) is not None:
+            body = event.data or b""
         else:
-            headers, body = {"Nats-Msg-Id": event.id}, encode_event(event)
-        block = header_block(headers)
+            if cloudevents:
+                headers, body = to_binary(event)
+                headers["Nats-Msg-Id"] = event.id
+            else:
+                headers, body = {"Nats-Msg-Id": event.id}, encode_event(event)
+            block = header_block(headers)
         if (size := message_size(body, block if block is not None else headers)) > limit:
             raise PayloadTooLargeError(
                 f"event {event.id} ({event.type}) is {size} bytes with its headers "
@@ -169,6 +231,21 @@ class PublishBatch:
         self.seq = 0
 
 
+def _blocks(messages: Sequence[Message]) -> list[tuple[str, bytes, bytes | None]] | None:
+    """The messages with their headers as blocks; ``None``: one has headers nats-py
+    rewrites or refuses (:func:`header_block`)."""
+    out: list[tuple[str, bytes, bytes | None]] = []
+    for subject, body, headers in messages:
+        if isinstance(headers, dict):
+            block = header_block(headers)
+            if block is None:
+                return None
+            out.append((subject, body, block))
+        else:
+            out.append((subject, body, headers))
+    return out
+
+
 class Publisher:
     """Publishes messages to JetStream on one connection and awaits their acks.
 
@@ -183,7 +260,7 @@ class Publisher:
         self._last_error = last_error
         self._prefix: str | None = None
         self._seq = 0
-        self._awaiting: dict[str, PublishBatch] = {}
+        self._awaiting: dict[bytes, PublishBatch] = {}  # reply token -> its batch
         self._deadlines: deque[tuple[float, asyncio.Future[None]]] = deque()  # oldest first
         self._scanning: asyncio.TimerHandle | None = None
 
@@ -200,19 +277,23 @@ class Publisher:
             sub = await nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
             nc.direct(sub._id, self._on_frame)
         loop = asyncio.get_running_loop()
-        batch = PublishBatch(len(messages), loop.create_future(), self._seq + 1)
-        tokens: list[str] = []
-        prefix = self._prefix
+        first = self._seq + 1
+        self._seq += len(messages)
+        batch = PublishBatch(len(messages), loop.create_future(), first)
+        tokens = [b"%d" % seq for seq in range(first, self._seq + 1)]
+        self._awaiting.update(dict.fromkeys(tokens, batch))
+        prefix = f"{self._prefix}."
         try:
-            for subject, body, headers in messages:
-                self._seq += 1
-                token = str(self._seq)
-                self._awaiting[token] = batch
-                tokens.append(token)
-                if isinstance(headers, dict) and (block := header_block(headers)) is None:
-                    await nc.publish(subject, body, reply=f"{prefix}.{token}", headers=headers)
-                else:
-                    nc.publish_now(subject, body, f"{prefix}.{token}", block if isinstance(headers, dict) else headers)
+            blocks = _blocks(messages)
+            if blocks is not None:
+                nc.publish_batch(blocks, prefix, first)
+            else:  # headers nats-py rewrites or refuses: its own publish, one by one
+                for token, (subject, body, headers) in zip(tokens, messages, strict=True):
+                    reply = prefix + token.decode()
+                    if isinstance(headers, dict):
+                        await nc.publish(subject, body, reply=reply, headers=headers)
+                    else:
+                        nc.publish_now(subject, body, reply, headers)
             if not batch.done.done():
                 self._deadlines.append((loop.time() + self._timeout, batch.done))
                 if self._scanning is None:
@@ -249,13 +330,13 @@ class Publisher:
         """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path)."""
         if not data:
             return False
-        self._acked(subject[subject.rfind(b".") + 1 :].decode(errors="replace"), data, None)
+        self._acked(subject[subject.rfind(b".") + 1 :], data, None)
         return True
 
     async def _on_ack(self, msg: Msg) -> None:
-        self._acked(msg.subject[msg.subject.rfind(".") + 1 :], msg.data, msg.headers)
+        self._acked(msg.subject[msg.subject.rfind(".") + 1 :].encode(), msg.data, msg.headers)
 
-    def _acked(self, token: str, data: bytes, headers: dict[str, str] | None) -> None:
+    def _acked(self, token: bytes, data: bytes, headers: dict[str, str] | None) -> None:
         batch = self._awaiting.pop(token, None)
         if batch is None:
             return  # a late ack of a batch that already timed out
