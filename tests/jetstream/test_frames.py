@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from crosswire import EnvelopeDecodeError, Event, encode_event
 from crosswire._binary import from_binary
 from crosswire._envelope import MAX_DATA
+from crosswire._transports.jetstream import frames
 from crosswire._transports.jetstream.frames import read_block
 from crosswire._transports.jetstream.headers import parse_header_block
-from crosswire._transports.jetstream.publish import ce_headers
+from crosswire._transports.jetstream.publish import ce_headers, event_block
 
 VECTORS = Path(__file__).resolve().parents[2] / "spec" / "vectors" / "headers"
 
@@ -239,3 +240,62 @@ async def test_deliveries_take_the_direct_path_and_odd_ones_still_decode(transpo
         await delivery.ack()
     await sub.close()
     assert sub._sub._id not in consume._direct
+
+
+# -- blocks in the layout crosswire writes, read from the producer's lines seen before -----
+
+_IDS = [b"e2", b"x" * 64, b"x" * 65, b"a-b_c.d:e", b"", b"a b", b"a%20b", b'"q"', b"a\\b", b"caf\xc3\xa9", b"a\tb"]
+_TIMES = [b"2026-12-01T10:00:00Z", b"2026-12-01t10:00:00.123456789+01:00", b"noon", b"", b"2026-12-01T10:00:00Z "]
+
+
+def _own_block(event: Event[Any]) -> bytes:
+    block = event_block(event)
+    assert block is not None
+    return block
+
+
+@pytest.mark.parametrize("event", [e for e in OWN if event_block(e) is not None], ids=lambda e: e.id[-4:])
+def test_a_producers_lines_seen_before_read_as_the_general_way(event: Event[Any]) -> None:
+    """The first block teaches the producer's lines; blocks with other ids and times
+    (good and bad ones) are then read from them, as the general way reads them."""
+    block, body = _own_block(event), event.data or b""
+    assert _agree(block, body)
+    assert frames._producers[_lines(block)].data is None  # no body kept
+    for new_id in _IDS:
+        for time in _TIMES if event.time is not None else [None]:
+            other = block.replace(event.id.encode(), new_id)
+            if time is not None:
+                assert event.time is not None
+                other = other.replace(event.time.encode(), time)
+            for data in (body, b"", b"\xde\x00\x00", b"x" * (MAX_DATA + 1)):
+                if _agree(other, data) and data == body:
+                    read = read_block(other, data)
+                    assert read is not None and read[0].id == new_id.decode()
+
+
+def _lines(block: bytes) -> bytes:
+    lines = block[block.index(b"\r\n", len(frames._OWN)) + 2 : block.rindex(b"\r\nNats-Msg-Id: ") + 2]
+    at = lines.find(b"ce-time: ")
+    return lines if at < 0 else lines[:at] + lines[lines.index(b"\r\n", at) + 2 :]
+
+
+def test_lines_with_another_id_or_time_are_not_kept() -> None:
+    head = b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: e1\r\nce-source: /s\r\nce-type: t.x\r\n"
+    for extra in (b"ce-time: 2026-12-01T10:00:00Z\r\nce-time: 2026-12-01T11:00:00Z\r\n", b"ce-id: e1\r\n"):
+        block = head + extra + b"Nats-Msg-Id: e1\r\n\r\n"
+        _agree(block, b"{}")
+        assert _lines(block) not in frames._producers
+        changed = block.replace(b"10:00", b"12:00").replace(b"e1", b"e9")
+        _agree(changed, b"{}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=400), st.sampled_from(_PIECES)), max_size=3))
+def test_mutated_blocks_of_a_known_producer(edits: list[tuple[int, bytes]]) -> None:
+    event = _event(subject="a:b")
+    block = _own_block(event)
+    _agree(block, b"{}")  # the producer's lines are known now
+    mutated = bytearray(block)
+    for at, piece in edits:
+        mutated[at % len(mutated) : at % len(mutated)] = piece
+    _agree(bytes(mutated), b"{}")
