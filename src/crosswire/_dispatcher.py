@@ -82,6 +82,19 @@ class Dispatcher(Generic[T]):
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: a dispatcher task died", self._name, exc_info=task.exception())
 
+    def put_nowait(self, item: T) -> bool:
+        """Queue ``item`` if there is room (``False``: full, nothing queued; use :meth:`put`)."""
+        items = self._items
+        if len(items) >= self._capacity:
+            return False
+        if self._outstanding == 0:
+            self._idle.clear()
+        self._outstanding += 1
+        items.append(item)
+        if self._getters:
+            self._wake(self._getters)
+        return True
+
     async def put(self, item: T) -> None:
         """Queue ``item``; waits while the queue is full."""
         if self._outstanding == 0:
@@ -169,25 +182,36 @@ class Dispatcher(Generic[T]):
 
     async def _work(self) -> None:
         items = self._items
+        process = self._process
         while True:
             item = items.popleft() if items else await self._take()
             if self._putters:
                 self._wake(self._putters)
             key = self._key(item)
-            if key is not None:
-                backlog = self._waiting.get(key)
-                if backlog is not None:  # another task runs this key: queue behind it
-                    backlog.append(item)
-                    continue
-                backlog = self._waiting[key] = deque()
+            if key is None:  # the common case, without a coroutine per item for _run
+                self.running += 1
                 try:
-                    await self._run(item)
-                    while backlog:
-                        await self._run(backlog.popleft())
+                    await process(item)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:
+                    self._on_error(item, exc)
                 finally:
-                    del self._waiting[key]
-            else:
+                    self.running -= 1
+                    self.processed += 1
+                    self._settle(1)
+                continue
+            backlog = self._waiting.get(key)
+            if backlog is not None:  # another task runs this key: queue behind it
+                backlog.append(item)
+                continue
+            backlog = self._waiting[key] = deque()
+            try:
                 await self._run(item)
+                while backlog:
+                    await self._run(backlog.popleft())
+            finally:
+                del self._waiting[key]
 
     async def _run(self, item: T) -> None:
         self.running += 1

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, get_args, get_origin, get_type_hints
@@ -29,7 +28,7 @@ from ._errorinfo import ErrorCode, ErrorInfo
 from ._exceptions import ConfigurationError
 from ._jsonform import is_json_type
 from ._signals import error_info_from_exception
-from ._types import Attempt, Handler, Outcome
+from ._types import OK, Attempt, Handler, Outcome
 
 __all__ = ["PayloadDecoder", "function_handler", "payload_type"]
 
@@ -107,8 +106,6 @@ def function_handler(fn: HandlerFunction, *, executor: Executor | None = None) -
                         f"payload does not decode as {getattr(tp, '__name__', tp)}: {exc}",
                     )
                 )
-        start = time.time_ns()
-        t0 = time.perf_counter_ns()
         try:
             if is_async:
                 result = await fn(event)
@@ -117,12 +114,9 @@ def function_handler(fn: HandlerFunction, *, executor: Executor | None = None) -
                 run = contextvars.copy_context().run
                 result = await asyncio.get_running_loop().run_in_executor(executor, run, fn, event)
         except Exception as exc:
-            return Outcome(
-                error=error_info_from_exception(exc), start_ns=start, duration_ns=time.perf_counter_ns() - t0
-            )
-        duration = time.perf_counter_ns() - t0
+            return Outcome(error=error_info_from_exception(exc))
         if result is None:
-            return Outcome(start_ns=start, duration_ns=duration)
+            return OK  # timings are the settler's and the trace span's: in process they add nothing
         emitted = _as_events(result)
         if emitted is None:
             return Outcome(
@@ -131,7 +125,7 @@ def function_handler(fn: HandlerFunction, *, executor: Executor | None = None) -
                     f"handler returned {type(result).__name__}; return None, an Event or a list of Events",
                 )
             )
-        return Outcome(emitted=emitted, start_ns=start, duration_ns=duration)
+        return Outcome(emitted=emitted)
 
     return call
 

@@ -214,8 +214,10 @@ class Node:
 
     async def _pump(self, binding: Binding) -> None:
         assert binding.subscription is not None and binding.dispatcher is not None
+        dispatcher = binding.dispatcher
         async for delivery in binding.subscription:
-            await binding.dispatcher.put(delivery)
+            if not dispatcher.put_nowait(delivery):
+                await dispatcher.put(delivery)
 
     async def drain(self, timeout: float | None = None) -> DrainReport:
         """Stop taking new work, finish in-flight and queued deliveries within

@@ -64,7 +64,34 @@ class Settler:
         handing the delivery back)."""
         self.in_flight.add(delivery)
         try:
-            await self._process(binding, delivery)
+            event = delivery.event
+            number = delivery.attempt
+            if (
+                event is None
+                or (event.extensions and event.extensions.get(REPLAY_TARGET) not in (None, binding.name))
+                or number > binding.policies.retry.max_attempts
+            ):
+                await self._settle_unrun(binding, delivery, event, number)
+                return
+            event.attempt = number  # the delivery owns its event (Transport contract)
+            t0 = time.perf_counter()
+            try:
+                outcome = await binding.chain(Attempt(event=event, binding=binding.name, number=number))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an adapter bug; the event is not lost for it
+                log.exception("binding %s: handler chain raised", binding.name)
+                error = ErrorInfo.of(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", runtime="node")
+                outcome = decided(binding.policies.retry, number, Outcome(error=error))
+            binding.record_latency(time.perf_counter() - t0)
+            if outcome.error is None and outcome.emitted:
+                outcome = await self._emit(binding, event, outcome, number)
+            if outcome.error is None:
+                await delivery.ack()
+                binding.handled += 1
+                self.forget(event.id, binding.name)
+            else:
+                await self._failed(binding, delivery, event, outcome, number)
         except asyncio.CancelledError:
             await give_back(delivery)
             raise
@@ -75,51 +102,35 @@ class Settler:
         self._history.pop((event_id, binding), None)
         self._settled(event_id, binding)
 
-    async def _process(self, binding: Binding, delivery: Delivery) -> None:
-        event = delivery.event
+    async def _settle_unrun(self, binding: Binding, delivery: Delivery, event: Event[Any] | None, number: int) -> None:
+        """A delivery that does not reach the handler: undecodable, a replay aimed at
+        another binding, or an attempt past the budget."""
         if event is None:
             error = ErrorInfo.of(
                 ErrorCode.INVALID_ARGUMENT, f"event bytes do not decode: {delivery.decode_error}", runtime="node"
             )
-            await self._dead_letter(binding, delivery, None, error, delivery.attempt)
+            await self._dead_letter(binding, delivery, None, error, number)
             return
-        target = event.extensions.get(REPLAY_TARGET)
-        if target is not None and target != binding.name:
+        if event.extensions.get(REPLAY_TARGET) not in (None, binding.name):
             await delivery.ack()  # a replay aimed at another binding
             self.forget(event.id, binding.name)
             return
-        number = delivery.attempt
+        # redelivered after a consumer was lost mid-attempt: the budget is spent
         max_attempts = binding.policies.retry.max_attempts
-        if number > max_attempts:
-            # redelivered after a consumer was lost mid-attempt: the budget is spent
-            error = ErrorInfo.of(
-                ErrorCode.WORKER_LOST if binding.runtime != "python" else ErrorCode.CANCELLED,
-                f"delivery attempt {number} exceeds max_attempts={max_attempts} "
-                "(earlier attempts were lost with their consumer)",
-                runtime="node",
-            )
-            await self._dead_letter(binding, delivery, event, error, number)
-            return
-        event.attempt = number  # the delivery owns its event (Transport contract)
-        attempt = Attempt(event=event, binding=binding.name, number=number)
-        t0 = time.perf_counter()
-        try:
-            outcome = await binding.chain(attempt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # an adapter bug; the event is not lost for it
-            log.exception("binding %s: handler chain raised", binding.name)
-            error = ErrorInfo.of(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", runtime="node")
-            outcome = decided(binding.policies.retry, number, Outcome(error=error))
-        binding.record_latency(time.perf_counter() - t0)
-        if outcome.error is None and outcome.emitted:
-            outcome = await self._emit(binding, event, outcome, number)
-        if outcome.error is None:
-            await delivery.ack()
-            binding.handled += 1
-            self.forget(event.id, binding.name)
-            return
+        error = ErrorInfo.of(
+            ErrorCode.WORKER_LOST if binding.runtime != "python" else ErrorCode.CANCELLED,
+            f"delivery attempt {number} exceeds max_attempts={max_attempts} "
+            "(earlier attempts were lost with their consumer)",
+            runtime="node",
+        )
+        await self._dead_letter(binding, delivery, event, error, number)
+
+    async def _failed(
+        self, binding: Binding, delivery: Delivery, event: Event[Any], outcome: Outcome, number: int
+    ) -> None:
+        """Execute the retry layer's decision on a failed attempt: retry or dead-letter."""
         error = outcome.error
+        assert error is not None
         binding.failed_attempts += 1
         history = self._history.setdefault((event.id, binding.name), [])
         record = AttemptRecord(number=number, at=time.time(), error=error)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import time
 from collections import deque
 
@@ -98,6 +99,8 @@ class CircuitBreaker:
         self.times_opened = 0
         self._slot_width = config.window / _SLOTS
         self._slots: deque[list[int]] = deque()  # [slot index, calls, failures], oldest first
+        self._last: list[int] = [0, 0, 0]  # the newest slot (valid while now < _slot_end)
+        self._slot_end = -math.inf
         self._calls = 0
         self._failures = 0
         self._probing = 0
@@ -116,7 +119,8 @@ class CircuitBreaker:
                 self._probing -= 1
                 self._wake()
             raise
-        verdict = counts_as_failure(outcome.error)
+        error = outcome.error
+        verdict = False if error is None else counts_as_failure(error)
         if probe:
             self._probing -= 1
             self._probe_result(verdict)
@@ -144,15 +148,10 @@ class CircuitBreaker:
         self._changed = asyncio.Event()
 
     def _count(self, failed: bool) -> None:
-        slot = int(time.monotonic() / self._slot_width)
-        slots = self._slots
-        while slots and slots[0][0] <= slot - _SLOTS:
-            _, calls, failures = slots.popleft()
-            self._calls -= calls
-            self._failures -= failures
-        if not slots or slots[-1][0] != slot:
-            slots.append([slot, 0, 0])
-        last = slots[-1]
+        now = time.monotonic()
+        if now >= self._slot_end:  # a new slot: forget the ones that left the window
+            self._roll(now)
+        last = self._last
         last[1] += 1
         self._calls += 1
         if failed:
@@ -164,6 +163,18 @@ class CircuitBreaker:
                 and self._failures >= self.config.failure_rate * self._calls
             ):
                 self._open()
+
+    def _roll(self, now: float) -> None:
+        slot = int(now / self._slot_width)
+        slots = self._slots
+        while slots and slots[0][0] <= slot - _SLOTS:
+            _, calls, failures = slots.popleft()
+            self._calls -= calls
+            self._failures -= failures
+        if not slots or slots[-1][0] != slot:
+            slots.append([slot, 0, 0])
+        self._last = slots[-1]
+        self._slot_end = (slot + 1) * self._slot_width
 
     def _probe_result(self, verdict: bool | None) -> None:
         if self.state is not BreakerState.HALF_OPEN:
@@ -181,6 +192,7 @@ class CircuitBreaker:
         self.state = BreakerState.OPEN
         self.times_opened += 1
         self._slots.clear()
+        self._slot_end = -math.inf
         self._calls = self._failures = 0
         asyncio.get_running_loop().call_later(self.config.reset_after, self._half_open, self.times_opened)
 

@@ -96,16 +96,18 @@ class Timeout(msgspec.Struct, frozen=True):
             event_deadline = attempt.event.deadline
             if event_deadline is not None:
                 deadline = min(deadline, now + (event_deadline / 1000.0 - time.time()))
+                if deadline <= now:
+                    attempt.deadline = deadline
+                    return Outcome(error=_expired(seconds, True))
             attempt.deadline = deadline
-            if deadline <= now:
-                return Outcome(error=_expired(seconds, event_deadline is not None))
             loop = asyncio.get_running_loop()
             if not watches or watches[0].loop is not loop:
                 watches[:] = [_Watch(loop)]
             watch = watches[0]
             task = _current_task(loop)
             assert task is not None
-            watch.start(task, loop.time() + (deadline - now))
+            # the loop's clock may differ from time.monotonic (uvloop): the watch keeps loop time
+            watch.start(task, deadline - now + loop.time())
             try:
                 outcome = await inner(attempt)
             except asyncio.CancelledError:
@@ -116,7 +118,7 @@ class Timeout(msgspec.Struct, frozen=True):
                 raise
             finally:
                 watch.running.pop(task, None)
-            if task in watch.fired:  # the handler swallowed our cancellation and finished anyway
+            if watch.fired and task in watch.fired:  # the handler swallowed our cancellation and finished anyway
                 watch.fired.discard(task)
                 task.uncancel()
             return outcome
