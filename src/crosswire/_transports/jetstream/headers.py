@@ -76,55 +76,79 @@ class _Parser(Parser):
     async def parse(self, data: bytes = b"") -> None:
         buf = self.buf
         buf.extend(data)
+        if self.state == AWAITING_MSG_PAYLOAD and len(buf) < self.needed + 2:
+            return  # the rest of a payload is still on its way (a large one: many reads)
         nc = self.nc
         direct = nc._direct
-        while buf and self.buf is buf:  # a reset (reconnect) meanwhile: the rest is void
-            if self.state == AWAITING_MSG_PAYLOAD:  # a message whose payload had not all come
-                needed = self.needed
-                if len(buf) < needed + 2:
-                    return
-                arg = self.msg_arg
-                sid, subject, reply, header_size = arg["sid"], arg["subject"], arg["reply"], self.header_needed
-                self.header_needed = 0
-                self.state = AWAITING_CONTROL_LINE
-            elif self.state == AWAITING_CONTROL_LINE:
-                end = buf.find(_CRLF)
-                if end < 0:
-                    return  # a partial line: wait for more
-                frame = _frame(bytes(buf[:end]))
-                if frame is None:
-                    # nats-py parses this one line (and raises on what it rejects)
-                    rest = buf[end + 2 :]
-                    del buf[end + 2 :]
-                    await super().parse()
-                    if self.buf is not buf:
+        subs = nc._subs
+        # Messages are sliced from one copy of the buffer; what was read is cut from it
+        # once, at the end (or before nats-py's parser reads a line of it).
+        view = bytes(buf)
+        size = len(view)
+        pos = 0
+        count = received = 0
+        try:
+            while pos < size:
+                if self.state == AWAITING_MSG_PAYLOAD:  # a message whose payload had not all come
+                    needed = self.needed
+                    if size - pos < needed + 2:
                         return
-                    buf.extend(rest)
-                    continue
-                del buf[: end + 2]
-                subject, sid, reply, header_size, needed = frame
-                if len(buf) < needed + 2:  # the payload is still on its way
                     arg = self.msg_arg
-                    arg["subject"], arg["sid"], arg["reply"] = subject, sid, reply
-                    self.needed, self.header_needed = needed, header_size
-                    self.state = AWAITING_MSG_PAYLOAD
+                    sid, subject, reply, header_size = arg["sid"], arg["subject"], arg["reply"], self.header_needed
+                    self.header_needed = 0
+                    self.state = AWAITING_CONTROL_LINE
+                elif self.state == AWAITING_CONTROL_LINE:
+                    end = view.find(_CRLF, pos)
+                    if end < 0:
+                        return  # a partial line: wait for more
+                    frame = _frame(view[pos:end])
+                    if frame is None:
+                        # nats-py parses this one line (and raises on what it rejects)
+                        del buf[:pos]
+                        end -= pos
+                        pos = 0
+                        rest = buf[end + 2 :]
+                        del buf[end + 2 :]
+                        await super().parse()
+                        if self.buf is not buf:
+                            return  # a reset (reconnect) meanwhile: the rest is void
+                        buf.extend(rest)
+                        view = bytes(buf)
+                        size = len(view)
+                        continue
+                    pos = end + 2
+                    subject, sid, reply, header_size, needed = frame
+                    if size - pos < needed + 2:  # the payload is still on its way
+                        arg = self.msg_arg
+                        arg["subject"], arg["sid"], arg["reply"] = subject, sid, reply
+                        self.needed, self.header_needed = needed, header_size
+                        self.state = AWAITING_MSG_PAYLOAD
+                        return
+                else:
                     return
-            else:
-                return
-            if header_size > 0:
-                header: bytes | None = bytes(buf[:header_size])
-                payload = bytes(buf[header_size:needed])
-            else:
-                header = None
-                payload = bytes(buf[:needed])
-            del buf[: needed + 2]
-            handler = direct.get(sid)
-            if handler is not None and sid in nc._subs and handler(subject, reply, payload, header):
+                start = pos
+                pos += needed + 2
+                if header_size > 0:
+                    header: bytes | None = view[start : start + header_size]
+                    payload = view[start + header_size : start + needed]
+                else:
+                    header = None
+                    payload = view[start : start + needed]
+                handler = direct.get(sid)
+                if handler is not None and sid in subs and handler(subject, reply, payload, header):
+                    count += 1
+                    received += len(payload)
+                    continue
+                await nc._process_msg(sid, subject, reply, payload, header)  # type: ignore[arg-type]
+                if self.buf is not buf:
+                    return
+        finally:
+            if self.buf is buf:
+                del buf[:pos]
+            if count:
                 stats = nc.stats
-                stats["in_msgs"] += 1
-                stats["in_bytes"] += len(payload)
-                continue
-            await nc._process_msg(sid, subject, reply, payload, header)  # type: ignore[arg-type]
+                stats["in_msgs"] += count
+                stats["in_bytes"] += received
 
 
 def _frame(line: bytes) -> tuple[bytes, int, bytes, int, int] | None:
