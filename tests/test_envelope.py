@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -339,3 +340,32 @@ def test_crosswire_reads_cloudevents_sdk_json(payload: Any, content_type: str | 
             assert json.loads(ours.data) == payload
         # and it survives the binary envelope unchanged
         assert decode_event(encode_event(ours)) == ours
+
+
+_NEW_OPTIONS: dict[str, tuple[str, Any]] = {
+    # Event.new's keyword -> (the attribute it sets, a value)
+    "subject": ("subject", "order-42"),
+    "correlation_id": ("correlationid", "c-1"),
+    "causation_id": ("causationid", "e-0"),
+    "traceparent": ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    "key": ("partitionkey", "order-42"),
+    "idempotency_key": ("idempotencykey", "idem-1"),
+    "dataschema": ("dataschema", "urn:schema:order:1"),
+}
+
+
+@pytest.mark.parametrize("option", [*_NEW_OPTIONS, "all"])
+def test_event_new_sets_each_optional_attribute_alone_and_together(option: str) -> None:
+    given = _NEW_OPTIONS if option == "all" else {option: _NEW_OPTIONS[option]}
+    event = Event.new("order.created", {"n": 1}, **{k: v for k, (_, v) in given.items()})
+    for name, value in (attribute for attribute in _NEW_OPTIONS.values()):
+        expected = value if any(a == name for a, _ in given.values()) else None
+        assert getattr(event, name) == expected, name
+    assert event.time is not None and event.data == msgspec.msgpack.encode({"n": 1})
+
+
+def test_event_new_deadline_alone_is_unix_ms_from_now() -> None:
+    before = int(time.time() * 1000)
+    event = Event.new("order.created", deadline=5)
+    assert before + 5000 <= (event.deadline or 0) <= int(time.time() * 1000) + 5000
+    assert event.partitionkey is None and event.subject is None

@@ -146,3 +146,26 @@ async def test_stop_cancels_idle_workers(concurrency: int) -> None:
     await asyncio.wait_for(d.stop(), 5)
     await d.put((None, 1))  # no workers: it stays queued
     assert d.depth == 1
+
+
+async def test_put_nowait_queues_while_there_is_room_and_refuses_when_full() -> None:
+    release = asyncio.Event()
+    ran: list[int] = []
+
+    async def process(item: Item) -> None:
+        await release.wait()
+        ran.append(item[1])
+
+    d = _dispatcher(process, concurrency=1, capacity=2)
+    d.start()
+    try:
+        assert d.put_nowait((None, 1))
+        await asyncio.sleep(0)  # the worker takes item 1 and waits on it
+        assert d.put_nowait((None, 2)) and d.put_nowait((None, 3))
+        assert not d.put_nowait((None, 4))  # full: refused, nothing queued or counted
+        assert d.depth == 2
+        release.set()
+        await asyncio.wait_for(d.wait_idle(), 5)
+        assert ran == [1, 2, 3]
+    finally:
+        await d.stop()
