@@ -52,14 +52,15 @@ def ack_metadata(reply: bytes) -> tuple[int, int]:
     :raises ValueError: not such a subject.
     """
     tokens = reply.split(b".")
-    if tokens[0] != b"$JS" or tokens[1:2] != [b"ACK"]:
+    count = len(tokens)
+    if count < 2 or tokens[0] != b"$JS" or tokens[1] != b"ACK":
         raise ValueError("not a $JS.ACK subject")
-    if len(tokens) == 9:
+    if count == 9:
         delivered, sequence = tokens[4], tokens[5]
-    elif len(tokens) >= 11:
+    elif count >= 11:
         delivered, sequence = tokens[6], tokens[7]
     else:
-        raise ValueError(f"{len(tokens)} tokens")
+        raise ValueError(f"{count} tokens")
     if not (delivered.isdigit() and sequence.isdigit()):
         raise ValueError("the delivery count and stream sequence must be decimal")
     return int(delivered), int(sequence)
@@ -155,9 +156,10 @@ class JetStreamDelivery:
         else:
             if read is not None:
                 event, msgid = read
-                self._decode_error = _contradiction(subject, None, event, prefix) or _contradicts_id(msgid, event)
-                if self._decode_error is None:
+                if (prefix is None or subject == prefix + event.type) and (msgid is None or msgid == event.id):
                     self._event = event
+                else:
+                    self._decode_error = _contradiction(subject, None, event, prefix) or _contradicts_id(msgid, event)
             else:
                 try:
                     event = from_binary(self.headers, data)

@@ -164,13 +164,10 @@ class JetStreamSubscription:
         self._receive(msg.subject, msg.reply.encode(), msg.data, msg.headers)
 
     def _receive(self, subject: str, reply: bytes, data: bytes, headers: _Headers, read: _Read = None) -> None:
-        self._last_activity = time.monotonic()
-        self._requested = max(0, self._requested - 1)
+        self._last_activity = now = time.monotonic()
         size = len(data)
-        if self._requested == 0:
-            self._requested_bytes = 0
-        else:
-            self._requested_bytes = max(0, self._requested_bytes - size)
+        requested = self._requested = self._requested - 1 if self._requested > 1 else 0
+        self._requested_bytes = self._requested_bytes - size if requested and self._requested_bytes > size else 0
         if self._stopped:  # cannot happen once the inbox is drained; never strand one
             with contextlib.suppress(Exception):
                 self.write(reply, _NAK)
@@ -187,15 +184,15 @@ class JetStreamSubscription:
             self._late.append(delivery)
             return
         self.received += 1
-        if delivery.stream_sequence:
-            previous = self._latest.get(delivery.stream_sequence)
+        if sequence := delivery.stream_sequence:
+            previous = self._latest.get(sequence)
             if previous is not None:  # its lease ran out and the broker sent the message again
                 previous.supersede()
                 self._waiting.pop(previous, None)
                 if previous in self._unsettled:
                     self._unsettled.discard(previous)
                     self._held_bytes -= previous.size
-            self._latest[delivery.stream_sequence] = delivery
+            self._latest[sequence] = delivery
         else:
             log.error("consumer %s: %s", self._consumer, delivery.decode_error)
         self._unsettled.add(delivery)
@@ -204,19 +201,20 @@ class JetStreamSubscription:
             # a redelivery: read its attempt record before anyone sees it
             self._loading[delivery] = asyncio.create_task(self._load(delivery))
         else:
-            self._enqueue(delivery)
+            self._enqueue(delivery, now)
 
-    def _enqueue(self, delivery: JetStreamDelivery) -> None:
+    def _enqueue(self, delivery: JetStreamDelivery, now: float | None = None) -> None:
         if self._renew_after is not None:
-            self._waiting[delivery] = time.monotonic()
+            self._waiting[delivery] = now or time.monotonic()
         self._put(delivery)
 
     def _put(self, item: JetStreamDelivery | None) -> None:
         self._ready.append(item)
-        for taker in self._takers:  # every waiting iterator looks again (one cancelled loses none)
-            if not taker.done():
-                taker.set_result(None)
-        self._takers.clear()
+        if takers := self._takers:
+            for taker in takers:  # every waiting iterator looks again (one cancelled loses none)
+                if not taker.done():
+                    taker.set_result(None)
+            takers.clear()
 
     async def _renew_waiting(self) -> None:
         """Renew the leases of deliveries that wait in this subscription's queue: the
@@ -322,8 +320,8 @@ class JetStreamSubscription:
         if delivery in self._unsettled:
             self._unsettled.discard(delivery)
             self._held_bytes -= delivery.size
-        if self._want()[0]:
-            self._wake.set()
+        if self._prefetch - self._requested - len(self._unsettled) >= self._refill and self._want()[0]:
+            self._wake.set()  # (_want's first test, without a call while nothing more is wanted)
         if self._latest.get(delivery.stream_sequence) is delivery:
             del self._latest[delivery.stream_sequence]
         self.acked += 1
