@@ -171,6 +171,12 @@ def test_the_private_parts_relied_on_keep_their_shape() -> None:
     nc = NatsClient()
     for name in ("_pending", "_pending_data_size", "_max_pending_size", "_flush_queue", "_flusher_task", "_subs"):
         assert hasattr(nc, name), name
+    # Client._queue reads _status as these properties do
+    for status in (nc.DISCONNECTED, nc.CONNECTED, nc.CLOSED, nc.RECONNECTING, nc.DRAINING_SUBS, nc.DRAINING_PUBS):
+        nc._status = status
+        assert nc.is_closed == (status == nc.CLOSED)
+        assert nc.is_draining_pubs == (status == nc.DRAINING_PUBS)
+        assert nc.is_connected == (status in (nc.CONNECTED, nc.DRAINING_SUBS, nc.DRAINING_PUBS))
     assert {"in_msgs", "in_bytes", "out_msgs", "out_bytes"} <= set(nc.stats)
     assert isinstance(Client()._ps, parser.Parser)
 
@@ -189,6 +195,23 @@ async def test_write_sends_a_pub(nats_url: str) -> None:
         await nc.close()
     with pytest.raises(nats.errors.ConnectionClosedError):
         nc.write(b"cw.write.test", b"+ACK")
+
+
+def test_write_refuses_or_buffers_by_the_connection_state() -> None:
+    nc = Client()
+    nc._status = nc.DRAINING_PUBS
+    with pytest.raises(nats.errors.ConnectionDrainingError):
+        nc.write(b"a", b"+ACK")
+    nc._status = nc.CLOSED
+    with pytest.raises(nats.errors.ConnectionClosedError):
+        nc.write(b"a", b"+ACK")
+    nc._status = nc.RECONNECTING
+    nc._max_pending_size = 0
+    with pytest.raises(nats.errors.OutboundBufferLimitError):
+        nc.write(b"a", b"+ACK")
+    nc._max_pending_size = 1 << 20  # not connected: buffered for the reconnect
+    nc.write(b"a", b"+ACK")
+    assert nc._pending == [b"PUB a 4\r\n+ACK\r\n"]
 
 
 def test_ack_metadata_reads_both_forms_as_nats_py_does() -> None:

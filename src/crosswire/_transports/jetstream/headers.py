@@ -22,8 +22,8 @@ Headers of other messages are decoded by :func:`parse_header_block` (the same re
 as nats-py's for every block without a status line; a status line goes to nats-py).
 
 These override private parts of nats-py (``Client._process_headers``, ``_ps``,
-``_pending``, ``_flush_queue``, ``_subs``, ``_validate_subject``, ``Parser.parse`` and its state): the range in
-pyproject.toml pins the versions they are tested against, and
+``_pending``, ``_flush_queue``, ``_subs``, ``_status``, ``_validate_subject``,
+``Parser.parse`` and its state): the range in pyproject.toml pins the versions they are tested against, and
 ``tests/jetstream/test_headers.py`` checks they still have the shape relied on.
 """
 
@@ -151,6 +151,23 @@ class _Parser(Parser):
                 stats["in_bytes"] += received
 
 
+_numbers: dict[bytes, int] = {}  # the numbers of control lines (sids, sizes) seen: they repeat (bounded)
+
+
+def _number(text: bytes) -> int:
+    """``int(text)``, kept for the next time (``_numbers.get(text) or _number(text)``:
+    the numbers of control lines, sids and sizes, repeat).
+
+    :raises ValueError: as ``int`` does.
+    """
+    value = _numbers.get(text)
+    if value is None:
+        value = int(text)
+        if len(_numbers) < 4096 and len(text) <= 12:
+            _numbers[text] = value
+    return value
+
+
 def _frame(line: bytes) -> tuple[bytes, int, bytes, int, int] | None:
     """``(subject, sid, reply, header size, size)`` of a well-formed ``MSG``/``HMSG`` line;
     ``None``: nats-py's parser reads it."""
@@ -158,18 +175,19 @@ def _frame(line: bytes) -> tuple[bytes, int, bytes, int, int] | None:
     count = len(parts)
     try:
         if count in (5, 6) and parts[0] == b"HMSG":
-            header_size, needed = int(parts[-2]), int(parts[-1])
+            header_size = _numbers.get(parts[-2]) or _number(parts[-2])
+            needed = _numbers.get(parts[-1]) or _number(parts[-1])
             if not 0 < header_size <= needed:
                 return None
             reply = parts[3] if count == 6 else b""
         elif count in (4, 5) and parts[0] == b"MSG":
-            header_size, needed = 0, int(parts[-1])
+            header_size, needed = 0, _numbers.get(parts[-1]) or _number(parts[-1])
             if needed < 0:
                 return None
             reply = parts[3] if count == 5 else b""
         else:
             return None
-        return parts[1], int(parts[2]), reply, header_size, needed
+        return parts[1], _numbers.get(parts[2]) or _number(parts[2]), reply, header_size, needed
     except ValueError:
         return None
 
@@ -265,11 +283,12 @@ class Client(NatsClient):
         return encoded
 
     def _queue(self, command: bytes, payload_size: int, count: int = 1) -> None:
-        if self.is_closed:
+        status = self._status  # is_closed, is_draining_pubs, is_connected, without three calls
+        if status == NatsClient.CLOSED:
             raise errors.ConnectionClosedError
-        if self.is_draining_pubs:
+        if status == NatsClient.DRAINING_PUBS:
             raise errors.ConnectionDrainingError
-        connected = self.is_connected
+        connected = status == NatsClient.CONNECTED or status == NatsClient.DRAINING_SUBS
         if not connected and (
             self._max_pending_size <= 0 or payload_size + self._pending_data_size > self._max_pending_size
         ):
