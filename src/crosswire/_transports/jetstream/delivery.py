@@ -289,11 +289,19 @@ class JetStreamDelivery:
 
     async def _finish(self, how: str, payload: bytes) -> None:
         """Ack or terminate for good, then drop the attempt record, if there may be one."""
-        if not self._begin_settle():
+        if self._settled:
             return
-        self._listener.delivery_finished(self, how)
-        self._write(payload)
-        confirmer = self._listener.confirmer
+        self._settled = True  # as _begin_settle, inline: this is every event's path
+        listener = self._listener
+        listener.delivery_settled(self)
+        if self._superseded:
+            return
+        listener.delivery_finished(self, how)
+        try:
+            listener.write(self._reply, payload)
+        except Exception as exc:
+            raise TransportError(f"cannot settle delivery on {listener.consumer}: {exc!r}") from exc
+        confirmer = listener.confirmer
         if confirmer is not None and confirmer.acked():  # too many unconfirmed: wait
             await self._confirmed(confirmer)
         if self._store is not None and self._revision != 0:
