@@ -11,12 +11,21 @@ for one key cannot both get ``NEW``: ``claim`` is ``create`` (absent → running
 or ``update(last=revision)`` over an expired lease. ``complete`` puts ``done``;
 ``release`` deletes the entry (only if it is still the caller's lease). The bucket's
 ``max_age`` is the store's TTL: a ``done`` key is forgotten after it.
+
+The claims made in one tick of the event loop are written together, and so are the
+done markers (see :mod:`.kvbatch`): one socket write, their pub-acks served in the read
+loop. ``complete`` does not wait for its marker's pub-ack: a refused or unanswered
+marker is logged and counted (``done_unconfirmed`` in
+:meth:`~JetStreamIdempotencyStore.statistics`); the key then stays ``running`` until
+its lease runs out, and a duplicate arriving after that runs again (at-least-once:
+nothing is lost, and no event is acknowledged before its handler finished).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from typing import Any
 
@@ -28,11 +37,14 @@ from nats.js.kv import KeyValue
 from ..._exceptions import ConfigurationError, TransportError
 from ..._policies.dedup import Claim
 from .connection import Connection
+from .headers import Client
+from .kvbatch import CONFLICT, BatchWriter
 
 __all__ = ["JetStreamIdempotencyStore"]
 
+log = logging.getLogger("crosswire.jetstream")
+
 _DONE = b"done"
-_WRONG_LAST_SEQUENCE = (10071, 10164)  # JetStream error codes: expected last sequence differs
 _RUNNING = b"running "
 
 
@@ -59,22 +71,26 @@ class JetStreamIdempotencyStore:
         self.bucket = bucket
         self.ttl = ttl
         self._kv: KeyValue | None = None
+        self._writer: BatchWriter | None = None  # None: a client without the direct paths
+        self._nc: object = None  # the connection _kv and _writer were opened on
         self._lock = asyncio.Lock()
-        self._owned: dict[str, int] = {}  # kv key -> revision of our running lease
+        self._owned: dict[str, tuple[str, int]] = {}  # key -> (kv key, revision of our running lease)
         self.claims = {"new": 0, "done": 0, "busy": 0}
 
     async def _bucket(self) -> KeyValue:
-        if self._kv is not None:
-            return self._kv
+        kv = self._kv
+        if kv is not None and self._nc is self._transport.connection:
+            return kv
         async with self._lock:
-            if self._kv is None:
+            if self._kv is None or self._nc is not self._transport.connection:
                 await self._transport.start()
+                nc = self._transport.connection
                 js = self._transport.jetstream
                 try:
                     try:
-                        self._kv = await js.key_value(self.bucket)
+                        kv = await js.key_value(self.bucket)
                     except nats.js.errors.BucketNotFoundError:
-                        self._kv = await js.create_key_value(
+                        kv = await js.create_key_value(
                             api.KeyValueConfig(
                                 bucket=self.bucket,
                                 history=1,
@@ -84,8 +100,14 @@ class JetStreamIdempotencyStore:
                                 direct=True,
                             )
                         )
+                    writer = None
+                    if isinstance(nc, Client):
+                        writer = BatchWriter(nc, self.bucket, self._transport.publish_timeout, marker=_DONE)
+                        await writer.start()
                 except Exception as exc:
                     raise TransportError(f"cannot open KV bucket {self.bucket}: {exc}") from exc
+                self._kv, self._writer, self._nc = kv, writer, nc
+            assert self._kv is not None
             return self._kv
 
     async def claim(self, key: str, *, lease: float) -> Claim:
@@ -95,27 +117,37 @@ class JetStreamIdempotencyStore:
         """
         kv = await self._bucket()
         k = _kv_key(key)
-        value = _RUNNING + str(int((time.time() + lease) * 1000)).encode()
-        # The common case, a key never seen: one pipelined create-if-absent publish.
+        value = b"%b%d" % (_RUNNING, int((time.time() + lease) * 1000))
+        writer = self._writer
+        if writer is not None:
+            # The common case, a key never seen: a create-if-absent written with this tick's.
+            revision = await writer.claim(k, value)
+            return self._new(key, k, revision) if revision else await self._claim_taken(kv, key, k, value)
+        # A pipelined create-if-absent publish, then the read-and-compare loop.
         batch = await self._transport.publisher.send(
             [(f"$KV.{self.bucket}.{k}", value, {"Nats-Expected-Last-Subject-Sequence": "0"})],
             f"KV bucket {self.bucket}",
         )
         if batch.error is None:
-            return self._new(k, batch.seq)
-        if batch.error_code not in _WRONG_LAST_SEQUENCE:
+            return self._new(key, k, batch.seq)
+        if batch.error_code not in CONFLICT:
             raise TransportError(f"dedup claim on {self.bucket} failed: {batch.error}")
+        return await self._claim_taken(kv, key, k, value)
+
+    async def _claim_taken(self, kv: KeyValue, key: str, k: str, value: bytes) -> Claim:
+        """The claim of a key that exists: read it, then compare and set."""
         try:
             for _ in range(16):  # each loop means another client changed the key meanwhile
                 try:
-                    revision = await kv.create(k, value)
-                    return self._new(k, revision)
-                except nats.js.errors.KeyWrongLastSequenceError:
-                    pass
-                try:
                     entry = await kv.get(k)
                 except nats.js.errors.KeyNotFoundError:
-                    continue  # deleted since: create again
+                    entry = None  # deleted (a released lease): create it again
+                if entry is None:
+                    try:
+                        revision = await kv.create(k, value)
+                        return self._new(key, k, revision)
+                    except nats.js.errors.KeyWrongLastSequenceError:
+                        continue
                 current = entry.value or b""
                 if current == _DONE:
                     self.claims["done"] += 1
@@ -125,7 +157,7 @@ class JetStreamIdempotencyStore:
                     return Claim.BUSY
                 try:  # an expired lease (its node died): take it over
                     revision = await kv.update(k, value, last=entry.revision)
-                    return self._new(k, revision)
+                    return self._new(key, k, revision)
                 except nats.js.errors.KeyWrongLastSequenceError:
                     continue
         except (TimeoutError, nats.errors.Error) as exc:
@@ -133,19 +165,26 @@ class JetStreamIdempotencyStore:
         self.claims["busy"] += 1
         return Claim.BUSY
 
-    def _new(self, k: str, revision: int) -> Claim:
-        self._owned[k] = revision
+    def _new(self, key: str, k: str, revision: int) -> Claim:
+        self._owned[key] = (k, revision)
         self.claims["new"] += 1
         return Claim.NEW
 
     async def complete(self, key: str) -> None:
-        """Mark ``key`` done (for the bucket's TTL).
+        """Mark ``key`` done (for the bucket's TTL). The marker is written with this
+        tick's others and not waited for: a refusal is logged and counted
+        (``done_unconfirmed``), and the key then runs again after its lease.
 
-        :raises TransportError: the broker did not answer.
+        :raises TransportError: the broker did not answer (only on a connection that is
+            not crosswire's own client: there the marker's pub-ack is awaited).
         """
         await self._bucket()
-        k = _kv_key(key)
-        self._owned.pop(k, None)
+        owned = self._owned.pop(key, None)
+        k = owned[0] if owned is not None else _kv_key(key)
+        writer = self._writer
+        if writer is not None:
+            writer.mark(k)
+            return
         batch = await self._transport.publisher.send(
             [(f"$KV.{self.bucket}.{k}", _DONE, None)], f"KV bucket {self.bucket}"
         )
@@ -159,21 +198,29 @@ class JetStreamIdempotencyStore:
         :raises TransportError: the broker did not answer.
         """
         kv = await self._bucket()
-        k = _kv_key(key)
-        revision = self._owned.pop(k, None)
-        if revision is None:
+        owned = self._owned.pop(key, None)
+        if owned is None:
             return
+        k, revision = owned
         try:
             await kv.delete(k, last=revision)
         except nats.js.errors.APIError as exc:
-            if exc.err_code in _WRONG_LAST_SEQUENCE:  # no longer ours
+            if exc.err_code in CONFLICT:  # no longer ours
                 return
             raise TransportError(f"dedup release on {self.bucket} failed: {exc}") from exc
         except (TimeoutError, nats.errors.Error) as exc:
             raise TransportError(f"dedup release on {self.bucket} failed: {exc!r}") from exc
 
     def statistics(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "ttl": self.ttl, "leases_held": len(self._owned), **self.claims}
+        writer = self._writer
+        return {
+            "bucket": self.bucket,
+            "ttl": self.ttl,
+            "leases_held": len(self._owned),
+            **self.claims,
+            "ticks": writer.ticks if writer is not None else 0,
+            "done_unconfirmed": writer.unconfirmed if writer is not None else 0,
+        }
 
 
 def _lease_live(value: bytes) -> bool:
