@@ -71,6 +71,7 @@ _TAIL = b"\r\n\r\n"
 _LEAN = b"NATS/1.0\r\nNats-Msg-Id: "
 _OWN = b"NATS/1.0\r\nce-specversion: 1.0\r\nce-id: "
 _MSGID = b"\r\nNats-Msg-Id: "
+_OWN_SIZE, _MSGID_SIZE = len(_OWN), len(_MSGID)
 _PLAIN_VALUE = re.compile(rb"[!#$&-\[\]-~]{1,64}")  # an id _read reads as it is
 # a producer's lines -> an event read from them without its data: every block with those
 # lines has its attributes but id and time (bounded)
@@ -111,14 +112,14 @@ def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
     producer's lines, ``Nats-Msg-Id`` = ``ce-id`` last) whose producer's lines were
     read before (:func:`_read`): only the id and ``ce-time`` differ, both checked here
     as :func:`_read` checks them. Any other block: :func:`_read`."""
-    end = block.find(b"\r\n", len(_OWN))
+    end = block.find(b"\r\n", _OWN_SIZE)
     mark = block.rfind(_MSGID)
     if mark <= end or not block.endswith(_TAIL):
         return _read(block, body)
-    id_ = block[len(_OWN) : end]
-    if block[mark + len(_MSGID) : -4] != id_:
+    id_ = block[_OWN_SIZE:end]
+    if block[mark + _MSGID_SIZE : -4] != id_:
         return _read(block, body)
-    if not (id_.isalnum() and len(id_) <= 256) and _PLAIN_VALUE.fullmatch(id_) is None:
+    if not (id_.isalnum() and end - _OWN_SIZE <= 256) and _PLAIN_VALUE.fullmatch(id_) is None:
         return _read(block, body)
     lines = block[end + 2 : mark + 2]
     at = lines.find(b"ce-time: ")

@@ -137,7 +137,7 @@ class _Parser(Parser):
                 handler = direct.get(sid)
                 if handler is not None and sid in subs and handler(subject, reply, payload, header):
                     count += 1
-                    received += len(payload)
+                    received += needed - header_size
                     continue
                 await nc._process_msg(sid, subject, reply, payload, header)  # type: ignore[arg-type]
                 if self.buf is not buf:
