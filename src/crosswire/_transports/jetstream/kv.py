@@ -31,6 +31,7 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client as NatsClient
 from nats.js import api
 from nats.js.kv import KeyValue
 
@@ -72,18 +73,27 @@ class JetStreamIdempotencyStore:
         self.ttl = ttl
         self._kv: KeyValue | None = None
         self._writer: BatchWriter | None = None  # None: a client without the direct paths
-        self._nc: object = None  # the connection _kv and _writer were opened on
+        self._nc: NatsClient | None = None  # the connection _kv and _writer were opened on
         self._lock = asyncio.Lock()
         self._owned: dict[str, tuple[str, int]] = {}  # key -> (kv key, revision of our running lease)
         self.claims = {"new": 0, "done": 0, "busy": 0}
 
+    def _open(self) -> KeyValue | None:
+        """The bucket, if it is open on a connection that is not closed."""
+        nc = self._nc
+        return self._kv if nc is not None and not nc.is_closed else None
+
     async def _bucket(self) -> KeyValue:
-        kv = self._kv
-        if kv is not None and self._nc is self._transport.connection:
-            return kv
+        """The bucket, opened on the transport's connection (starting the transport on
+        first use; opened again on the new connection of a transport started anew).
+
+        :raises TransportError: no bucket; :class:`~crosswire.ClosedError`: the
+            transport was closed and not started again.
+        """
         async with self._lock:
-            if self._kv is None or self._nc is not self._transport.connection:
-                await self._transport.start()
+            if self._open() is None:
+                if self._kv is None:
+                    await self._transport.start()
                 nc = self._transport.connection
                 js = self._transport.jetstream
                 try:
@@ -115,7 +125,7 @@ class JetStreamIdempotencyStore:
 
         :raises TransportError: the broker did not answer.
         """
-        kv = await self._bucket()
+        kv = self._open() or await self._bucket()
         k = _kv_key(key)
         value = b"%b%d" % (_RUNNING, int((time.time() + lease) * 1000))
         writer = self._writer
@@ -178,7 +188,7 @@ class JetStreamIdempotencyStore:
         :raises TransportError: the broker did not answer (only on a connection that is
             not crosswire's own client: there the marker's pub-ack is awaited).
         """
-        await self._bucket()
+        self._open() or await self._bucket()
         owned = self._owned.pop(key, None)
         k = owned[0] if owned is not None else _kv_key(key)
         writer = self._writer
@@ -197,7 +207,7 @@ class JetStreamIdempotencyStore:
 
         :raises TransportError: the broker did not answer.
         """
-        kv = await self._bucket()
+        kv = self._open() or await self._bucket()
         owned = self._owned.pop(key, None)
         if owned is None:
             return

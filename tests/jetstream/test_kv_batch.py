@@ -1,0 +1,146 @@
+"""The KV idempotency store's claims and done markers written a tick at a time, against
+a real nats-server: what one tick holds (new, done and taken keys together), two
+stores racing over the same keys in one tick, a refused marker, a broker that stops
+answering, and a transport started anew."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from crosswire import ClosedError, TransportError
+from crosswire._policies.dedup import Claim
+from crosswire.jetstream import EmbeddedServer, JetStreamTransport
+from crosswire.testing import eventually
+
+pytestmark = pytest.mark.nats
+
+
+@pytest.fixture
+async def second(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetStreamTransport]:
+    """A second client on the same stream, as a second node would have."""
+    stream, prefix = names
+    t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix)
+    await t.start()
+    yield t
+    await t.close()
+
+
+async def test_the_claims_of_one_tick_are_written_together(transport: JetStreamTransport) -> None:
+    store = transport.idempotency_store(ttl=60)
+    assert await store.claim("warm-up", lease=30) is Claim.NEW  # opens the bucket
+    before = store.statistics()["ticks"]
+    keys = [f"k-{i}" for i in range(100)]
+    assert await asyncio.gather(*(store.claim(k, lease=30) for k in keys)) == [Claim.NEW] * 100
+    assert store.statistics()["ticks"] - before == 1  # one write of 100 claims, not 100 round trips
+    for k in keys[:50]:
+        await store.complete(k)  # no await of a pub-ack: the 50 markers go out together
+    assert store.statistics()["ticks"] - before == 1
+    assert await asyncio.gather(*(store.claim(k, lease=30) for k in keys)) == [Claim.DONE] * 50 + [Claim.BUSY] * 50
+    stats = store.statistics()
+    assert stats["ticks"] - before == 3  # markers in one tick, the claims of the check in one more
+    assert stats["done_unconfirmed"] == 0
+    assert stats["leases_held"] == 51  # the warm-up's and the 50 not completed
+
+
+async def test_a_tick_mixing_new_done_taken_and_released_keys(
+    transport: JetStreamTransport, second: JetStreamTransport
+) -> None:
+    a = transport.idempotency_store(ttl=60)
+    b = second.idempotency_store(ttl=60)
+    assert await a.claim("done", lease=30) is Claim.NEW
+    await a.complete("done")
+    assert await b.claim("held-by-b", lease=30) is Claim.NEW
+    assert await a.claim("released", lease=30) is Claim.NEW
+    await a.release("released")  # a failed attempt: its retry must run
+    assert await b.claim("expired", lease=0.2) is Claim.NEW  # then b's node dies
+    await asyncio.sleep(0.3)
+    keys = ["new-1", "done", "new-2", "held-by-b", "released", "expired", "new-3"]
+    got = await asyncio.gather(*(a.claim(k, lease=30) for k in keys))
+    assert got == [Claim.NEW, Claim.DONE, Claim.NEW, Claim.BUSY, Claim.NEW, Claim.NEW, Claim.NEW]
+    # each NEW is a's lease now: its release frees the key, and b's late release does not
+    await b.release("expired")
+    assert await b.claim("expired", lease=30) is Claim.BUSY
+    await a.release("expired")
+    assert await b.claim("expired", lease=30) is Claim.NEW
+
+
+async def test_two_stores_racing_over_many_keys_in_one_tick(
+    transport: JetStreamTransport, second: JetStreamTransport
+) -> None:
+    a = transport.idempotency_store(ttl=60)
+    b = second.idempotency_store(ttl=60)
+    await asyncio.gather(a.claim("warm-a", lease=30), b.claim("warm-b", lease=30))
+    keys = [f"race-{i}" for i in range(200)]
+    got_a, got_b = await asyncio.gather(
+        asyncio.gather(*(a.claim(k, lease=30) for k in keys for _ in range(2))),
+        asyncio.gather(*(b.claim(k, lease=30) for k in keys for _ in range(2))),
+    )
+    for i, key in enumerate(keys):
+        claims = [*got_a[2 * i : 2 * i + 2], *got_b[2 * i : 2 * i + 2]]
+        assert claims.count(Claim.NEW) == 1, (key, claims)  # one owner per key, across both nodes
+        assert claims.count(Claim.BUSY) == 3, (key, claims)
+
+
+async def test_a_refused_marker_is_counted_not_raised(
+    transport: JetStreamTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = transport.idempotency_store(ttl=60)
+    assert await store.claim("k", lease=30) is Claim.NEW
+    await transport.jetstream.delete_key_value(store.bucket)  # the marker has nowhere to go
+    with caplog.at_level(logging.WARNING, "crosswire.jetstream"):
+        await store.complete("k")  # returns: the handler's outcome stands
+        await eventually(lambda: store.statistics()["done_unconfirmed"] > 0, "the marker's refusal", 5)
+    assert store.statistics()["done_unconfirmed"] == 1
+    assert "may run again" in caplog.text
+
+
+async def test_a_broker_that_stops_answering_fails_claims_in_time(tmp_path: Path) -> None:
+    async with EmbeddedServer(tmp_path / "broker") as server:
+        transport = JetStreamTransport(server.url, stream="KVSTALL", subject_prefix="kvstall", publish_timeout=0.5)
+        async with transport:
+            store = transport.idempotency_store(ttl=60)
+            assert await store.claim("before", lease=30) is Claim.NEW
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGSTOP)  # connected, but nothing answers
+            try:
+                async with asyncio.timeout(5):  # never a hang
+                    results = await asyncio.gather(
+                        *(store.claim(f"stalled-{i}", lease=30) for i in range(10)), return_exceptions=True
+                    )
+                await store.complete("before")  # not waited for: returns while the broker is stopped
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            assert all(isinstance(r, TransportError) for r in results), results
+            assert "no answer within 0.5s" in str(results[0])
+            # the broker answers again: late pub-acks are ignored, new claims work
+            async with asyncio.timeout(10):
+                while True:
+                    with contextlib.suppress(TransportError):
+                        if await store.claim("after", lease=30) is Claim.NEW:
+                            break
+                    await asyncio.sleep(0.1)
+
+
+async def test_a_transport_started_anew_gets_the_store_on_its_new_connection(
+    transport: JetStreamTransport,
+) -> None:
+    store = transport.idempotency_store(ttl=60)
+    assert await store.claim("first", lease=30) is Claim.NEW
+    await store.complete("first")
+    await transport.close()
+    with pytest.raises(ClosedError):  # a closed transport is not started again behind its back
+        await store.claim("first", lease=30)
+    await transport.start()
+    assert await store.claim("first", lease=30) is Claim.DONE
+    assert await store.claim("second", lease=30) is Claim.NEW
+    await store.complete("second")
+    assert await store.claim("second", lease=30) is Claim.DONE
+    assert store.statistics()["done_unconfirmed"] == 0
