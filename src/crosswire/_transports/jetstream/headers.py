@@ -217,7 +217,8 @@ class Client(NatsClient):
 
         :raises nats.errors.Error: closed, draining, or the reconnect buffer is full.
         """
-        self._queue(b"PUB %b %d\r\n%b\r\n" % (subject, len(payload), payload), len(payload))
+        size = len(payload)
+        self._queue(b"PUB %b %d\r\n%b\r\n" % (subject, size, payload), size)
 
     def publish_now(self, subject: str, payload: bytes, reply: str, block: bytes | None) -> None:
         """``publish`` without a coroutine, with the header block already encoded
@@ -257,16 +258,15 @@ class Client(NatsClient):
         seq = first
         for subject, payload, block in messages:
             encoded = valid.get(subject) or self._check_subject(subject)
-            if len(payload) > max_payload:
+            n = len(payload)
+            if n > max_payload:
                 raise errors.MaxPayloadError
             if block is None:
-                commands.append(b"PUB %b %b%d %d\r\n%b\r\n" % (encoded, reply, seq, len(payload), payload))
+                commands.append(b"PUB %b %b%d %d\r\n%b\r\n" % (encoded, reply, seq, n, payload))
             else:
                 hs = len(block)
-                commands.append(
-                    b"HPUB %b %b%d %d %d\r\n%b%b\r\n" % (encoded, reply, seq, hs, hs + len(payload), block, payload)
-                )
-            size += len(payload)
+                commands.append(b"HPUB %b %b%d %d %d\r\n%b%b\r\n" % (encoded, reply, seq, hs, hs + n, block, payload))
+            size += n
             seq += 1
         if commands:
             self._queue(b"".join(commands), size, len(commands))
