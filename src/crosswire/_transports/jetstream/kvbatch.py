@@ -58,6 +58,14 @@ class _Ack(msgspec.Struct):
 _decode_ack = msgspec.json.Decoder(_Ack).decode
 
 
+def _refusal(ack: _Ack | None, data: bytes, block: bytes | None) -> str:
+    if ack is not None and ack.error is not None:
+        return ack.error.description or f"error code {ack.error.err_code}"
+    if not data:
+        return (block or b"no answer").decode(errors="replace").strip()
+    return data.decode(errors="replace")
+
+
 class _Tick:
     """The writes of one tick awaiting their pub-acks (tokens ``first`` on)."""
 
@@ -121,10 +129,11 @@ class BatchWriter:
         caller reads it); it fails with :class:`~crosswire.TransportError` when the
         broker refused the write otherwise or did not answer in time.
         """
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
         self._claims.append((key, value, future))
         if self._flushing is None:
-            self._flushing = asyncio.get_running_loop().call_soon(self._flush)
+            self._flushing = loop.call_soon(self._flush)
         return future
 
     def mark(self, key: str) -> None:
@@ -160,34 +169,27 @@ class BatchWriter:
         tick = self._awaiting.pop(token, None)
         if tick is None:
             return True  # late: its tick timed out already
-        code, error, seq = 0, "", 0
-        if not data:  # a status (503: no stream listens on the bucket's subjects)
-            code, error = -1, (block or b"no answer").decode(errors="replace").strip()
-        else:
-            try:
-                ack = _decode_ack(data)
-            except msgspec.DecodeError:
-                code, error = -1, data.decode(errors="replace")
-            else:
-                if ack.error is not None:
-                    code, error = ack.error.err_code or -1, ack.error.description or "refused"
-                seq = ack.seq
-        index = int(token) - tick.first
-        if index < tick.marks:
-            if code:
-                self._unconfirmed(1, error)
-        else:
-            future = tick.claims[index - tick.marks]
-            if not future.done():
-                if code == 0:
-                    future.set_result(seq)
-                elif code in CONFLICT:
-                    future.set_result(0)
-                else:
-                    future.set_exception(TransportError(f"dedup claim on {self._prefix[:-1]} failed: {error}"))
         tick.remaining -= 1
         if tick.remaining == 0 and tick.timer is not None:
             tick.timer.cancel()
+        try:
+            ack: _Ack | None = _decode_ack(data)
+        except msgspec.DecodeError:  # not JSON; empty: a status (503: no stream for the subject)
+            ack = None
+        index = int(token) - tick.first - tick.marks
+        if index >= 0:
+            future = tick.claims[index]
+            if future.done():  # its task was cancelled
+                return True
+            if ack is not None and ack.error is None:
+                future.set_result(ack.seq)
+            elif ack is not None and ack.error is not None and ack.error.err_code in CONFLICT:
+                future.set_result(0)
+            else:
+                why = _refusal(ack, data, block)
+                future.set_exception(TransportError(f"dedup claim on {self._prefix[:-1]} failed: {why}"))
+        elif ack is None or ack.error is not None:  # a marker
+            self._unconfirmed(1, _refusal(ack, data, block))
         return True
 
     def _expire(self, tick: _Tick, why: str) -> None:
