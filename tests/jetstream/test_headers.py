@@ -168,8 +168,17 @@ def test_the_private_parts_relied_on_keep_their_shape() -> None:
         "data",
         "headers",
     ]
+    assert list(inspect.signature(NatsClient._send_ping).parameters) == ["self", "future"]
     nc = NatsClient()
-    for name in ("_pending", "_pending_data_size", "_max_pending_size", "_flush_queue", "_flusher_task", "_subs"):
+    for name in (
+        "_pending",
+        "_pending_data_size",
+        "_max_pending_size",
+        "_flush_queue",
+        "_flusher_task",
+        "_subs",
+        "_pongs",
+    ):
         assert hasattr(nc, name), name
     # Client._queue reads _status as these properties do
     for status in (nc.DISCONNECTED, nc.CONNECTED, nc.CLOSED, nc.RECONNECTING, nc.DRAINING_SUBS, nc.DRAINING_PUBS):
@@ -276,3 +285,21 @@ async def test_publish_now_refuses_what_publish_refuses() -> None:
             nc.publish_now(subject, b"", "", None)
     with pytest.raises(nats.errors.MaxPayloadError):
         nc.publish_now("cw.x", b"x" * (nc._max_payload + 1), "", None)
+
+
+async def test_a_round_trip_confirms_what_was_queued_before_it(nats_url: str) -> None:
+    """flush() (what confirmed acks wait for) answers only once the server has every
+    command queued before it: the PING goes behind them, not straight to the socket."""
+    nc = Client()
+    await nc.connect(nats_url)
+    try:
+        sub = await nc.subscribe("cw.order.test")
+        await nc.flush()
+        for i in range(3):
+            command = b"PUB cw.order.test 1\r\n%d\r\n" % i
+            nc._pending.append(command)  # queued, the flusher not woken: as nats-py's _send_command does
+            nc._pending_data_size += len(command)
+            await nc.flush()
+            assert sub.pending_msgs == i + 1  # the server had it before it answered the PING
+    finally:
+        await nc.close()

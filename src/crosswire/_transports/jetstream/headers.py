@@ -21,10 +21,15 @@ parsed header dict, a ``Msg``, a queue, a task awaiting a coroutine callback).
 Headers of other messages are decoded by :func:`parse_header_block` (the same result
 as nats-py's for every block without a status line; a status line goes to nats-py).
 
-These override private parts of nats-py (``Client._process_headers``, ``_ps``,
-``_pending``, ``_flush_queue``, ``_subs``, ``_status``, ``_validate_subject``,
-``Parser.parse`` and its state): the range in pyproject.toml pins the versions they are tested against, and
-``tests/jetstream/test_headers.py`` checks they still have the shape relied on.
+It also queues a PING behind the commands written before it (nats-py writes it straight
+to the socket, so a ``flush()`` could be answered before the server had them: confirmed
+acks rely on that order).
+
+These override private parts of nats-py (``Client._process_headers``, ``_send_ping``,
+``_ps``, ``_pending``, ``_pongs``, ``_flush_queue``, ``_subs``, ``_status``,
+``_validate_subject``, ``Parser.parse`` and its state): the range in pyproject.toml pins
+the versions they are tested against, and ``tests/jetstream/test_headers.py`` checks
+they still have the shape relied on.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ __all__ = ["Client", "DirectHandler", "parse_header_block"]
 
 _PLAIN = b"NATS/1.0\r\n"
 _CRLF = b"\r\n"
+_PING = b"PING\r\n"
+_OPEN = (NatsClient.CONNECTED, NatsClient.DRAINING_SUBS, NatsClient.DRAINING_PUBS)  # the socket is up
 _inline: set[asyncio.Future[None]] = set()  # flushes of a client whose flusher task died
 
 DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], bool]
@@ -218,7 +225,17 @@ class Client(NatsClient):
         :raises nats.errors.Error: closed, draining, or the reconnect buffer is full.
         """
         size = len(payload)
-        self._queue(b"PUB %b %d\r\n%b\r\n" % (subject, size, payload), size)
+        command = b"PUB %b %d\r\n%b\r\n" % (subject, size, payload)
+        if self._status != NatsClient.CONNECTED or self._pending_data_size == 0:
+            self._queue(command, size)  # checks, buffering, a flusher to wake
+            return
+        # connected, and a flush is already asked for (what is pending was queued since
+        # the flusher last wrote, and whoever queued it woke the flusher): append
+        self._pending.append(command)
+        self._pending_data_size += len(command)
+        stats = self.stats
+        stats["out_msgs"] += 1
+        stats["out_bytes"] += size
 
     def publish_now(self, subject: str, payload: bytes, reply: str, block: bytes | None) -> None:
         """``publish`` without a coroutine, with the header block already encoded
@@ -311,6 +328,18 @@ class Client(NatsClient):
                 kicked = self._kicked = asyncio.get_running_loop().create_future()
                 kicked.set_result(None)  # the flusher completes a future it gets; this one needs none
             queue.put_nowait(kicked)
+
+    async def _send_ping(self, future: asyncio.Future[None] | None = None) -> None:
+        """nats-py writes a PING straight to the socket, ahead of the commands still
+        queued for the flusher, so its PONG would confirm less than was written before
+        it (``flush()``, confirmed acks). Connected, it is queued behind them instead."""
+        if self._status not in _OPEN:
+            await super()._send_ping(future)  # (re)connecting: as nats-py does
+            return
+        self._pongs.append(future if future is not None else asyncio.get_running_loop().create_future())
+        self._pending.append(_PING)
+        self._pending_data_size += len(_PING)
+        await self._flush_pending()
 
     async def _process_headers(self, headers: bytes) -> dict[str, str] | None:
         if not headers:

@@ -87,6 +87,8 @@ class JetStreamSubscription:
         confirmer: Confirmer | None = None,
     ) -> None:
         self._nc = nc
+        self.write: Callable[[bytes, bytes], None] = nc.write
+        """Send a settlement to a reply subject (see :class:`.delivery.SettleListener`)."""
         self._stream = stream
         self._consumer = consumer
         self._prefetch = prefetch
@@ -136,10 +138,6 @@ class JetStreamSubscription:
         self._nc.direct(self._sub._id, self._on_frame)
         await flush(self._nc, _FLUSH_TIMEOUT)  # the server has the interest before anything is asked
         self._pull_task = asyncio.create_task(self._pull_loop(), name=f"crosswire-pull-{self._consumer}")
-
-    def write(self, reply: bytes, payload: bytes) -> None:
-        """Send a settlement to a reply subject (see :class:`.delivery.SettleListener`)."""
-        self._nc.write(reply, payload)
 
     def _on_frame(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> bool:
         """A message of the inbox, straight from the read loop; ``False``: one for
