@@ -144,3 +144,36 @@ async def test_a_transport_started_anew_gets_the_store_on_its_new_connection(
     await store.complete("second")
     assert await store.claim("second", lease=30) is Claim.DONE
     assert store.statistics()["done_unconfirmed"] == 0
+
+
+async def test_a_claim_cancelled_before_its_tick_is_written_takes_no_lease(
+    transport: JetStreamTransport, second: JetStreamTransport
+) -> None:
+    a = transport.idempotency_store(ttl=60)
+    b = second.idempotency_store(ttl=60)
+    assert await a.claim("warm-up", lease=30) is Claim.NEW
+    task = asyncio.create_task(a.claim("k", lease=30))
+    await asyncio.sleep(0)  # queued, not written yet
+    task.cancel()  # a node stopping: the attempt is handed back
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await b.claim("k", lease=30) is Claim.NEW  # the next delivery, on another node, runs
+
+
+async def test_a_claim_cancelled_while_awaiting_its_ack_gives_its_lease_back(
+    transport: JetStreamTransport, second: JetStreamTransport
+) -> None:
+    a = transport.idempotency_store(ttl=60)
+    b = second.idempotency_store(ttl=60)
+    assert await a.claim("warm-up", lease=30) is Claim.NEW
+    task = asyncio.create_task(a.claim("k", lease=30))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the tick is written: the server will take the claim
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def free() -> bool:  # not BUSY for the lease's 30 s: the late ack deleted it
+        return await b.claim("k", lease=30) is Claim.NEW
+
+    await eventually(free, "the cancelled claim's key free again", 5, interval=0.05)

@@ -29,6 +29,7 @@ A leaf module: it imports only :mod:`.headers` of the JetStream package.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import msgspec
@@ -70,11 +71,12 @@ def _refusal(ack: _Ack | None, data: bytes, block: bytes | None) -> str:
 class _Tick:
     """The writes of one tick awaiting their pub-acks (tokens ``first`` on)."""
 
-    __slots__ = ("claims", "first", "marks", "remaining", "timer")
+    __slots__ = ("claims", "first", "keys", "marks", "remaining", "timer")
 
-    def __init__(self, first: int, marks: int, claims: list[asyncio.Future[int]]) -> None:
+    def __init__(self, first: int, marks: int, keys: list[str], claims: list[asyncio.Future[int]]) -> None:
         self.first = first  # tokens: markers first, then the claims
         self.marks = marks
+        self.keys = keys  # of the claims
         self.claims = claims
         self.remaining = marks + len(claims)
         self.timer: asyncio.TimerHandle | None = None
@@ -146,9 +148,10 @@ class BatchWriter:
     def _flush(self) -> None:
         self._flushing = None
         marks, self._marks = self._marks, []
-        claims, self._claims = self._claims, []
+        claims = [claim for claim in self._claims if not claim[2].done()]  # done: cancelled
+        self._claims = []
         first = self._seq + 1
-        tick = _Tick(first, len(marks), [future for _, _, future in claims])
+        tick = _Tick(first, len(marks), [key for key, _, _ in claims], [future for _, _, future in claims])
         prefix, marker = self._prefix, self._marker
         messages: list[tuple[str, bytes, bytes | None]] = [(prefix + key, marker, None) for key in marks]
         messages.extend([(prefix + key, value, _CREATE) for key, value, _ in claims])
@@ -180,7 +183,9 @@ class BatchWriter:
         index = int(token) - tick.first - tick.marks
         if index >= 0:
             future = tick.claims[index]
-            if future.done():  # its task was cancelled
+            if future.done():  # its task was cancelled: give back the lease it may have got
+                if ack is not None and ack.error is None:
+                    self._undo(tick.keys[index], ack.seq)
                 return True
             if ack is not None and ack.error is None:
                 future.set_result(ack.seq)
@@ -192,6 +197,14 @@ class BatchWriter:
         elif ack is None or ack.error is not None:  # a marker
             self._unconfirmed(1, _refusal(ack, data, block))
         return True
+
+    def _undo(self, key: str, revision: int) -> None:
+        """Delete ``key`` if its entry is still ``revision`` (a claim nobody awaits any
+        more), so that its event's next delivery need not wait for the lease to run
+        out; not waited for (if it is lost, the lease runs out)."""
+        block = b"NATS/1.0\r\nKV-Operation: DEL\r\nNats-Expected-Last-Subject-Sequence: %d\r\n\r\n" % revision
+        with contextlib.suppress(nats.errors.Error):
+            self._nc.publish_now(self._prefix + key, b"", "", block)
 
     def _expire(self, tick: _Tick, why: str) -> None:
         """Fail what of ``tick`` is still unanswered."""
