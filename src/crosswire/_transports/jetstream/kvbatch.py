@@ -17,11 +17,11 @@ counted in :attr:`BatchWriter.unconfirmed` and logged.
 
 Why not one JetStream atomic batch per tick (nats-server >= 2.12, ``allow_atomic``,
 one pub-ack for the batch)? The server honours each message's expectation inside
-one, but refuses the whole batch when any key exists, and on a file-backed stream it
-stages each batch in a temporary file store (created with an fsync, removed after the
-commit): measured on nats-server 2.15, some 1.2 ms of server CPU per batch on top of
-its messages, several times what the pub-acks of a tick's few dozen claims cost.
-Plain pipelined writes cost the server 6-9 µs each.
+one, but refuses the whole batch when any key exists, and on a file-backed stream of
+one replica it stages each batch in a temporary file store (created with an fsync,
+removed after the commit): measured on nats-server 2.15, some 1.2 ms of server CPU per
+batch on top of its messages, several times what the pub-acks of a tick's few dozen
+claims cost. Plain pipelined writes cost the server 6-9 µs each.
 
 A leaf module: it imports only :mod:`.headers` of the JetStream package.
 """
