@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import time
 from typing import Any
 
@@ -43,7 +42,6 @@ from .kvbatch import CONFLICT, BatchWriter
 
 __all__ = ["JetStreamIdempotencyStore"]
 
-log = logging.getLogger("crosswire.jetstream")
 
 _DONE = b"done"
 _RUNNING = b"running "

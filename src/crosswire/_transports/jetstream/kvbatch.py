@@ -150,6 +150,8 @@ class BatchWriter:
         marks, self._marks = self._marks, []
         claims = [claim for claim in self._claims if not claim[2].done()]  # done: cancelled
         self._claims = []
+        if not marks and not claims:
+            return
         first = self._seq + 1
         tick = _Tick(first, len(marks), [key for key, _, _ in claims], [future for _, _, future in claims])
         prefix, marker = self._prefix, self._marker
@@ -162,7 +164,7 @@ class BatchWriter:
         try:
             self._nc.publish_batch(messages, self._reply, first)
         except nats.errors.Error as exc:
-            self._expire(tick, f"the connection refused the write: {exc!r}")
+            self._expire(tick, f"the connection refused the write: {exc!r}", sent=False)
             return
         self.ticks += 1
         tick.timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, tick, self._late)
@@ -183,7 +185,7 @@ class BatchWriter:
         index = int(token) - tick.first - tick.marks
         if index >= 0:
             future = tick.claims[index]
-            if future.done():  # its task was cancelled: give back the lease it may have got
+            if future.done():  # cancelled, or timed out: give back the lease it may have got
                 if ack is not None and ack.error is None:
                     self._undo(tick.keys[index], ack.seq)
                 return True
@@ -206,18 +208,29 @@ class BatchWriter:
         with contextlib.suppress(nats.errors.Error):
             self._nc.publish_now(self._prefix + key, b"", "", block)
 
-    def _expire(self, tick: _Tick, why: str) -> None:
-        """Fail what of ``tick`` is still unanswered."""
+    def _expire(self, tick: _Tick, why: str, *, sent: bool = True) -> None:
+        """Fail what of ``tick`` is still unanswered. The tokens of its claims are kept
+        for one more timeout (when ``sent``): a late pub-ack of one the server took
+        then gives its lease back, as for a cancelled claim."""
         awaiting = self._awaiting
         lost = 0
-        for seq in range(tick.first, tick.first + tick.marks + len(tick.claims)):
-            if awaiting.pop(b"%d" % seq, None) is not None and seq - tick.first < tick.marks:
+        for seq in range(tick.first, tick.first + tick.marks):
+            if awaiting.pop(b"%d" % seq, None) is not None:
                 lost += 1
         if lost:
             self._unconfirmed(lost, why)
         for future in tick.claims:
             if not future.done():
                 future.set_exception(TransportError(f"dedup claim on {self._prefix[:-1]} failed: {why}"))
+        if sent:
+            tick.timer = asyncio.get_running_loop().call_later(self._timeout, self._forget, tick)
+        else:
+            self._forget(tick)
+
+    def _forget(self, tick: _Tick) -> None:
+        awaiting = self._awaiting
+        for seq in range(tick.first + tick.marks, tick.first + tick.marks + len(tick.claims)):
+            awaiting.pop(b"%d" % seq, None)
 
     def _unconfirmed(self, count: int, error: str) -> None:
         self.unconfirmed += count
