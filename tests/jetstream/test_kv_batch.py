@@ -181,3 +181,28 @@ async def test_a_claim_cancelled_while_awaiting_its_ack_gives_its_lease_back(
         return await b.claim("k", lease=30) is Claim.NEW
 
     await eventually(free, "the cancelled claim's key free again", 5, interval=0.05)
+
+
+async def test_claims_and_markers_work_on_after_the_broker_restarts(tmp_path: Path) -> None:
+    async with EmbeddedServer(tmp_path / "broker") as server:
+        transport = JetStreamTransport(server.url, stream="KVRESTART", subject_prefix="kvrestart", publish_timeout=2.0)
+        async with transport:
+            store = transport.idempotency_store(ttl=60)
+            assert await asyncio.gather(*(store.claim(f"k-{i}", lease=30) for i in range(20))) == [Claim.NEW] * 20
+            for i in range(10):
+                await store.complete(f"k-{i}")
+            assert await store.claim("k-9", lease=30) is Claim.DONE  # the server has the markers
+            await server.restart(hard=True)  # SIGKILL, then the same port and data
+
+            async def claims_again() -> bool:
+                with contextlib.suppress(TransportError):
+                    return await store.claim("after", lease=30) is Claim.NEW
+                return False
+
+            await eventually(claims_again, "a claim on the reconnected connection", 20, interval=0.1)
+            # what the bucket held survived, and the pub-acks still reach the store
+            got = await asyncio.gather(*(store.claim(f"k-{i}", lease=30) for i in range(20)))
+            assert got == [Claim.DONE] * 10 + [Claim.BUSY] * 10
+            await store.complete("after")
+            assert await store.claim("after", lease=30) is Claim.DONE
+            assert store.statistics()["done_unconfirmed"] == 0
