@@ -125,11 +125,6 @@ async def close_connection(nc: NatsClient | None) -> None:
         await nc.close()
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved even when every waiter was cancelled
-
-
 class Confirmer:
     """Bounds the acks (of one subscription) the server has not confirmed.
 
@@ -147,7 +142,7 @@ class Confirmer:
         self._timeout = timeout
         self.limit = limit
         self.unconfirmed = 0
-        self._next: asyncio.Future[None] | None = None  # resolved by the next round trip
+        self._waiting: list[asyncio.Future[None]] = []  # one per waiter: resolved by the next round trip
         self._busy = False  # a round trip is in flight
 
     def acked(self) -> bool:
@@ -164,20 +159,20 @@ class Confirmer:
 
         :raises TimeoutError: the server did not answer within the timeout.
         """
-        future = self._next
-        if future is None:
-            future = self._next = asyncio.get_running_loop().create_future()
-            future.add_done_callback(_retrieve)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()  # its own: a cancelled waiter cancels nobody else's wait
+        self._waiting.append(waiter)
         if not self._busy:
             self._busy = True
-            asyncio.get_running_loop().call_soon(self._round_trip)
-        await asyncio.shield(future)
+            loop.call_soon(self._round_trip)
+        await waiter
 
     def _round_trip(self) -> None:
-        covered, future, self._next = self.unconfirmed, self._next, None
-        if covered == 0 and future is None:
+        covered, waiting = self.unconfirmed, self._waiting
+        if covered == 0 and not waiting:
             self._busy = False
             return
+        self._waiting = []
         task = asyncio.ensure_future(flush(self._nc, self._timeout))
         _flushes.add(task)
 
@@ -186,11 +181,13 @@ class Confirmer:
             failed = t.cancelled() or t.exception() is not None
             if not failed:
                 self.unconfirmed = max(0, self.unconfirmed - covered)
-            if future is not None and not future.done():
+            for waiter in waiting:
+                if waiter.done():  # cancelled
+                    continue
                 if failed:
-                    future.set_exception(TimeoutError("the server did not confirm the acks in time"))
+                    waiter.set_exception(TimeoutError("the server did not confirm the acks in time"))
                 else:
-                    future.set_result(None)
+                    waiter.set_result(None)
             self._round_trip()  # what was written meanwhile, if anything
 
         task.add_done_callback(done)

@@ -1,0 +1,88 @@
+"""The ack confirmer: round trips shared by the acks of the moment, one waiter's
+cancellation leaving the others waiting, a round trip the server does not answer
+failing each waiter, and a waiter that came during a round trip waiting for the next."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from crosswire._transports.jetstream.connection import Confirmer
+
+
+class _Server:
+    """A connection whose round trips (``flush``) end when the test says."""
+
+    def __init__(self) -> None:
+        self.trips: list[asyncio.Future[None]] = []
+
+    async def flush(self, timeout: float) -> None:
+        trip = asyncio.get_running_loop().create_future()
+        self.trips.append(trip)
+        await trip
+
+    async def answer(self, error: BaseException | None = None) -> None:
+        for _ in range(5):  # the round trip's task starts
+            await asyncio.sleep(0)
+        trip = self.trips[-1]
+        if error is None:
+            trip.set_result(None)
+        else:
+            trip.set_exception(error)
+        for _ in range(20):  # its waiters wake
+            await asyncio.sleep(0)
+
+
+async def test_waiters_share_a_round_trip_and_a_cancelled_one_takes_nothing_away() -> None:
+    server = _Server()
+    confirmer = Confirmer(server, 5.0, limit=1)  # type: ignore[arg-type]
+
+    async def ack() -> None:
+        if confirmer.acked():  # over the limit: wait, as a delivery's ack does
+            await confirmer.wait()
+
+    acks = [asyncio.create_task(ack()) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert [a.done() for a in acks] == [True, False, False, False]
+    acks[1].cancel()
+    await server.answer()
+    assert len(server.trips) == 1  # one round trip for all of them
+    assert acks[1].cancelled() and all(a.done() and a.exception() is None for a in acks[2:])
+    assert confirmer.unconfirmed == 0
+
+
+async def test_an_unanswered_round_trip_fails_each_waiter() -> None:
+    server = _Server()
+    confirmer = Confirmer(server, 5.0, limit=0)  # type: ignore[arg-type]
+
+    async def ack() -> None:
+        if confirmer.acked():
+            await confirmer.wait()
+
+    acks: list[Any] = [asyncio.create_task(ack()) for _ in range(2)]
+    await server.answer(TimeoutError())
+    for waiter in acks:
+        with pytest.raises(TimeoutError, match="did not confirm the acks in time"):
+            await waiter
+    assert confirmer.unconfirmed == 2  # not confirmed: still counted, and asked again
+    assert len(server.trips) == 2
+    await server.answer()
+    assert confirmer.unconfirmed == 0
+
+
+async def test_a_waiter_during_a_round_trip_waits_for_the_next() -> None:
+    server = _Server()
+    confirmer = Confirmer(server, 5.0, limit=0)  # type: ignore[arg-type]
+    confirmer.acked()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(server.trips) == 1  # in flight
+    confirmer.acked()  # written after that round trip's PING
+    late = asyncio.create_task(confirmer.wait())
+    await server.answer()
+    assert not late.done() and len(server.trips) == 2  # the next one covers it
+    await server.answer()
+    assert late.done() and late.exception() is None
+    assert confirmer.unconfirmed == 0
