@@ -404,6 +404,7 @@ class Node:
 
     def statistics(self) -> NodeStatistics:
         transport_stats = getattr(self.transport, "statistics", None)
+        store_stats = getattr(self.idempotency, "statistics", None)
         return NodeStatistics(
             node=self.app.name,
             state=self.lifecycle.state,
@@ -415,6 +416,7 @@ class Node:
             workers={p.name: p.statistics() for p in self._pools},
             worker_socket=self._hub.socket_path if self._hub is not None else None,
             transport=transport_stats() if callable(transport_stats) else None,
+            idempotency=store_stats() if callable(store_stats) else None,
         )
 
 

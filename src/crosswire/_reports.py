@@ -46,6 +46,9 @@ class NodeStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """Where external workers connect (``None``: no workers configured)."""
     transport: Any = None
     """The transport's own statistics, if it keeps any."""
+    idempotency: Any = None
+    """The dedup store's statistics, if it keeps any (the JetStream KV store: claims by
+    result, leases held, ``done_unconfirmed`` markers)."""
 
 
 async def drain_dispatchers(dispatchers: list[Dispatcher[Delivery]], deadline: float) -> tuple[int, int, bool]:

@@ -518,3 +518,20 @@ def test_bad_configuration_fails_at_registration() -> None:
 
         @app.handler("t.y")
         async def two(a: Event[Any], b: int) -> None: ...
+
+
+async def test_statistics_carry_the_dedup_stores_own() -> None:
+    app = App("stats")
+    ran: list[str] = []
+
+    @app.handler("stats.ping")
+    async def ping(event: Event) -> None:
+        ran.append(event.id)
+
+    async with Node(app) as node:
+        for i in range(3):
+            await node.submit("stats.ping", idempotency_key=f"k{i % 2}")
+        await node.wait_idle(5)
+        stats = node.statistics()
+    assert len(ran) == 2  # the third shares k0: skipped
+    assert stats.idempotency.keys == 2
