@@ -254,6 +254,18 @@ def envelope_vectors() -> None:
         _map16(base(time="٢٠٢٦-11-28T10:00:00Z")),
         "invalid_value",
     )
+    I(
+        "time-letters-for-digits",
+        "time with the letter d in place of every digit",
+        _map16(base(time="dddd-dd-ddTdd:dd:ddZ")),
+        "invalid_value",
+    )
+    I(
+        "traceparent-letters-for-hex",
+        "traceparent with the letter h in place of every hex digit",
+        _map16(base(traceparent="hh-" + "h" * 32 + "-" + "h" * 16 + "-hh")),
+        "invalid_value",
+    )
     I("extensions-not-map", "extensions is an array", _map16(base(extensions=["a"])), "wrong_type")
     I(
         "invalid-utf8",

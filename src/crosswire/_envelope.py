@@ -44,9 +44,10 @@ _Required256 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 _Required1024 = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 # Shapes checked with one C-level bytes.translate and a set lookup (a regex per field
 # would triple the cost of decoding an envelope). ASCII digits become "d", lower-case
-# hex digits "h"; anything else (other scripts' digits included) is left as it is.
-_DIGITS = bytes.maketrans(b"0123456789", b"d" * 10)
-_HEX = bytes.maketrans(b"0123456789abcdef", b"h" * 16)
+# hex digits "h", and a "d" or "h" already there "?" (so a literal "d" never passes for
+# a digit); anything else (other scripts' digits included) is left as it is.
+_DIGITS = bytes.maketrans(b"0123456789d", b"d" * 10 + b"?")
+_HEX = bytes.maketrans(b"0123456789abcdefh", b"h" * 16 + b"?")
 _TIME_SHAPES = frozenset(
     f"dddd-dd-dd{t}dd:dd:dd{fraction}{zone}".encode()
     for t in "Tt"
