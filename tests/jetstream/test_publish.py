@@ -65,6 +65,39 @@ async def test_acknowledged_batches_leave_nothing_behind(nats_url: str) -> None:
         await nc.close()
 
 
+async def test_each_message_of_a_batch_is_answered_once_on_its_own_index(nats_url: str) -> None:
+    """Message i of a batch is answered on <inbox>.<batch>.<i>: a repeated answer, or one
+    for an index the batch does not have, counts nothing; a refusal is kept by index; a
+    stream named "error" is still an ordinary answer; seq is the last stored message's."""
+    nc = Client()
+    await nc.connect(nats_url)
+    try:
+        sink = await nc.subscribe("cwtest.index")
+        await nc.flush()
+        publisher = Publisher(nc, 2.0, lambda: None)
+        sending = asyncio.create_task(publisher.send([("cwtest.index", b"x", None)] * 3, "index"))
+        replies = [(await sink.next_msg(timeout=1)).reply for _ in range(3)]
+        assert [r.rsplit(".", 1)[1] for r in replies] == ["0", "1", "2"]
+        assert len({r.rsplit(".", 1)[0] for r in replies}) == 1  # one batch token
+        await nc.publish(replies[0], b'{"stream":"error","seq":11}')
+        await nc.publish(replies[0], b'{"stream":"error","seq":11}')  # again: not counted
+        await nc.publish(replies[0].rsplit(".", 1)[0] + ".3", b'{"stream":"S","seq":99}')  # no such index
+        await nc.flush()
+        await asyncio.sleep(0.05)
+        assert not sending.done()
+        await nc.publish(
+            replies[1], b'{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 5"},"stream":"S"}'
+        )
+        await nc.publish(replies[2], b'{"stream":"S","seq":12,"duplicate":true}')
+        batch = await asyncio.wait_for(sending, 1)
+        assert batch.failed == {1: 10071} and batch.error_code == 10071
+        assert batch.error == "wrong last sequence: 5"
+        assert batch.seq == 12 and batch.remaining == 0
+        assert not publisher._awaiting
+    finally:
+        await nc.close()
+
+
 # -- the header block built straight from the event ---------------------------------------
 
 _TEXT = st.text(alphabet=st.sampled_from(["a", "Z", "0", ".", "/", ":", " ", "%", '"', "\t", "\x7f", "\u00e9", "-"]))

@@ -1,8 +1,10 @@
 """Pipelined JetStream publishing: write a whole batch, then await every ack.
 
 :class:`Publisher` is one per connection and shared by the transport and the stores
-on it (dead letters, KV dedup). Acks come back on one inbox per connection, counted
-per batch, without a future per message; the batches' timeouts are kept by one
+on it (dead letters, KV dedup). Acks come back on one inbox per connection, message
+``i`` of a batch on ``<inbox>.<batch>.<i>``: one entry per batch waits for them (no
+future or entry per message), and the usual pub-ack (``{"stream":..`` without an
+``"error"``) is only counted, decoded when its sequence is asked for; the batches' timeouts are kept by one
 deadline scan per publisher (every 50 ms while a batch waits), not a timer each.
 
 Each message goes out as one ``HPUB`` command built here (:func:`header_block`,
@@ -219,16 +221,54 @@ class PublishBatch:
     (0 when the broker gave none).
     """
 
-    __slots__ = ("done", "error", "error_code", "failed", "first", "remaining", "seq")
+    __slots__ = ("_last", "_seen", "done", "error", "error_code", "failed", "remaining")
 
-    def __init__(self, remaining: int, done: asyncio.Future[None], first: int) -> None:
+    def __init__(self, remaining: int, done: asyncio.Future[None]) -> None:
         self.remaining = remaining
         self.done = done
-        self.first = first
         self.error: str | None = None
         self.error_code: int | None = None
         self.failed: dict[int, int] = {}
-        self.seq = 0
+        self._seen = bytearray(remaining)  # 1: the message of that index was answered
+        self._last = b""  # the last pub-ack that stored its message (read by seq)
+
+    @property
+    def seq(self) -> int:
+        """The stream sequence of the last pub-ack that stored its message (0: none)."""
+        if not self._last:
+            return 0
+        try:
+            return _puback_decoder.decode(self._last).seq
+        except msgspec.DecodeError:
+            return 0
+
+    def answered(self, index: bytes, data: bytes, headers: dict[str, str] | None) -> bool:
+        """Count the answer to message ``index`` (the token of its reply subject); whether
+        it was the last one awaited. A repeated or unknown index counts nothing."""
+        if not index.isdigit() or (at := int(index)) >= len(self._seen) or self._seen[at]:
+            return False
+        self._seen[at] = 1
+        if data[:10] == b'{"stream":' and data[-1:] == b"}" and b'"error"' not in data:
+            self._last = data  # stored (the usual answer: decoded only if seq is asked for)
+        elif not data:  # a status message: 503 = no stream listens on this subject
+            status = (headers or {}).get("Status", "?")
+            self.error = f"no stream for this subject (status {status})"
+            self.failed[at] = NO_STREAM
+        else:
+            try:
+                ack = _puback_decoder.decode(data)
+            except msgspec.DecodeError:
+                self.error = data.decode(errors="replace")
+                self.failed[at] = 0
+            else:
+                if ack.error is not None:
+                    self.error = ack.error.description or f"error code {ack.error.err_code}"
+                    self.error_code = ack.error.err_code
+                    self.failed[at] = ack.error.err_code
+                else:
+                    self._last = data
+        self.remaining -= 1
+        return self.remaining == 0
 
 
 def _blocks(messages: Sequence[Message]) -> list[tuple[str, bytes, bytes | None]] | None:
@@ -260,7 +300,7 @@ class Publisher:
         self._last_error = last_error
         self._prefix: str | None = None
         self._seq = 0
-        self._awaiting: dict[bytes, PublishBatch] = {}  # reply token -> its batch
+        self._awaiting: dict[bytes, PublishBatch] = {}  # batch token -> the batch
         self._deadlines: deque[tuple[float, asyncio.Future[None]]] = deque()  # oldest first
         self._scanning: asyncio.TimerHandle | None = None
 
@@ -274,22 +314,22 @@ class Publisher:
         nc = self._nc
         if self._prefix is None:
             self._prefix = nc.new_inbox()
-            sub = await nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+            sub = await nc.subscribe(f"{self._prefix}.*.*", cb=self._on_ack)
             nc.direct(sub._id, self._on_frame)
         loop = asyncio.get_running_loop()
-        first = self._seq + 1
-        self._seq += len(messages)
-        batch = PublishBatch(len(messages), loop.create_future(), first)
-        tokens = [b"%d" % seq for seq in range(first, self._seq + 1)]
-        self._awaiting.update(dict.fromkeys(tokens, batch))
-        prefix = f"{self._prefix}."
+        self._seq += 1
+        token = b"%d" % self._seq
+        batch = PublishBatch(len(messages), loop.create_future())
+        self._awaiting[token] = batch
+        # message i of the batch is answered on <inbox>.<batch token>.<i>
+        prefix = f"{self._prefix}.{self._seq}."
         try:
             blocks = _blocks(messages)
             if blocks is not None:
-                nc.publish_batch(blocks, prefix, first)
+                nc.publish_batch(blocks, prefix, 0)
             else:  # headers nats-py rewrites or refuses: its own publish, one by one
-                for token, (subject, body, headers) in zip(tokens, messages, strict=True):
-                    reply = prefix + token.decode()
+                for index, (subject, body, headers) in enumerate(messages):
+                    reply = f"{prefix}{index}"
                     if isinstance(headers, dict):
                         await nc.publish(subject, body, reply=reply, headers=headers)
                     else:
@@ -308,8 +348,7 @@ class Publisher:
         except nats.errors.Error as exc:
             raise TransportError(f"publish to {what} failed: {exc!r}") from exc
         finally:
-            for token in tokens:
-                self._awaiting.pop(token, None)
+            del self._awaiting[token]
         return batch
 
     def _scan(self) -> None:
@@ -330,33 +369,17 @@ class Publisher:
         """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path)."""
         if not data:
             return False
-        self._acked(subject[subject.rfind(b".") + 1 :], data, None)
+        self._acked(subject, data, None)
         return True
 
     async def _on_ack(self, msg: Msg) -> None:
-        self._acked(msg.subject[msg.subject.rfind(".") + 1 :].encode(), msg.data, msg.headers)
+        self._acked(msg.subject.encode(), msg.data, msg.headers)
 
-    def _acked(self, token: bytes, data: bytes, headers: dict[str, str] | None) -> None:
-        batch = self._awaiting.pop(token, None)
+    def _acked(self, subject: bytes, data: bytes, headers: dict[str, str] | None) -> None:
+        """The answer to one message, on ``<inbox>.<batch token>.<index>``."""
+        dot = subject.rfind(b".")
+        batch = self._awaiting.get(subject[subject.rfind(b".", 0, dot) + 1 : dot])
         if batch is None:
             return  # a late ack of a batch that already timed out
-        if not data:  # a status message: 503 = no stream listens on this subject
-            status = (headers or {}).get("Status", "?")
-            batch.error = f"no stream for this subject (status {status})"
-            batch.failed[int(token) - batch.first] = NO_STREAM
-        else:
-            try:
-                ack = _puback_decoder.decode(data)
-            except msgspec.DecodeError:
-                batch.error = data.decode(errors="replace")
-                batch.failed[int(token) - batch.first] = 0
-            else:
-                if ack.error is not None:
-                    batch.error = ack.error.description or f"error code {ack.error.err_code}"
-                    batch.error_code = ack.error.err_code
-                    batch.failed[int(token) - batch.first] = ack.error.err_code
-                else:
-                    batch.seq = ack.seq
-        batch.remaining -= 1
-        if batch.remaining == 0 and not batch.done.done():
+        if batch.answered(subject[dot + 1 :], data, headers) and not batch.done.done():
             batch.done.set_result(None)
