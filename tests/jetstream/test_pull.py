@@ -56,11 +56,10 @@ class _Listener:
             raise ConnectionError("closed")
         self.written.append((reply, payload))
 
-    def delivery_settled(self, delivery: Any) -> None:
+    def delivery_settled(self, delivery: Any, finished: str | None = None) -> None:
         self.settled.append(delivery)
-
-    def delivery_finished(self, delivery: Any, how: str) -> None:
-        self.finished.append((delivery, how))
+        if finished is not None:
+            self.finished.append((delivery, finished))
 
 
 def _delivery(listener: _Listener, sequence: int) -> Any:
@@ -91,3 +90,64 @@ async def test_an_ack_is_written_once_and_a_refused_one_names_the_consumer() -> 
     with pytest.raises(TransportError, match=r"cannot settle delivery on C: ConnectionError\('closed'\)"):
         await refused.ack()
     assert refused.settled and listener.finished[-1] == (refused, "ack")
+
+
+def _subscription(ack_wait: float | None = None) -> tuple[Any, list[tuple[bytes, bytes]], Any]:
+    """A subscription fed straight from frames (no server), its writes kept; and a
+    function that delivers the event as stream message ``sequence``, ``delivered`` times."""
+    from crosswire import Event
+    from crosswire._transports.jetstream.headers import Client
+    from crosswire._transports.jetstream.publish import prepare
+    from crosswire._transports.jetstream.pull import JetStreamSubscription
+
+    sub = JetStreamSubscription(
+        Client(), "S", "C", 1 << 20, latest={}, on_close=lambda s: None, subject_prefix="cw", ack_wait=ack_wait
+    )
+    written: list[tuple[bytes, bytes]] = []
+    sub.write = lambda reply, payload: written.append((reply, payload))
+    [(subject, body, block)] = prepare([Event.new("t.x", b"{}", source="/s")], "cw", cloudevents=True, limit=1 << 20)
+    assert isinstance(block, bytes)
+
+    def deliver(sequence: int, delivered: int = 1) -> bytes:
+        reply = b"$JS.ACK.S.C.%d.%d.%d.1700000000000000000.0" % (delivered, sequence, sequence)
+        assert sub._on_frame(subject.encode(), reply, body, block)
+        return reply
+
+    return sub, written, deliver
+
+
+async def test_a_late_redelivery_of_an_acked_message_is_acked_again_and_what_is_kept_is_bounded() -> None:
+    from crosswire._transports.jetstream.pull import _FINISHED_KEPT
+
+    sub, written, deliver = _subscription()
+    taken = aiter(sub)
+    for sequence in range(1, 3 * _FINISHED_KEPT + 1):
+        deliver(sequence)
+        delivery = await anext(taken)
+        await (delivery.ack() if sequence % 2 else delivery.terminate())
+    assert len(sub._finished) + len(sub._finished_before) <= 2 * _FINISHED_KEPT + 1
+    written.clear()
+    newest, older, forgotten = 3 * _FINISHED_KEPT, 2 * _FINISHED_KEPT - 1, 1
+    for sequence in (newest, older):
+        reply = deliver(sequence, delivered=2)  # its lease ran out while the ack was on its way
+        assert written[-1] == (reply, b"+TERM" if sequence % 2 == 0 else b"+ACK")
+    assert sub.late_redeliveries == 2 and not sub._ready
+    deliver(forgotten, delivered=2)  # too long ago: handed out again
+    again = await anext(taken)
+    assert again.stream_sequence == forgotten and again.attempt == 2
+
+
+async def test_deliveries_waiting_in_the_queue_have_their_leases_renewed() -> None:
+    sub, written, deliver = _subscription(ack_wait=0.3)
+    taken = aiter(sub)
+    replies = [deliver(sequence) for sequence in (1, 2, 3)]
+    first = await anext(taken)  # taken: the consumer's to settle, no longer renewed here
+    newer = deliver(3, delivered=2)  # the queued delivery of 3 is superseded: not renewed
+    await sub._renew_waiting()
+    assert written == []  # not due yet
+    await asyncio.sleep(0.11)  # past ack_wait / 3
+    await sub._renew_waiting()
+    assert written == [(replies[1], b"+WPI"), (newer, b"+WPI")]
+    await sub._renew_waiting()
+    assert len(written) == 2  # renewed: not again before they are due
+    assert first.stream_sequence == 1 and replies[2] not in dict(written)

@@ -51,7 +51,11 @@ def ack_metadata(reply: bytes) -> tuple[int, int]:
 
     :raises ValueError: not such a subject.
     """
-    tokens = reply.split(b".")
+    return _metadata(reply.split(b"."))
+
+
+def _metadata(tokens: list[bytes]) -> tuple[int, int]:
+    """:func:`ack_metadata` of the subject's tokens."""
     count = len(tokens)
     if count < 2 or tokens[0] != b"$JS" or tokens[1] != b"ACK":
         raise ValueError("not a $JS.ACK subject")
@@ -76,13 +80,12 @@ class SettleListener(Protocol):
     def confirmer(self) -> Confirmer | None:
         """Confirms that acks reached the server (``None``: acks are not confirmed)."""
 
-    def delivery_settled(self, delivery: JetStreamDelivery) -> None: ...
+    def delivery_settled(self, delivery: JetStreamDelivery, finished: str | None = None) -> None:
+        """It was settled; ``finished``: acked (``"ack"``) or terminated (``"term"``) for
+        good (not superseded), else ``None``."""
 
     def write(self, reply: bytes, payload: bytes) -> None:
         """Send a settlement (``payload``) to a delivery's reply subject."""
-
-    def delivery_finished(self, delivery: JetStreamDelivery, how: str) -> None:
-        """It was acked (``how="ack"``) or terminated (``"term"``): for good."""
 
 
 class JetStreamDelivery:
@@ -110,6 +113,7 @@ class JetStreamDelivery:
         "_superseded",
         "attempt",
         "num_delivered",
+        "queued_at",
         "size",
         "stream_sequence",
     )
@@ -122,7 +126,6 @@ class JetStreamDelivery:
         data: bytes,
         headers: dict[str, str] | bytes | None,
         store: AttemptStore | None = None,
-        *,
         prefix: str | None = None,
         read: tuple[Event[Any], str | None] | None = None,
     ) -> None:
@@ -136,43 +139,55 @@ class JetStreamDelivery:
         self.size = len(data)
         """Bytes of the body: what the subscription's byte budget counts."""
         self._store = store
-        self._settled = False
-        self._superseded = False
+        self._settled = self._superseded = False
         self._event: Event[Any] | None = None
         self._decode_error: str | None = None
         self._log = EMPTY
         self._revision: int | None = 0  # of the attempt record; 0: none; None: unknown
-        try:
-            self.num_delivered, self.stream_sequence = ack_metadata(reply)
-        except ValueError as exc:
-            # Not a stream message's delivery: nothing says which attempt it is.
-            self.num_delivered = 1
-            self.stream_sequence = 0
-            self._store = None
-            self._decode_error = (
-                f"reply subject {reply.decode(errors='replace')!r} is not a JetStream ack subject "
-                f"($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...): {exc}"
-            )
+        self.queued_at = 0.0
+        """When it was queued in its subscription, or its lease last renewed there."""
+        tokens = reply.split(b".")
+        if (
+            len(tokens) == 9
+            and tokens[4] == b"1"
+            and tokens[0] == b"$JS"
+            and tokens[1] == b"ACK"
+            and tokens[5].isdigit()
+        ):
+            self.num_delivered = self.attempt = 1  # a first delivery (the usual subject)
+            self.stream_sequence = int(tokens[5])
         else:
-            if read is not None:
-                event, msgid = read
-                if (prefix is None or subject == prefix + event.type) and (msgid is None or msgid == event.id):
-                    self._event = event
-                else:
-                    self._decode_error = _contradiction(subject, None, event, prefix) or _contradicts_id(msgid, event)
-            else:
-                try:
-                    event = from_binary(self.headers, data)
-                except EnvelopeDecodeError as exc:
-                    self._decode_error = str(exc)
-                else:
-                    self._decode_error = _contradiction(subject, self.headers, event, prefix)
-                    if self._decode_error is None:
-                        self._event = event
+            try:
+                self.num_delivered, self.stream_sequence = _metadata(tokens)
+            except ValueError as exc:
+                # Not a stream message's delivery: nothing says which attempt it is.
+                self.num_delivered = self.attempt = 1
+                self.stream_sequence = 0
+                self._store = None
+                self._decode_error = (
+                    f"reply subject {reply.decode(errors='replace')!r} is not a JetStream ack subject "
+                    f"($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...): {exc}"
+                )
+                return
+            self.attempt = self.num_delivered
+            """Handler runs so far + 1 (resolved by :meth:`load` on a redelivery)."""
             if self.num_delivered > 1 and store is not None:
                 self._revision = None  # earlier deliveries may have left a record: load()
-        self.attempt = self.num_delivered
-        """Handler runs so far + 1 (resolved by :meth:`load` on a redelivery)."""
+        if read is not None:
+            event, msgid = read
+            if (prefix is None or subject == prefix + event.type) and (msgid is None or msgid == event.id):
+                self._event = event
+            else:
+                self._decode_error = _contradiction(subject, None, event, prefix) or _contradicts_id(msgid, event)
+            return
+        try:
+            event = from_binary(self.headers, data)
+        except EnvelopeDecodeError as exc:
+            self._decode_error = str(exc)
+        else:
+            self._decode_error = _contradiction(subject, self.headers, event, prefix)
+            if self._decode_error is None:
+                self._event = event
 
     @property
     def event(self) -> Event[Any] | None:
@@ -293,10 +308,10 @@ class JetStreamDelivery:
             return
         self._settled = True  # as _begin_settle, inline: this is every event's path
         listener = self._listener
-        listener.delivery_settled(self)
         if self._superseded:
+            listener.delivery_settled(self)
             return
-        listener.delivery_finished(self, how)
+        listener.delivery_settled(self, how)
         try:
             listener.write(self._reply, payload)
         except Exception as exc:

@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -96,15 +96,18 @@ class JetStreamSubscription:
         self._inbox = nc.new_inbox()
         self._ready: deque[JetStreamDelivery | None] = deque()
         self._takers: deque[asyncio.Future[None]] = deque()  # iterators waiting for _ready
-        # queued (not yet taken) deliveries -> when their lease was last started or renewed
-        self._waiting: dict[JetStreamDelivery, float] = {}
+        # the leases of queued (not yet taken) deliveries are renewed once they are this
+        # old (their queued_at), by a scan of the queue at most every _scan_every seconds
         self._renew_after = ack_wait / 3 if ack_wait is not None else None
+        self._next_scan = 0.0
         self._unsettled: set[JetStreamDelivery] = set()
         self._latest = latest
         # stream sequence -> "ack"/"term" of the last deliveries settled for good: a
         # redelivery of one (its lease ran out while the settlement was on its way) is
-        # settled the same way again, never handed out
-        self._finished: OrderedDict[int, str] = OrderedDict()
+        # settled the same way again, never handed out. Two generations of at most
+        # _FINISHED_KEPT each: the newest _FINISHED_KEPT at least are remembered.
+        self._finished: dict[int, str] = {}
+        self._finished_before: dict[int, str] = {}
         self.late_redeliveries = 0
         self._on_close = on_close
         self._attempts = attempts
@@ -117,6 +120,7 @@ class JetStreamSubscription:
         self._requested = 0
         self._refill = max(1, prefetch // 2)  # ask for more once this much room is free
         self._tick = min(_PULL_HEARTBEAT, ack_wait / 6) if ack_wait is not None else _PULL_HEARTBEAT
+        self._scan_every = self._tick / 2
         self._prefetch_bytes = prefetch_bytes
         self._refill_bytes = (prefetch_bytes or 0) // 2
         self._held_bytes = 0  # event bytes of unsettled deliveries
@@ -144,14 +148,16 @@ class JetStreamSubscription:
         nats-py's path (a status message, or headers the cheap parser leaves alone)."""
         if not reply:
             return False
+        headers: _Headers
         if block is None:
-            self._receive(subject.decode(errors="replace"), reply, data, None)
+            headers = read = None
         elif (read := read_block(block, data)) is not None:
-            self._receive(subject.decode(errors="replace"), reply, data, block, read)
-        elif (headers := parse_header_block(block)) is not None:
-            self._receive(subject.decode(errors="replace"), reply, data, headers or None)
+            headers = block
+        elif (parsed := parse_header_block(block)) is not None:
+            headers = parsed or None
         else:
             return False
+        self._receive(subject.decode("utf-8", "replace"), reply, data, headers, read)
         return True
 
     async def _on_msg(self, msg: Msg) -> None:
@@ -170,10 +176,10 @@ class JetStreamSubscription:
             with contextlib.suppress(Exception):
                 self.write(reply, _NAK)
             return
-        delivery = JetStreamDelivery(
-            self, subject, reply, data, headers, self._attempts, prefix=self._prefix, read=read
-        )
-        if delivery.num_delivered > 1 and (how := self._finished.get(delivery.stream_sequence)) is not None:
+        delivery = JetStreamDelivery(self, subject, reply, data, headers, self._attempts, self._prefix, read)
+        sequence = delivery.stream_sequence
+        redelivered = delivery.num_delivered > 1
+        if redelivered and (how := self._finished.get(sequence) or self._finished_before.get(sequence)) is not None:
             self.late_redeliveries += 1
             with contextlib.suppress(Exception):
                 self.write(reply, b"+ACK" if how == "ack" else b"+TERM")
@@ -182,53 +188,55 @@ class JetStreamSubscription:
             self._late.append(delivery)
             return
         self.received += 1
-        if sequence := delivery.stream_sequence:
-            previous = self._latest.get(sequence)
+        if sequence:
+            latest = self._latest
+            previous = latest.get(sequence)
             if previous is not None:  # its lease ran out and the broker sent the message again
                 previous.supersede()
-                self._waiting.pop(previous, None)
                 if previous in self._unsettled:
                     self._unsettled.discard(previous)
                     self._held_bytes -= previous.size
-            self._latest[sequence] = delivery
+            latest[sequence] = delivery
         else:
             log.error("consumer %s: %s", self._consumer, delivery.decode_error)
         self._unsettled.add(delivery)
         self._held_bytes += size
-        if delivery.num_delivered > 1 and self._attempts is not None:
+        if redelivered and self._attempts is not None:
             # a redelivery: read its attempt record before anyone sees it
             self._loading[delivery] = asyncio.create_task(self._load(delivery))
         else:
-            self._enqueue(delivery, now)
+            delivery.queued_at = now
+            self._ready.append(delivery)
+            if self._takers:
+                self._wake_takers()
 
-    def _enqueue(self, delivery: JetStreamDelivery, now: float | None = None) -> None:
-        if self._renew_after is not None:
-            self._waiting[delivery] = now or time.monotonic()
+    def _enqueue(self, delivery: JetStreamDelivery) -> None:
+        delivery.queued_at = time.monotonic()
         self._put(delivery)
 
     def _put(self, item: JetStreamDelivery | None) -> None:
         self._ready.append(item)
-        if takers := self._takers:
-            for taker in takers:  # every waiting iterator looks again (one cancelled loses none)
-                if not taker.done():
-                    taker.set_result(None)
-            takers.clear()
+        if self._takers:
+            self._wake_takers()
+
+    def _wake_takers(self) -> None:
+        takers = self._takers
+        for taker in takers:  # every waiting iterator looks again (one cancelled loses none)
+            if not taker.done():
+                taker.set_result(None)
+        takers.clear()
 
     async def _renew_waiting(self) -> None:
         """Renew the leases of deliveries that wait in this subscription's queue: the
         consumer has not taken them yet, so their time must not run out there (a
         backlog behind slow handlers would otherwise be redelivered elsewhere)."""
         assert self._renew_after is not None
-        due = time.monotonic() - self._renew_after
-        renew = []
-        for delivery, since in self._waiting.items():  # oldest first
-            if since > due:
-                break
-            renew.append(delivery)
         now = time.monotonic()
+        self._next_scan = now + self._scan_every
+        due = now - self._renew_after
+        renew = [d for d in self._ready if d is not None and d.queued_at <= due and not d.superseded]
         for delivery in renew:
-            del self._waiting[delivery]  # re-inserted last: the order stays by renewal time
-            self._waiting[delivery] = now
+            delivery.queued_at = now
             with contextlib.suppress(TransportError):
                 await delivery.in_progress()
 
@@ -296,7 +304,7 @@ class JetStreamSubscription:
                     self._requested_bytes += max_bytes or 0
                 except Exception:  # not connected: the next round asks again
                     pass
-            if self._waiting:
+            if self._renew_after is not None and self._ready and time.monotonic() >= self._next_scan:
                 await self._renew_waiting()
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -308,20 +316,24 @@ class JetStreamSubscription:
         self._requested_bytes = 0
         self._wake.set()
 
-    def delivery_finished(self, delivery: JetStreamDelivery, how: str) -> None:
-        if delivery.stream_sequence:
-            self._finished[delivery.stream_sequence] = how
-            if len(self._finished) > _FINISHED_KEPT:
-                self._finished.popitem(last=False)
-
-    def delivery_settled(self, delivery: JetStreamDelivery) -> None:
-        if delivery in self._unsettled:
-            self._unsettled.discard(delivery)
+    def delivery_settled(self, delivery: JetStreamDelivery, finished: str | None = None) -> None:
+        sequence = delivery.stream_sequence
+        if finished is not None and sequence:
+            done = self._finished
+            done[sequence] = finished
+            if len(done) > _FINISHED_KEPT:  # a new generation: the older one is dropped
+                self._finished_before, self._finished = done, {}
+        try:
+            self._unsettled.remove(delivery)
+        except KeyError:
+            pass
+        else:
             self._held_bytes -= delivery.size
         if self._prefetch - self._requested - len(self._unsettled) >= self._refill and self._want()[0]:
             self._wake.set()  # (_want's first test, without a call while nothing more is wanted)
-        if self._latest.get(delivery.stream_sequence) is delivery:
-            del self._latest[delivery.stream_sequence]
+        latest = self._latest
+        if latest.get(sequence) is delivery:
+            del latest[sequence]
         self.acked += 1
 
     def __aiter__(self) -> AsyncIterator[JetStreamDelivery]:
@@ -339,7 +351,6 @@ class JetStreamSubscription:
             if delivery is None:
                 self._put(None)  # for any other iterator
                 return
-            self._waiting.pop(delivery, None)
             if delivery.superseded:  # its lease ran out while queued: the newer one stands
                 continue
             yield delivery
@@ -369,7 +380,6 @@ class JetStreamSubscription:
         self._stopped = True
         if self._sub is not None:
             self._nc.direct(self._sub._id, None)  # anything still arriving takes nats-py's path
-        self._waiting.clear()
         loading = list(self._loading)
         for task in self._loading.values():
             task.cancel()
