@@ -3,6 +3,7 @@ parser gives, and the private method it overrides still has the shape it relies 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any, cast
 
@@ -127,7 +128,15 @@ async def test_the_parser_hands_over_what_nats_py_does(chunk: int) -> None:
         b"MSG a 1 2 3 4 5\r\nhey\r\n",
     ],
 )
-async def test_odd_lines_go_to_nats_py_parser(frame: bytes) -> None:
+@pytest.mark.parametrize("numbers_seen", [False, True])  # read by _frame, or by the loop's own test
+async def test_odd_lines_go_to_nats_py_parser(frame: bytes, numbers_seen: bool) -> None:
+    from crosswire._transports.jetstream import headers
+
+    headers._numbers.clear()
+    if numbers_seen:
+        for part in frame.split():
+            with contextlib.suppress(ValueError):
+                headers._number(part)
     outcomes = []
     for client in (NatsClient(), Client()):
         recorder = Recorder(client)
@@ -236,6 +245,38 @@ def test_ack_metadata_reads_both_forms_as_nats_py_does() -> None:
     for bad in (b"", b"_INBOX.x", b"$JS.ACK.S.C.3", b"$JS.ACK.S.C.x.42.7.1.5", b"$JS.NAK.S.C.3.42.7.1.5"):
         with pytest.raises(ValueError, match=r"."):
             ack_metadata(bad)
+
+
+def test_a_delivery_reads_its_reply_subject_as_ack_metadata_does() -> None:
+    """A delivery reads a first delivery's usual subject on a path of its own: the same
+    count and sequence as ack_metadata, and what ack_metadata refuses is no delivery of a
+    stream message."""
+    from types import SimpleNamespace
+
+    from crosswire._transports.jetstream.delivery import JetStreamDelivery
+
+    listener: Any = SimpleNamespace(consumer="C")
+    for reply in (
+        b"$JS.ACK.S.C.1.42.7.1700000000000000000.5",
+        b"$JS.ACK.S.C.3.42.7.1700000000000000000.5",
+        b"$JS.ACK.dom.acc.S.C.1.42.7.1700000000000000000.5",
+        b"$JS.ACK.dom.acc.S.C.1.42.7.1700000000000000000.5.rand",
+        b"$JS.ACK.S.C.1.x.7.1.5",
+        b"$JS.ACK.S.C.1.4_2.7.1.5",
+        b"$JS.ACK.S.C.1. 42.7.1.5",
+        b"$JS.NAK.S.C.1.42.7.1.5",
+        b"$JS.ACK.S.C.1.42.7.1",
+        b"_INBOX.S.C.1.42.7.1700000000000000000.5",
+    ):
+        delivery = JetStreamDelivery(listener, "cw.t", reply, b"", None)
+        try:
+            expected = ack_metadata(reply)
+        except ValueError:
+            assert delivery.stream_sequence == 0 and delivery.decode_error is not None, reply
+            assert "is not a JetStream ack subject" in delivery.decode_error
+        else:
+            assert (delivery.num_delivered, delivery.stream_sequence) == expected, reply
+            assert delivery.attempt == delivery.num_delivered
 
 
 # -- publishing ---------------------------------------------------------------------------

@@ -88,6 +88,7 @@ class _Parser(Parser):
         nc = self.nc
         direct = nc._direct
         subs = nc._subs
+        numbers = _numbers
         # Messages are sliced from one copy of the buffer; what was read is cut from it
         # once, at the end (or before nats-py's parser reads a line of it).
         view = bytes(buf)
@@ -108,8 +109,29 @@ class _Parser(Parser):
                     end = view.find(_CRLF, pos)
                     if end < 0:
                         return  # a partial line: wait for more
-                    frame = _frame(view[pos:end])
-                    if frame is None:
+                    parts = view[pos:end].split()
+                    kind = len(parts)
+                    # the usual lines, their numbers seen before: read here (else by _frame)
+                    if (
+                        kind == 6
+                        and parts[0] == b"HMSG"
+                        and (sid := numbers.get(parts[2])) is not None
+                        and (header_size := numbers.get(parts[4])) is not None
+                        and (needed := numbers.get(parts[5])) is not None
+                        and 0 < header_size <= needed
+                    ):
+                        subject, reply = parts[1], parts[3]
+                    elif (
+                        kind == 4
+                        and parts[0] == b"MSG"
+                        and (sid := numbers.get(parts[2])) is not None
+                        and (needed := numbers.get(parts[3])) is not None
+                        and needed >= 0
+                    ):
+                        subject, reply, header_size = parts[1], b"", 0
+                    elif (frame := _frame(parts)) is not None:
+                        subject, sid, reply, header_size, needed = frame
+                    else:
                         # nats-py parses this one line (and raises on what it rejects)
                         del buf[:pos]
                         end -= pos
@@ -124,7 +146,6 @@ class _Parser(Parser):
                         size = len(view)
                         continue
                     pos = end + 2
-                    subject, sid, reply, header_size, needed = frame
                     if size - pos < needed + 2:  # the payload is still on its way
                         arg = self.msg_arg
                         arg["subject"], arg["sid"], arg["reply"] = subject, sid, reply
@@ -175,10 +196,9 @@ def _number(text: bytes) -> int:
     return value
 
 
-def _frame(line: bytes) -> tuple[bytes, int, bytes, int, int] | None:
-    """``(subject, sid, reply, header size, size)`` of a well-formed ``MSG``/``HMSG`` line;
-    ``None``: nats-py's parser reads it."""
-    parts = line.split()
+def _frame(parts: list[bytes]) -> tuple[bytes, int, bytes, int, int] | None:
+    """``(subject, sid, reply, header size, size)`` of a well-formed ``MSG``/``HMSG`` line
+    (split at whitespace); ``None``: nats-py's parser reads it."""
     count = len(parts)
     try:
         if count in (5, 6) and parts[0] == b"HMSG":
