@@ -151,3 +151,42 @@ async def test_deliveries_waiting_in_the_queue_have_their_leases_renewed() -> No
     await sub._renew_waiting()
     assert len(written) == 2  # renewed: not again before they are due
     assert first.stream_sequence == 1 and replies[2] not in dict(written)
+
+
+async def test_a_settlement_for_good_waits_for_its_confirmation_and_drops_the_attempt_record() -> None:
+    """An ack or term is written at once; it then waits for the confirmation only when
+    too many are unconfirmed, and drops the attempt record only when there may be one
+    (a redelivery, or a record written)."""
+    from types import SimpleNamespace
+
+    from crosswire import Event
+    from crosswire._transports.jetstream.delivery import JetStreamDelivery
+
+    calls: list[Any] = []
+
+    async def forget(consumer: str, sequence: int) -> None:
+        calls.append(("forget", consumer, sequence))
+
+    async def wait() -> None:
+        calls.append("confirmed")
+
+    listener = _Listener()
+    over_limit = [False]
+    listener.confirmer = SimpleNamespace(acked=lambda: over_limit[0], wait=wait)  # type: ignore[assignment]
+    store: Any = SimpleNamespace(forget=forget)
+    event = Event.new("t.x", b"{}", source="/s", datacontenttype="application/json")
+
+    def delivery(sequence: int, delivered: int) -> Any:
+        reply = b"$JS.ACK.S.C.%d.%d.%d.1700000000000000000.0" % (delivered, sequence, sequence)
+        return JetStreamDelivery(listener, "cw.t.x", reply, b"{}", None, store, "cw.", (event, event.id))
+
+    await delivery(1, 1).ack()
+    assert calls == [] and listener.finished[-1][1] == "ack"  # a first delivery: no record
+    await delivery(2, 3).terminate()
+    assert calls == [("forget", "C", 2)] and listener.finished[-1][1] == "term"
+    over_limit[0] = True
+    await delivery(3, 1).ack()
+    assert calls[1:] == ["confirmed"]
+    await delivery(4, 2).ack()
+    assert calls[2:] == ["confirmed", ("forget", "C", 4)]
+    assert [payload for _, payload in listener.written] == [b"+ACK", b"+TERM", b"+ACK", b"+ACK"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
 from ..._binary import from_binary, unescape
@@ -147,14 +147,9 @@ class JetStreamDelivery:
         self.queued_at = 0.0
         """When it was queued in its subscription, or its lease last renewed there."""
         tokens = reply.split(b".")
-        if (
-            len(tokens) == 9
-            and tokens[4] == b"1"
-            and tokens[0] == b"$JS"
-            and tokens[1] == b"ACK"
-            and tokens[5].isdigit()
-        ):
-            self.num_delivered = self.attempt = 1  # a first delivery (the usual subject)
+        usual = len(tokens) == 9 and tokens[4] == b"1" and tokens[0] == b"$JS" and tokens[1] == b"ACK"
+        if usual and tokens[5].isdigit():  # a first delivery (the usual subject)
+            self.num_delivered = self.attempt = 1
             self.stream_sequence = int(tokens[5])
         else:
             try:
@@ -292,7 +287,8 @@ class JetStreamDelivery:
     async def ack(self) -> None:
         """Done. With confirmed acks (the default), this waits when too many acks of the
         connection are not yet confirmed by the server (see ``Confirmer``)."""
-        await self._finish("ack", _ACK)
+        if (rest := self._finish("ack", _ACK)) is not None:
+            await rest
 
     async def retry(self, after: float) -> None:
         if self._begin_settle():
@@ -300,26 +296,33 @@ class JetStreamDelivery:
             self._write(_NAK + b" " + json.dumps({"delay": delay}).encode() if delay else _NAK)
 
     async def terminate(self) -> None:
-        await self._finish("term", _TERM)
+        if (rest := self._finish("term", _TERM)) is not None:
+            await rest
 
-    async def _finish(self, how: str, payload: bytes) -> None:
-        """Ack or terminate for good, then drop the attempt record, if there may be one."""
+    def _finish(self, how: str, payload: bytes) -> Coroutine[Any, Any, None] | None:
+        """Ack or terminate for good (without a coroutine: every event's path); what is
+        left to await, if anything: a confirmation, dropping the attempt record."""
         if self._settled:
-            return
-        self._settled = True  # as _begin_settle, inline: this is every event's path
+            return None
+        self._settled = True  # as _begin_settle, inline
         listener = self._listener
         if self._superseded:
             listener.delivery_settled(self)
-            return
+            return None
         listener.delivery_settled(self, how)
         try:
             listener.write(self._reply, payload)
         except Exception as exc:
             raise TransportError(f"cannot settle delivery on {listener.consumer}: {exc!r}") from exc
         confirmer = listener.confirmer
-        if confirmer is not None and confirmer.acked():  # too many unconfirmed: wait
+        wait = confirmer is not None and confirmer.acked()  # too many unconfirmed: wait
+        forget = self._store is not None and self._revision != 0
+        return self._finished(confirmer if wait else None, forget) if wait or forget else None
+
+    async def _finished(self, confirmer: Confirmer | None, forget: bool) -> None:
+        if confirmer is not None:
             await self._confirmed(confirmer)
-        if self._store is not None and self._revision != 0:
+        if forget and self._store is not None:
             await self._store.forget(self._listener.consumer, self.stream_sequence)
 
     async def hand_back(self) -> None:

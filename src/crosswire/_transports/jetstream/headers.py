@@ -49,6 +49,7 @@ _CRLF = b"\r\n"
 _PING = b"PING\r\n"
 _OPEN = (NatsClient.CONNECTED, NatsClient.DRAINING_SUBS, NatsClient.DRAINING_PUBS)  # the socket is up
 _inline: set[asyncio.Future[None]] = set()  # flushes of a client whose flusher task died
+_tails: dict[bytes, bytes] = {}  # payload -> " <size>\r\n<payload>\r\n" of a PUB (bounded)
 
 DirectHandler = Callable[[bytes, bytes, bytes, bytes | None], bool]
 """``(subject, reply, data, header block or None) -> handled``."""
@@ -115,18 +116,15 @@ class _Parser(Parser):
                     if (
                         kind == 6
                         and parts[0] == b"HMSG"
-                        and (sid := numbers.get(parts[2])) is not None
-                        and (header_size := numbers.get(parts[4])) is not None
-                        and (needed := numbers.get(parts[5])) is not None
-                        and 0 < header_size <= needed
+                        and (sid := numbers.get(parts[2], -1)) >= 0
+                        and 0 < (header_size := numbers.get(parts[4], 0)) <= (needed := numbers.get(parts[5], -1))
                     ):
                         subject, reply = parts[1], parts[3]
                     elif (
                         kind == 4
                         and parts[0] == b"MSG"
-                        and (sid := numbers.get(parts[2])) is not None
-                        and (needed := numbers.get(parts[3])) is not None
-                        and needed >= 0
+                        and (sid := numbers.get(parts[2], -1)) >= 0
+                        and (needed := numbers.get(parts[3], -1)) >= 0
                     ):
                         subject, reply, header_size = parts[1], b"", 0
                     elif (frame := _frame(parts)) is not None:
@@ -245,7 +243,12 @@ class Client(NatsClient):
         :raises nats.errors.Error: closed, draining, or the reconnect buffer is full.
         """
         size = len(payload)
-        command = b"PUB %b %d\r\n%b\r\n" % (subject, size, payload)
+        tail = _tails.get(payload)  # the few settlements (+ACK, -NAK, ...) repeat
+        if tail is None:
+            tail = b" %d\r\n%b\r\n" % (size, payload)
+            if size <= 64 and len(_tails) < 64:
+                _tails[payload] = tail
+        command = b"PUB " + subject + tail
         if self._status != NatsClient.CONNECTED or self._pending_data_size == 0:
             self._queue(command, size)  # checks, buffering, a flusher to wake
             return
