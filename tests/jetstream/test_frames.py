@@ -299,3 +299,34 @@ def test_mutated_blocks_of_a_known_producer(edits: list[tuple[int, bytes]]) -> N
     for at, piece in edits:
         mutated[at % len(mutated) : at % len(mutated)] = piece
     _agree(bytes(mutated), b"{}")
+
+
+def test_blocks_of_the_producer_read_last_are_matched_piece_by_piece() -> None:
+    """Once a producer's lines were read from what is kept, its next blocks are matched
+    against them piece by piece: good ones read as the general way reads them, and any
+    other (other lines, other lengths, another id at the end, another producer's) still
+    agrees with the general way."""
+    first, second = _event(subject="a:b"), _event(source="/other")
+    for event in (first, first):  # learnt, then read from what is kept
+        assert _agree(_own_block(event), event.data or b"")
+    assert frames._last[2] is not None and frames._last[2].source == "/shop"
+    block, body = _own_block(first), first.data or b""
+    assert first.time is not None
+    time = first.time.encode()
+    for new_id in _IDS:
+        for new_time in _TIMES:
+            other = block.replace(first.id.encode(), new_id).replace(time, new_time)
+            if _agree(other, body):
+                assert frames._last[2].source == "/shop"  # still the same producer's
+    for other in (
+        block.replace(b"\r\nNats-Msg-Id: ", b"\r\nce-x: 1\r\nNats-Msg-Id: "),
+        block.replace(b"\r\ncontent-type: ", b"\r\nce-partitionkey: k\r\ncontent-type: "),
+        block.replace(b"\r\nce-time: ", b"\r\nce-time: \r\nce-time: "),
+        block[:-6] + b"X\r\n\r\n",  # another id at the end
+        block.replace(b"\r\n\r\n", b"\r\n"),
+        block + b"\r\n",
+    ):
+        _agree(other, body)
+    for event in (second, second, first):  # another producer's, then this one's again
+        assert _agree(_own_block(event), event.data or b"")
+    assert frames._last[2] is not None and frames._last[2].source == "/shop"

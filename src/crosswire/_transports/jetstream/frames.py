@@ -12,7 +12,9 @@ producer's lines, ``Nats-Msg-Id`` last: :func:`.publish.event_block`) are cheape
 the lines between ``ce-id`` and ``Nats-Msg-Id`` but ``ce-time`` are the same for every
 event of one producer and type, so the event read from the first such block (without
 its data) is kept for them (up to 1024 producers' lines), and the next one only
-checks its id and time and copies it with those (and its body).
+checks its id and time and copies it with those (and its body). A block of the
+producer read last is matched against that producer's lines in place (no slices but
+its id and time, no lookup).
 
 A block of ``Nats-Msg-Id`` alone (``cloudevents_headers=False``) means the body is the
 MessagePack envelope: it is decoded as such.
@@ -76,6 +78,9 @@ _PLAIN_VALUE = re.compile(rb"[!#$&-\[\]-~]{1,64}")  # an id _read reads as it is
 # a producer's lines -> an event read from them without its data: every block with those
 # lines has its attributes but id and time (bounded)
 _producers: dict[bytes, Event[Any]] = {}
+# the last producer's lines read from _producers: those before its time (from the end of
+# the ce-id line), those after it (to the Nats-Msg-Id value), the event read from them
+_last: tuple[bytes, bytes, Event[Any] | None] = (b"", b"", None)
 
 
 def _lean(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
@@ -111,8 +116,37 @@ def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
     """A block in the layout crosswire writes (``ce-specversion``, ``ce-id``, the
     producer's lines, ``Nats-Msg-Id`` = ``ce-id`` last) whose producer's lines were
     read before (:func:`_read`): only the id and ``ce-time`` differ, both checked here
-    as :func:`_read` checks them. Any other block: :func:`_read`."""
+    as :func:`_read` checks them. Any other block: :func:`_read`.
+
+    The block of the producer read last is matched piece by piece first (``_last``:
+    the lines around its time, without slicing them out)."""
+    global _last
     end = block.find(b"\r\n", _OWN_SIZE)
+    before, after, template = _last
+    if template is not None and block.startswith(before, end):
+        at = end + len(before)
+        stop = block.find(b"\r\n", at)
+        size = len(block)
+        id_ = block[_OWN_SIZE:end]
+        if (
+            block.startswith(after, stop)
+            and size == stop + len(after) + len(id_) + 4
+            and block.endswith(id_, 0, size - 4)
+            and block.endswith(_TAIL)
+            and ((id_.isalnum() and len(id_) <= 256) or _PLAIN_VALUE.fullmatch(id_) is not None)
+            and body[:1] != b"\xde"
+            and len(body) <= MAX_DATA
+        ):
+            try:
+                event: Event[Any] = msgspec.structs.replace(  # runs the checks Event runs (time)
+                    template,
+                    id=id_.decode(),
+                    time=block[at:stop].decode(),
+                    data=body if body or template.datacontenttype is not None else None,
+                )
+            except Exception:  # the checks Event runs (time): _read, then the general way, name them
+                return _read(block, body)
+            return event, event.id
     mark = block.rfind(_MSGID)
     if mark <= end or not block.endswith(_TAIL):
         return _read(block, body)
@@ -134,10 +168,12 @@ def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
         template = _producers[key]
     except KeyError:
         return _learn(key, id_, time, block, body)
+    if time is not None:  # the next block is matched against this producer's first
+        _last = (b"\r\n" + lines[: at + 9], b"\r\n" + lines[stop + 2 :] + _MSGID[2:], template)
     if body[:1] == b"\xde" or len(body) > MAX_DATA:
         return _read(block, body)
     try:
-        event: Event[Any] = msgspec.structs.replace(  # runs the checks Event runs (time)
+        event = msgspec.structs.replace(  # runs the checks Event runs (time)
             template,
             id=id_.decode(),
             time=time.decode() if time is not None else None,
