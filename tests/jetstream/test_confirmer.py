@@ -1,6 +1,7 @@
 """The ack confirmer: round trips shared by the acks of the moment, one waiter's
 cancellation leaving the others waiting, a round trip the server does not answer
-failing each waiter, and a waiter that came during a round trip waiting for the next."""
+failing each waiter, and a waiter that came during a round trip having the next one asked
+at once (a bounded number in flight)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class _Server:
     async def answer(self, error: BaseException | None = None) -> None:
         for _ in range(5):  # the round trip's task starts
             await asyncio.sleep(0)
-        trip = self.trips[-1]
+        trip = next(t for t in self.trips if not t.done())  # the oldest: PONGs come in order
         if error is None:
             trip.set_result(None)
         else:
@@ -72,7 +73,7 @@ async def test_an_unanswered_round_trip_fails_each_waiter() -> None:
     assert confirmer.unconfirmed == 0
 
 
-async def test_a_waiter_during_a_round_trip_waits_for_the_next() -> None:
+async def test_a_waiter_during_a_round_trip_has_the_next_asked_at_once() -> None:
     server = _Server()
     confirmer = Confirmer(server, 5.0, limit=0)  # type: ignore[arg-type]
     confirmer.acked()
@@ -81,8 +82,31 @@ async def test_a_waiter_during_a_round_trip_waits_for_the_next() -> None:
     assert len(server.trips) == 1  # in flight
     confirmer.acked()  # written after that round trip's PING
     late = asyncio.create_task(confirmer.wait())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(server.trips) == 2  # asked at once, not after the first one ends
     await server.answer()
-    assert not late.done() and len(server.trips) == 2  # the next one covers it
+    assert not late.done() and confirmer.unconfirmed == 1  # the first one does not cover it
     await server.answer()
     assert late.done() and late.exception() is None
+    assert confirmer.unconfirmed == 0 and len(server.trips) == 2
+
+
+async def test_round_trips_in_flight_are_bounded_and_later_waiters_share_the_next() -> None:
+    from crosswire._transports.jetstream.connection import _IN_FLIGHT
+
+    server = _Server()
+    confirmer = Confirmer(server, 5.0, limit=0)  # type: ignore[arg-type]
+    waiters = []
+    for _ in range(_IN_FLIGHT + 3):  # one ack and one waiter per loop step
+        confirmer.acked()
+        waiters.append(asyncio.create_task(confirmer.wait()))
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert len(server.trips) == _IN_FLIGHT  # the last waiters wait for a free one
+    for _ in range(_IN_FLIGHT):
+        await server.answer()
+    assert len(server.trips) == _IN_FLIGHT + 1  # one round trip for the three that waited
+    await server.answer()
+    assert all(w.done() and w.exception() is None for w in waiters)
     assert confirmer.unconfirmed == 0

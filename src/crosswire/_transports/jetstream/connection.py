@@ -125,34 +125,47 @@ async def close_connection(nc: NatsClient | None) -> None:
         await nc.close()
 
 
+_IN_FLIGHT = 4  # round trips one confirmer has in flight at most
+
+
 class Confirmer:
     """Bounds the acks (of one subscription) the server has not confirmed.
 
     Confirmation is a round trip (PING/PONG: the server has everything written
-    before it). At most one is in flight; acks written meanwhile are covered by the
-    next one (a group commit). :meth:`acked` returns at once while fewer than
-    ``limit`` acks are unconfirmed, else the caller waits for the next confirmation: so the
-    events a killed node handled whose acks the server never got are at most
-    ``limit`` (plus those being settled at that moment), whatever the load, instead
-    of whatever the client had buffered.
+    before it), shared by every ack written before it was asked (a group commit).
+    :meth:`acked` returns at once while fewer than ``limit`` acks are unconfirmed, else
+    the caller waits for a confirmation: so the events a killed node handled whose acks
+    the server never got are at most ``limit`` (plus those being settled at that
+    moment), whatever the load, instead of whatever the client had buffered.
+
+    An ack that waits has a round trip asked for it at once, even while earlier ones
+    are in flight (up to ``_IN_FLIGHT``; the server answers them in order): it does not
+    wait for an earlier round trip, which cannot cover it, to end first.
     """
 
     def __init__(self, nc: NatsClient, timeout: float, limit: int = 256) -> None:
         self._nc = nc
         self._timeout = timeout
         self.limit = limit
-        self.unconfirmed = 0
-        self._waiting: list[asyncio.Future[None]] = []  # one per waiter: resolved by the next round trip
-        self._busy = False  # a round trip is in flight
+        self._written = 0  # acks counted so far
+        self._confirmed = 0  # the first this many of them are confirmed
+        self._waiting: list[asyncio.Future[None]] = []  # one per waiter: for the next round trip asked
+        self._asked = False  # a round trip is asked for (it starts at the next loop step)
+        self._in_flight = 0
+
+    @property
+    def unconfirmed(self) -> int:
+        """Acks written and not confirmed yet."""
+        return self._written - self._confirmed
 
     def acked(self) -> bool:
         """Count one ack just written (a confirmation is on its way); whether too many
         are unconfirmed now: then the caller awaits :meth:`wait`."""
-        self.unconfirmed += 1
-        if not self._busy:
-            self._busy = True
+        self._written += 1
+        if not self._in_flight and not self._asked:
+            self._asked = True
             asyncio.get_running_loop().call_soon(self._round_trip)
-        return self.unconfirmed > self.limit
+        return self._written - self._confirmed > self.limit
 
     async def wait(self) -> None:
         """Until the server has every ack written so far.
@@ -162,25 +175,27 @@ class Confirmer:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()  # its own: a cancelled waiter cancels nobody else's wait
         self._waiting.append(waiter)
-        if not self._busy:
-            self._busy = True
+        if not self._asked and self._in_flight < _IN_FLIGHT:
+            self._asked = True
             loop.call_soon(self._round_trip)
         await waiter
 
     def _round_trip(self) -> None:
-        covered, waiting = self.unconfirmed, self._waiting
-        if covered == 0 and not waiting:
-            self._busy = False
-            return
+        self._asked = False
+        covered, waiting = self._written, self._waiting
+        if not waiting and (covered == self._confirmed or self._in_flight):
+            return  # nothing to confirm, or what is in flight confirms it and nobody waits
         self._waiting = []
+        self._in_flight += 1
         task = asyncio.ensure_future(flush(self._nc, self._timeout))
         _flushes.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             _flushes.discard(t)
+            self._in_flight -= 1
             failed = t.cancelled() or t.exception() is not None
             if not failed:
-                self.unconfirmed = max(0, self.unconfirmed - covered)
+                self._confirmed = max(self._confirmed, covered)
             for waiter in waiting:
                 if waiter.done():  # cancelled
                     continue
@@ -188,7 +203,8 @@ class Confirmer:
                     waiter.set_exception(TimeoutError("the server did not confirm the acks in time"))
                 else:
                     waiter.set_result(None)
-            self._round_trip()  # what was written meanwhile, if anything
+            if not self._asked and (self._waiting or not self._in_flight):
+                self._round_trip()  # what was written meanwhile, if anything
 
         task.add_done_callback(done)
 
