@@ -80,14 +80,15 @@ def header_block(headers: Mapping[str, str]) -> bytes | None:
 _LATER = STRING_ATTRS[STRING_ATTRS.index("type") + 1 :]
 _LATER_NAMES = tuple(f"ce-{name}: " for name in _LATER)
 _varying = operator.attrgetter("id", *_LATER)
-_NO_MORE = (None,) * (len(_LATER) - 2)  # no attribute after subject and time
 _Lines = tuple[str, str, str] | None
 _constant: dict[tuple[str, str, str, str | None], _Lines] = {}  # (bounded)
 
 
 def _constant_lines(specversion: str, source: str, type_: str, content_type: str | None) -> _Lines:
     """The lines of the attributes one producer usually keeps (source, type, content
-    type), as :func:`event_block` joins them; ``None``: one is escaped (the general way)."""
+    type), as :func:`event_block` joins them around the id: up to the id, from it to the
+    later lines, from those to the ``Nats-Msg-Id`` value; ``None``: one is escaped (the
+    general way)."""
     if NEEDS_ESCAPE.search(specversion + source + type_) is not None:
         return None
     if content_type is None:
@@ -96,7 +97,11 @@ def _constant_lines(specversion: str, source: str, type_: str, content_type: str
         ct = f"content-type: {content_type}\r\n"
     else:
         return None
-    return f"NATS/1.0\r\nce-specversion: {specversion}\r\n", f"ce-source: {source}\r\nce-type: {type_}\r\n", ct
+    return (
+        f"NATS/1.0\r\nce-specversion: {specversion}\r\nce-id: ",
+        f"\r\nce-source: {source}\r\nce-type: {type_}\r\n",
+        f"{ct}Nats-Msg-Id: ",
+    )
 
 
 def event_block(event: Event[Any]) -> bytes | None:
@@ -116,20 +121,30 @@ def event_block(event: Event[Any]) -> bytes | None:
         _constant[key] = constant
     if constant is None:
         return None
-    values = _varying(event)
-    id_, subject, time = values[:3]
-    if subject is None and values[3:] == _NO_MORE and time is not None:  # the usual event
+    id_, time = event.id, event.time
+    if (  # the usual event: a time, no attribute after type but it
+        time is not None
+        and event.subject is None
+        and event.dataschema is None
+        and event.correlationid is None
+        and event.causationid is None
+        and event.traceparent is None
+        and event.tracestate is None
+        and event.partitionkey is None
+        and event.idempotencykey is None
+    ):
         text = id_ + time
         later = f"ce-time: {time}\r\n"
     else:
+        values = _varying(event)
         text = "".join(filter(None, values))
         later = "".join(
             [f"{name}{value}\r\n" for name, value in zip(_LATER_NAMES, values[1:], strict=True) if value is not None]
         )
     if not (text.isascii() and text.isprintable()) or " " in text or '"' in text or "%" in text:
         return None  # escaped (NEEDS_ESCAPE): the general way
-    head, source_type, tail = constant
-    return f"{head}ce-id: {id_}\r\n{source_type}{later}{tail}Nats-Msg-Id: {id_}\r\n\r\n".encode()
+    head, middle, tail = constant
+    return f"{head}{id_}{middle}{later}{tail}{id_}\r\n\r\n".encode()
 
 
 def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, limit: int) -> list[Message]:
@@ -146,25 +161,33 @@ def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, lim
         server would drop the connection over it).
     """
     prepared: list[Message] = []
+    subjects: dict[str, str] = {}  # event type -> its subject, checked (this batch's)
     for event in events:
         if not isinstance(event, Event):
             raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
-        if event.type not in _valid_types:
-            check_subject_part("event type", event.type, wildcards=False)
-            if len(_valid_types) >= 4096:
-                _valid_types.clear()
-            _valid_types[event.type] = None
-        headers: dict[str, str] | None = None
-        if cloudevents and (block := event_block(event)) is not None:
+        type_ = event.type
+        subject = subjects.get(type_)
+        if subject is None:
+            if type_ not in _valid_types:
+                check_subject_part("event type", type_, wildcards=False)
+                if len(_valid_types) >= 4096:
+                    _valid_types.clear()
+                _valid_types[type_] = None
+            subject = subjects[type_] = f"{prefix}.{type_}"
+        headers: dict[str, str] | bytes | None
+        if cloudevents and (headers := event_block(event)) is not None:
             body = event.data or b""
+            size = len(headers) + len(body)
         else:
             if cloudevents:
-                headers, body = to_binary(event)
-                headers["Nats-Msg-Id"] = event.id
+                fields, body = to_binary(event)
+                fields["Nats-Msg-Id"] = event.id
             else:
-                headers, body = {"Nats-Msg-Id": event.id}, encode_event(event)
-            block = header_block(headers)
-        if (size := message_size(body, block if block is not None else headers)) > limit:
+                fields, body = {"Nats-Msg-Id": event.id}, encode_event(event)
+            block = header_block(fields)
+            headers = block if block is not None else fields
+            size = message_size(body, headers)
+        if size > limit:
             raise PayloadTooLargeError(
                 f"event {event.id} ({event.type}) is {size} bytes with its headers "
                 f"({len(body)} body + {size - len(body)} headers); the server accepts at most "
@@ -172,7 +195,7 @@ def prepare(events: Sequence[Event[Any]], prefix: str, *, cloudevents: bool, lim
                 size=size,
                 limit=limit,
             )
-        prepared.append((f"{prefix}.{event.type}", body, block if block is not None else headers))
+        prepared.append((subject, body, headers))
     return prepared
 
 
