@@ -271,7 +271,7 @@ class PublishBatch:
         if not index.isdigit() or (at := int(index)) >= len(self._seen) or self._seen[at]:
             return False
         self._seen[at] = 1
-        if data[:10] == b'{"stream":' and data[-1:] == b"}" and b'"error"' not in data:
+        if data.startswith(b'{"stream":') and data[-1] == 125 and data.find(b'"error"') < 0:  # 125: "}"
             self._last = data  # stored (the usual answer: decoded only if seq is asked for)
         elif not data:  # a status message: 503 = no stream listens on this subject
             status = (headers or {}).get("Status", "?")
@@ -400,9 +400,9 @@ class Publisher:
 
     def _acked(self, subject: bytes, data: bytes, headers: dict[str, str] | None) -> None:
         """The answer to one message, on ``<inbox>.<batch token>.<index>``."""
-        dot = subject.rfind(b".")
-        batch = self._awaiting.get(subject[subject.rfind(b".", 0, dot) + 1 : dot])
+        _, token, index = subject.rsplit(b".", 2)  # (the subscription is <inbox>.*.*)
+        batch = self._awaiting.get(token)
         if batch is None:
             return  # a late ack of a batch that already timed out
-        if batch.answered(subject[dot + 1 :], data, headers) and not batch.done.done():
+        if batch.answered(index, data, headers) and not batch.done.done():
             batch.done.set_result(None)
