@@ -98,15 +98,7 @@ class _Parser(Parser):
         count = received = 0
         try:
             while pos < size:
-                if self.state == AWAITING_MSG_PAYLOAD:  # a message whose payload had not all come
-                    needed = self.needed
-                    if size - pos < needed + 2:
-                        return
-                    arg = self.msg_arg
-                    sid, subject, reply, header_size = arg["sid"], arg["subject"], arg["reply"], self.header_needed
-                    self.header_needed = 0
-                    self.state = AWAITING_CONTROL_LINE
-                elif self.state == AWAITING_CONTROL_LINE:
+                if self.state == AWAITING_CONTROL_LINE:  # the usual state first
                     end = view.find(_CRLF, pos)
                     if end < 0:
                         return  # a partial line: wait for more
@@ -150,6 +142,14 @@ class _Parser(Parser):
                         self.needed, self.header_needed = needed, header_size
                         self.state = AWAITING_MSG_PAYLOAD
                         return
+                elif self.state == AWAITING_MSG_PAYLOAD:  # a message whose payload had not all come
+                    needed = self.needed
+                    if size - pos < needed + 2:
+                        return
+                    arg = self.msg_arg
+                    sid, subject, reply, header_size = arg["sid"], arg["subject"], arg["reply"], self.header_needed
+                    self.header_needed = 0
+                    self.state = AWAITING_CONTROL_LINE
                 else:
                     return
                 start = pos
