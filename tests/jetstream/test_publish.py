@@ -196,3 +196,10 @@ async def test_publish_batch_refuses_all_or_nothing() -> None:
     with pytest.raises(nats.errors.MaxPayloadError):
         nc.publish_batch([("cw.ok", b"", None), ("cw.x", b"x" * (nc._max_payload + 1), None)], "_INBOX.r.", 1)
     assert not nc._pending
+    for bad in ("", "_INBOX.r .", "_INBOX.r\r\n."):
+        with pytest.raises(nats.errors.BadSubjectError):
+            nc.publish_batch([("cw.ok", b"", None)], bad, 1)
+    assert not nc._pending
+    for batch in range(3):  # a reply prefix for each batch: checked each time, not remembered
+        nc.publish_batch([("cw.ok", b"", None)], f"_INBOX.r.{batch}.", 0)
+    assert not any(subject.startswith("_INBOX") for subject in nc._valid_subjects)

@@ -288,10 +288,13 @@ class Client(NatsClient):
         with the reply subject ``<reply_prefix><first + i>``, queued as one write: all
         of them, or none (then it raises as :meth:`publish_now` does).
 
-        Each distinct subject is validated once (up to 4096 are remembered).
+        Each distinct subject is validated once (up to 4096 are remembered); the reply
+        prefix, which may differ for every batch, on every call.
         """
         valid = self._valid_subjects
-        reply = valid.get(reply_prefix) or self._check_subject(reply_prefix)
+        if not self._skip_subject_validation:
+            _validate_subject(reply_prefix)
+        reply = reply_prefix.encode()
         max_payload = self._max_payload
         commands = []
         size = 0
