@@ -96,8 +96,7 @@ class JetStreamSubscription:
         self._inbox = nc.new_inbox()
         self._ready: deque[JetStreamDelivery | None] = deque()
         self._takers: deque[asyncio.Future[None]] = deque()  # iterators waiting for _ready
-        # the leases of queued (not yet taken) deliveries are renewed once they are this
-        # old (their queued_at), by a scan of the queue at most every _scan_every seconds
+        # queued deliveries' leases are renewed this long after queued_at (a scan of the queue every half tick)
         self._renew_after = ack_wait / 3 if ack_wait is not None else None
         self._next_scan = 0.0
         self._unsettled: set[JetStreamDelivery] = set()
@@ -120,7 +119,6 @@ class JetStreamSubscription:
         self._requested = 0
         self._refill = max(1, prefetch // 2)  # ask for more once this much room is free
         self._tick = min(_PULL_HEARTBEAT, ack_wait / 6) if ack_wait is not None else _PULL_HEARTBEAT
-        self._scan_every = self._tick / 2
         self._prefetch_bytes = prefetch_bytes
         self._refill_bytes = (prefetch_bytes or 0) // 2
         self._held_bytes = 0  # event bytes of unsettled deliveries
@@ -210,10 +208,6 @@ class JetStreamSubscription:
             if self._takers:
                 self._wake_takers()
 
-    def _enqueue(self, delivery: JetStreamDelivery) -> None:
-        delivery.queued_at = time.monotonic()
-        self._put(delivery)
-
     def _put(self, item: JetStreamDelivery | None) -> None:
         self._ready.append(item)
         if self._takers:
@@ -232,7 +226,7 @@ class JetStreamSubscription:
         backlog behind slow handlers would otherwise be redelivered elsewhere)."""
         assert self._renew_after is not None
         now = time.monotonic()
-        self._next_scan = now + self._scan_every
+        self._next_scan = now + self._tick / 2
         due = now - self._renew_after
         renew = [d for d in self._ready if d is not None and d.queued_at <= due and not d.superseded]
         for delivery in renew:
@@ -246,7 +240,8 @@ class JetStreamSubscription:
         finally:
             self._loading.pop(delivery, None)
         if not self._stopping and not delivery.superseded:  # else a newer delivery stands for it
-            self._enqueue(delivery)
+            delivery.queued_at = time.monotonic()
+            self._put(delivery)
 
     def _on_status(self, msg: Msg) -> None:
         headers = msg.headers or {}
@@ -323,11 +318,8 @@ class JetStreamSubscription:
             done[sequence] = finished
             if len(done) > _FINISHED_KEPT:  # a new generation: the older one is dropped
                 self._finished_before, self._finished = done, {}
-        try:
-            self._unsettled.remove(delivery)
-        except KeyError:
-            pass
-        else:
+        if delivery in self._unsettled:
+            self._unsettled.discard(delivery)
             self._held_bytes -= delivery.size
         if self._prefetch - self._requested - len(self._unsettled) >= self._refill and self._want()[0]:
             self._wake.set()  # (_want's first test, without a call while nothing more is wanted)
