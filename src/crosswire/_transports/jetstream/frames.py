@@ -84,15 +84,8 @@ _last: tuple[bytes, bytes, Event[Any] | None] = (b"", b"", None)
 
 
 def _lean(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
-    """Blocks in the layout crosswire's publisher writes (``ce-specversion``, ``ce-id``, the
-    producer's lines, ``Nats-Msg-Id`` last: :func:`.publish.event_block`) are cheaper still:
-    the lines between ``ce-id`` and ``Nats-Msg-Id`` but ``ce-time`` are the same for every
-    event of one producer and type, so the event read from the first such block (without
-    its data) is kept for them (up to 1024 producers' lines), and the next one only
-    checks its id and time and copies it with those (and its body).
-
-    A block of ``Nats-Msg-Id`` alone (``cloudevents_headers=False``): the body is the
-        whole envelope, as the general way reads it."""
+    """A block of ``Nats-Msg-Id`` alone (``cloudevents_headers=False``): the body is the
+    whole envelope, as the general way reads it."""
     msgid = block[len(_LEAN) : -4]
     if not msgid.isascii() or msgid != msgid.strip() or not msgid:
         return None
