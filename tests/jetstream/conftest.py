@@ -88,6 +88,16 @@ async def transport(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetS
     await drop_streams(nats_url, stream)
 
 
+@pytest.fixture
+async def second(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetStreamTransport]:
+    """A second client on the same stream, as a second node would have."""
+    stream, prefix = names
+    t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix)
+    await t.start()
+    yield t
+    await t.close()
+
+
 async def drop_streams(url: str, stream: str) -> None:
     """Delete a test's streams (and its dead-letter stream and KV bucket)."""
     nc = await nats.connect(url)

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,6 @@ from crosswire.jetstream import EmbeddedServer, JetStreamTransport
 from crosswire.testing import eventually
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-async def second(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetStreamTransport]:
-    """A second client on the same stream, as a second node would have."""
-    stream, prefix = names
-    t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix)
-    await t.start()
-    yield t
-    await t.close()
 
 
 async def test_the_claims_of_one_tick_are_written_together(transport: JetStreamTransport) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,16 +13,6 @@ from crosswire._policies.dedup import Claim
 from crosswire.jetstream import JetStreamDeadLetterStore, JetStreamIdempotencyStore, JetStreamTransport
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-async def second(nats_url: str, names: tuple[str, str]) -> AsyncIterator[JetStreamTransport]:
-    """A second client on the same stream, as a second node would have."""
-    stream, prefix = names
-    t = JetStreamTransport(nats_url, stream=stream, subject_prefix=prefix)
-    await t.start()
-    yield t
-    await t.close()
 
 
 async def test_claims_across_two_clients(transport: JetStreamTransport, second: JetStreamTransport) -> None:
