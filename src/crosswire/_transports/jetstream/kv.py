@@ -38,7 +38,8 @@ from ..._exceptions import ConfigurationError, TransportError
 from ..._policies.dedup import Claim
 from .connection import Connection
 from .headers import Client
-from .kvbatch import CONFLICT, BatchWriter
+from .kvbatch import BatchWriter
+from .publish import WRONG_LAST_SEQUENCE
 
 __all__ = ["JetStreamIdempotencyStore"]
 
@@ -138,7 +139,7 @@ class JetStreamIdempotencyStore:
         )
         if batch.error is None:
             return self._new(key, k, batch.seq)
-        if batch.error_code not in CONFLICT:
+        if batch.error_code not in WRONG_LAST_SEQUENCE:
             raise TransportError(f"dedup claim on {self.bucket} failed: {batch.error}")
         return await self._claim_taken(kv, key, k, value)
 
@@ -213,7 +214,7 @@ class JetStreamIdempotencyStore:
         try:
             await kv.delete(k, last=revision)
         except nats.js.errors.APIError as exc:
-            if exc.err_code in CONFLICT:  # no longer ours
+            if exc.err_code in WRONG_LAST_SEQUENCE:  # no longer ours
                 return
             raise TransportError(f"dedup release on {self.bucket} failed: {exc}") from exc
         except (TimeoutError, nats.errors.Error) as exc:

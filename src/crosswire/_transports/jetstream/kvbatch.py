@@ -23,7 +23,8 @@ removed after the commit): measured on nats-server 2.15, some 1.2 ms of server C
 batch on top of its messages, several times what the pub-acks of a tick's few dozen
 claims cost. Plain pipelined writes cost the server 6-9 µs each.
 
-A leaf module: it imports only :mod:`.headers` of the JetStream package.
+A leaf module: it imports only :mod:`.headers` and :mod:`.publish` (the pub-ack's
+form) of the JetStream package.
 """
 
 from __future__ import annotations
@@ -37,30 +38,16 @@ import nats.errors
 
 from ..._exceptions import TransportError
 from .headers import Client
+from .publish import WRONG_LAST_SEQUENCE, PubAck, decode_puback
 
-__all__ = ["CONFLICT", "BatchWriter"]
+__all__ = ["BatchWriter"]
 
 log = logging.getLogger("crosswire.jetstream")
 
-CONFLICT = (10071, 10164)
-"""JetStream error codes: the expected last (subject) sequence differs."""
 _CREATE = b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: 0\r\n\r\n"
 
 
-class _ApiError(msgspec.Struct):
-    err_code: int = 0
-    description: str = ""
-
-
-class _Ack(msgspec.Struct):
-    seq: int = 0
-    error: _ApiError | None = None
-
-
-_decode_ack = msgspec.json.Decoder(_Ack).decode
-
-
-def _refusal(ack: _Ack | None, data: bytes, block: bytes | None) -> str:
+def _refusal(ack: PubAck | None, data: bytes, block: bytes | None) -> str:
     if ack is not None and ack.error is not None:
         return ack.error.description or f"error code {ack.error.err_code}"
     if not data:
@@ -179,7 +166,7 @@ class BatchWriter:
         if tick.remaining == 0 and tick.timer is not None:
             tick.timer.cancel()
         try:
-            ack: _Ack | None = _decode_ack(data)
+            ack: PubAck | None = decode_puback(data)
         except msgspec.DecodeError:  # not JSON; empty: a status (503: no stream for the subject)
             ack = None
         index = int(token) - tick.first - tick.marks
@@ -191,7 +178,7 @@ class BatchWriter:
                 return True
             if ack is not None and ack.error is None:
                 future.set_result(ack.seq)
-            elif ack is not None and ack.error is not None and ack.error.err_code in CONFLICT:
+            elif ack is not None and ack.error is not None and ack.error.err_code in WRONG_LAST_SEQUENCE:
                 future.set_result(0)
             else:
                 why = _refusal(ack, data, block)

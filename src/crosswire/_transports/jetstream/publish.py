@@ -39,9 +39,11 @@ __all__ = [
     "NO_STREAM",
     "WRONG_LAST_SEQUENCE",
     "Message",
+    "PubAck",
     "PublishBatch",
     "Publisher",
     "ce_headers",
+    "decode_puback",
     "event_block",
     "header_block",
     "message_size",
@@ -225,7 +227,7 @@ class _ApiError(msgspec.Struct):
     description: str = ""
 
 
-class _PubAck(msgspec.Struct):
+class PubAck(msgspec.Struct):
     """JetStream's answer to a publish: ``{"stream": .., "seq": ..}`` or ``{"error": ..}``."""
 
     seq: int = 0
@@ -233,7 +235,9 @@ class _PubAck(msgspec.Struct):
     error: _ApiError | None = None
 
 
-_puback_decoder = msgspec.json.Decoder(_PubAck)
+_puback_decoder = msgspec.json.Decoder(PubAck)
+decode_puback = _puback_decoder.decode
+"""A pub-ack's JSON as a :class:`PubAck` (:class:`msgspec.DecodeError` if it is none)."""
 
 
 class PublishBatch:
