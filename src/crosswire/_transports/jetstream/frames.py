@@ -127,19 +127,8 @@ def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
             and block.endswith(id_, 0, size - 4)
             and block.endswith(_TAIL)
             and ((id_.isalnum() and len(id_) <= 256) or _PLAIN_VALUE.fullmatch(id_) is not None)
-            and body[:1] != b"\xde"
-            and len(body) <= MAX_DATA
         ):
-            try:
-                event: Event[Any] = msgspec.structs.replace(  # runs the checks Event runs (time)
-                    template,
-                    id=id_.decode(),
-                    time=block[at:stop].decode(),
-                    data=body if body or template.datacontenttype is not None else None,
-                )
-            except Exception:  # the checks Event runs (time): _read, then the general way, name them
-                return _read(block, body)
-            return event, event.id
+            return _copy(template, id_, block[at:stop], block, body)
     mark = block.rfind(_MSGID)
     if mark <= end or not block.endswith(_TAIL):
         return _read(block, body)
@@ -163,16 +152,25 @@ def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
         return _learn(key, id_, time, block, body)
     if time is not None:  # the next block is matched against this producer's first
         _last = (b"\r\n" + lines[: at + 9], b"\r\n" + lines[stop + 2 :] + _MSGID[2:], template)
+    return _copy(template, id_, time, block, body)
+
+
+def _copy(
+    template: Event[Any], id_: bytes, time: bytes | None, block: bytes, body: bytes
+) -> tuple[Event[Any], str | None] | None:
+    """``template`` (a producer's event without its data) with this block's id and time
+    and ``body`` as its data; a body in the previous format, too large, or a time
+    ``Event`` refuses: :func:`_read`, then the general way, which names what is wrong."""
     if body[:1] == b"\xde" or len(body) > MAX_DATA:
         return _read(block, body)
     try:
-        event = msgspec.structs.replace(  # runs the checks Event runs (time)
+        event: Event[Any] = msgspec.structs.replace(  # runs the checks Event runs (time)
             template,
             id=id_.decode(),
             time=time.decode() if time is not None else None,
             data=body if body or template.datacontenttype is not None else None,
         )
-    except Exception:  # the checks Event runs (time): _read, then the general way, name them
+    except Exception:
         return _read(block, body)
     return event, event.id
 
