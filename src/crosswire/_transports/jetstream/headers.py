@@ -267,19 +267,16 @@ class Client(NatsClient):
         :raises nats.errors.Error: as ``publish`` raises them (bad subject, closed, too
             large, the reconnect buffer is full).
         """
-        if not self._skip_subject_validation:
-            _validate_subject(subject)
-            if reply:
-                _validate_subject(reply)
-        if not subject:
-            raise errors.BadSubjectError
+        encoded = self._valid_subjects.get(subject) or self._check_subject(subject)
+        if reply and not self._skip_subject_validation:
+            _validate_subject(reply)
         if len(payload) > self._max_payload:
             raise errors.MaxPayloadError
         if block is None:
-            command = b"PUB %b %b %d\r\n%b\r\n" % (subject.encode(), reply.encode(), len(payload), payload)
+            command = b"PUB %b %b %d\r\n%b\r\n" % (encoded, reply.encode(), len(payload), payload)
         else:
             size = len(block)
-            head = b"HPUB %b %b %d %d\r\n" % (subject.encode(), reply.encode(), size, size + len(payload))
+            head = b"HPUB %b %b %d %d\r\n" % (encoded, reply.encode(), size, size + len(payload))
             command = b"%b%b%b\r\n" % (head, block, payload)
         self._queue(command, len(payload))
 
