@@ -183,48 +183,37 @@ class Dispatcher(Generic[T]):
     async def _work(self) -> None:
         items = self._items
         process = self._process
+        waiting = self._waiting
         while True:
             item = items.popleft() if items else await self._take()
             if self._putters:
                 self._wake(self._putters)
             key = self._key(item)
-            if key is None:  # the common case, without a coroutine per item for _run
-                self.running += 1
-                try:
-                    await process(item)
-                except asyncio.CancelledError:
-                    raise
-                except BaseException as exc:
-                    self._on_error(item, exc)
-                finally:
-                    self.running -= 1
-                    self.processed += 1
-                    self._settle(1)
-                continue
-            backlog = self._waiting.get(key)
-            if backlog is not None:  # another task runs this key: queue behind it
-                backlog.append(item)
-                continue
-            backlog = self._waiting[key] = deque()
+            backlog: deque[T] | None = None
+            if key is not None:
+                if key in waiting:  # another task runs this key: queue behind it
+                    waiting[key].append(item)
+                    continue
+                backlog = waiting[key] = deque()
             try:
-                await self._run(item)
-                while backlog:
-                    await self._run(backlog.popleft())
+                while True:  # the item, then (keyed) what queued behind it meanwhile
+                    self.running += 1
+                    try:
+                        await process(item)
+                    except asyncio.CancelledError:
+                        raise
+                    except BaseException as exc:
+                        self._on_error(item, exc)
+                    finally:
+                        self.running -= 1
+                        self.processed += 1
+                        self._settle(1)
+                    if not backlog:
+                        break
+                    item = backlog.popleft()
             finally:
-                del self._waiting[key]
-
-    async def _run(self, item: T) -> None:
-        self.running += 1
-        try:
-            await self._process(item)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._on_error(item, exc)
-        finally:
-            self.running -= 1
-            self.processed += 1
-            self._settle(1)
+                if key is not None:
+                    del waiting[key]
 
     def statistics(self) -> QueueStatistics:
         return QueueStatistics(

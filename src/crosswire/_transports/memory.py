@@ -133,7 +133,7 @@ class MemoryTransport:
         self._check_open()
         routes = self._routes
         for event in events:  # check all first: nothing is accepted if one is refused
-            if event.__class__ is not Event and not isinstance(event, Event):
+            if not isinstance(event, Event):
                 raise ConfigurationError(f"publish takes Events, got a {type(event).__name__}")
             if event.type not in routes:  # a routed type was validated when first routed
                 try:
@@ -142,13 +142,15 @@ class MemoryTransport:
                     raise ConfigurationError(str(exc)) from None
                 self._route(event.type)
         seq = self._seq
-        if self._dedup_window > 0 and self._dedup_max_ids > 0:
-            seen, order, max_ids = self._seen, self._seen_order, self._dedup_max_ids
-            now = time.monotonic()
+        dedup = self._dedup_window > 0 and self._dedup_max_ids > 0
+        seen, order, max_ids = self._seen, self._seen_order, self._dedup_max_ids
+        now = time.monotonic()
+        if dedup:
             horizon = now - self._dedup_window
             while order and order[0][0] <= horizon:
                 del seen[order.popleft()[1]]
-            for event in events:
+        for event in events:
+            if dedup:
                 event_id = event.id
                 if event_id in seen:
                     self._deduplicated += 1
@@ -157,16 +159,10 @@ class MemoryTransport:
                 order.append((now, event_id))
                 if len(order) > max_ids:
                     del seen[order.popleft()[1]]
-                self._published += 1
-                groups = routes.get(event.type)
-                for group in self._route(event.type) if groups is None else groups:
-                    group.put(Entry(event.__copy__(), next(seq)))  # type: ignore[attr-defined]  # msgspec: shallow copy
-            return
-        for event in events:
             self._published += 1
             groups = routes.get(event.type)
             for group in self._route(event.type) if groups is None else groups:
-                group.put(Entry(event.__copy__(), next(seq)))  # type: ignore[attr-defined]
+                group.put(Entry(event.__copy__(), next(seq)))  # type: ignore[attr-defined]  # msgspec: shallow copy
 
     def _route(self, event_type: str) -> list[Group]:
         groups = [g for g in self._groups.values() if subject_matches(g.pattern, event_type)]
