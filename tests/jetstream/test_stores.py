@@ -108,6 +108,36 @@ async def test_dead_letters_put_get_list_purge(transport: JetStreamTransport) ->
     assert await store.list() == []
 
 
+async def test_listing_thousands_of_letters_takes_a_few_round_trips(transport: JetStreamTransport) -> None:
+    """``crosswire dlq list`` and replay after an outage: the letters are read in
+    batches (one request per letter took seconds for a few thousand), and the oldest
+    ``limit`` still come first, filtered as asked."""
+    store = transport.dead_letter_store()
+    now = time.time()
+    letters = [
+        letter(f"b{i % 2}", Event.new(f"t.{i % 3}", b"x" * 100), now - 10_000 + ((i * 7919) % 3000))
+        for i in range(3000)
+    ]
+    for start in range(0, len(letters), 250):  # stored in an order unlike dead_at's
+        await asyncio.gather(*(store.put(item) for item in letters[start : start + 250]))
+    by_age = sorted(letters, key=lambda d: d.dead_at)
+
+    sent = transport.connection.stats["out_msgs"]
+    oldest = await store.list(limit=5)
+    requests = transport.connection.stats["out_msgs"] - sent
+    assert [d.id for d in oldest] == [d.id for d in by_age[:5]]
+    assert requests < 40, requests
+
+    everything = await store.list(limit=10_000)
+    assert [d.id for d in everything] == [d.id for d in by_age]
+    wanted = [d.id for d in by_age if d.binding == "b1" and d.event_type == "t.2"]
+    assert [d.id for d in await store.list(binding="b1", type="t.2", limit=10_000)] == wanted
+    assert [d.id for d in await store.list(binding="b1", type="t.2", limit=3)] == wanted[:3]
+    assert await store.list(limit=0) == []
+    info = await transport.jetstream.stream_info(store.stream)
+    assert info.state.consumer_count == 0  # each listing's reader is gone
+
+
 async def test_dead_letter_of_undecodable_bytes_round_trips(transport: JetStreamTransport) -> None:
     store = transport.dead_letter_store()
     error = ErrorInfo.of(ErrorCode.INVALID_ARGUMENT, "malformed: not msgpack", retryable=False)

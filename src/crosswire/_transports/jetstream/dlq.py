@@ -15,8 +15,11 @@ JetStream stored the letter, so the node may then terminate the delivery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import heapq
+import os
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
@@ -36,6 +39,7 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[DeadLetter] = msgspec.msgpack.Decoder(DeadLetter)
 _Errors = (nats.errors.Error, asyncio.TimeoutError)
 _HEADROOM = 512  # the publish's own headers (Nats-Expected-Stream) and framing
+_BATCH = 256  # letters per round trip when listing
 
 
 def _token(value: str) -> str:
@@ -121,31 +125,78 @@ class JetStreamDeadLetterStore:
         return msg.seq, _decode(msg.data, msg.seq)
 
     async def list(self, *, binding: str | None = None, type: str | None = None, limit: int = 1000) -> list[DeadLetter]:
-        """Dead letters, oldest (``dead_at``) first, filtered by binding and event type.
+        """Dead letters, oldest (``dead_at``) first, filtered by binding and event type:
+        the ``limit`` oldest of those stored when the call began.
+
+        The letters are read in batches through a short-lived consumer (a few round
+        trips for thousands of letters); only ``limit`` of them are kept meanwhile.
 
         :raises TransportError: the broker did not answer.
         """
+        if limit < 1:
+            return []
         try:
             js = await self._js()
         except _Missing:
             return []  # read-only, and no letter was ever stored
         subject = f"{self.prefix}.{_token(binding)}.*" if binding is not None else f"{self.prefix}.>"
-        letters: list[DeadLetter] = []
-        seq = 1
-        while True:
-            try:
-                msg = await js.get_msg(self.stream, seq=seq, next=True, subject=subject)
-            except nats.js.errors.NotFoundError:
-                break
-            except _Errors as exc:
-                raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
-            seq = msg.seq + 1
-            letter = _decode(msg.data, msg.seq)
+        # the `limit` oldest so far, newest on top: (-dead_at, -seq, letter)
+        oldest: list[tuple[float, int, DeadLetter]] = []
+        async for seq, letter in self._read(js, subject):
             if (binding is None or letter.binding == binding) and (type is None or letter.event_type == type):
-                letters.append(letter)
+                item = (-letter.dead_at, -seq, letter)
+                if len(oldest) < limit:
+                    heapq.heappush(oldest, item)
+                elif item > oldest[0]:
+                    heapq.heapreplace(oldest, item)
         # Stream order is put order; a re-put moves a letter to the end, so sort.
-        letters.sort(key=lambda d: d.dead_at)
-        return letters[:limit]
+        return [letter for _, _, letter in sorted(oldest, reverse=True)]
+
+    async def _read(self, js: Any, subject: str) -> AsyncIterator[tuple[int, DeadLetter]]:
+        """``(stream sequence, letter)`` of every letter on ``subject`` stored before
+        the call, in stream order, ``_BATCH`` per round trip."""
+        timeout = self._transport.publish_timeout
+        name = f"crosswire-dlq-list-{os.urandom(8).hex()}"
+        try:
+            last = (await js.stream_info(self.stream)).state.last_seq
+            await js.add_consumer(
+                self.stream,
+                config=api.ConsumerConfig(
+                    name=name,
+                    filter_subject=subject,
+                    ack_policy=api.AckPolicy.NONE,
+                    deliver_policy=api.DeliverPolicy.ALL,
+                    inactive_threshold=max(5.0, 4 * timeout),  # gone by itself if this reader dies
+                    mem_storage=True,
+                    num_replicas=1,
+                ),
+            )
+            reader = await js.pull_subscribe_bind(name, stream=self.stream)
+        except _Errors as exc:
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(self.stream, name)
+            raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
+        try:
+            pending = (await reader.consumer_info()).num_pending
+            while pending > 0:
+                try:
+                    batch = await reader.fetch(_BATCH, timeout=timeout)
+                except nats.errors.TimeoutError:
+                    return  # the rest was deleted meanwhile
+                for msg in batch:
+                    meta = msg.metadata
+                    seq = meta.sequence.stream
+                    if seq > last:
+                        return  # stored after the call began
+                    pending = meta.num_pending
+                    yield seq, _decode(msg.data, seq)
+        except _Errors as exc:
+            raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.unsubscribe()
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(self.stream, name)
 
     async def purge(self, letter_ids: Sequence[str] | None = None) -> int:
         """Delete the given letters (all when ``None``); returns how many were deleted.
