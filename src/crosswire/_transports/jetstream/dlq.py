@@ -15,10 +15,8 @@ JetStream stored the letter, so the node may then terminate the delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import heapq
-import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -128,8 +126,9 @@ class JetStreamDeadLetterStore:
         """Dead letters, oldest (``dead_at``) first, filtered by binding and event type:
         the ``limit`` oldest of those stored when the call began.
 
-        The letters are read in batches through a short-lived consumer (a few round
-        trips for thousands of letters); only ``limit`` of them are kept meanwhile.
+        The stream is read in batches of pipelined requests (a few round trips for
+        thousands of letters; nothing is created); only ``limit`` letters are kept
+        meanwhile.
 
         :raises TransportError: the broker did not answer.
         """
@@ -154,49 +153,30 @@ class JetStreamDeadLetterStore:
 
     async def _read(self, js: Any, subject: str) -> AsyncIterator[tuple[int, DeadLetter]]:
         """``(stream sequence, letter)`` of every letter on ``subject`` stored before
-        the call, in stream order, ``_BATCH`` per round trip."""
-        timeout = self._transport.publish_timeout
-        name = f"crosswire-dlq-list-{os.urandom(8).hex()}"
+        the call, in stream order: the sequences are read ``_BATCH`` at a time, their
+        requests pipelined. Reads only (no consumer: ``read_only`` holds); a sequence
+        whose letter was replaced or deleted is skipped."""
         try:
-            last = (await js.stream_info(self.stream)).state.last_seq
-            await js.add_consumer(
-                self.stream,
-                config=api.ConsumerConfig(
-                    name=name,
-                    filter_subject=subject,
-                    ack_policy=api.AckPolicy.NONE,
-                    deliver_policy=api.DeliverPolicy.ALL,
-                    inactive_threshold=max(5.0, 4 * timeout),  # gone by itself if this reader dies
-                    mem_storage=True,
-                    num_replicas=1,
-                ),
-            )
-            reader = await js.pull_subscribe_bind(name, stream=self.stream)
-        except _Errors as exc:
-            with contextlib.suppress(Exception):
-                await js.delete_consumer(self.stream, name)
-            raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
-        try:
-            pending = (await reader.consumer_info()).num_pending
-            while pending > 0:
-                try:
-                    batch = await reader.fetch(_BATCH, timeout=timeout)
-                except nats.errors.TimeoutError:
-                    return  # the rest was deleted meanwhile
-                for msg in batch:
-                    meta = msg.metadata
-                    seq = meta.sequence.stream
-                    if seq > last:
-                        return  # stored after the call began
-                    pending = meta.num_pending
-                    yield seq, _decode(msg.data, seq)
+            state = (await js.stream_info(self.stream)).state
         except _Errors as exc:
             raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
-        finally:
-            with contextlib.suppress(Exception):
-                await reader.unsubscribe()
-            with contextlib.suppress(Exception):
-                await js.delete_consumer(self.stream, name)
+        if not state.messages:
+            return
+        within = subject[:-1] if subject.endswith("*") else f"{self.prefix}."  # the subject's prefix
+        for first in range(state.first_seq, state.last_seq + 1, _BATCH):
+            seqs = range(first, min(first + _BATCH, state.last_seq + 1))
+            for msg in await asyncio.gather(*(self._get(js, seq) for seq in seqs)):
+                if msg is not None and msg.subject.startswith(within):
+                    yield msg.seq, _decode(msg.data, msg.seq)
+
+    async def _get(self, js: Any, seq: int) -> Any:
+        """The message at ``seq``, or ``None`` if there is none (replaced, deleted)."""
+        try:
+            return await js.get_msg(self.stream, seq=seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        except _Errors as exc:
+            raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
 
     async def purge(self, letter_ids: Sequence[str] | None = None) -> int:
         """Delete the given letters (all when ``None``); returns how many were deleted.
