@@ -9,7 +9,10 @@ Runs, side by side in one process, with the same no-op async handler and the sam
 - ``baseline_queue``: ``asyncio.Queue`` → ``msgspec`` decode → ``await handler``, the
   loop people write by hand (no policies, no settlement);
 - ``faststream``: FastStream's in-memory ``TestNatsBroker`` with the same handler
-  (skipped, reported as null, if FastStream is not installed).
+  (skipped, reported as null, if FastStream is not installed);
+- ``fused_ceiling``: every per-event step of the ``crosswire`` path in one function, with
+  no module, class or layer between them (``bench/_ceiling.py``): how fast the node
+  could be on this interpreter if its structure cost nothing.
 
 Each contender runs ``--rounds`` times, interleaved; the median is reported.
 The last line printed is one JSON object.
@@ -27,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+from _ceiling import run_ceiling
 from _loops import LOOPS, loop_factory
 
 import crosswire
@@ -92,6 +96,10 @@ async def run_baseline(n: int) -> float:
     await asyncio.gather(*workers, return_exceptions=True)
     assert count == n
     return n / elapsed
+
+
+async def run_fused_ceiling(n: int) -> float:
+    return await run_ceiling(n, [make_payload(i) for i in range(n)], Payload)
 
 
 async def run_faststream(n: int) -> float | None:
@@ -166,6 +174,7 @@ async def main() -> None:
         "crosswire": run_crosswire,
         "baseline_queue": run_baseline,
         "faststream": run_faststream,
+        "fused_ceiling": run_fused_ceiling,
     }
     results: dict[str, list[float]] = {k: [] for k in contenders}
     fs_n = max(1, n // 5)  # FastStream's test broker is slow; fewer events, same per-event metric
@@ -179,7 +188,7 @@ async def main() -> None:
                 file=sys.stderr,
             )
     eps = {k: (statistics.median(v) if v else None) for k, v in results.items()}
-    cw, base, fs = eps["crosswire"], eps["baseline_queue"], eps["faststream"]
+    cw, base, fs, ceiling = eps["crosswire"], eps["baseline_queue"], eps["faststream"], eps["fused_ceiling"]
     assert cw is not None and base is not None
     out = {
         "bench": "dispatch",
@@ -189,6 +198,7 @@ async def main() -> None:
         "ratios": {
             "vs_baseline_queue": round(cw / base, 3),
             "vs_faststream": round(cw / fs, 2) if fs else None,
+            "vs_fused_ceiling": round(cw / ceiling, 3) if ceiling else None,
         },
     }
     print(json.dumps(out))

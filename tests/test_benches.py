@@ -33,8 +33,8 @@ def _positive(figures: dict[str, Any], *names: str) -> None:
 def test_dispatch_bench(loop: str) -> None:
     out = _last_json("bench/dispatch.py", "--events", "400", "--rounds", "1", "--loop", loop)
     assert out["loop"] == loop
-    _positive(out["events_per_s"], "crosswire", "baseline_queue", "faststream")
-    _positive(out["ratios"], "vs_baseline_queue", "vs_faststream")
+    _positive(out["events_per_s"], "crosswire", "baseline_queue", "faststream", "fused_ceiling")
+    _positive(out["ratios"], "vs_baseline_queue", "vs_faststream", "vs_fused_ceiling")
 
 
 @pytest.mark.nats
