@@ -153,6 +153,31 @@ async def test_a_claim_cancelled_before_its_tick_is_written_takes_no_lease(
     assert await b.claim("k", lease=30) is Claim.NEW  # the next delivery, on another node, runs
 
 
+async def test_claims_cancelled_among_others_of_their_tick_are_not_written(
+    transport: JetStreamTransport, second: JetStreamTransport
+) -> None:
+    a = transport.idempotency_store(ttl=60)
+    b = second.idempotency_store(ttl=60)
+    assert await a.claim("warm-up", lease=30) is Claim.NEW
+    before = a.statistics()["ticks"]
+    tasks = [asyncio.create_task(a.claim(f"t-{i}", lease=30)) for i in range(6)]
+    await asyncio.sleep(0)  # all six queued in one tick, not written yet
+    for i in (0, 3, 5):  # the first, one in the middle, the last
+        tasks[i].cancel()
+    got = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [isinstance(r, asyncio.CancelledError) for r in got] == [True, False, False, True, False, True]
+    assert [got[i] for i in (1, 2, 4)] == [Claim.NEW] * 3  # the others' pub-acks reach their claims
+    assert a.statistics()["ticks"] - before == 1
+    assert await asyncio.gather(*(b.claim(f"t-{i}", lease=30) for i in range(6))) == [
+        Claim.NEW,
+        Claim.BUSY,
+        Claim.BUSY,
+        Claim.NEW,
+        Claim.BUSY,
+        Claim.NEW,
+    ]
+
+
 async def test_a_claim_cancelled_while_awaiting_its_ack_gives_its_lease_back(
     transport: JetStreamTransport, second: JetStreamTransport
 ) -> None:

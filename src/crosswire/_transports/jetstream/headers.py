@@ -311,6 +311,15 @@ class Client(NatsClient):
         if commands:
             self._queue(b"".join(commands), size, len(commands))
 
+    def write_commands(self, commands: bytes, payload_size: int, count: int) -> None:
+        """Queue ``count`` ready-made ``PUB``/``HPUB`` commands, joined, as one write:
+        their subjects valid and their payloads within the server's limit (the caller
+        made them so; nothing is checked), ``payload_size`` their payloads' bytes.
+
+        :raises nats.errors.Error: closed, draining, or the reconnect buffer is full.
+        """
+        self._queue(commands, payload_size, count)
+
     def _check_subject(self, subject: str) -> bytes:
         if not self._skip_subject_validation:
             _validate_subject(subject)

@@ -24,8 +24,9 @@ nothing is lost, and no event is acknowledged before its handler finished).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
+from binascii import hexlify
+from hashlib import sha256
 from typing import Any
 
 import nats.errors
@@ -46,10 +47,13 @@ __all__ = ["JetStreamIdempotencyStore"]
 
 _DONE = b"done"
 _RUNNING = b"running "
+_LEASE = _RUNNING + b"%d"
+_CLOSED = NatsClient.CLOSED
 
 
-def _kv_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def _kv_key(key: str) -> bytes:
+    """``key``'s KV key: its SHA-256 in hex (a valid key token whatever ``key`` holds)."""
+    return hexlify(sha256(key.encode()).digest())
 
 
 class JetStreamIdempotencyStore:
@@ -74,7 +78,7 @@ class JetStreamIdempotencyStore:
         self._writer: BatchWriter | None = None  # None: a client without the direct paths
         self._nc: NatsClient | None = None  # the connection _kv and _writer were opened on
         self._lock = asyncio.Lock()
-        self._owned: dict[str, tuple[str, int]] = {}  # key -> (kv key, revision of our running lease)
+        self._owned: dict[str, tuple[bytes, int]] = {}  # key -> (kv key, revision of our running lease)
         self.claims = {"new": 0, "done": 0, "busy": 0}
 
     def _open(self) -> KeyValue | None:
@@ -124,17 +128,28 @@ class JetStreamIdempotencyStore:
 
         :raises TransportError: the broker did not answer.
         """
-        kv = self._open() or await self._bucket()
-        k = _kv_key(key)
-        value = b"%b%d" % (_RUNNING, int((time.time() + lease) * 1000))
+        nc = self._nc
+        kv = self._kv if nc is not None and nc._status != _CLOSED else await self._bucket()
+        assert kv is not None
+        k = hexlify(sha256(key.encode()).digest())  # _kv_key
+        value = _LEASE % int((time.time() + lease) * 1000)
         writer = self._writer
         if writer is not None:
             # The common case, a key never seen: a create-if-absent written with this tick's.
-            revision = await writer.claim(k, value)
-            return self._new(key, k, revision) if revision else await self._claim_taken(kv, key, k, value)
+            future = writer.claim(k, value)
+            try:
+                revision = await future
+            except asyncio.CancelledError:
+                writer.withdraw(future)
+                raise
+            if revision:
+                self._owned[key] = (k, revision)
+                self.claims["new"] += 1
+                return Claim.NEW
+            return await self._claim_taken(kv, key, k, value)
         # A pipelined create-if-absent publish, then the read-and-compare loop.
         batch = await self._transport.publisher.send(
-            [(f"$KV.{self.bucket}.{k}", value, {"Nats-Expected-Last-Subject-Sequence": "0"})],
+            [(f"$KV.{self.bucket}.{k.decode()}", value, {"Nats-Expected-Last-Subject-Sequence": "0"})],
             f"KV bucket {self.bucket}",
         )
         if batch.error is None:
@@ -143,17 +158,18 @@ class JetStreamIdempotencyStore:
             raise TransportError(f"dedup claim on {self.bucket} failed: {batch.error}")
         return await self._claim_taken(kv, key, k, value)
 
-    async def _claim_taken(self, kv: KeyValue, key: str, k: str, value: bytes) -> Claim:
+    async def _claim_taken(self, kv: KeyValue, key: str, k: bytes, value: bytes) -> Claim:
         """The claim of a key that exists: read it, then compare and set."""
+        name = k.decode()
         try:
             for _ in range(16):  # each loop means another client changed the key meanwhile
                 try:
-                    entry = await kv.get(k)
+                    entry = await kv.get(name)
                 except nats.js.errors.KeyNotFoundError:
                     entry = None  # deleted (a released lease): create it again
                 if entry is None:
                     try:
-                        revision = await kv.create(k, value)
+                        revision = await kv.create(name, value)
                         return self._new(key, k, revision)
                     except nats.js.errors.KeyWrongLastSequenceError:
                         continue
@@ -165,7 +181,7 @@ class JetStreamIdempotencyStore:
                     self.claims["busy"] += 1
                     return Claim.BUSY
                 try:  # an expired lease (its node died): take it over
-                    revision = await kv.update(k, value, last=entry.revision)
+                    revision = await kv.update(name, value, last=entry.revision)
                     return self._new(key, k, revision)
                 except nats.js.errors.KeyWrongLastSequenceError:
                     continue
@@ -174,7 +190,7 @@ class JetStreamIdempotencyStore:
         self.claims["busy"] += 1
         return Claim.BUSY
 
-    def _new(self, key: str, k: str, revision: int) -> Claim:
+    def _new(self, key: str, k: bytes, revision: int) -> Claim:
         self._owned[key] = (k, revision)
         self.claims["new"] += 1
         return Claim.NEW
@@ -187,7 +203,9 @@ class JetStreamIdempotencyStore:
         :raises TransportError: the broker did not answer (only on a connection that is
             not crosswire's own client: there the marker's pub-ack is awaited).
         """
-        self._open() or await self._bucket()
+        nc = self._nc
+        if nc is None or nc._status == _CLOSED:
+            await self._bucket()
         owned = self._owned.pop(key, None)
         k = owned[0] if owned is not None else _kv_key(key)
         writer = self._writer
@@ -195,7 +213,7 @@ class JetStreamIdempotencyStore:
             writer.mark(k)
             return
         batch = await self._transport.publisher.send(
-            [(f"$KV.{self.bucket}.{k}", _DONE, None)], f"KV bucket {self.bucket}"
+            [(f"$KV.{self.bucket}.{k.decode()}", _DONE, None)], f"KV bucket {self.bucket}"
         )
         if batch.error is not None:
             raise TransportError(f"dedup complete on {self.bucket} failed: {batch.error}")
@@ -212,7 +230,7 @@ class JetStreamIdempotencyStore:
             return
         k, revision = owned
         try:
-            await kv.delete(k, last=revision)
+            await kv.delete(k.decode(), last=revision)
         except nats.js.errors.APIError as exc:
             if exc.err_code in WRONG_LAST_SEQUENCE:  # no longer ours
                 return
