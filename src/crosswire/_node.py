@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -195,7 +196,7 @@ class Node:
         )
         settler = self._settler
         dispatcher: Dispatcher[Delivery] = Dispatcher(
-            lambda d, b=binding: settler.process(b, d),  # type: ignore[misc]
+            functools.partial(settler.process, binding),
             _delivery_key,
             concurrency=binding.policies.concurrency,
             capacity=binding.policies.queue_size,

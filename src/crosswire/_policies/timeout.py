@@ -28,8 +28,7 @@ if sys.version_info >= (3, 12):
 else:  # 3.11's current_task is Python code; the map it reads is the C one
     _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
 
-    def _current_task(loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Task[Any] | None:
-        return _current_tasks.get(loop or asyncio.get_running_loop())
+    _current_task = _current_tasks.get  # (loop) -> its running task: no Python frame
 
 
 class _Watch:
