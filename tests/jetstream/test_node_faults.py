@@ -39,7 +39,9 @@ class Record:
         if not self.path.exists():
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        text = self.path.read_text()
+        # complete lines only: a node's write may be under way while this reads the file
+        for line in text[: text.rfind("\n") + 1].splitlines():
             kind, event_id, attempt, pid = line.split()
             out.append((kind, event_id, int(attempt), int(pid)))
         return out

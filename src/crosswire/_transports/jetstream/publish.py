@@ -298,9 +298,15 @@ class PublishBatch:
         return self.remaining == 0
 
 
-def _blocks(messages: Sequence[Message]) -> list[tuple[str, bytes, bytes | None]] | None:
+_third = operator.itemgetter(2)
+_BLOCK_TYPES = {bytes, type(None)}
+
+
+def _blocks(messages: Sequence[Message]) -> Sequence[tuple[str, bytes, bytes | None]] | None:
     """The messages with their headers as blocks; ``None``: one has headers nats-py
     rewrites or refuses (:func:`header_block`)."""
+    if set(map(type, map(_third, messages))) <= _BLOCK_TYPES:  # the usual batch: blocks already
+        return messages  # type: ignore[return-value]
     out: list[tuple[str, bytes, bytes | None]] = []
     for subject, body, headers in messages:
         if isinstance(headers, dict):
@@ -393,10 +399,14 @@ class Publisher:
             self._scanning = asyncio.get_running_loop().call_later(_SCAN, self._scan)
 
     def _on_frame(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> bool:
-        """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path)."""
+        """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path).
+        (:meth:`_acked`, inline: every published message's path.)"""
         if not data:
             return False
-        self._acked(subject, data, None)
+        _, token, index = subject.rsplit(b".", 2)
+        batch = self._awaiting.get(token)
+        if batch is not None and batch.answered(index, data, None) and not batch.done.done():
+            batch.done.set_result(None)
         return True
 
     async def _on_ack(self, msg: Msg) -> None:
