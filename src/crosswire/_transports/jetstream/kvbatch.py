@@ -182,6 +182,7 @@ class BatchWriter:
             entry = self._awaiting.pop(int(subject[self._cut :]), _LATE)
         except ValueError:  # not a token of ours
             return True
+        ack: PubAck | None
         if entry is None:  # a marker: the usual answer (stored) read without decoding it
             if not (data.startswith(b'{"stream":') and data[-1] == 125 and data.find(b'"error"') < 0):  # 125: }
                 ack = _decoded(data)
@@ -191,7 +192,10 @@ class BatchWriter:
         if not entry:
             return True  # late: its tick timed out already
         future, key = entry
-        ack = _decoded(data)
+        try:  # (_decoded, inline: every claim's path)
+            ack = decode_puback(data)
+        except msgspec.DecodeError:
+            ack = None
         if future.done():  # cancelled, or timed out: give back the lease it may have got
             if ack is not None and ack.error is None:
                 self._undo(key, ack.seq)
