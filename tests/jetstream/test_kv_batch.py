@@ -11,15 +11,51 @@ import logging
 import os
 import signal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from crosswire import ClosedError, TransportError
 from crosswire._policies.dedup import Claim
+from crosswire._transports.jetstream.headers import Client
+from crosswire._transports.jetstream.kvbatch import BatchWriter
 from crosswire.jetstream import EmbeddedServer, JetStreamTransport
 from crosswire.testing import eventually
 
 pytestmark = pytest.mark.nats
+
+
+class _Offline(Client):
+    """A client that is never connected: what it would write stays in its buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._max_pending_size = 1 << 20  # as connect() sets it: not connected, it buffers
+
+    async def subscribe(self, subject: str, **kwargs: Any) -> Any:
+        return SimpleNamespace(_id=1)
+
+
+async def test_a_tick_writes_what_publish_now_writes_for_its_markers_then_claims() -> None:
+    nc, expected = _Offline(), _Offline()
+    writer = BatchWriter(nc, "B-1", 5.0, marker=b"done")
+    await writer.start()
+    writer.claim(b"a1", b"running 1")
+    writer.mark(b"b2")
+    writer.claim(b"c3", b"running 33")
+    assert not nc._pending  # queued: written once the tick is over
+    await asyncio.sleep(0)
+    [command] = nc._pending
+    reply = command.split(b" ", 3)[2].decode().rsplit(".", 1)[0] + "."  # "<inbox>."
+    create = b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: 0\r\n\r\n"
+    expected.publish_now("$KV.B-1.b2", b"done", f"{reply}2", None)  # markers first
+    expected.publish_now("$KV.B-1.a1", b"running 1", f"{reply}1", create)
+    expected.publish_now("$KV.B-1.c3", b"running 33", f"{reply}3", create)
+    assert command == b"".join(expected._pending)
+    assert nc.stats["out_msgs"] == expected.stats["out_msgs"] == 3
+    assert nc.stats["out_bytes"] == expected.stats["out_bytes"]
+    assert writer.ticks == 1
 
 
 async def test_the_claims_of_one_tick_are_written_together(transport: JetStreamTransport) -> None:

@@ -113,8 +113,8 @@ class BatchWriter:
             self._nc.direct(sub._id, self._on_frame)
             head = b"HPUB " + _template(self._subject) + b"%b " + _template(f"{inbox}.".encode()) + b"%d"
             self._claim_command = head + b" %d %%d\r\n%b%%b\r\n" % (len(_CREATE), _template(_CREATE))
-            marker = _template(self._marker)
-            self._mark_command = head.replace(b"HPUB", b"PUB", 1) + b" %d\r\n%b\r\n" % (len(marker), marker)
+            marker = self._marker
+            self._mark_command = head.replace(b"HPUB", b"PUB", 1) + b" %d\r\n%b\r\n" % (len(marker), _template(marker))
             self._cut = len(inbox) + 1
 
     def claim(self, key: bytes, value: bytes) -> asyncio.Future[int]:
