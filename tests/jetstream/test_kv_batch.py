@@ -39,7 +39,7 @@ class _Offline(Client):
 
 async def test_a_tick_writes_what_publish_now_writes_for_its_markers_then_claims() -> None:
     nc, expected = _Offline(), _Offline()
-    writer = BatchWriter(nc, "B-1", 5.0, marker=b"done")
+    writer = BatchWriter(nc, "B-1", 5.0, marker=b"100%")  # a % in it: the templates escape it
     await writer.start()
     writer.claim(b"a1", b"running 1")
     writer.mark(b"b2")
@@ -49,7 +49,7 @@ async def test_a_tick_writes_what_publish_now_writes_for_its_markers_then_claims
     [command] = nc._pending
     reply = command.split(b" ", 3)[2].decode().rsplit(".", 1)[0] + "."  # "<inbox>."
     create = b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: 0\r\n\r\n"
-    expected.publish_now("$KV.B-1.b2", b"done", f"{reply}2", None)  # markers first
+    expected.publish_now("$KV.B-1.b2", b"100%", f"{reply}2", None)  # markers first
     expected.publish_now("$KV.B-1.a1", b"running 1", f"{reply}1", create)
     expected.publish_now("$KV.B-1.c3", b"running 33", f"{reply}3", create)
     assert command == b"".join(expected._pending)
