@@ -88,7 +88,7 @@ async def open_connection(
     return nc
 
 
-_flushes: set[asyncio.Task[None]] = set()
+_flushes: set[asyncio.Task[Any]] = set()
 
 
 async def flush(nc: NatsClient, timeout: float) -> None:
@@ -103,16 +103,34 @@ async def flush(nc: NatsClient, timeout: float) -> None:
 
     :raises TimeoutError: no answer within ``timeout`` (the round trip goes on).
     """
-    task = asyncio.ensure_future(nc.flush(timeout=24 * 3600))
+    task = asyncio.ensure_future(_flushed(nc))
     _flushes.add(task)
-    task.add_done_callback(_flush_done)
-    await asyncio.wait_for(asyncio.shield(task), timeout)
+    task.add_done_callback(_flushes.discard)
+    error = await asyncio.wait_for(asyncio.shield(task), timeout)
+    if error is not None:
+        raise error
 
 
-def _flush_done(task: asyncio.Task[None]) -> None:
-    _flushes.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: a flush of a connection that closed meanwhile
+async def _flushed(nc: NatsClient) -> Exception | None:
+    """nats-py's flush, its failure returned (a connection that closed meanwhile): the
+    task ends without an exception, so none is left unretrieved if the loop closes
+    before anyone looks."""
+    try:
+        await nc.flush(timeout=24 * 3600)
+    except Exception as exc:
+        return exc
+    return None
+
+
+async def _answered(nc: NatsClient, timeout: float) -> bool:
+    """Whether a round trip came back within ``timeout``. A result, not an exception:
+    a loop closed before the task's callbacks ran (a program's teardown) leaves no
+    unretrieved error behind."""
+    try:
+        await flush(nc, timeout)
+    except Exception:
+        return False
+    return True
 
 
 async def close_connection(nc: NatsClient | None) -> None:
@@ -187,13 +205,13 @@ class Confirmer:
             return  # nothing to confirm, or what is in flight confirms it and nobody waits
         self._waiting = []
         self._in_flight += 1
-        task = asyncio.ensure_future(flush(self._nc, self._timeout))
+        task = asyncio.ensure_future(_answered(self._nc, self._timeout))
         _flushes.add(task)
 
-        def done(t: asyncio.Task[None]) -> None:
+        def done(t: asyncio.Task[bool]) -> None:
             _flushes.discard(t)
             self._in_flight -= 1
-            failed = t.cancelled() or t.exception() is not None
+            failed = t.cancelled() or not t.result()
             if not failed:
                 self._confirmed = max(self._confirmed, covered)
             for waiter in waiting:
