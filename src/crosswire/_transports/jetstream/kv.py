@@ -84,7 +84,7 @@ class JetStreamIdempotencyStore:
     def _open(self) -> KeyValue | None:
         """The bucket, if it is open on a connection that is not closed."""
         nc = self._nc
-        return self._kv if nc is not None and not nc.is_closed else None
+        return self._kv if nc is not None and nc._status != _CLOSED else None
 
     async def _bucket(self) -> KeyValue:
         """The bucket, opened on the transport's connection (starting the transport on
@@ -128,10 +128,8 @@ class JetStreamIdempotencyStore:
 
         :raises TransportError: the broker did not answer.
         """
-        nc = self._nc
-        kv = self._kv if nc is not None and nc._status != _CLOSED else await self._bucket()
-        assert kv is not None
-        k = hexlify(sha256(key.encode()).digest())  # _kv_key
+        kv = self._open() or await self._bucket()
+        k = _kv_key(key)
         value = _LEASE % int((time.time() + lease) * 1000)
         writer = self._writer
         if writer is not None:
@@ -142,11 +140,7 @@ class JetStreamIdempotencyStore:
             except asyncio.CancelledError:
                 writer.withdraw(future)
                 raise
-            if revision:
-                self._owned[key] = (k, revision)
-                self.claims["new"] += 1
-                return Claim.NEW
-            return await self._claim_taken(kv, key, k, value)
+            return self._new(key, k, revision) if revision else await self._claim_taken(kv, key, k, value)
         # A pipelined create-if-absent publish, then the read-and-compare loop.
         batch = await self._transport.publisher.send(
             [(f"$KV.{self.bucket}.{k.decode()}", value, {"Nats-Expected-Last-Subject-Sequence": "0"})],
@@ -203,9 +197,7 @@ class JetStreamIdempotencyStore:
         :raises TransportError: the broker did not answer (only on a connection that is
             not crosswire's own client: there the marker's pub-ack is awaited).
         """
-        nc = self._nc
-        if nc is None or nc._status == _CLOSED:
-            await self._bucket()
+        self._open() or await self._bucket()
         owned = self._owned.pop(key, None)
         k = owned[0] if owned is not None else _kv_key(key)
         writer = self._writer

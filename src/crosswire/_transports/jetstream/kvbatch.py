@@ -40,7 +40,7 @@ from nats.aio.client import _validate_subject
 
 from ..._exceptions import TransportError
 from .headers import Client
-from .publish import WRONG_LAST_SEQUENCE, PubAck, decode_puback
+from .publish import WRONG_LAST_SEQUENCE, PubAck, decode_puback, stored
 
 __all__ = ["BatchWriter"]
 
@@ -184,7 +184,7 @@ class BatchWriter:
             return True
         ack: PubAck | None
         if entry is None:  # a marker: the usual answer (stored) read without decoding it
-            if not (data.startswith(b'{"stream":') and data[-1] == 125 and data.find(b'"error"') < 0):  # 125: }
+            if not stored(data):
                 ack = _decoded(data)
                 if ack is None or ack.error is not None:
                     self._unconfirmed(1, _refusal(ack, data, block))
@@ -192,10 +192,7 @@ class BatchWriter:
         if not entry:
             return True  # late: its tick timed out already
         future, key = entry
-        try:  # (_decoded, inline: every claim's path)
-            ack = decode_puback(data)
-        except msgspec.DecodeError:
-            ack = None
+        ack = _decoded(data)
         if future.done():  # cancelled, or timed out: give back the lease it may have got
             if ack is not None and ack.error is None:
                 self._undo(key, ack.seq)

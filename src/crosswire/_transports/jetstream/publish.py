@@ -48,6 +48,7 @@ __all__ = [
     "header_block",
     "message_size",
     "prepare",
+    "stored",
 ]
 
 NO_STREAM = -503
@@ -240,6 +241,12 @@ decode_puback = _puback_decoder.decode
 """A pub-ack's JSON as a :class:`PubAck` (:class:`msgspec.DecodeError` if it is none)."""
 
 
+def stored(data: bytes) -> bool:
+    """Whether ``data`` is the usual pub-ack, the message stored (``{"stream":..}``
+    without an ``"error"``), told without decoding it; ``False``: decode to know."""
+    return data.startswith(b'{"stream":') and data[-1] == 125 and data.find(b'"error"') < 0  # 125: "}"
+
+
 class PublishBatch:
     """Acks still awaited for one batch of published messages.
 
@@ -275,7 +282,7 @@ class PublishBatch:
         if not index.isdigit() or (at := int(index)) >= len(self._seen) or self._seen[at]:
             return False
         self._seen[at] = 1
-        if data.startswith(b'{"stream":') and data[-1] == 125 and data.find(b'"error"') < 0:  # 125: "}"
+        if stored(data):
             self._last = data  # stored (the usual answer: decoded only if seq is asked for)
         elif not data:  # a status message: 503 = no stream listens on this subject
             status = (headers or {}).get("Status", "?")
@@ -399,14 +406,10 @@ class Publisher:
             self._scanning = asyncio.get_running_loop().call_later(_SCAN, self._scan)
 
     def _on_frame(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> bool:
-        """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path).
-        (:meth:`_acked`, inline: every published message's path.)"""
+        """A pub-ack, straight from the read loop; ``False`` for a status (nats-py's path)."""
         if not data:
             return False
-        _, token, index = subject.rsplit(b".", 2)
-        batch = self._awaiting.get(token)
-        if batch is not None and batch.answered(index, data, None) and not batch.done.done():
-            batch.done.set_result(None)
+        self._acked(subject, data, None)
         return True
 
     async def _on_ack(self, msg: Msg) -> None:
