@@ -302,14 +302,9 @@ class JetStreamDelivery:
     def _finish(self, how: str, payload: bytes) -> Coroutine[Any, Any, None] | None:
         """Ack or terminate for good (without a coroutine: every event's path); what is
         left to await, if anything: a confirmation, dropping the attempt record."""
-        if self._settled:
+        if not self._begin_settle(how):
             return None
-        self._settled = True  # as _begin_settle, inline
         listener = self._listener
-        if self._superseded:
-            listener.delivery_settled(self)
-            return None
-        listener.delivery_settled(self, how)
         try:
             listener.write(self._reply, payload)
         except Exception as exc:
@@ -335,13 +330,17 @@ class JetStreamDelivery:
             return
         self._write(_WPI)
 
-    def _begin_settle(self) -> bool:
-        """Mark settled; whether a settlement should be sent to the broker."""
+    def _begin_settle(self, finished: str | None = None) -> bool:
+        """Mark settled (``finished``: acked or terminated for good); whether a
+        settlement should be sent to the broker."""
         if self._settled:
             return False
         self._settled = True
-        self._listener.delivery_settled(self)
-        return not self._superseded
+        if self._superseded:
+            self._listener.delivery_settled(self)
+            return False
+        self._listener.delivery_settled(self, finished)
+        return True
 
     async def _confirmed(self, confirmer: Confirmer) -> None:
         try:

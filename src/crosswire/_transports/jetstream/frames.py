@@ -105,6 +105,11 @@ def read_block(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | Non
     return _read(block, body)
 
 
+def _plain_id(id_: bytes) -> bool:
+    """Whether ``id_`` is an id :func:`_read` would read as it is."""
+    return (id_.isalnum() and len(id_) <= 256) or _PLAIN_VALUE.fullmatch(id_) is not None
+
+
 def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
     """A block in the layout crosswire writes (``ce-specversion``, ``ce-id``, the
     producer's lines, ``Nats-Msg-Id`` = ``ce-id`` last) whose producer's lines were
@@ -126,7 +131,7 @@ def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
             and size == stop + len(after) + len(id_) + 4
             and block.endswith(id_, 0, size - 4)
             and block.endswith(_TAIL)
-            and ((id_.isalnum() and len(id_) <= 256) or _PLAIN_VALUE.fullmatch(id_) is not None)
+            and _plain_id(id_)
         ):
             return _copy(template, id_, block[at:stop], block, body)
     mark = block.rfind(_MSGID)
@@ -135,7 +140,7 @@ def _own(block: bytes, body: bytes) -> tuple[Event[Any], str | None] | None:
     id_ = block[_OWN_SIZE:end]
     if block[mark + _MSGID_SIZE : -4] != id_:
         return _read(block, body)
-    if not (id_.isalnum() and end - _OWN_SIZE <= 256) and _PLAIN_VALUE.fullmatch(id_) is None:
+    if not _plain_id(id_):
         return _read(block, body)
     lines = block[end + 2 : mark + 2]
     at = lines.find(b"ce-time: ")

@@ -204,21 +204,16 @@ class JetStreamSubscription:
             self._loading[delivery] = asyncio.create_task(self._load(delivery))
         else:
             delivery.queued_at = now
-            self._ready.append(delivery)
-            if self._takers:
-                self._wake_takers()
+            self._put(delivery)
 
     def _put(self, item: JetStreamDelivery | None) -> None:
         self._ready.append(item)
-        if self._takers:
-            self._wake_takers()
-
-    def _wake_takers(self) -> None:
         takers = self._takers
-        for taker in takers:  # every waiting iterator looks again (one cancelled loses none)
-            if not taker.done():
-                taker.set_result(None)
-        takers.clear()
+        if takers:
+            for taker in takers:  # every waiting iterator looks again (one cancelled loses none)
+                if not taker.done():
+                    taker.set_result(None)
+            takers.clear()
 
     async def _renew_waiting(self) -> None:
         """Renew the leases of deliveries that wait in this subscription's queue: the
