@@ -160,8 +160,7 @@ class Deduplicating:
 
     async def __call__(self, attempt: Attempt) -> Outcome:
         store, lease = self.store, self.lease
-        event = attempt.event
-        key = f"{attempt.binding}\x1f{event.idempotencykey or event.id}"  # event.dedup_key
+        key = f"{attempt.binding}\x1f{attempt.event.dedup_key}"
         if type(store) is MemoryIdempotencyStore and store.claim_now(key, lease=lease) is Claim.NEW:
             # the common case in process: no coroutine per store operation
             try:
