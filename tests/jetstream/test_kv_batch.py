@@ -20,7 +20,7 @@ from crosswire import ClosedError, TransportError
 from crosswire._policies.dedup import Claim
 from crosswire._transports.jetstream.headers import Client
 from crosswire._transports.jetstream.kvbatch import BatchWriter
-from crosswire.jetstream import EmbeddedServer, JetStreamTransport
+from crosswire.jetstream import EmbeddedServer, JetStreamIdempotencyStore, JetStreamTransport
 from crosswire.testing import eventually
 
 pytestmark = pytest.mark.nats
@@ -175,12 +175,21 @@ async def test_a_transport_started_anew_gets_the_store_on_its_new_connection(
     assert store.statistics()["done_unconfirmed"] == 0
 
 
-async def test_a_claim_cancelled_before_its_tick_is_written_takes_no_lease(
+@pytest.fixture
+async def stores(
     transport: JetStreamTransport, second: JetStreamTransport
-) -> None:
+) -> tuple[JetStreamIdempotencyStore, JetStreamIdempotencyStore]:
+    """Two nodes' stores on one bucket, the first's bucket open (its writer started)."""
     a = transport.idempotency_store(ttl=60)
     b = second.idempotency_store(ttl=60)
     assert await a.claim("warm-up", lease=30) is Claim.NEW
+    return a, b
+
+
+async def test_a_claim_cancelled_before_its_tick_is_written_takes_no_lease(
+    stores: tuple[JetStreamIdempotencyStore, JetStreamIdempotencyStore],
+) -> None:
+    a, b = stores
     task = asyncio.create_task(a.claim("k", lease=30))
     await asyncio.sleep(0)  # queued, not written yet
     task.cancel()  # a node stopping: the attempt is handed back
@@ -190,11 +199,9 @@ async def test_a_claim_cancelled_before_its_tick_is_written_takes_no_lease(
 
 
 async def test_claims_cancelled_among_others_of_their_tick_are_not_written(
-    transport: JetStreamTransport, second: JetStreamTransport
+    stores: tuple[JetStreamIdempotencyStore, JetStreamIdempotencyStore],
 ) -> None:
-    a = transport.idempotency_store(ttl=60)
-    b = second.idempotency_store(ttl=60)
-    assert await a.claim("warm-up", lease=30) is Claim.NEW
+    a, b = stores
     before = a.statistics()["ticks"]
     tasks = [asyncio.create_task(a.claim(f"t-{i}", lease=30)) for i in range(6)]
     await asyncio.sleep(0)  # all six queued in one tick, not written yet
@@ -215,11 +222,9 @@ async def test_claims_cancelled_among_others_of_their_tick_are_not_written(
 
 
 async def test_a_claim_cancelled_while_awaiting_its_ack_gives_its_lease_back(
-    transport: JetStreamTransport, second: JetStreamTransport
+    stores: tuple[JetStreamIdempotencyStore, JetStreamIdempotencyStore],
 ) -> None:
-    a = transport.idempotency_store(ttl=60)
-    b = second.idempotency_store(ttl=60)
-    assert await a.claim("warm-up", lease=30) is Claim.NEW
+    a, b = stores
     task = asyncio.create_task(a.claim("k", lease=30))
     await asyncio.sleep(0)
     await asyncio.sleep(0)  # the tick is written: the server will take the claim
