@@ -73,3 +73,28 @@ def test_the_least_recently_written_key_is_evicted_first() -> None:
     assert store.claim_now("a", lease=60) is Claim.DONE
     assert store.claim_now("b", lease=60) is Claim.NEW
     assert store.statistics().keys == 2
+
+
+def test_a_full_store_evicts_the_oldest_sixteenth_of_its_keys_at_once() -> None:
+    store = MemoryIdempotencyStore(max_keys=64)
+    for i in range(64):
+        assert store.claim_now(f"k{i}", lease=60) is Claim.NEW
+    store.complete_now("k0")  # written last now: not among the oldest
+    assert store.statistics().keys == 64
+    assert store.claim_now("k64", lease=60) is Claim.NEW  # over max_keys: drops k1..k5
+    assert store.statistics().keys == 60
+    assert store.claim_now("k0", lease=60) is Claim.DONE
+    assert store.claim_now("k6", lease=60) is Claim.BUSY  # still held
+    assert store.claim_now("k5", lease=60) is Claim.NEW  # forgotten, so claimable again
+    assert store.statistics().keys == 61
+
+
+def test_a_churning_store_stays_within_max_keys_and_keeps_the_newest() -> None:
+    store = MemoryIdempotencyStore(max_keys=1000)
+    for i in range(20_000):
+        assert store.claim_now(f"k{i}", lease=60) is Claim.NEW
+        store.complete_now(f"k{i}")
+        assert 1000 - 1000 // 16 <= store.statistics().keys <= 1000 or i < 1000
+    kept = 1000 - 1000 // 16
+    assert all(store.claim_now(f"k{i}", lease=60) is Claim.DONE for i in range(20_000 - kept, 20_000))
+    assert store.claim_now(f"k{20_000 - 1000 - 1}", lease=60) is Claim.NEW

@@ -49,6 +49,9 @@ class BreakerState(enum.StrEnum):
     HALF_OPEN = "half_open"
 
 
+_CLOSED = BreakerState.CLOSED  # read once per call: on 3.11 an enum member is a metaclass lookup (~0.1 µs)
+
+
 class BreakerStatistics(msgspec.Struct, frozen=True, kw_only=True):
     state: BreakerState
     window_calls: int
@@ -110,7 +113,7 @@ class CircuitBreaker:
 
     async def __call__(self, attempt: Attempt) -> Outcome:
         probe = False
-        if self.state is not BreakerState.CLOSED:
+        if self.state is not _CLOSED:
             probe = await self._admit()
         try:
             outcome = await self._inner(attempt)
