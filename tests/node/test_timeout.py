@@ -84,3 +84,29 @@ async def test_a_cancellation_from_outside_is_not_turned_into_a_timeout() -> Non
     task.cancel()
     done = await asyncio.gather(task, return_exceptions=True)
     assert isinstance(done[0], asyncio.CancelledError)
+
+
+class _OffsetClockLoop(asyncio.SelectorEventLoop):
+    """A loop whose clock is not time.monotonic(), as uvloop's is not."""
+
+    def time(self) -> float:
+        return time.monotonic() + 1000.0
+
+
+def test_the_deadline_is_kept_on_the_loops_own_clock_when_it_is_not_monotonic() -> None:
+    async def slow(attempt: Attempt) -> Outcome:
+        await asyncio.sleep(10)
+        return Outcome()
+
+    async def main() -> tuple[Outcome, float]:
+        t0 = time.monotonic()
+        outcome = await asyncio.wait_for(Timeout(0.3).layer(slow)(_attempt()), 5)
+        return outcome, time.monotonic() - t0
+
+    loop = _OffsetClockLoop()
+    try:
+        outcome, took = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert outcome.error is not None and outcome.error.code is ErrorCode.TIMEOUT
+    assert 0.25 < took < 3.0, took  # not at once (a monotonic deadline read as loop time), not never

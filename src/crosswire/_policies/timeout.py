@@ -41,10 +41,12 @@ class _Watch:
     it runs about once per ``seconds`` while handlers finish in time.
     """
 
-    __slots__ = ("due", "fired", "loop", "running", "timer")
+    __slots__ = ("due", "fired", "loop", "monotonic", "running", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        # asyncio's own loops keep time.monotonic(); another (uvloop) may keep its own clock
+        self.monotonic = type(loop).time is asyncio.BaseEventLoop.time
         self.running: dict[asyncio.Task[Any], float] = {}
         self.fired: set[asyncio.Task[Any]] = set()
         self.timer: asyncio.TimerHandle | None = None
@@ -105,8 +107,8 @@ class Timeout(msgspec.Struct, frozen=True):
             watch = watches[0]
             task = _current_task(loop)
             assert task is not None
-            # the loop's clock may differ from time.monotonic (uvloop): the watch keeps loop time
-            watch.start(task, deadline - now + loop.time())
+            # the watch keeps loop time, which may differ from time.monotonic (uvloop)
+            watch.start(task, deadline if watch.monotonic else deadline - now + loop.time())
             try:
                 outcome = await inner(attempt)
             except asyncio.CancelledError:
