@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 
 import pytest
 
@@ -98,3 +99,20 @@ def test_a_churning_store_stays_within_max_keys_and_keeps_the_newest() -> None:
     kept = 1000 - 1000 // 16
     assert all(store.claim_now(f"k{i}", lease=60) is Claim.DONE for i in range(20_000 - kept, 20_000))
     assert store.claim_now(f"k{20_000 - 1000 - 1}", lease=60) is Claim.NEW
+
+
+def test_a_lease_that_ran_out_is_taken_over_and_a_done_key_runs_again_after_its_ttl() -> None:
+    store = MemoryIdempotencyStore(ttl=0.05)
+    assert store.claim_now("a", lease=0.05) is Claim.NEW
+    assert store.claim_now("a", lease=0.05) is Claim.BUSY
+    time.sleep(0.06)  # the holder died: its lease ran out
+    assert store.claim_now("a", lease=60) is Claim.NEW
+    store.complete_now("a")
+    assert store.claim_now("a", lease=60) is Claim.DONE
+    store.release_now("a")  # a done key is not given up by a release
+    assert store.claim_now("a", lease=60) is Claim.DONE
+    time.sleep(0.06)  # past the TTL
+    assert store.claim_now("a", lease=60) is Claim.NEW
+    store.release_now("a")
+    assert store.claim_now("a", lease=60) is Claim.NEW
+    assert store.statistics().keys == 1

@@ -79,9 +79,11 @@ class MemoryIdempotencyStore:
             raise ConfigurationError("ttl and max_keys must be positive")
         self.ttl = ttl
         self.max_keys = max_keys
-        # key -> (done, expires_at), least recently written first: a dict keeps the order
-        # of insertion, so a write that must move a key to the end removes it first
-        self._entries: dict[str, tuple[bool, float]] = {}
+        # key -> when it expires (time.monotonic(), always > 0): a running claim's lease
+        # end, or, negated, a done key's. One float per key: no tuple to allocate, or for
+        # the garbage collector to track. Least recently written first: a dict keeps the
+        # order of insertion, so a write that must move a key to the end removes it first.
+        self._entries: dict[str, float] = {}
 
     async def claim(self, key: str, *, lease: float) -> Claim:
         return self.claim_now(key, lease=lease)
@@ -98,12 +100,15 @@ class MemoryIdempotencyStore:
     def claim_now(self, key: str, lease: float) -> Claim:
         now = time.monotonic()
         entries = self._entries
-        entry = entries.get(key)
-        if entry is not None:
-            if entry[1] > now:
-                return _DONE if entry[0] else _BUSY
+        expires = entries.get(key)
+        if expires is not None:
+            if expires < 0:
+                if -expires > now:
+                    return _DONE
+            elif expires > now:
+                return _BUSY
             del entries[key]  # expired: claimed anew, so written last
-        entries[key] = (False, now + lease)  # newest last: eviction takes the oldest first
+        entries[key] = now + lease  # newest last: eviction takes the oldest first
         if len(entries) > self.max_keys:
             self._evict()
         return _NEW
@@ -111,13 +116,13 @@ class MemoryIdempotencyStore:
     def complete_now(self, key: str) -> None:
         entries = self._entries
         entries.pop(key, None)
-        entries[key] = (True, time.monotonic() + self.ttl)
+        entries[key] = -(time.monotonic() + self.ttl)
         if len(entries) > self.max_keys:
             self._evict()
 
     def release_now(self, key: str) -> None:
-        entry = self._entries.get(key)
-        if entry is not None and not entry[0]:
+        expires = self._entries.get(key)
+        if expires is not None and expires > 0:  # a running claim, not a done key
             del self._entries[key]
 
     def _evict(self) -> None:
