@@ -7,7 +7,8 @@ Handles ``load.item``: a payload starting with ``poison`` always fails (retryabl
 one starting with ``crash`` SIGKILLs the node, anything else succeeds after
 ``--delay`` seconds. Every attempt is appended to RECORD_FILE as lines
 ``<S|H|P|C> <event id> <attempt> <pid>`` (S started, H handled, P poison attempt,
-C crash) with a single unbuffered write each, so a SIGKILL loses no finished line.
+C crash) with a single unbuffered write each, so a SIGKILL loses no finished line; a
+node that drained adds ``A - <deliveries it acknowledged> <pid>``.
 Dead letters go to the JetStream dead-letter stream; ``--dedup`` uses the JetStream
 KV idempotency store. Prints ``READY`` once consuming; SIGTERM drains and exits.
 """
@@ -79,6 +80,9 @@ async def main() -> None:
     async with node:
         print("READY", flush=True)
         await stop.wait()
+    # after the drain: the deliveries this node acknowledged (handled, or skipped as done)
+    acknowledged = sum(b.handled for b in node.statistics().bindings.values())
+    os.write(fd, f"A - {acknowledged} {pid}\n".encode())
 
 
 if __name__ == "__main__":

@@ -46,8 +46,12 @@ async def test_two_nodes_handle_each_idempotency_key_once(
         by_key.setdefault(key_of[event_id], []).append(event_id)
     assert sorted(by_key) == sorted(keys)  # nothing lost: every key ran
     assert [k for k, ids in by_key.items() if len(ids) > 1] == []  # and none ran twice
-    pids = {pid for kind, _, _, pid in record.lines() if kind == "H"}
-    assert len(pids) == 2, "both nodes handled events"
     for proc in nodes:
         await stop_node(proc)
         assert proc.returncode == 0
+    # Both nodes took part. Which one runs a key is a race (the other's copies wait,
+    # then are skipped), so one node may run nearly every key: count what each acked.
+    acknowledged = {pid: count for kind, _, count, pid in record.lines() if kind == "A"}
+    assert sorted(acknowledged) == sorted(proc.pid for proc in nodes)
+    assert all(count > 0 for count in acknowledged.values()), acknowledged
+    assert sum(acknowledged.values()) >= len(events), acknowledged
