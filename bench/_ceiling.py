@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import math
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any
 
 import msgspec
@@ -80,7 +81,8 @@ async def run_ceiling(n: int, payloads: list[Any], payload_type: type, *, max_pe
     history: dict[tuple[str, str], list[Any]] = {}
     counters = {"running": 0, "processed": 0, "handled": 0, "group_in_flight": 0}
     buckets = [0] * (len(LATENCY_BUCKETS) + 1)
-    dedup: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+    dedup: dict[str, float] = {}  # key -> expiry: a lease's, or negated, a done key's (as the node's store)
+    monotonic_loop = type(loop).time is asyncio.BaseEventLoop.time  # as the timeout's watch
     slots: deque[list[int]] = deque()
     slot_end = [-math.inf]
     window_calls = [0]
@@ -114,11 +116,12 @@ async def run_ceiling(n: int, payloads: list[Any], payload_type: type, *, max_pe
             key = f"{binding}\x1f{event.idempotencykey or event.id}"
             now = time.monotonic()
             claimed = dedup.get(key)
-            if claimed is not None and claimed[1] > now:
+            if claimed is not None and abs(claimed) > now:
                 raise AssertionError("no duplicates on this path")
-            dedup[key] = (False, now + 60.0)
+            dedup[key] = now + 60.0
             if len(dedup) > 100_000:
-                dedup.popitem(last=False)
+                for old in list(itertools.islice(dedup, len(dedup) - 100_000 + 100_000 // 16)):
+                    del dedup[old]
             now = time.monotonic()
             deadline = now + 5.0
             if event.deadline is not None:
@@ -126,7 +129,7 @@ async def run_ceiling(n: int, payloads: list[Any], payload_type: type, *, max_pe
             attempt.deadline = deadline
             task = asyncio.current_task()
             assert task is not None
-            when = deadline - now + loop.time()
+            when = deadline if monotonic_loop else deadline - now + loop.time()
             watch[task] = when
             if when < due[0]:
                 due[0] = when
@@ -145,8 +148,8 @@ async def run_ceiling(n: int, payloads: list[Any], payload_type: type, *, max_pe
                 slot_end[0] = slot + 1.0
             slots[-1][1] += 1
             window_calls[0] += 1
-            dedup[key] = (True, time.monotonic() + 3600.0)
-            dedup.move_to_end(key)
+            dedup.pop(key, None)
+            dedup[key] = -(time.monotonic() + 3600.0)
             elapsed = time.perf_counter() - t0
             buckets[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
             if outcome.error is not None or outcome.emitted:
