@@ -138,10 +138,10 @@ class JetStreamDeadLetterStore:
             js = await self._js()
         except _Missing:
             return []  # read-only, and no letter was ever stored
-        subject = f"{self.prefix}.{_token(binding)}.*" if binding is not None else f"{self.prefix}.>"
+        within = f"{self.prefix}.{_token(binding)}." if binding is not None else f"{self.prefix}."
         # the `limit` oldest so far, newest on top: (-dead_at, -seq, letter)
         oldest: list[tuple[float, int, DeadLetter]] = []
-        async for seq, letter in self._read(js, subject):
+        async for seq, letter in self._read(js, within):
             if (binding is None or letter.binding == binding) and (type is None or letter.event_type == type):
                 item = (-letter.dead_at, -seq, letter)
                 if len(oldest) < limit:
@@ -151,9 +151,9 @@ class JetStreamDeadLetterStore:
         # Stream order is put order; a re-put moves a letter to the end, so sort.
         return [letter for _, _, letter in sorted(oldest, reverse=True)]
 
-    async def _read(self, js: Any, subject: str) -> AsyncIterator[tuple[int, DeadLetter]]:
-        """``(stream sequence, letter)`` of every letter on ``subject`` stored before
-        the call, in stream order: the sequences are read ``_BATCH`` at a time, their
+    async def _read(self, js: Any, within: str) -> AsyncIterator[tuple[int, DeadLetter]]:
+        """``(stream sequence, letter)`` of every letter whose subject starts with
+        ``within``, stored before the call, in stream order: the sequences are read ``_BATCH`` at a time, their
         requests pipelined. Reads only (no consumer: ``read_only`` holds); a sequence
         whose letter was replaced or deleted is skipped."""
         try:
@@ -162,7 +162,6 @@ class JetStreamDeadLetterStore:
             raise TransportError(f"cannot list dead letters in {self.stream}: {exc!r}") from exc
         if not state.messages:
             return
-        within = subject[:-1] if subject.endswith("*") else f"{self.prefix}."  # the subject's prefix
         for first in range(state.first_seq, state.last_seq + 1, _BATCH):
             seqs = range(first, min(first + _BATCH, state.last_seq + 1))
             for msg in await asyncio.gather(*(self._get(js, seq) for seq in seqs)):

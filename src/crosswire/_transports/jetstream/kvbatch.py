@@ -174,7 +174,7 @@ class BatchWriter:
             self._expire(first, end, f"the connection refused the write: {exc!r}", sent=False)
             return
         self.ticks += 1
-        asyncio.get_running_loop().call_later(self._timeout, self._expire, first, end, self._late)
+        self._loop.call_later(self._timeout, self._expire, first, end, self._late)
 
     def _on_frame(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> bool:
         """A pub-ack, straight from the read loop."""
@@ -238,7 +238,7 @@ class BatchWriter:
         if not claims:
             return
         if sent:
-            asyncio.get_running_loop().call_later(self._timeout, self._forget, first, end)
+            self._loop.call_later(self._timeout, self._forget, first, end)
         else:
             self._forget(first, end)
 
